@@ -1,0 +1,227 @@
+// sluice's public API: everything the `sluice` command does, as a library.
+//
+// A Migrator is bound to one database (SQLite file or PostgreSQL server). Each
+// call opens what it needs, does one lifecycle step and records it in the
+// state tables inside that database, so another process (or machine) can
+// pick up where this one stopped. Failed calls leave the database either
+// unchanged or in a state the same call resumes from; each method says which.
+//
+// Thread-safety: a Migrator may be used from one thread at a time. Separate
+// Migrators (in one process or many) coordinate through the database.
+//
+//   auto m = sluice::Migrator::Open({.db_url = "sqlite:app.db"});
+//   if (!m.ok()) die(m.status());
+//   Status s = (*m)->Start("migrations/002_rename.yaml");
+//   auto done = (*m)->Backfill("", {});
+//   auto report = (*m)->Verify("002_rename");
+//   if (report.ok() && report->passed) s = (*m)->Complete("002_rename");
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "sluice/status.h"
+
+namespace sluice {
+
+struct Options {
+  // sqlite:PATH, sqlite:///ABS/PATH, postgresql://..., or libpq key=value.
+  // Empty: only Lint without a database works.
+  std::string db_url;
+  // PostgreSQL schema for sluice's state tables.
+  std::string state_schema = "sluice";
+  // Recorded with every event; defaults to $USER@hostname.
+  std::string actor;
+  // SQLite only: create the file if it does not exist (the demo does).
+  bool create_database = false;
+};
+
+struct LintResult {
+  bool ok = true;
+  bool checked_against_database = false;
+  std::vector<std::string> errors;    // "file:line:col: error: ..."
+  std::vector<std::string> warnings;
+};
+
+struct PhaseSql {
+  std::string phase;  // start | backfill | complete | rollback
+  std::vector<std::string> statements;
+};
+
+struct PlanPreview {
+  std::string migration;
+  std::string version;
+  std::string database;  // "sqlite" | "postgres"
+  std::vector<PhaseSql> phases;
+  std::vector<std::string> warnings;
+};
+
+struct BackfillProgress {
+  std::string migration;
+  std::string table;
+  int64_t rows_done = 0;
+  int64_t rows_total = 0;
+  int64_t chunks = 0;
+  int64_t chunk_rows = 0;
+  double rows_per_second = 0;
+  double eta_seconds = -1;
+  std::string throttle;
+  bool done = false;
+};
+
+struct BackfillOptions {
+  // Override the plan's `backfill:` settings (and the defaults).
+  std::optional<int64_t> chunk_target_ms;
+  std::optional<int64_t> chunk_rows;
+  std::optional<int64_t> chunk_min_rows;
+  std::optional<int64_t> chunk_max_rows;
+  std::optional<double> max_rows_per_second;
+  std::function<void(const BackfillProgress&)> on_progress;
+  // Set from another thread (e.g. a SIGINT handler) to stop after the
+  // current chunk commits.
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+struct BackfillSummary {
+  std::vector<std::string> migrations;
+  int64_t rows = 0;        // rows rewritten by this call
+  double seconds = 0;
+};
+
+struct CheckResult {
+  std::string name;
+  std::string table;
+  std::string column;
+  bool passed = true;
+  bool skipped = false;
+  std::string summary;
+  std::vector<std::string> evidence;
+  int64_t checked = 0;
+  int64_t failures = 0;
+};
+
+struct VerifyResult {
+  std::string migration;
+  std::string at;
+  bool passed = true;
+  std::vector<CheckResult> checks;
+  std::string json;  // the report as stored in the state tables
+};
+
+struct MigrationInfo {
+  std::string name;
+  std::string phase;     // starting | active | completing | complete | rolling_back | rolled_back
+  std::string version;
+  std::string previous_version;
+  std::string live;      // old | new
+  std::string backfill;  // none | pending | running | done
+  int64_t rows_done = 0;
+  int64_t rows_total = 0;
+  std::vector<std::string> tables;
+  std::string created_at, updated_at, completed_at;
+  std::optional<bool> last_verify_passed;
+  std::string last_verify_at;
+  std::string version_hint;  // how an application selects the new version
+};
+
+struct MigrateOptions {
+  BackfillOptions backfill;
+  // Called before each lifecycle step of each plan ("start 002_x", ...).
+  std::function<void(const std::string& step, const std::string& migration)> on_step;
+};
+
+// A parameter for Session::Query: NULL, integer, real or text.
+using Param = std::variant<std::nullptr_t, int64_t, double, std::string>;
+
+struct Rows {
+  std::vector<std::string> columns;
+  std::vector<std::vector<std::optional<std::string>>> rows;  // nullopt = NULL
+  int64_t affected = 0;
+};
+
+// An application connection bound to one version of the schema, the way an
+// application deployed for that version would connect (SQLite: the
+// version's setup SQL on this connection; PostgreSQL: its search path).
+// Used by the demo and tests to act as "the old app" and "the new app".
+// One thread at a time.
+class Session {
+ public:
+  virtual ~Session() = default;
+  // One statement with $1..$n parameters.
+  virtual Result<Rows> Query(const std::string& sql, const std::vector<Param>& params = {}) = 0;
+  // One or more statements without parameters.
+  virtual Status Exec(const std::string& sql) = 0;
+};
+
+class Migrator {
+ public:
+  // Opens (but does not yet connect to) the database. kInvalidArgument for a
+  // malformed URL.
+  static Result<std::unique_ptr<Migrator>> Open(const Options& options);
+  ~Migrator();
+
+  // Validates a plan. With a database, also compiles it against the live
+  // schema and checks its expressions; changes nothing either way.
+  Result<LintResult> Lint(const std::string& plan_path);
+
+  // The exact SQL each phase would run, without running it.
+  Result<PlanPreview> Preview(const std::string& plan_path);
+
+  // Expand: additive objects, dual-write triggers, the new version's read
+  // path. On failure the database is unchanged (SQLite: one transaction;
+  // PostgreSQL: rerun converges). Idempotent for an already-started plan
+  // with identical text.
+  Status Start(const std::string& plan_path);
+
+  // Runs or resumes the backfill of `migration` ("" = every active one).
+  // Interrupted (cancel, crash, SIGKILL): rerun continues from the last
+  // committed chunk.
+  Result<BackfillSummary> Backfill(const std::string& migration, const BackfillOptions& options);
+
+  // Runs the verification checks and records the report. Read-only on the
+  // migrated tables. A failed check is not an error: see `passed`.
+  Result<VerifyResult> Verify(const std::string& migration);
+
+  // Moves the live read path to the new version, or back to the old one.
+  Status Switch(const std::string& migration, bool back);
+
+  // Contract. Refused (database unchanged) until the backfill is done.
+  Status Complete(const std::string& migration);
+
+  // Returns the database to its state before `start` (keeping rows the
+  // application wrote meanwhile, in the old shape). Any phase before
+  // complete.
+  Status Rollback(const std::string& migration);
+
+  // Every migration sluice knows about, oldest first.
+  Result<std::vector<MigrationInfo>> List();
+
+  // Applies the unapplied plans of `dir` in file-name order: start,
+  // backfill, verify, complete each, stopping at the first failure. Returns
+  // the names it completed.
+  Result<std::vector<std::string>> Migrate(const std::string& dir, const MigrateOptions& options);
+
+  // SQLite: the SQL an application connection runs to use `version`
+  // ("live" = the live version).
+  Result<std::string> VersionSetupSql(const std::string& version);
+
+  // Opens an application session on `version`: "" = the base tables (the
+  // oldest application), "live" = whatever version is live, or a version
+  // name.
+  Result<std::unique_ptr<Session>> Connect(const std::string& version);
+
+  const Options& options() const { return options_; }
+
+ private:
+  Migrator() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  Options options_;
+};
+
+}  // namespace sluice

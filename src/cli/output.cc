@@ -1,0 +1,149 @@
+#include "cli/output.h"
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+
+namespace sluice::cli {
+
+namespace {
+double NowSeconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+std::string FormatCount(int64_t n) {
+  std::string s = std::to_string(n < 0 ? -n : n);
+  std::string out;
+  int c = 0;
+  for (auto it = s.rbegin(); it != s.rend(); ++it) {
+    if (c && c % 3 == 0) out.insert(out.begin(), ',');
+    out.insert(out.begin(), *it);
+    ++c;
+  }
+  return (n < 0 ? "-" : "") + out;
+}
+
+std::string FormatDuration(double s) {
+  if (s < 0) return "?";
+  int64_t t = static_cast<int64_t>(s + 0.5);
+  if (t < 60) return fmt::format("{}s", t);
+  if (t < 3600) return fmt::format("{}m{:02}s", t / 60, t % 60);
+  return fmt::format("{}h{:02}m", t / 3600, (t % 3600) / 60);
+}
+
+std::string Bar(double f, int width) {
+  if (f < 0) f = 0;
+  if (f > 1) f = 1;
+  int full = static_cast<int>(f * width + 0.5);
+  return std::string(static_cast<size_t>(full), '#') + std::string(static_cast<size_t>(width - full), '-');
+}
+
+ProgressPrinter::ProgressPrinter(bool tty) : tty_(tty) {}
+
+void ProgressPrinter::Update(const BackfillProgress& p) {
+  double now = NowSeconds();
+  if (!tty_ && !p.done && now - last_print_ < 2.0) return;
+  last_print_ = now;
+  double frac = p.rows_total > 0 ? static_cast<double>(p.rows_done) / static_cast<double>(p.rows_total) : 1.0;
+  std::string line = fmt::format("  {} [{}] {:5.1f}%  {}/{} rows  {} rows/s  ETA {}  chunk {}{}", p.table,
+                                 Bar(frac, 24), frac * 100, FormatCount(p.rows_done), FormatCount(p.rows_total),
+                                 FormatCount(static_cast<int64_t>(p.rows_per_second)),
+                                 p.done ? "0s" : FormatDuration(p.eta_seconds), FormatCount(p.chunk_rows),
+                                 p.throttle.empty() ? "" : "  throttled: " + p.throttle);
+  if (tty_) {
+    fmt::print(stdout, "\r\033[K{}", line);
+    drawn_ = true;
+  } else {
+    fmt::print(stdout, "{}\n", line);
+  }
+  std::fflush(stdout);
+}
+
+void ProgressPrinter::Finish() {
+  if (tty_ && drawn_) fmt::print(stdout, "\n");
+  drawn_ = false;
+}
+
+void PrintVerify(const VerifyResult& r) {
+  fmt::print("verification of {} at {}: {}\n", r.migration, r.at, r.passed ? "PASSED" : "FAILED");
+  for (const auto& c : r.checks) {
+    const char* mark = c.skipped ? "skip" : (c.passed ? " ok " : "FAIL");
+    std::string what = c.table + (c.column.empty() ? "" : "." + c.column);
+    fmt::print("  [{}] {:<11} {:<28} {}\n", mark, c.name, what, c.summary);
+    for (const auto& e : c.evidence) fmt::print("         {}\n", e);
+  }
+}
+
+std::string VerifyJson(const VerifyResult& r) { return r.json; }
+
+void PrintStatus(const std::vector<MigrationInfo>& list) {
+  if (list.empty()) {
+    fmt::print("no migrations yet\n");
+    return;
+  }
+  for (const auto& m : list) {
+    fmt::print("{}  phase: {}  version: {}  reads: {} version\n", m.name, m.phase, m.version, m.live);
+    if (m.backfill != "none") {
+      double f = m.rows_total > 0 ? static_cast<double>(m.rows_done) / static_cast<double>(m.rows_total) : 0;
+      fmt::print("  backfill: {} ({}/{} rows, {:.1f}%)\n", m.backfill, FormatCount(m.rows_done),
+                 FormatCount(m.rows_total), f * 100);
+    }
+    if (m.last_verify_passed) {
+      fmt::print("  last verification: {} at {}\n", *m.last_verify_passed ? "passed" : "FAILED", m.last_verify_at);
+    } else if (m.phase == "active") {
+      fmt::print("  last verification: never\n");
+    }
+    if (!m.tables.empty()) {
+      std::string t;
+      for (const auto& x : m.tables) t += (t.empty() ? "" : ", ") + x;
+      fmt::print("  tables: {}\n", t);
+    }
+    if (m.phase == "active") fmt::print("  new version: {}\n", m.version_hint);
+  }
+}
+
+std::string StatusJson(const std::vector<MigrationInfo>& list) {
+  nlohmann::json j = nlohmann::json::array();
+  for (const auto& m : list) {
+    nlohmann::json e = {{"name", m.name},
+                        {"phase", m.phase},
+                        {"version", m.version},
+                        {"previous_version", m.previous_version},
+                        {"live", m.live},
+                        {"backfill", {{"state", m.backfill}, {"rows_done", m.rows_done}, {"rows_total", m.rows_total}}},
+                        {"tables", m.tables},
+                        {"created_at", m.created_at},
+                        {"updated_at", m.updated_at},
+                        {"completed_at", m.completed_at}};
+    if (m.last_verify_passed) {
+      e["last_verification"] = {{"passed", *m.last_verify_passed}, {"at", m.last_verify_at}};
+    } else {
+      e["last_verification"] = nullptr;
+    }
+    j.push_back(e);
+  }
+  return j.dump(2);
+}
+
+void PrintPreview(const PlanPreview& p) {
+  fmt::print("-- migration {} (version {}) on {}\n", p.migration, p.version, p.database);
+  for (const auto& w : p.warnings) fmt::print("-- {}\n", w);
+  for (const auto& ph : p.phases) {
+    fmt::print("\n-- == {} ==\n", ph.phase);
+    if (ph.statements.empty()) fmt::print("-- (nothing)\n");
+    for (const auto& s : ph.statements) fmt::print("{};\n", s);
+  }
+}
+
+std::string PreviewJson(const PlanPreview& p) {
+  nlohmann::json j = {{"migration", p.migration}, {"version", p.version}, {"database", p.database},
+                      {"warnings", p.warnings}};
+  j["phases"] = nlohmann::json::object();
+  for (const auto& ph : p.phases) j["phases"][ph.phase] = ph.statements;
+  return j.dump(2);
+}
+
+}  // namespace sluice::cli

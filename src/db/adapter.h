@@ -1,0 +1,177 @@
+// The adapter interface: the only way the engine, backfill and verify reach a
+// database. SQLite and PostgreSQL implement it (src/db/sqlite, src/db/postgres)
+// and only src/db/open.cc knows they exist.
+//
+//   Dialect     pure SQL rendering and capability questions; no I/O, so the
+//               dry run (`sluice plan`) and unit tests use it without a server.
+//   Connection  one session: queries, transactions, introspection, locks.
+//   Adapter     a factory bound to one database URL.
+//
+// Errors: nothing throws. Every fallible method returns a Status whose code
+// says what to do next (see include/sluice/status.h): kUnavailable when the
+// connection was lost (reconnect and retry), kAborted for serialization
+// failures and deadlocks (retry the transaction), kInDoubt when a COMMIT's
+// outcome is unknown (re-read state before retrying). detail() carries the
+// SQLSTATE or SQLite extended code.
+//
+// Thread-safety: a Connection is used by one thread at a time. Adapters and
+// Dialects are immutable and may be shared.
+//
+// Capabilities are added by appending virtual methods with a default, so an
+// out-of-tree adapter keeps compiling.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "db/change.h"
+#include "db/schema.h"
+#include "db/value.h"
+#include "sluice/status.h"
+
+namespace sluice::db {
+
+class Dialect {
+ public:
+  virtual ~Dialect() = default;
+
+  // "sqlite" or "postgres".
+  virtual std::string_view name() const = 0;
+
+  // True when DDL is transactional, so a whole phase can be one transaction.
+  virtual bool transactional_ddl() const = 0;
+  // True when each version has its own namespace the application can pick
+  // (PostgreSQL schemas); false when versions are reached some other way.
+  virtual bool versioned_namespaces() const = 0;
+  // True when several backfill workers may write the same table at once.
+  virtual bool parallel_backfill() const = 0;
+
+  // Refuses a step this database cannot express, with the reason
+  // (kFailedPrecondition). The engine adds the operation and location.
+  virtual Status CheckSupported(const Step& step) const = 0;
+
+  // The exact statements that perform `step`, in order.
+  virtual std::vector<Statement> Render(const Step& step) const = 0;
+
+  // Identifier quoting; a table reference in the migrated schema.
+  virtual std::string Quote(std::string_view ident) const;
+  virtual std::string Table(std::string_view table) const = 0;
+
+  // Physical name for the new copy of column `logical`.
+  virtual std::string NewColumnName(std::string_view logical) const;
+
+  // `a` equals `b`, treating two NULLs as equal.
+  virtual std::string NullSafeEqual(std::string_view a, std::string_view b) const = 0;
+
+  // True when `expr` may return a different value each time it runs
+  // (random(), now(), ...). Such `up` results cannot be verified exactly.
+  virtual bool IsVolatile(std::string_view expr) const = 0;
+
+  // sluice's state tables: a reference to one of them ("migrations",
+  // "events", ...), and the statements that create them if missing.
+  virtual std::string StateTable(std::string_view base) const = 0;
+  virtual std::vector<std::string> StateSchema() const = 0;
+
+  // Statements a backfill session runs once after connecting, so that the
+  // dual-write triggers skip rows the backfill rewrites itself.
+  virtual std::vector<std::string> BackfillSessionSetup() const { return {}; }
+
+  // Relations through which the old and the new version read `table`.
+  virtual std::string OldReadPath(const VersionSpec& version, const TableMapping& table) const = 0;
+  virtual std::string NewReadPath(const VersionSpec& version, const TableMapping& table) const = 0;
+
+  // Appended to a SELECT that reads a row the transaction will update
+  // (" FOR UPDATE" where row locks exist).
+  virtual std::string LockRowsClause() const { return ""; }
+
+  // How an application session selects `version` (for docs and `status`).
+  virtual std::string VersionSelectHint(const std::string& version) const = 0;
+
+  // A deterministic 64-bit hash expression over the given SQL expressions
+  // (verification). Empty when the dialect cannot hash in the database.
+  virtual std::string RowHash(const std::vector<std::string>& exprs) const { return {}; }
+};
+
+// Result of trying to take a named lock that serialises sluice processes.
+struct LockAttempt {
+  bool acquired = false;
+  std::string holder;  // who holds it when not acquired (pid, host, since)
+};
+
+class Connection {
+ public:
+  virtual ~Connection() = default;
+
+  virtual const Dialect& dialect() const = 0;
+
+  // Runs one statement with $1..$n parameters and returns its rows.
+  virtual Result<QueryResult> Query(std::string_view sql, const std::vector<Value>& params = {}) = 0;
+  // Runs one or more statements without parameters or results.
+  virtual Status Exec(std::string_view sql) = 0;
+  // Runs a rendered statement, honouring its guard, lock and schema flags.
+  virtual Status Execute(const Statement& stmt) = 0;
+
+  // Transactions. Begin takes the write lock up front where the database
+  // has one (SQLite BEGIN IMMEDIATE). Commit returns kInDoubt when the
+  // connection broke during COMMIT.
+  virtual Status Begin() = 0;
+  // A read-only transaction over one consistent snapshot (verification).
+  virtual Status BeginSnapshot() = 0;
+  virtual Status Commit() = 0;
+  virtual Status Rollback() = 0;
+  virtual bool in_transaction() const = 0;
+
+  // The migrated schema, excluding sluice's own objects.
+  virtual Result<Schema> Introspect() = 0;
+
+  // Re-establishes a lost connection (session settings are re-applied).
+  virtual Status Reconnect() = 0;
+
+  // Takes the named lock for the life of this connection, or reports who
+  // holds it. Never blocks.
+  virtual Result<LockAttempt> TryLock(const std::string& name) = 0;
+  virtual Status Unlock(const std::string& name) = 0;
+
+  // A printable description of the target without secrets.
+  virtual std::string Describe() const = 0;
+};
+
+class Adapter {
+ public:
+  virtual ~Adapter() = default;
+  virtual const Dialect& dialect() const = 0;
+  // Opens a new session. kUnavailable if the database cannot be reached,
+  // kInvalidArgument for a malformed URL.
+  virtual Result<std::unique_ptr<Connection>> Connect() = 0;
+  virtual std::string Describe() const = 0;
+};
+
+struct OpenOptions {
+  // PostgreSQL: schema holding sluice's state tables.
+  std::string state_schema = "sluice";
+  // SQLite: create the database file when it does not exist (demo only;
+  // otherwise a mistyped path is an error, not a new empty database).
+  bool create = false;
+};
+
+// Chooses and configures an adapter from a database URL:
+//   sqlite:PATH, sqlite:///abs/path.db, or a path ending in .db/.sqlite/.sqlite3
+//   postgresql://..., postgres://..., libpq "key=value" strings.
+// kInvalidArgument names what is wrong with an unusable URL.
+Result<std::unique_ptr<Adapter>> OpenAdapter(const std::string& url, const OpenOptions& options = {});
+
+// Runs `fn` inside Begin/Commit; rolls back if `fn` or Commit fails.
+template <typename Fn>
+Status InTransaction(Connection& conn, Fn&& fn) {
+  SLUICE_RETURN_IF_ERROR(conn.Begin());
+  Status s = fn();
+  if (!s.ok()) {
+    conn.Rollback().IgnoreError();
+    return s;
+  }
+  return conn.Commit();
+}
+
+}  // namespace sluice::db

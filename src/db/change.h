@@ -1,0 +1,252 @@
+// The change vocabulary between the engine and the adapters.
+//
+// The engine compiles a plan against a schema snapshot into ordered Steps
+// for each phase (start, complete, rollback) plus backfill tasks and the
+// description of the new version (VersionSpec). It decides *what* happens
+// and *when*; each adapter's Dialect decides *how*, rendering a Step into
+// the exact statements for its database. `sluice plan` prints those same
+// statements, so a dry run shows precisely what would run.
+//
+// All names in Steps are physical names. Expressions (up/down, checks,
+// defaults, predicates) are the plan's SQL text, passed through untouched
+// except where a step says it has been rewritten to physical names.
+#pragma once
+
+#include <optional>
+#include <set>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "db/schema.h"
+
+namespace sluice::db {
+
+struct IdentitySpec {
+  bool always = true;  // ALWAYS vs BY DEFAULT
+  std::string sequence_options;
+};
+
+struct ColumnSpec {
+  std::string name;
+  std::string type;
+  bool not_null = false;
+  bool pk = false;      // only in CreateTable
+  bool unique = false;  // only in CreateTable
+  std::optional<std::string> default_expr;
+  std::optional<std::string> comment;
+  std::optional<std::string> generated_expr;  // GENERATED ALWAYS AS (...) STORED
+  std::optional<IdentitySpec> identity;
+  std::vector<CheckSpec> checks;
+  std::vector<ForeignKeySpec> references;
+  // Non-empty: the column is NOT NULL for new writes through a guard of this
+  // name (no table scan at start); complete makes it a real NOT NULL.
+  std::string not_null_guard;
+};
+
+struct IndexElement {
+  std::string column;   // physical column
+  std::string collate;
+  std::string opclass;
+  std::vector<std::string> opclass_params;
+  std::string sort;     // "", ASC, DESC
+  std::string nulls;    // "", FIRST, LAST
+};
+
+struct IndexSpec {
+  std::string name;
+  std::string table;
+  std::vector<IndexElement> elements;
+  bool unique = false;
+  bool nulls_not_distinct = false;
+  std::string method;
+  std::string predicate;
+  std::string storage_parameters;
+  std::string tablespace;
+  std::vector<std::string> include;
+  // When set, the database's own definition of an index being copied onto a
+  // new column (already rewritten to the new names); used instead of the
+  // fields above so no property of the original is lost.
+  std::string raw_definition;
+};
+
+struct TableConstraintSpec {
+  enum class Type { kPrimaryKey, kUnique, kCheck, kForeignKey, kExclude };
+  std::string name;
+  Type type = Type::kUnique;
+  std::vector<std::string> columns;
+  std::string check;
+  std::optional<ForeignKeySpec> fk;
+  std::string exclude_method;
+  std::string exclude_elements;
+  std::string exclude_predicate;
+  bool deferrable = false;
+  bool initially_deferred = false;
+  bool nulls_not_distinct = false;
+  bool no_inherit = false;
+  std::string storage_parameters;
+  std::string tablespace;
+  std::vector<std::string> include;
+};
+
+// old column := down(new row), for writes through the new version.
+struct Backward {
+  std::string target;  // physical column of the old version
+  std::string expr;    // over the new version's logical column names
+  std::string origin;  // "plan.yaml:7:5: operation #2 (alter_column)"
+};
+
+// new column := up(old row), for writes through the old version.
+struct Forward {
+  std::string target;            // physical column of the new version
+  std::string expr;              // over the old version's column names
+  std::set<std::string> reads;   // old columns the expression may read
+  bool volatile_expr = false;    // up calls random(), now(), ...: not comparable
+  std::string origin;            // "plan.yaml:7:5: operation #2 (alter_column)"
+};
+
+struct ColumnMapping {
+  std::string logical;   // name in the new version
+  std::string physical;  // column of the physical table
+  std::optional<std::string> default_expr;  // carried onto the version view
+  bool not_null = false;  // enforced for writes through the new version
+  std::string type;
+  bool exists_before = true;  // the physical column exists before start
+};
+
+// How one table of the new version maps onto its physical table, and how
+// writes flow between the versions.
+struct TableMapping {
+  std::string logical;      // table name in the new version
+  std::string physical;     // physical table
+  bool created = false;     // created by this migration
+  bool changed = false;     // shape or name differs from the old version
+  std::vector<ColumnMapping> columns;      // new version, in order
+  std::vector<std::string> old_columns;    // old version's columns (physical)
+  std::vector<std::string> key;            // physical key columns
+  std::vector<Forward> forward;
+  std::vector<Backward> backward;
+  std::vector<std::string> not_null_guards;  // physical columns guarded NOT NULL
+
+  bool has_dual_write() const { return !forward.empty() || !backward.empty(); }
+};
+
+// The new version published by a migration.
+struct VersionSpec {
+  std::string name;              // version name (PostgreSQL schema suffix)
+  std::string migration;
+  std::string previous;          // previous version name, "" for the base
+  std::vector<TableMapping> tables;  // every table of the new version
+};
+
+// --- steps -----------------------------------------------------------------
+
+struct CreateTableStep {
+  std::string table;
+  std::vector<ColumnSpec> columns;
+  std::vector<TableConstraintSpec> constraints;
+  std::optional<std::string> comment;
+};
+struct DropTableStep { std::string table; };
+struct RenameTableStep { std::string from, to; };
+struct AddColumnStep {
+  std::string table;
+  ColumnSpec column;  // not_null only when a non-volatile default makes it legal
+};
+struct DropColumnStep { std::string table, column; };
+struct RenameColumnStep { std::string table, from, to; };
+struct SetDefaultStep {
+  std::string table, column;
+  std::optional<std::string> expr;  // nullopt drops the default
+};
+struct SetCommentStep {
+  std::string table, column;  // column empty: the table's comment
+  std::optional<std::string> comment;
+};
+// Enforces NOT NULL on `column` for new writes without scanning the table.
+struct AddNotNullGuardStep { std::string table, column, guard_name; };
+// Proves no NULL remains and makes the column NOT NULL for good.
+struct FinalizeNotNullStep { std::string table, column, guard_name; };
+struct DropNotNullGuardStep { std::string table, column, guard_name; };
+struct DropNotNullStep { std::string table, column; };
+// CHECK or FOREIGN KEY, added without validating existing rows when
+// `not_valid` (validated at complete).
+struct AddCheckStep { std::string table; CheckSpec check; bool not_valid = true; };
+struct AddForeignKeyStep { std::string table; ForeignKeySpec fk; bool not_valid = true; };
+struct ValidateConstraintStep { std::string table, name; };
+struct CreateIndexStep { IndexSpec index; };
+struct DropIndexStep { std::string table, name; };
+// Gives a copied index its original name. Databases without ALTER INDEX
+// RENAME rebuild it from `rebuild_sql`.
+struct RenameIndexStep { std::string table, from, to, rebuild_sql; };
+// Turns a unique index built at start into a named constraint (complete).
+struct AttachIndexConstraintStep {
+  std::string table, name, index;
+  bool primary_key = false;
+  bool deferrable = false, initially_deferred = false;
+};
+struct AddTableConstraintStep { std::string table; TableConstraintSpec constraint; };
+struct DropConstraintStep { std::string table, name; };
+struct RenameConstraintStep { std::string table, from, to; };
+struct SetReplicaIdentityStep {
+  std::string table;
+  std::string type;   // DEFAULT, FULL, NOTHING, INDEX
+  std::string index;
+};
+struct RawSqlStep { std::string sql; };
+// Dual-write triggers on one physical table (both directions).
+struct CreateDualWriteStep { std::string migration, version; TableMapping table; };
+struct DropDualWriteStep { std::string migration; TableMapping table; };
+// The new version's read path (schema of views / version views).
+struct CreateVersionStep { VersionSpec version; };
+// After contract: the version now maps onto final physical names.
+struct FinalizeVersionStep { VersionSpec version; };
+struct DropVersionStep { VersionSpec version; };
+// Points the "live" alias at `version` (the new version, or its previous one
+// for `switch --back`). `spec` describes the version being made live.
+struct SetLiveStep { std::string version; VersionSpec spec; };
+
+using StepBody =
+    std::variant<CreateTableStep, DropTableStep, RenameTableStep, AddColumnStep, DropColumnStep,
+                 RenameColumnStep, SetDefaultStep, SetCommentStep, AddNotNullGuardStep,
+                 FinalizeNotNullStep, DropNotNullStep, AddCheckStep, AddForeignKeyStep,
+                 DropNotNullGuardStep, ValidateConstraintStep, CreateIndexStep, DropIndexStep,
+                 RenameIndexStep, AttachIndexConstraintStep,
+                 AddTableConstraintStep, DropConstraintStep, RenameConstraintStep,
+                 SetReplicaIdentityStep, RawSqlStep, CreateDualWriteStep, DropDualWriteStep,
+                 CreateVersionStep, FinalizeVersionStep, DropVersionStep, SetLiveStep>;
+
+struct Step {
+  StepBody body;
+  std::string origin;  // "operation #2 (alter_column)" for messages
+  // Rollback steps: index of the start step this one undoes, so a start
+  // that stopped half-way is undone exactly as far as it got.
+  int undoes = -1;
+};
+
+// A statement the adapter will execute for a step.
+struct Statement {
+  std::string sql;
+  // Must run outside a transaction (CREATE INDEX CONCURRENTLY).
+  bool outside_transaction = false;
+  // Takes a strong lock on a live table: run with a short lock timeout and
+  // bounded retries (PostgreSQL).
+  bool needs_lock = false;
+  // Optional query run first in the same transaction; if it returns a row,
+  // the statement is not run and the step fails with guard_message.
+  std::string guard_sql;
+  std::string guard_message;
+  // SQLite: the statement edits sqlite_schema directly; the adapter bumps
+  // the schema cookie so every connection reloads the schema.
+  bool schema_edit = false;
+};
+
+// Backfill work for one physical table: rewrite `assignments` for every row
+// whose key existed when the backfill started.
+struct BackfillTask {
+  std::string table;
+  std::vector<std::string> key;
+  std::vector<Forward> assignments;
+};
+
+}  // namespace sluice::db

@@ -1,0 +1,53 @@
+// The one place that knows which adapters exist: it turns a database URL into
+// an adapter. Everything else sees only db::Adapter.
+#include <cstdlib>
+
+#include "common/sql_text.h"
+#include "db/adapter.h"
+#include "db/postgres/postgres_adapter.h"
+#include "db/sqlite/sqlite_adapter.h"
+
+namespace sluice::db {
+namespace {
+
+bool StartsWith(const std::string& s, std::string_view p) { return s.rfind(p, 0) == 0; }
+bool EndsWith(const std::string& s, std::string_view p) {
+  return s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Adapter>> OpenAdapter(const std::string& url, const OpenOptions& options) {
+  if (StartsWith(url, "sqlite:")) {
+    std::string rest = url.substr(7);
+    std::string path;
+    if (StartsWith(rest, "///")) {
+      path = rest.substr(2);  // sqlite:///abs/path -> /abs/path
+    } else if (StartsWith(rest, "//")) {
+      return InvalidArgument("SQLite URL '" + url +
+                             "' is ambiguous: use sqlite:relative/path.db or sqlite:///absolute/path.db");
+    } else {
+      path = rest;
+    }
+    if (path.empty()) return InvalidArgument("SQLite URL '" + url + "' names no file");
+    return MakeSqliteAdapter({path, options.create, 10000});
+  }
+  if (StartsWith(url, "postgresql://") || StartsWith(url, "postgres://") || url.find('=') != std::string::npos) {
+    return MakePostgresAdapter({url, options.state_schema});
+  }
+  if (EndsWith(url, ".db") || EndsWith(url, ".sqlite") || EndsWith(url, ".sqlite3")) {
+    return MakeSqliteAdapter({url, options.create, 10000});
+  }
+  if (url.empty()) {
+    if (std::getenv("PGHOST") || std::getenv("PGDATABASE") || std::getenv("PGSERVICE")) {
+      return MakePostgresAdapter({"", options.state_schema});
+    }
+    return InvalidArgument("no database given: pass --db URL or set SLUICE_DB (e.g. sqlite:app.db or "
+                           "postgresql://user@host/db)");
+  }
+  return InvalidArgument("unrecognised database URL '" + url +
+                         "': use sqlite:PATH, sqlite:///ABSOLUTE/PATH, postgresql://... or a libpq "
+                         "'key=value' string");
+}
+
+}  // namespace sluice::db

@@ -1,0 +1,513 @@
+#include "db/sqlite/sqlite_adapter.h"
+
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <map>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <set>
+
+#include "common/sql_text.h"
+#include "db/sqlite/sqlite_dialect.h"
+
+namespace sluice::db {
+namespace {
+
+std::string NowIso() {
+  auto now = std::chrono::system_clock::now();
+  std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[40];
+  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string HostName() {
+  char buf[256] = {0};
+  gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+Status FromSqlite(sqlite3* db, int rc, std::string_view context) {
+  int ext = db ? sqlite3_extended_errcode(db) : rc;
+  std::string msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  std::string detail = std::string(sqlite3_errstr(ext)) + " (" + std::to_string(ext) + ")";
+  std::string full = context.empty() ? msg : std::string(context) + ": " + msg;
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return Status(StatusCode::kAborted, full + " (the database is locked by another connection)", detail);
+    case SQLITE_CONSTRAINT:
+      return Status(StatusCode::kFailedPrecondition, full, detail);
+    case SQLITE_INTERRUPT:
+      return Status(StatusCode::kCancelled, full, detail);
+    case SQLITE_CANTOPEN:
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_PROTOCOL:
+      return Status(StatusCode::kUnavailable, full, detail);
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT:
+      return Status(StatusCode::kFailedPrecondition, full, detail);
+    default:
+      return Status(StatusCode::kInvalidArgument, full, detail);
+  }
+}
+
+// sluice_hash(v1, v2, ...): XXH3-64 over every argument's type tag, length
+// and bytes, so ('x0','y') and ('x','0y') differ and NULL differs from ''.
+void SluiceHash(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  XXH3_state_t* st = XXH3_createState();
+  XXH3_64bits_reset(st);
+  for (int i = 0; i < argc; ++i) {
+    int type = sqlite3_value_type(argv[i]);
+    unsigned char tag = static_cast<unsigned char>(type);
+    const void* data = nullptr;
+    int64_t len = 0;
+    std::string num;
+    if (type == SQLITE_NULL) {
+      tag = 'N';
+    } else if (type == SQLITE_BLOB) {
+      tag = 'B';
+      data = sqlite3_value_blob(argv[i]);
+      len = sqlite3_value_bytes(argv[i]);
+    } else {
+      // Text, integer and real all hash through their text form so that the
+      // same value hashes alike whatever its storage class.
+      tag = 'V';
+      data = sqlite3_value_text(argv[i]);
+      len = sqlite3_value_bytes(argv[i]);
+    }
+    XXH3_64bits_update(st, &tag, 1);
+    XXH3_64bits_update(st, &len, sizeof len);
+    if (len > 0) XXH3_64bits_update(st, data, static_cast<size_t>(len));
+  }
+  XXH64_hash_t h = XXH3_64bits_digest(st);
+  XXH3_freeState(st);
+  sqlite3_result_int64(ctx, static_cast<sqlite3_int64>(h));
+}
+
+class SqliteConnection : public Connection {
+ public:
+  SqliteConnection(const SqliteDialect& d, SqliteOptions o) : dialect_(d), opts_(std::move(o)) {}
+  ~SqliteConnection() override {
+    for (const auto& l : std::set<std::string>(locks_)) Unlock(l).IgnoreError();
+    if (db_) sqlite3_close_v2(db_);
+  }
+
+  Status Open() {
+    if (sqlite3_libversion_number() < 3035000) {
+      return FailedPrecondition(std::string("sluice needs SQLite 3.35 or newer (ALTER TABLE DROP COLUMN); this is ") +
+                                sqlite3_libversion());
+    }
+    struct stat sb;
+    if (!opts_.create && stat(opts_.path.c_str(), &sb) != 0) {
+      return NotFound("SQLite database file '" + opts_.path + "' does not exist");
+    }
+    int flags = SQLITE_OPEN_READWRITE | (opts_.create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
+    int rc = sqlite3_open_v2(opts_.path.c_str(), &db_, flags, nullptr);
+    if (rc != SQLITE_OK) {
+      Status s = FromSqlite(db_, rc, "cannot open '" + opts_.path + "'");
+      sqlite3_close_v2(db_);
+      db_ = nullptr;
+      return Status(StatusCode::kUnavailable, s.message(), s.detail());
+    }
+    sqlite3_extended_result_codes(db_, 1);
+    sqlite3_busy_timeout(db_, opts_.busy_timeout_ms);
+    sqlite3_create_function_v2(db_, "sluice_hash", -1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr, SluiceHash,
+                               nullptr, nullptr, nullptr);
+    // Fails here, not later, when the file is not a database.
+    auto r = Query("SELECT count(*) FROM sqlite_schema", {});
+    if (!r.ok()) return r.status().WithContext("'" + opts_.path + "' is not a usable SQLite database");
+    return Status::Ok();
+  }
+
+  const Dialect& dialect() const override { return dialect_; }
+
+  Result<QueryResult> Query(std::string_view sql, const std::vector<Value>& params) override {
+    if (!db_) return Unavailable("connection is closed");
+    sqlite3_stmt* st = nullptr;
+    int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &st, nullptr);
+    if (rc != SQLITE_OK) return FromSqlite(db_, rc, "");
+    QueryResult out;
+    int n = sqlite3_bind_parameter_count(st);
+    for (int i = 1; i <= n; ++i) {
+      const char* name = sqlite3_bind_parameter_name(st, i);
+      size_t idx = static_cast<size_t>(i - 1);
+      if (name && (name[0] == '$' || name[0] == '?')) idx = static_cast<size_t>(std::atoi(name + 1) - 1);
+      if (idx >= params.size()) {
+        sqlite3_finalize(st);
+        return Internal("statement needs parameter " + std::to_string(idx + 1) + " but only " +
+                        std::to_string(params.size()) + " were given");
+      }
+      const Value& v = params[idx];
+      switch (v.type) {
+        case Value::Type::kNull: rc = sqlite3_bind_null(st, i); break;
+        case Value::Type::kInt: rc = sqlite3_bind_int64(st, i, std::strtoll(v.text.c_str(), nullptr, 10)); break;
+        case Value::Type::kReal: rc = sqlite3_bind_double(st, i, std::strtod(v.text.c_str(), nullptr)); break;
+        case Value::Type::kText:
+          rc = sqlite3_bind_text(st, i, v.text.data(), static_cast<int>(v.text.size()), SQLITE_TRANSIENT);
+          break;
+        case Value::Type::kBlob:
+          rc = sqlite3_bind_blob(st, i, v.text.data(), static_cast<int>(v.text.size()), SQLITE_TRANSIENT);
+          break;
+      }
+      if (rc != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return FromSqlite(db_, rc, "bind");
+      }
+    }
+    int cols = sqlite3_column_count(st);
+    for (int c = 0; c < cols; ++c) out.columns.push_back(sqlite3_column_name(st, c));
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+      Row row;
+      row.reserve(static_cast<size_t>(cols));
+      for (int c = 0; c < cols; ++c) {
+        Value v;
+        switch (sqlite3_column_type(st, c)) {
+          case SQLITE_NULL: break;
+          case SQLITE_INTEGER: v = Value::Int(sqlite3_column_int64(st, c)); break;
+          case SQLITE_FLOAT:
+            v.type = Value::Type::kReal;
+            v.text = reinterpret_cast<const char*>(sqlite3_column_text(st, c));
+            break;
+          case SQLITE_BLOB: {
+            v.type = Value::Type::kBlob;
+            const char* p = static_cast<const char*>(sqlite3_column_blob(st, c));
+            v.text.assign(p ? p : "", static_cast<size_t>(sqlite3_column_bytes(st, c)));
+            break;
+          }
+          default: {
+            v.type = Value::Type::kText;
+            const char* p = reinterpret_cast<const char*>(sqlite3_column_text(st, c));
+            v.text.assign(p ? p : "", static_cast<size_t>(sqlite3_column_bytes(st, c)));
+          }
+        }
+        row.push_back(std::move(v));
+      }
+      out.rows.push_back(std::move(row));
+    }
+    if (rc != SQLITE_DONE) {
+      Status s = FromSqlite(db_, rc, "");
+      sqlite3_finalize(st);
+      return s;
+    }
+    out.affected = sqlite3_changes64(db_);
+    sqlite3_finalize(st);
+    return out;
+  }
+
+  Status Exec(std::string_view sql) override {
+    if (!db_) return Unavailable("connection is closed");
+    std::string s(sql);
+    char* err = nullptr;
+    int rc = sqlite3_exec(db_, s.c_str(), nullptr, nullptr, &err);
+    if (err) sqlite3_free(err);
+    if (rc != SQLITE_OK) return FromSqlite(db_, rc, "");
+    return Status::Ok();
+  }
+
+  Status Execute(const Statement& stmt) override {
+    if (!stmt.guard_sql.empty()) {
+      auto r = Query(stmt.guard_sql, {});
+      if (!r.ok()) return r.status();
+      if (!r->rows.empty()) return FailedPrecondition(stmt.guard_message);
+    }
+    if (!stmt.schema_edit) return Exec(stmt.sql);
+    // A direct edit of sqlite_schema (documented procedure for changes that
+    // leave the stored rows valid): bump the schema cookie so every
+    // connection, this one included, reloads the schema.
+    auto v = Query("PRAGMA schema_version", {});
+    if (!v.ok()) return v.status();
+    int64_t version = v->Scalar().AsInt();
+    SLUICE_RETURN_IF_ERROR(Exec("PRAGMA writable_schema = ON"));
+    Status s = Exec(stmt.sql);
+    if (s.ok()) s = Exec("PRAGMA schema_version = " + std::to_string(version + 1));
+    Status off = Exec("PRAGMA writable_schema = OFF");
+    SLUICE_RETURN_IF_ERROR(s);
+    return off;
+  }
+
+  Status Begin() override {
+    SLUICE_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    in_txn_ = true;
+    return Status::Ok();
+  }
+  Status BeginSnapshot() override {
+    // A deferred transaction's first read fixes its snapshot (WAL mode).
+    SLUICE_RETURN_IF_ERROR(Exec("BEGIN DEFERRED"));
+    in_txn_ = true;
+    return Status::Ok();
+  }
+  Status Commit() override {
+    Status s = Exec("COMMIT");
+    if (s.ok() || sqlite3_get_autocommit(db_)) in_txn_ = false;
+    return s;
+  }
+  Status Rollback() override {
+    in_txn_ = false;
+    if (sqlite3_get_autocommit(db_)) return Status::Ok();
+    return Exec("ROLLBACK");
+  }
+  bool in_transaction() const override { return in_txn_; }
+
+  Result<Schema> Introspect() override;
+
+  Status Reconnect() override {
+    if (db_) sqlite3_close_v2(db_);
+    db_ = nullptr;
+    in_txn_ = false;
+    return Open();
+  }
+
+  Result<LockAttempt> TryLock(const std::string& name) override {
+    LockAttempt out;
+    const std::string host = HostName();
+    const int64_t pid = getpid();
+    Status s = InTransaction(*this, [&]() -> Status {
+      auto r = Query("SELECT holder, pid, host FROM \"_sluice_locks\" WHERE name = $1", {Value::Text(name)});
+      if (!r.ok()) return r.status();
+      if (!r->rows.empty()) {
+        const Row& row = r->rows[0];
+        int64_t other_pid = row[1].AsInt();
+        bool same_host = row[2].text == host;
+        bool dead = same_host && kill(static_cast<pid_t>(other_pid), 0) != 0 && errno == ESRCH;
+        if (!dead && !(same_host && other_pid == pid)) {
+          out.holder = row[0].text;
+          return Status::Ok();
+        }
+      }
+      std::string holder = "pid " + std::to_string(pid) + " on " + host + " since " + NowIso();
+      auto w = Query(
+          "INSERT INTO \"_sluice_locks\"(name, holder, pid, host, acquired_at) VALUES ($1, $2, $3, $4, $5) "
+          "ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, pid = excluded.pid, host = excluded.host, "
+          "acquired_at = excluded.acquired_at",
+          {Value::Text(name), Value::Text(holder), Value::Int(pid), Value::Text(host), Value::Text(NowIso())});
+      if (!w.ok()) return w.status();
+      out.acquired = true;
+      return Status::Ok();
+    });
+    if (!s.ok()) return s;
+    if (out.acquired) locks_.insert(name);
+    return out;
+  }
+
+  Status Unlock(const std::string& name) override {
+    locks_.erase(name);
+    auto r = Query("DELETE FROM \"_sluice_locks\" WHERE name = $1 AND pid = $2 AND host = $3",
+                   {Value::Text(name), Value::Int(getpid()), Value::Text(HostName())});
+    return r.status();
+  }
+
+  std::string Describe() const override { return "sqlite:" + opts_.path; }
+
+ private:
+  const SqliteDialect& dialect_;
+  SqliteOptions opts_;
+  sqlite3* db_ = nullptr;
+  bool in_txn_ = false;
+  std::set<std::string> locks_;
+};
+
+// --- introspection ------------------------------------------------------------
+
+struct ParsedCheck {
+  std::string name;
+  std::string column;  // empty for table-level checks
+  std::string expr;
+};
+
+// Reads CHECK constraints out of a CREATE TABLE statement: SQLite keeps them
+// nowhere else. Column-level checks remember their column.
+std::vector<ParsedCheck> ParseChecks(const std::string& table, const std::string& create_sql) {
+  std::vector<ParsedCheck> out;
+  auto toks = sql::Tokenize(create_sql);
+  size_t i = 0;
+  while (i < toks.size() && toks[i].text != "(") ++i;
+  if (i == toks.size()) return out;
+  ++i;
+  int depth = 0;
+  std::vector<std::vector<const sql::Token*>> segments(1);
+  for (; i < toks.size(); ++i) {
+    const auto& t = toks[i];
+    if (t.kind == sql::Token::Kind::kOperator && t.text == "(") depth++;
+    if (t.kind == sql::Token::Kind::kOperator && t.text == ")") {
+      if (depth == 0) break;
+      depth--;
+    }
+    if (depth == 0 && t.kind == sql::Token::Kind::kOperator && t.text == ",") {
+      segments.emplace_back();
+      continue;
+    }
+    segments.back().push_back(&t);
+  }
+  int unnamed = 0;
+  for (const auto& seg : segments) {
+    if (seg.empty()) continue;
+    std::string first = sql::Lower(seg[0]->text);
+    bool table_level = seg[0]->kind == sql::Token::Kind::kIdent &&
+                       (first == "constraint" || first == "primary" || first == "unique" || first == "check" ||
+                        first == "foreign");
+    std::string column = table_level ? "" : seg[0]->text;
+    for (size_t k = 0; k < seg.size(); ++k) {
+      if (seg[k]->kind != sql::Token::Kind::kIdent || sql::Lower(seg[k]->text) != "check") continue;
+      if (k + 1 >= seg.size() || seg[k + 1]->text != "(") continue;
+      std::string name;
+      if (k >= 2 && seg[k - 2]->kind == sql::Token::Kind::kIdent && sql::Lower(seg[k - 2]->text) == "constraint") {
+        name = seg[k - 1]->text;
+      }
+      int d = 0;
+      size_t j = k + 1;
+      for (; j < seg.size(); ++j) {
+        if (seg[j]->text == "(") d++;
+        if (seg[j]->text == ")" && --d == 0) break;
+      }
+      if (j >= seg.size()) continue;
+      size_t from = seg[k + 1]->pos + 1;
+      size_t to = seg[j]->pos;
+      if (name.empty()) {
+        name = table + "_" + (column.empty() ? "check" : column + "_check") + (unnamed ? std::to_string(unnamed) : "");
+        unnamed++;
+      }
+      out.push_back({name, column, std::string(sql::Trim(create_sql.substr(from, to - from)))});
+    }
+  }
+  return out;
+}
+
+Result<Schema> SqliteConnection::Introspect() {
+  Schema schema;
+  schema.name = "main";
+  auto tables = Query(
+      "SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND "
+      "name NOT LIKE '\\_sluice\\_%' ESCAPE '\\' ORDER BY name",
+      {});
+  if (!tables.ok()) return tables.status();
+  auto views = Query("SELECT name FROM sqlite_schema WHERE type = 'view' AND instr(name, '@') = 0", {});
+  if (!views.ok()) return views.status();
+  for (const auto& r : views->rows) schema.views.push_back(r[0].text);
+  for (const auto& row : tables->rows) {
+    TableInfo t;
+    t.name = row[0].text;
+    const std::string create_sql = row[1].text;
+    auto cols = Query("SELECT name, type, \"notnull\", dflt_value, pk, hidden FROM pragma_table_xinfo($1) ORDER BY cid",
+                      {Value::Text(t.name)});
+    if (!cols.ok()) return cols.status();
+    std::vector<std::pair<int64_t, std::string>> pk;
+    for (const auto& c : cols->rows) {
+      ColumnInfo ci;
+      ci.name = c[0].text;
+      ci.type = c[1].text;
+      ci.not_null = c[2].AsInt() != 0;
+      if (!c[3].is_null()) ci.default_expr = c[3].text;
+      ci.generated = c[5].AsInt() == 2 || c[5].AsInt() == 3;
+      if (c[4].AsInt() > 0) pk.push_back({c[4].AsInt(), ci.name});
+      t.columns.push_back(std::move(ci));
+    }
+    std::sort(pk.begin(), pk.end());
+    for (const auto& p : pk) t.primary_key.push_back(p.second);
+    // INTEGER PRIMARY KEY columns are rowid aliases and never NULL.
+    for (auto& c : t.columns) {
+      if (std::find(t.primary_key.begin(), t.primary_key.end(), c.name) != t.primary_key.end()) c.not_null = true;
+    }
+    auto idxs = Query(
+        "SELECT il.name, il.\"unique\", il.origin, il.partial, s.sql FROM pragma_index_list($1) il LEFT JOIN "
+        "sqlite_schema s ON s.type = 'index' AND s.name = il.name ORDER BY il.name",
+        {Value::Text(t.name)});
+    if (!idxs.ok()) return idxs.status();
+    for (const auto& ir : idxs->rows) {
+      IndexInfo ii;
+      ii.name = ir[0].text;
+      ii.table = t.name;
+      ii.unique = ir[1].AsInt() != 0;
+      ii.primary = ir[2].text == "pk";
+      ii.partial = ir[3].AsInt() != 0;
+      if (ir[2].text == "u") ii.constraint = ii.name;  // UNIQUE in CREATE TABLE: an autoindex
+      if (!ir[4].is_null()) ii.definition = ir[4].text;
+      auto ic = Query("SELECT name FROM pragma_index_info($1) ORDER BY seqno", {Value::Text(ii.name)});
+      if (!ic.ok()) return ic.status();
+      for (const auto& c : ic->rows) ii.columns.push_back(c[0].is_null() ? "" : c[0].text);
+      if (ii.constraint == ii.name) {
+        ConstraintInfo ci;
+        ci.name = ii.name;
+        ci.type = ConstraintInfo::Type::kUnique;
+        ci.columns = ii.columns;
+        t.constraints.push_back(ci);
+      }
+      t.indexes.push_back(std::move(ii));
+    }
+    auto fks = Query(
+        "SELECT id, \"table\", \"from\", \"to\", on_update, on_delete FROM pragma_foreign_key_list($1) ORDER BY id, "
+        "seq",
+        {Value::Text(t.name)});
+    if (!fks.ok()) return fks.status();
+    std::map<int64_t, ForeignKeySpec> by_id;
+    for (const auto& f : fks->rows) {
+      auto& fk = by_id[f[0].AsInt()];
+      fk.ref_table = f[1].text;
+      fk.columns.push_back(f[2].text);
+      if (!f[3].is_null()) fk.ref_columns.push_back(f[3].text);
+      fk.on_update = f[4].text;
+      fk.on_delete = f[5].text;
+    }
+    for (auto& [id, fk] : by_id) {
+      ConstraintInfo ci;
+      ci.name = t.name + "_" + fk.columns[0] + "_fkey" + (id ? std::to_string(id) : "");
+      fk.name = ci.name;
+      ci.type = ConstraintInfo::Type::kForeignKey;
+      ci.columns = fk.columns;
+      ci.fk = fk;
+      t.constraints.push_back(ci);
+    }
+    for (const auto& chk : ParseChecks(t.name, create_sql)) {
+      ConstraintInfo ci;
+      ci.name = chk.name;
+      ci.type = ConstraintInfo::Type::kCheck;
+      ci.check_expr = chk.expr;
+      ci.definition = "CHECK (" + chk.expr + ")";
+      if (!chk.column.empty()) {
+        ci.columns = {chk.column};
+      } else {
+        std::set<std::string> ids = sql::Identifiers(chk.expr);
+        for (const auto& c : t.columns) {
+          if (ids.count(sql::Lower(c.name)) || ids.count(c.name)) ci.columns.push_back(c.name);
+        }
+      }
+      t.constraints.push_back(ci);
+    }
+    schema.tables[t.name] = std::move(t);
+  }
+  return schema;
+}
+
+class SqliteAdapter : public Adapter {
+ public:
+  explicit SqliteAdapter(SqliteOptions o) : opts_(std::move(o)) {}
+  const Dialect& dialect() const override { return dialect_; }
+  Result<std::unique_ptr<Connection>> Connect() override {
+    auto c = std::make_unique<SqliteConnection>(dialect_, opts_);
+    SLUICE_RETURN_IF_ERROR(c->Open());
+    return std::unique_ptr<Connection>(std::move(c));
+  }
+  std::string Describe() const override { return "sqlite:" + opts_.path; }
+
+ private:
+  SqliteOptions opts_;
+  SqliteDialect dialect_;
+};
+
+}  // namespace
+
+std::unique_ptr<Adapter> MakeSqliteAdapter(SqliteOptions options) {
+  return std::make_unique<SqliteAdapter>(std::move(options));
+}
+
+}  // namespace sluice::db

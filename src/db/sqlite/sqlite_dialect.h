@@ -1,0 +1,48 @@
+// SQLite's rendering of sluice steps. See docs/how-it-works.md ("SQLite").
+//
+// SQLite has one namespace per database file, so versions are reached like
+// this:
+//   * the old version keeps using the base tables under their old names;
+//     columns added by a migration are visible to it but never required;
+//   * each new version is a set of persistent views named "<table>@<version>"
+//     whose INSTEAD OF triggers write the base table, filling the old columns
+//     through `down`;
+//   * an application connection selects a version by running the version's
+//     setup SQL (stored in _sluice_versions), which creates TEMP views named
+//     like the logical tables; TEMP objects shadow main ones for unqualified
+//     names, so the application's SQL is unchanged;
+//   * writes through the old version reach the new columns through AFTER
+//     triggers that evaluate `up`; a row in _sluice_marker, present only
+//     while a new-version trigger runs (SQLite has a single writer), keeps
+//     the two directions from echoing each other.
+#pragma once
+
+#include "db/adapter.h"
+
+namespace sluice::db {
+
+class SqliteDialect : public Dialect {
+ public:
+  std::string_view name() const override { return "sqlite"; }
+  bool transactional_ddl() const override { return true; }
+  bool versioned_namespaces() const override { return false; }
+  bool parallel_backfill() const override { return false; }
+  Status CheckSupported(const Step& step) const override;
+  std::vector<Statement> Render(const Step& step) const override;
+  std::string Table(std::string_view table) const override { return Quote(table); }
+  std::string NullSafeEqual(std::string_view a, std::string_view b) const override;
+  bool IsVolatile(std::string_view expr) const override;
+  std::string StateTable(std::string_view base) const override;
+  std::vector<std::string> StateSchema() const override;
+  std::string VersionSelectHint(const std::string& version) const override;
+  std::string RowHash(const std::vector<std::string>& exprs) const override;
+  std::string OldReadPath(const VersionSpec& version, const TableMapping& table) const override;
+  std::string NewReadPath(const VersionSpec& version, const TableMapping& table) const override;
+
+  // Name of the persistent view of `table` in `version`.
+  static std::string VersionView(const std::string& table, const std::string& version);
+  // The SQL an application connection runs to use `version` (TEMP views).
+  std::string SessionSetup(const VersionSpec& version, bool completed) const;
+};
+
+}  // namespace sluice::db

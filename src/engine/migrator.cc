@@ -1,0 +1,737 @@
+// The lifecycle engine: implements sluice::Migrator on top of the compiler,
+// the adapter interface, the backfill and verification.
+//
+// Every phase transition is recorded in the state tables in the same
+// transaction as the DDL it performs (SQLite), or step by step with each
+// step's completion recorded (databases without transactional DDL for all
+// steps, e.g. CREATE INDEX CONCURRENTLY): a crash leaves either the old phase
+// or the new one, or a phase that the same command resumes.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "backfill/backfill.h"
+#include "common/clock.h"
+#include "common/sql_text.h"
+#include "db/adapter.h"
+#include "engine/compile.h"
+#include "engine/schema_json.h"
+#include "engine/state.h"
+#include "plan/parser.h"
+#include "sluice/sluice.h"
+#include "verify/verify.h"
+
+namespace sluice {
+
+using engine::MigrationRecord;
+using engine::StateStore;
+
+struct Migrator::Impl {
+  Options options;
+  std::unique_ptr<db::Adapter> adapter;
+
+  Result<std::unique_ptr<db::Connection>> Connect() {
+    if (!adapter) return InvalidArgument("no database given: pass --db URL or set SLUICE_DB");
+    return adapter->Connect();
+  }
+};
+
+namespace {
+
+std::string DefaultActor() {
+  const char* user = std::getenv("USER");
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  return std::string(user ? user : "unknown") + "@" + host;
+}
+
+// Everything known about one migration: its record, plan and compiled form.
+struct Loaded {
+  MigrationRecord rec;
+  plan::Plan plan;
+  engine::CompiledMigration compiled;
+};
+
+Result<Loaded> LoadMigration(StateStore& store, const db::Dialect& d, const std::string& name) {
+  SLUICE_ASSIGN_OR_RETURN(auto rec, store.Get(name));
+  if (!rec) return NotFound("no migration named '" + name + "' (see `sluice status`)");
+  Loaded l;
+  l.rec = *rec;
+  SLUICE_ASSIGN_OR_RETURN(l.plan, plan::ParsePlanText(rec->plan_text, rec->plan_file));
+  SLUICE_ASSIGN_OR_RETURN(db::Schema schema, engine::SchemaFromJson(rec->schema_before));
+  SLUICE_ASSIGN_OR_RETURN(l.compiled, engine::Compile(l.plan, schema, d, {rec->version, rec->previous_version}));
+  return l;
+}
+
+// Runs steps, each statement through Connection::Execute. When
+// `record_phase` is non-empty, completed steps are recorded (and skipped on
+// a rerun); `skip` lists step numbers to leave out.
+Status RunSteps(db::Connection& conn, StateStore* store, const std::string& migration, const std::string& record_phase,
+                const std::vector<db::Step>& steps, const std::vector<int>& done = {}) {
+  const db::Dialect& d = conn.dialect();
+  for (size_t i = 0; i < steps.size(); ++i) {
+    if (std::find(done.begin(), done.end(), static_cast<int>(i)) != done.end()) continue;
+    for (const auto& stmt : d.Render(steps[i])) {
+      Status s = conn.Execute(stmt);
+      if (!s.ok()) {
+        std::string first_line = stmt.sql.substr(0, stmt.sql.find('\n'));
+        if (first_line.size() > 160) first_line = first_line.substr(0, 157) + "...";
+        return s.WithContext(steps[i].origin + ": " + first_line);
+      }
+    }
+    if (store && !record_phase.empty()) SLUICE_RETURN_IF_ERROR(store->MarkStep(migration, record_phase, static_cast<int>(i)));
+  }
+  return Status::Ok();
+}
+
+// Checks that the plan's expressions resolve against the live schema,
+// without changing anything: `up` must (the backfill would fail), `down`
+// should (writes through the new version would fail).
+Status CheckExpressions(db::Connection& conn, const engine::CompiledMigration& c, std::vector<std::string>* warnings) {
+  const db::Dialect& d = conn.dialect();
+  std::vector<std::string> errors;
+  for (const auto& m : c.version.tables) {
+    if (m.created) continue;
+    for (const auto& f : m.forward) {
+      auto r = conn.Query("SELECT " + sql::ScalarExpression(f.expr) + " FROM " + d.Table(m.physical) + " WHERE 1 = 0");
+      if (!r.ok()) {
+        errors.push_back(f.origin + ": 'up' for " + m.physical + "." + f.target + " does not work on this database: " +
+                         r.status().message());
+      }
+    }
+    if (m.backward.empty()) continue;
+    std::string row;
+    for (size_t i = 0; i < m.columns.size(); ++i) {
+      const auto& col = m.columns[i];
+      std::string v = col.exists_before ? d.Quote(col.physical)
+                                        : (col.type.empty() ? "NULL" : "CAST(NULL AS " + col.type + ")");
+      row += (i ? ", " : "") + v + " AS " + d.Quote(col.logical);
+    }
+    for (const auto& b : m.backward) {
+      auto r = conn.Query("SELECT " + sql::ScalarExpression(b.expr) + " FROM (SELECT " + row + " FROM " +
+                          d.Table(m.physical) + ") AS sluice_row WHERE 1 = 0");
+      if (!r.ok()) {
+        warnings->push_back(b.origin + ": warning: 'down' for " + m.physical + "." + b.target +
+                            " does not work on this database, so writes through the new version will fail: " +
+                            r.status().message());
+      }
+    }
+  }
+  if (errors.empty()) return Status::Ok();
+  std::string msg;
+  for (const auto& e : errors) msg += (msg.empty() ? "" : "\n") + e;
+  return InvalidPlan(msg);
+}
+
+// The version the old application uses: the newest completed migration's.
+Result<std::string> PreviousVersion(StateStore& store) {
+  SLUICE_ASSIGN_OR_RETURN(bool exists, store.Exists());
+  if (!exists) return std::string();
+  SLUICE_ASSIGN_OR_RETURN(auto all, store.List());
+  std::string prev;
+  for (const auto& m : all) {
+    if (m.phase == engine::kComplete) prev = m.version;
+  }
+  return prev;
+}
+
+std::vector<std::string> WarningsToStrings(const std::vector<plan::Diagnostic>& ds) {
+  std::vector<std::string> out;
+  for (const auto& d : ds) out.push_back(d.ToString());
+  return out;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Migrator>> Migrator::Open(const Options& options) {
+  std::unique_ptr<Migrator> m(new Migrator());
+  m->options_ = options;
+  if (m->options_.actor.empty()) m->options_.actor = DefaultActor();
+  m->impl_ = std::make_unique<Impl>();
+  m->impl_->options = m->options_;
+  if (!options.db_url.empty() || std::getenv("PGHOST") || std::getenv("PGDATABASE")) {
+    db::OpenOptions oo;
+    oo.state_schema = options.state_schema;
+    oo.create = options.create_database;
+    SLUICE_ASSIGN_OR_RETURN(m->impl_->adapter, db::OpenAdapter(options.db_url, oo));
+  }
+  return m;
+}
+
+Migrator::~Migrator() = default;
+
+// --- lint & preview -------------------------------------------------------------
+
+Result<LintResult> Migrator::Lint(const std::string& plan_path) {
+  LintResult out;
+  std::vector<plan::Diagnostic> warnings;
+  auto p = plan::ParsePlanFile(plan_path, &warnings);
+  out.warnings = WarningsToStrings(warnings);
+  if (!p.ok()) {
+    if (p.status().code() == StatusCode::kNotFound) return p.status();
+    out.ok = false;
+    std::string msg = p.status().message();
+    size_t pos = 0;
+    while (pos <= msg.size()) {
+      size_t nl = msg.find('\n', pos);
+      out.errors.push_back(msg.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos));
+      if (nl == std::string::npos) break;
+      pos = nl + 1;
+    }
+    return out;
+  }
+  if (!impl_->adapter) return out;
+  SLUICE_ASSIGN_OR_RETURN(auto conn, impl_->Connect());
+  out.checked_against_database = true;
+  StateStore store(*conn);
+  SLUICE_ASSIGN_OR_RETURN(db::Schema schema, conn->Introspect());
+  SLUICE_ASSIGN_OR_RETURN(std::string prev, PreviousVersion(store));
+  auto compiled = engine::Compile(*p, schema, conn->dialect(), {"", prev});
+  auto split = [&](const std::string& msg) {
+    size_t pos = 0;
+    while (pos <= msg.size()) {
+      size_t nl = msg.find('\n', pos);
+      out.errors.push_back(msg.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos));
+      if (nl == std::string::npos) break;
+      pos = nl + 1;
+    }
+  };
+  if (!compiled.ok()) {
+    out.ok = false;
+    split(compiled.status().message());
+    return out;
+  }
+  for (const auto& w : WarningsToStrings(compiled->warnings)) out.warnings.push_back(w);
+  Status ex = CheckExpressions(*conn, *compiled, &out.warnings);
+  if (!ex.ok()) {
+    out.ok = false;
+    split(ex.message());
+  }
+  return out;
+}
+
+Result<PlanPreview> Migrator::Preview(const std::string& plan_path) {
+  std::vector<plan::Diagnostic> warnings;
+  SLUICE_ASSIGN_OR_RETURN(plan::Plan p, plan::ParsePlanFile(plan_path, &warnings));
+  SLUICE_ASSIGN_OR_RETURN(auto conn, impl_->Connect());
+  StateStore store(*conn);
+  SLUICE_ASSIGN_OR_RETURN(db::Schema schema, conn->Introspect());
+  SLUICE_ASSIGN_OR_RETURN(std::string prev, PreviousVersion(store));
+  SLUICE_ASSIGN_OR_RETURN(auto c, engine::Compile(p, schema, conn->dialect(), {"", prev}));
+  const db::Dialect& d = conn->dialect();
+  PlanPreview out;
+  out.migration = c.name;
+  out.version = c.version.name;
+  out.database = std::string(d.name());
+  out.warnings = WarningsToStrings(warnings);
+  for (const auto& w : WarningsToStrings(c.warnings)) out.warnings.push_back(w);
+  auto render = [&](const std::string& phase, const std::vector<db::Step>& steps) {
+    PhaseSql ps;
+    ps.phase = phase;
+    for (const auto& s : steps) {
+      for (const auto& st : d.Render(s)) {
+        std::string text;
+        if (!st.guard_sql.empty()) text += "-- refuse if this returns a row: " + st.guard_sql + "\n";
+        if (st.schema_edit) text += "-- direct schema edit; the schema cookie is bumped afterwards\n";
+        if (st.outside_transaction) text += "-- runs outside a transaction\n";
+        text += st.sql;
+        ps.statements.push_back(text);
+      }
+    }
+    out.phases.push_back(std::move(ps));
+  };
+  render("start", c.start);
+  PhaseSql bf;
+  bf.phase = "backfill";
+  for (const auto& t : c.backfill) {
+    std::string set;
+    for (size_t i = 0; i < t.assignments.size(); ++i) {
+      set += (i ? ", " : "") + d.Quote(t.assignments[i].target) + " = " + sql::ScalarExpression(t.assignments[i].expr);
+    }
+    std::string key;
+    for (size_t i = 0; i < t.key.size(); ++i) key += (i ? ", " : "") + d.Quote(t.key[i]);
+    bf.statements.push_back("-- per chunk, in one transaction with its checkpoint, walking (" + key +
+                            ") in order up to the highest key present at the first chunk:\nUPDATE " + d.Table(t.table) +
+                            " SET " + set + " WHERE (" + key + ") > (<last checkpoint>) AND (" + key +
+                            ") <= (<chunk end>)");
+  }
+  out.phases.push_back(std::move(bf));
+  render("complete", c.complete);
+  render("rollback", c.rollback);
+  return out;
+}
+
+// --- start --------------------------------------------------------------------------
+
+Status Migrator::Start(const std::string& plan_path) {
+  std::vector<plan::Diagnostic> warnings;
+  SLUICE_ASSIGN_OR_RETURN(plan::Plan p, plan::ParsePlanFile(plan_path, &warnings));
+  SLUICE_ASSIGN_OR_RETURN(auto conn, impl_->Connect());
+  const db::Dialect& d = conn->dialect();
+  StateStore store(*conn);
+  SLUICE_ASSIGN_OR_RETURN(bool has_state, store.Exists());
+  std::vector<MigrationRecord> all;
+  if (has_state) {
+    SLUICE_ASSIGN_OR_RETURN(auto existing, store.Get(p.name));
+    if (existing) {
+      if (existing->phase == engine::kComplete) {
+        return FailedPrecondition("migration '" + p.name + "' is already complete");
+      }
+      if (existing->phase == engine::kActive || existing->phase == engine::kCompleting) {
+        if (existing->plan_text != p.text) {
+          return FailedPrecondition("migration '" + p.name + "' is already started with a different plan text; "
+                                    "roll it back before starting the changed plan");
+        }
+        return Status::Ok();  // already started: rerunning converges
+      }
+      if (existing->phase == engine::kRollingBack) {
+        return FailedPrecondition("migration '" + p.name + "' is being rolled back; rerun `sluice rollback " +
+                                  p.name + "` first");
+      }
+    }
+    SLUICE_ASSIGN_OR_RETURN(all, store.List());
+  }
+  SLUICE_ASSIGN_OR_RETURN(db::Schema schema, conn->Introspect());
+  std::string prev;
+  for (const auto& m : all) {
+    if (m.phase == engine::kComplete) prev = m.version;
+  }
+  SLUICE_ASSIGN_OR_RETURN(auto c, engine::Compile(p, schema, d, {"", prev}));
+  std::vector<std::string> expr_warnings;
+  SLUICE_RETURN_IF_ERROR(CheckExpressions(*conn, c, &expr_warnings));
+  for (const auto& m : all) {
+    if (!m.in_flight() || m.name == p.name) continue;
+    for (const auto& t : m.tables) {
+      if (c.tables.count(t)) {
+        return FailedPrecondition("table '" + t + "' is being changed by migration '" + m.name + "' (" + m.phase +
+                                  "); complete or roll it back before starting '" + p.name + "'");
+      }
+    }
+    if (m.version == c.version.name) {
+      return FailedPrecondition("version name '" + c.version.name + "' is already used by migration '" + m.name + "'");
+    }
+  }
+
+  MigrationRecord rec;
+  rec.name = p.name;
+  rec.version = c.version.name;
+  rec.previous_version = prev;
+  rec.plan_file = p.file;
+  rec.plan_format = p.format;
+  rec.plan_text = p.text;
+  rec.schema_before = engine::SchemaToJson(schema);
+  rec.tables.assign(c.tables.begin(), c.tables.end());
+  rec.backfill = c.backfill.empty() ? "none" : "pending";
+  rec.live = "old";
+  nlohmann::json details = {{"plan_file", p.file}, {"version", c.version.name}, {"tables", rec.tables}};
+
+  if (d.transactional_ddl()) {
+    return db::InTransaction(*conn, [&]() -> Status {
+      SLUICE_RETURN_IF_ERROR(store.Ensure());
+      SLUICE_ASSIGN_OR_RETURN(rec.seq, store.NextSeq());
+      rec.phase = engine::kActive;
+      SLUICE_RETURN_IF_ERROR(store.ClearProgress(p.name));
+      SLUICE_RETURN_IF_ERROR(store.Upsert(rec));
+      SLUICE_RETURN_IF_ERROR(RunSteps(*conn, nullptr, p.name, "", c.start));
+      return store.AddEvent(p.name, "start", impl_->options.actor, "expanded: version " + c.version.name + " published",
+                            details.dump());
+    });
+  }
+  return FailedPrecondition("this database needs step-wise start, which is not implemented");
+}
+
+// --- backfill ----------------------------------------------------------------------
+
+Result<BackfillSummary> Migrator::Backfill(const std::string& migration, const BackfillOptions& options) {
+  SLUICE_ASSIGN_OR_RETURN(auto conn, impl_->Connect());
+  StateStore store(*conn);
+  SLUICE_ASSIGN_OR_RETURN(bool has_state, store.Exists());
+  if (!has_state) return FailedPrecondition("no migration has been started in this database");
+  std::vector<std::string> names;
+  if (!migration.empty()) {
+    names.push_back(migration);
+  } else {
+    SLUICE_ASSIGN_OR_RETURN(auto all, store.List());
+    for (const auto& m : all) {
+      if (m.phase == engine::kActive) names.push_back(m.name);
+    }
+    if (names.empty()) return FailedPrecondition("no active migration to backfill (see `sluice status`)");
+  }
+  BackfillSummary summary;
+  int64_t t0 = Clock::Real()->NowMicros();
+  for (const auto& name : names) {
+    SLUICE_ASSIGN_OR_RETURN(Loaded l, LoadMigration(store, conn->dialect(), name));
+    if (l.rec.phase != engine::kActive) {
+      return FailedPrecondition("migration '" + name + "' is " + l.rec.phase + "; only an active migration can be backfilled");
+    }
+    summary.migrations.push_back(name);
+    if (l.compiled.backfill.empty() || l.rec.backfill == "done") continue;
+    SLUICE_ASSIGN_OR_RETURN(db::LockAttempt lock, conn->TryLock("migration:" + name));
+    if (!lock.acquired) {
+      return FailedPrecondition("migration '" + name + "' is being worked on by another sluice process (" +
+                                lock.holder + ")");
+    }
+    SLUICE_RETURN_IF_ERROR(store.SetField(name, "backfill", "running"));
+    backfill::Settings s;
+    const auto& pb = l.plan.backfill;
+    s.chunk_target_ms = options.chunk_target_ms.value_or(pb.chunk_target_ms.value_or(s.chunk_target_ms));
+    s.chunk_rows = options.chunk_rows.value_or(pb.chunk_rows.value_or(s.chunk_rows));
+    s.chunk_min_rows = options.chunk_min_rows.value_or(pb.chunk_min_rows.value_or(s.chunk_min_rows));
+    s.chunk_max_rows = options.chunk_max_rows.value_or(pb.chunk_max_rows.value_or(s.chunk_max_rows));
+    s.chunk_max_rows = std::max(s.chunk_max_rows, s.chunk_min_rows);
+    s.max_rows_per_second = options.max_rows_per_second.value_or(pb.max_rows_per_second.value_or(0));
+    // The backfill gets a connection of its own: it may reconnect.
+    SLUICE_ASSIGN_OR_RETURN(auto work, impl_->Connect());
+    int64_t rows_before = 0;
+    backfill::Hooks hooks;
+    hooks.cancel = options.cancel;
+    hooks.on_progress = [&](const backfill::Progress& p) {
+      if (!options.on_progress) return;
+      BackfillProgress bp;
+      bp.migration = name;
+      bp.table = p.table;
+      bp.rows_done = p.rows_done;
+      bp.rows_total = p.rows_total;
+      bp.chunks = p.chunks;
+      bp.chunk_rows = p.chunk_rows;
+      bp.rows_per_second = p.rows_per_second;
+      bp.eta_seconds = p.eta_seconds;
+      bp.throttle = p.throttle;
+      bp.done = p.done;
+      options.on_progress(bp);
+    };
+    SLUICE_ASSIGN_OR_RETURN(auto before, store.Checkpoints(name));
+    for (const auto& cp : before) rows_before += cp.rows_done;
+    backfill::Backfiller bf(*work, name, s, hooks);
+    Status result = Status::Ok();
+    for (const auto& task : l.compiled.backfill) {
+      result = bf.Run(task);
+      if (!result.ok()) break;
+    }
+    auto after = store.Checkpoints(name);
+    int64_t rows_after = 0;
+    if (after.ok()) {
+      for (const auto& cp : *after) rows_after += cp.rows_done;
+    }
+    summary.rows += rows_after - rows_before;
+    if (!result.ok()) {
+      store.AddEvent(name, result.code() == StatusCode::kCancelled ? "backfill.paused" : "backfill.error",
+                     impl_->options.actor, result.message())
+          .IgnoreError();
+      conn->Unlock("migration:" + name).IgnoreError();
+      return result;
+    }
+    Status fin = db::InTransaction(*conn, [&]() -> Status {
+      SLUICE_RETURN_IF_ERROR(store.SetField(name, "backfill", "done"));
+      nlohmann::json det = {{"rows", rows_after}};
+      return store.AddEvent(name, "backfill.done", impl_->options.actor,
+                            "backfill finished: " + std::to_string(rows_after) + " rows", det.dump());
+    });
+    conn->Unlock("migration:" + name).IgnoreError();
+    SLUICE_RETURN_IF_ERROR(fin);
+  }
+  summary.seconds = static_cast<double>(Clock::Real()->NowMicros() - t0) / 1e6;
+  return summary;
+}
+
+// --- verify ------------------------------------------------------------------------------
+
+namespace {
+Result<std::string> ResolveMigration(StateStore& store, const std::string& name, const char* verb) {
+  if (!name.empty()) return name;
+  SLUICE_ASSIGN_OR_RETURN(bool has_state, store.Exists());
+  if (!has_state) return FailedPrecondition("no migration has been started in this database");
+  SLUICE_ASSIGN_OR_RETURN(auto all, store.List());
+  std::vector<std::string> active;
+  for (const auto& m : all) {
+    if (m.in_flight()) active.push_back(m.name);
+  }
+  if (active.size() == 1) return active[0];
+  if (active.empty()) return FailedPrecondition(std::string("no active migration to ") + verb);
+  std::string list;
+  for (const auto& a : active) list += (list.empty() ? "" : ", ") + a;
+  return InvalidArgument(std::string("several migrations are active (") + list + "); name the one to " + verb);
+}
+}  // namespace
+
+Result<VerifyResult> Migrator::Verify(const std::string& migration) {
+  SLUICE_ASSIGN_OR_RETURN(auto conn, impl_->Connect());
+  StateStore store(*conn);
+  SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, "verify"));
+  SLUICE_ASSIGN_OR_RETURN(Loaded l, LoadMigration(store, conn->dialect(), name));
+  if (l.rec.phase != engine::kActive) {
+    return FailedPrecondition("migration '" + name + "' is " + l.rec.phase +
+                              "; verification compares the old and new versions of an active migration");
+  }
+  verify::Settings vs;
+  if (l.plan.verify.max_reported_differences) vs.max_reported = *l.plan.verify.max_reported_differences;
+  SLUICE_ASSIGN_OR_RETURN(verify::Report report, verify::Run(*conn, l.compiled.version, vs));
+  VerifyResult out;
+  out.migration = name;
+  out.at = report.at;
+  out.passed = report.passed;
+  out.json = report.ToJson();
+  for (const auto& c : report.checks) {
+    out.checks.push_back({c.name, c.table, c.column, c.passed, c.skipped, c.summary, c.evidence, c.checked, c.failures});
+  }
+  SLUICE_RETURN_IF_ERROR(db::InTransaction(*conn, [&]() -> Status {
+    SLUICE_RETURN_IF_ERROR(store.AddVerification(name, report.passed, out.json));
+    return store.AddEvent(name, "verify", impl_->options.actor, report.passed ? "verification passed" : "verification FAILED");
+  }));
+  return out;
+}
+
+// --- switch / complete / rollback --------------------------------------------------------
+
+namespace {
+
+Status RunPhase(db::Connection& conn, StateStore& store, const std::string& name, const std::string& phase,
+                const std::vector<db::Step>& steps, const std::function<Status()>& record) {
+  if (!conn.dialect().transactional_ddl()) {
+    return FailedPrecondition("this database needs step-wise phases, which are not implemented");
+  }
+  return db::InTransaction(conn, [&]() -> Status {
+    SLUICE_RETURN_IF_ERROR(RunSteps(conn, nullptr, name, phase, steps));
+    return record();
+  });
+}
+
+}  // namespace
+
+Status Migrator::Switch(const std::string& migration, bool back) {
+  SLUICE_ASSIGN_OR_RETURN(auto conn, impl_->Connect());
+  StateStore store(*conn);
+  SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, "switch"));
+  SLUICE_ASSIGN_OR_RETURN(Loaded l, LoadMigration(store, conn->dialect(), name));
+  if (l.rec.phase != engine::kActive) {
+    return FailedPrecondition("migration '" + name + "' is " + l.rec.phase + "; only an active migration can switch");
+  }
+  std::string target = back ? l.rec.previous_version : l.rec.version;
+  std::vector<db::Step> steps = {{db::SetLiveStep{target, l.compiled.version}, "switch"}};
+  return RunPhase(*conn, store, name, "switch", steps, [&]() -> Status {
+    SLUICE_RETURN_IF_ERROR(store.SetField(name, "live", back ? "old" : "new"));
+    return store.AddEvent(name, back ? "switch.back" : "switch", impl_->options.actor,
+                          back ? "reads switched back to version '" + target + "'"
+                               : "reads switched to version '" + target + "'");
+  });
+}
+
+Status Migrator::Complete(const std::string& migration) {
+  SLUICE_ASSIGN_OR_RETURN(auto conn, impl_->Connect());
+  StateStore store(*conn);
+  SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, "complete"));
+  SLUICE_ASSIGN_OR_RETURN(Loaded l, LoadMigration(store, conn->dialect(), name));
+  if (l.rec.phase == engine::kComplete) return Status::Ok();  // rerun converges
+  if (l.rec.phase != engine::kActive) {
+    return FailedPrecondition("migration '" + name + "' is " + l.rec.phase + "; only an active migration can complete");
+  }
+  if (l.rec.backfill == "pending" || l.rec.backfill == "running") {
+    return FailedPrecondition("the backfill of '" + name + "' has not finished; run `sluice backfill " + name +
+                              "` first (complete would drop the old columns it still reads)");
+  }
+  // Versions of earlier completed migrations retire now: their views may
+  // read columns this complete drops.
+  std::vector<db::Step> steps;
+  SLUICE_ASSIGN_OR_RETURN(auto all, store.List());
+  std::vector<std::string> retired;
+  for (const auto& m : all) {
+    if (m.phase != engine::kComplete || m.version_retired || m.name == name) continue;
+    SLUICE_ASSIGN_OR_RETURN(Loaded old, LoadMigration(store, conn->dialect(), m.name));
+    steps.push_back({db::DropVersionStep{old.compiled.version}, "retire version " + m.version});
+    retired.push_back(m.name);
+  }
+  if (l.rec.live != "new") steps.push_back({db::SetLiveStep{l.rec.version, l.compiled.version}, "switch"});
+  for (const auto& s : l.compiled.complete) steps.push_back(s);
+  return RunPhase(*conn, store, name, "complete", steps, [&]() -> Status {
+    for (const auto& r : retired) SLUICE_RETURN_IF_ERROR(store.SetField(r, "version_retired", "1"));
+    SLUICE_RETURN_IF_ERROR(store.SetField(name, "live", "new"));
+    SLUICE_RETURN_IF_ERROR(store.SetPhase(name, engine::kComplete));
+    return store.AddEvent(name, "complete", impl_->options.actor, "contracted: version " + l.rec.version + " is final");
+  });
+}
+
+Status Migrator::Rollback(const std::string& migration) {
+  SLUICE_ASSIGN_OR_RETURN(auto conn, impl_->Connect());
+  StateStore store(*conn);
+  SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, "roll back"));
+  SLUICE_ASSIGN_OR_RETURN(Loaded l, LoadMigration(store, conn->dialect(), name));
+  if (l.rec.phase == engine::kRolledBack) return Status::Ok();
+  if (l.rec.phase == engine::kComplete) {
+    return FailedPrecondition("migration '" + name + "' is complete; its old columns are gone, so it cannot be "
+                              "rolled back (write a new migration instead)");
+  }
+  SLUICE_ASSIGN_OR_RETURN(db::LockAttempt lock, conn->TryLock("migration:" + name));
+  if (!lock.acquired) {
+    return FailedPrecondition("migration '" + name + "' is being worked on by another sluice process (" + lock.holder +
+                              "); stop it (Ctrl-C) before rolling back");
+  }
+  std::vector<db::Step> steps;
+  if (l.rec.live == "new") steps.push_back({db::SetLiveStep{l.rec.previous_version, l.compiled.version}, "switch back"});
+  for (const auto& s : l.compiled.rollback) steps.push_back(s);
+  Status s = RunPhase(*conn, store, name, "rollback", steps, [&]() -> Status {
+    SLUICE_RETURN_IF_ERROR(store.SetField(name, "live", "old"));
+    SLUICE_RETURN_IF_ERROR(store.SetPhase(name, engine::kRolledBack));
+    return store.AddEvent(name, "rollback", impl_->options.actor, "rolled back to the state before start");
+  });
+  conn->Unlock("migration:" + name).IgnoreError();
+  return s;
+}
+
+// --- status / migrate ------------------------------------------------------------------------
+
+Result<std::vector<MigrationInfo>> Migrator::List() {
+  SLUICE_ASSIGN_OR_RETURN(auto conn, impl_->Connect());
+  StateStore store(*conn);
+  std::vector<MigrationInfo> out;
+  SLUICE_ASSIGN_OR_RETURN(bool has_state, store.Exists());
+  if (!has_state) return out;
+  SLUICE_ASSIGN_OR_RETURN(auto all, store.List());
+  for (const auto& m : all) {
+    MigrationInfo i;
+    i.name = m.name;
+    i.phase = m.phase;
+    i.version = m.version;
+    i.previous_version = m.previous_version;
+    i.live = m.live;
+    i.backfill = m.backfill;
+    i.tables = m.tables;
+    i.created_at = m.created_at;
+    i.updated_at = m.updated_at;
+    i.completed_at = m.completed_at;
+    SLUICE_ASSIGN_OR_RETURN(auto cps, store.Checkpoints(m.name));
+    for (const auto& cp : cps) {
+      i.rows_done += cp.rows_done;
+      i.rows_total += cp.rows_total;
+    }
+    SLUICE_ASSIGN_OR_RETURN(auto v, store.LastVerification(m.name));
+    if (v) {
+      i.last_verify_passed = v->passed;
+      i.last_verify_at = v->at;
+    }
+    i.version_hint = conn->dialect().VersionSelectHint(m.version);
+    out.push_back(std::move(i));
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> Migrator::Migrate(const std::string& dir, const MigrateOptions& options) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return NotFound("'" + dir + "' is not a directory");
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    std::string ext = e.path().extension().string();
+    if (e.is_regular_file() && (ext == ".yaml" || ext == ".yml" || ext == ".json")) files.push_back(e.path());
+  }
+  std::sort(files.begin(), files.end(), [](const fs::path& a, const fs::path& b) {
+    return a.filename().string() < b.filename().string();
+  });
+  std::vector<std::string> applied;
+  auto step = [&](const char* what, const std::string& name) {
+    if (options.on_step) options.on_step(what, name);
+  };
+  for (const auto& f : files) {
+    std::string name = f.stem().string();
+    std::string phase;
+    {
+      SLUICE_ASSIGN_OR_RETURN(auto conn, impl_->Connect());
+      StateStore store(*conn);
+      SLUICE_ASSIGN_OR_RETURN(bool has_state, store.Exists());
+      if (has_state) {
+        SLUICE_ASSIGN_OR_RETURN(auto rec, store.Get(name));
+        if (rec) phase = rec->phase;
+      }
+    }
+    if (phase == engine::kComplete) continue;
+    if (phase != engine::kActive) {
+      step("start", name);
+      SLUICE_RETURN_IF_ERROR(Start(f.string()).WithContext(name));
+    }
+    step("backfill", name);
+    auto b = Backfill(name, options.backfill);
+    if (!b.ok()) return b.status().WithContext(name);
+    step("verify", name);
+    SLUICE_ASSIGN_OR_RETURN(VerifyResult v, Verify(name));
+    if (!v.passed) {
+      std::string why;
+      for (const auto& c : v.checks) {
+        if (!c.passed && !c.skipped) why += (why.empty() ? "" : "; ") + c.table + ": " + c.summary;
+      }
+      return FailedPrecondition(name + ": verification failed (" + why + "); the migration stays active: fix and "
+                                       "rerun, or `sluice rollback " + name + "`");
+    }
+    step("complete", name);
+    SLUICE_RETURN_IF_ERROR(Complete(name).WithContext(name));
+    applied.push_back(name);
+  }
+  return applied;
+}
+
+namespace {
+
+class SessionImpl : public Session {
+ public:
+  explicit SessionImpl(std::unique_ptr<db::Connection> c) : c_(std::move(c)) {}
+  Result<Rows> Query(const std::string& sql, const std::vector<Param>& params) override {
+    std::vector<db::Value> vals;
+    for (const auto& p : params) {
+      if (std::holds_alternative<std::nullptr_t>(p)) vals.push_back(db::Value::Null());
+      if (std::holds_alternative<int64_t>(p)) vals.push_back(db::Value::Int(std::get<int64_t>(p)));
+      if (std::holds_alternative<double>(p)) vals.push_back(db::Value::Real(std::get<double>(p)));
+      if (std::holds_alternative<std::string>(p)) vals.push_back(db::Value::Text(std::get<std::string>(p)));
+    }
+    SLUICE_ASSIGN_OR_RETURN(db::QueryResult r, c_->Query(sql, vals));
+    Rows out;
+    out.columns = r.columns;
+    out.affected = r.affected;
+    for (const auto& row : r.rows) {
+      std::vector<std::optional<std::string>> o;
+      for (const auto& v : row) o.push_back(v.is_null() ? std::nullopt : std::optional<std::string>(v.text));
+      out.rows.push_back(std::move(o));
+    }
+    return out;
+  }
+  Status Exec(const std::string& sql) override { return c_->Exec(sql); }
+
+ private:
+  std::unique_ptr<db::Connection> c_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Session>> Migrator::Connect(const std::string& version) {
+  std::string setup;
+  if (!version.empty()) {
+    SLUICE_ASSIGN_OR_RETURN(setup, VersionSetupSql(version));
+  }
+  SLUICE_ASSIGN_OR_RETURN(auto conn, impl_->Connect());
+  if (!setup.empty()) {
+    SLUICE_RETURN_IF_ERROR(conn->Exec(setup).WithContext("selecting version '" + version + "'"));
+  }
+  return std::unique_ptr<Session>(new SessionImpl(std::move(conn)));
+}
+
+Result<std::string> Migrator::VersionSetupSql(const std::string& version) {
+  SLUICE_ASSIGN_OR_RETURN(auto conn, impl_->Connect());
+  if (conn->dialect().versioned_namespaces()) {
+    return conn->dialect().VersionSelectHint(version);
+  }
+  StateStore store(*conn);
+  SLUICE_ASSIGN_OR_RETURN(bool has_state, store.Exists());
+  if (!has_state) return NotFound("no versions exist yet");
+  std::string where = version == "live" ? "live = 1" : "version = $1";
+  auto r = conn->Query("SELECT setup_sql FROM " + conn->dialect().StateTable("versions") + " WHERE " + where,
+                       version == "live" ? std::vector<db::Value>{} : std::vector<db::Value>{db::Value::Text(version)});
+  if (!r.ok()) return r.status();
+  if (r->rows.empty()) {
+    if (version == "live") return std::string("-- sluice: no version is live; use the base tables\n");
+    return NotFound("no version named '" + version + "'");
+  }
+  return r->Scalar().text;
+}
+
+}  // namespace sluice

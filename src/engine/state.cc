@@ -1,0 +1,186 @@
+#include "engine/state.h"
+
+#include <nlohmann/json.hpp>
+
+
+namespace sluice::engine {
+
+using db::Value;
+
+Result<bool> StateStore::Exists() {
+  auto r = c_.Query("SELECT 1 FROM " + T("migrations") + " WHERE 1 = 0");
+  return r.ok();
+}
+
+Status StateStore::Ensure() {
+  for (const auto& ddl : d_.StateSchema()) SLUICE_RETURN_IF_ERROR(c_.Exec(ddl));
+  return Status::Ok();
+}
+
+namespace {
+
+MigrationRecord FromRow(const db::Row& r) {
+  MigrationRecord m;
+  m.name = r[0].text;
+  m.seq = r[1].AsInt();
+  m.phase = r[2].text;
+  m.version = r[3].text;
+  m.previous_version = r[4].text;
+  m.plan_file = r[5].text;
+  m.plan_format = r[6].text;
+  m.plan_text = r[7].text;
+  m.schema_before = r[8].text;
+  auto tables = nlohmann::json::parse(r[9].text, nullptr, false);
+  if (tables.is_array()) {
+    for (const auto& t : tables) m.tables.push_back(t.get<std::string>());
+  }
+  m.live = r[10].text;
+  m.backfill = r[11].text;
+  m.version_retired = r[12].AsInt() != 0;
+  m.created_at = r[13].text;
+  m.updated_at = r[14].text;
+  m.completed_at = r[15].text;
+  return m;
+}
+
+constexpr const char* kColumns =
+    "name, seq, phase, version, previous_version, plan_file, plan_format, plan_text, schema_before, tables, live, "
+    "backfill, version_retired, created_at, updated_at, completed_at";
+
+}  // namespace
+
+Result<std::optional<MigrationRecord>> StateStore::Get(const std::string& name) {
+  auto r = c_.Query(std::string("SELECT ") + kColumns + " FROM " + T("migrations") + " WHERE name = $1",
+                    {Value::Text(name)});
+  if (!r.ok()) return r.status();
+  if (r->rows.empty()) return std::optional<MigrationRecord>();
+  return std::optional<MigrationRecord>(FromRow(r->rows[0]));
+}
+
+Result<std::vector<MigrationRecord>> StateStore::List() {
+  auto r = c_.Query(std::string("SELECT ") + kColumns + " FROM " + T("migrations") + " ORDER BY seq");
+  if (!r.ok()) return r.status();
+  std::vector<MigrationRecord> out;
+  for (const auto& row : r->rows) out.push_back(FromRow(row));
+  return out;
+}
+
+Result<int64_t> StateStore::NextSeq() {
+  auto r = c_.Query("SELECT coalesce(max(seq), 0) + 1 FROM " + T("migrations"));
+  if (!r.ok()) return r.status();
+  return r->Scalar().AsInt(1);
+}
+
+Status StateStore::Upsert(const MigrationRecord& m) {
+  nlohmann::json tables = m.tables;
+  auto r = c_.Query(
+      "INSERT INTO " + T("migrations") + " (" + kColumns +
+          ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) "
+          "ON CONFLICT (name) DO UPDATE SET seq = excluded.seq, phase = excluded.phase, version = excluded.version, "
+          "previous_version = excluded.previous_version, plan_file = excluded.plan_file, plan_format = "
+          "excluded.plan_format, plan_text = excluded.plan_text, schema_before = excluded.schema_before, tables = "
+          "excluded.tables, live = excluded.live, backfill = excluded.backfill, version_retired = "
+          "excluded.version_retired, updated_at = excluded.updated_at, completed_at = excluded.completed_at",
+      {Value::Text(m.name), Value::Int(m.seq), Value::Text(m.phase), Value::Text(m.version),
+       Value::Text(m.previous_version), Value::Text(m.plan_file), Value::Text(m.plan_format), Value::Text(m.plan_text),
+       Value::Text(m.schema_before), Value::Text(tables.dump()), Value::Text(m.live), Value::Text(m.backfill),
+       Value::Int(m.version_retired ? 1 : 0), Value::Text(m.created_at.empty() ? NowIso() : m.created_at),
+       Value::Text(NowIso()), m.completed_at.empty() ? Value::Null() : Value::Text(m.completed_at)});
+  return r.status();
+}
+
+Status StateStore::SetPhase(const std::string& name, const std::string& phase) {
+  std::string extra = phase == kComplete ? ", completed_at = $3" : "";
+  std::vector<Value> params = {Value::Text(phase), Value::Text(name)};
+  if (!extra.empty()) params.push_back(Value::Text(NowIso()));
+  auto r = c_.Query("UPDATE " + T("migrations") + " SET phase = $1, updated_at = '" + NowIso() + "'" + extra +
+                        " WHERE name = $2",
+                    params);
+  return r.status();
+}
+
+Status StateStore::SetField(const std::string& name, const std::string& column, const std::string& value) {
+  // `column` is always a literal from this code base, never user input.
+  auto r = c_.Query("UPDATE " + T("migrations") + " SET " + column + " = $1, updated_at = $3 WHERE name = $2",
+                    {column == "version_retired" ? Value::Int(value == "1") : Value::Text(value), Value::Text(name),
+                     Value::Text(NowIso())});
+  return r.status();
+}
+
+Status StateStore::AddEvent(const std::string& migration, const std::string& kind, const std::string& actor,
+                            const std::string& message, const std::string& details_json) {
+  auto r = c_.Query("INSERT INTO " + T("events") +
+                        " (migration, at, kind, actor, message, details) VALUES ($1, $2, $3, $4, $5, $6)",
+                    {Value::Text(migration), Value::Text(NowIso()), Value::Text(kind), Value::Text(actor),
+                     Value::Text(message), details_json.empty() ? Value::Null() : Value::Text(details_json)});
+  return r.status();
+}
+
+Result<std::vector<int>> StateStore::DoneSteps(const std::string& migration, const std::string& phase) {
+  auto r = c_.Query("SELECT step FROM " + T("steps") + " WHERE migration = $1 AND phase = $2 ORDER BY step",
+                    {Value::Text(migration), Value::Text(phase)});
+  if (!r.ok()) return r.status();
+  std::vector<int> out;
+  for (const auto& row : r->rows) out.push_back(static_cast<int>(row[0].AsInt()));
+  return out;
+}
+
+Status StateStore::MarkStep(const std::string& migration, const std::string& phase, int step) {
+  auto r = c_.Query("INSERT INTO " + T("steps") +
+                        " (migration, phase, step, done_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    {Value::Text(migration), Value::Text(phase), Value::Int(step), Value::Text(NowIso())});
+  return r.status();
+}
+
+Status StateStore::ClearProgress(const std::string& migration) {
+  for (const char* t : {"steps", "checkpoints", "chunks"}) {
+    auto r = c_.Query("DELETE FROM " + T(t) + " WHERE migration = $1", {Value::Text(migration)});
+    if (!r.ok()) return r.status();
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<Checkpoint>> StateStore::Checkpoints(const std::string& migration) {
+  auto r = c_.Query("SELECT tbl, worker, last_key, high_key, rows_done, rows_total, chunks, done, updated_at FROM " +
+                        T("checkpoints") + " WHERE migration = $1 ORDER BY tbl, worker",
+                    {Value::Text(migration)});
+  if (!r.ok()) return r.status();
+  std::vector<Checkpoint> out;
+  for (const auto& row : r->rows) {
+    Checkpoint c;
+    c.table = row[0].text;
+    c.worker = static_cast<int>(row[1].AsInt());
+    c.last_key = row[2].text;
+    c.high_key = row[3].text;
+    c.rows_done = row[4].AsInt();
+    c.rows_total = row[5].AsInt();
+    c.chunks = row[6].AsInt();
+    c.done = row[7].AsInt() != 0;
+    c.updated_at = row[8].text;
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+Result<std::optional<VerificationRecord>> StateStore::LastVerification(const std::string& migration) {
+  auto r = c_.Query("SELECT id, at, passed, report FROM " + T("verifications") +
+                        " WHERE migration = $1 ORDER BY id DESC LIMIT 1",
+                    {Value::Text(migration)});
+  if (!r.ok()) return r.status();
+  if (r->rows.empty()) return std::optional<VerificationRecord>();
+  VerificationRecord v;
+  v.id = r->rows[0][0].AsInt();
+  v.at = r->rows[0][1].text;
+  v.passed = r->rows[0][2].AsInt() != 0;
+  v.report = r->rows[0][3].text;
+  return std::optional<VerificationRecord>(v);
+}
+
+Status StateStore::AddVerification(const std::string& migration, bool passed, const std::string& report_json) {
+  auto r = c_.Query("INSERT INTO " + T("verifications") + " (migration, at, passed, report) VALUES ($1, $2, $3, $4)",
+                    {Value::Text(migration), Value::Text(NowIso()), Value::Int(passed ? 1 : 0),
+                     Value::Text(report_json)});
+  return r.status();
+}
+
+}  // namespace sluice::engine

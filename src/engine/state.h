@@ -1,0 +1,107 @@
+// sluice's state, kept in tables inside the migrated database so every
+// operator on every machine sees the same truth and a crashed sluice loses
+// nothing. The tables are described in docs/how-it-works.md.
+//
+// StateStore is a thin typed layer over a Connection; it never opens its own
+// transactions, so a phase change commits together with the DDL it records.
+// Not thread-safe (one per connection).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "db/adapter.h"
+#include "sluice/status.h"
+
+namespace sluice::engine {
+
+// Phases of one migration, as stored in the `phase` column.
+inline constexpr const char* kStarting = "starting";        // start began, not finished (PostgreSQL)
+inline constexpr const char* kActive = "active";            // expanded, dual-writing
+inline constexpr const char* kCompleting = "completing";    // complete began (PostgreSQL)
+inline constexpr const char* kComplete = "complete";        // contracted
+inline constexpr const char* kRollingBack = "rolling_back";  // rollback began (PostgreSQL)
+inline constexpr const char* kRolledBack = "rolled_back";
+
+struct MigrationRecord {
+  std::string name;
+  int64_t seq = 0;
+  std::string phase;
+  std::string version;
+  std::string previous_version;
+  std::string plan_file;
+  std::string plan_format;
+  std::string plan_text;
+  std::string schema_before;  // JSON snapshot taken at start
+  std::vector<std::string> tables;
+  std::string live = "old";        // which version reads go to: old | new
+  std::string backfill = "pending";  // none | pending | running | done
+  bool version_retired = false;    // read path removed by a later complete
+  std::string created_at, updated_at, completed_at;
+
+  bool in_flight() const {
+    return phase == kStarting || phase == kActive || phase == kCompleting || phase == kRollingBack;
+  }
+};
+
+struct Checkpoint {
+  std::string table;
+  int worker = 0;
+  std::string last_key;  // JSON array of typed values, "" before the first chunk
+  std::string high_key;  // JSON, "" when the table was empty
+  int64_t rows_done = 0;
+  int64_t rows_total = 0;
+  int64_t chunks = 0;
+  bool done = false;
+  std::string updated_at;
+};
+
+struct VerificationRecord {
+  int64_t id = 0;
+  std::string at;
+  bool passed = false;
+  std::string report;  // JSON
+};
+
+class StateStore {
+ public:
+  explicit StateStore(db::Connection& conn) : c_(conn), d_(conn.dialect()) {}
+
+  // True when the state tables exist (reading never creates them).
+  Result<bool> Exists();
+  // Creates missing state tables. Call inside the transaction of the first
+  // change, so a failed command leaves the database untouched.
+  Status Ensure();
+
+  Result<std::optional<MigrationRecord>> Get(const std::string& name);
+  // All migrations, oldest first.
+  Result<std::vector<MigrationRecord>> List();
+  Status Upsert(const MigrationRecord& rec);
+  Status SetPhase(const std::string& name, const std::string& phase);
+  Status SetField(const std::string& name, const std::string& column, const std::string& value);
+  Result<int64_t> NextSeq();
+
+  Status AddEvent(const std::string& migration, const std::string& kind, const std::string& actor,
+                  const std::string& message, const std::string& details_json = "");
+
+  Result<std::vector<int>> DoneSteps(const std::string& migration, const std::string& phase);
+  Status MarkStep(const std::string& migration, const std::string& phase, int step);
+  Status ClearProgress(const std::string& migration);
+
+  Result<std::vector<Checkpoint>> Checkpoints(const std::string& migration);
+  Result<std::optional<VerificationRecord>> LastVerification(const std::string& migration);
+  Status AddVerification(const std::string& migration, bool passed, const std::string& report_json);
+
+  db::Connection& conn() { return c_; }
+
+ private:
+  std::string T(std::string_view base) const { return d_.StateTable(base); }
+  db::Connection& c_;
+  const db::Dialect& d_;
+};
+
+using sluice::NowIso;
+
+}  // namespace sluice::engine

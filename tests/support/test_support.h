@@ -1,0 +1,74 @@
+// Test harness shared by unit and integration tests: temporary directories,
+// plan files, running the real sluice binary, and Status matchers.
+#pragma once
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "sluice/sluice.h"
+#include "sluice/status.h"
+
+namespace sluice::testing {
+
+// A directory removed when the object dies.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+  // Writes `text` to `name` inside the directory and returns its path.
+  std::string Write(const std::string& name, const std::string& text) const;
+
+ private:
+  std::string path_;
+};
+
+std::string ReadFile(const std::string& path);
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs the built sluice binary with `args` (no shell); env adds variables.
+CommandResult RunSluice(const std::vector<std::string>& args, const std::vector<std::string>& env = {});
+
+// Runs a query through a fresh session and returns the first column of the
+// first row ("" for NULL or no row). Fails the test on error.
+std::string QueryValue(Migrator& m, const std::string& sql, const std::string& version = "");
+std::vector<std::vector<std::string>> QueryRows(Migrator& m, const std::string& sql, const std::string& version = "");
+
+// Opens a Migrator on a SQLite file, creating it.
+std::unique_ptr<Migrator> OpenSqlite(const std::string& path, bool create = true);
+
+MATCHER_P2(StatusIs, code, substring, "") {
+  const Status& s = arg;
+  if (s.code() != code) {
+    *result_listener << "code is " << StatusCodeName(s.code()) << ": " << s.message();
+    return false;
+  }
+  if (s.message().find(substring) == std::string::npos) {
+    *result_listener << "message is: " << s.message();
+    return false;
+  }
+  return true;
+}
+
+#define SLUICE_ASSERT_OK(expr)                              \
+  do {                                                      \
+    ::sluice::Status s_ = (expr);                           \
+    ASSERT_TRUE(s_.ok()) << #expr << ": " << s_.message();  \
+  } while (0)
+
+#define SLUICE_EXPECT_OK(expr)                              \
+  do {                                                      \
+    ::sluice::Status s_ = (expr);                           \
+    EXPECT_TRUE(s_.ok()) << #expr << ": " << s_.message();  \
+  } while (0)
+
+}  // namespace sluice::testing
