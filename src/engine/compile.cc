@@ -58,6 +58,17 @@ enum CompleteStage {
   kStageCount,
 };
 
+db::TableConstraintSpec::Type ToSpecType(plan::ConstraintType t) {
+  switch (t) {
+    case plan::ConstraintType::kUnique: return db::TableConstraintSpec::Type::kUnique;
+    case plan::ConstraintType::kCheck: return db::TableConstraintSpec::Type::kCheck;
+    case plan::ConstraintType::kPrimaryKey: return db::TableConstraintSpec::Type::kPrimaryKey;
+    case plan::ConstraintType::kForeignKey: return db::TableConstraintSpec::Type::kForeignKey;
+    case plan::ConstraintType::kExclude: return db::TableConstraintSpec::Type::kExclude;
+  }
+  return db::TableConstraintSpec::Type::kUnique;
+}
+
 std::string Join(const std::vector<std::string>& v, const char* sep = ", ") {
   std::string out;
   for (size_t i = 0; i < v.size(); ++i) out += (i ? sep : "") + v[i];
@@ -354,7 +365,8 @@ std::optional<size_t> Compiler::Duplicate(VTable& t, VColumn& col, const std::st
   if (t.info) {
     for (const auto& idx : t.info->indexes) {
       bool involves = std::find(idx.columns.begin(), idx.columns.end(), origin) != idx.columns.end();
-      if (!involves || idx.primary || idx.constraint == skip_constraint || idx.name == skip_constraint) continue;
+      if (!involves || idx.primary) continue;
+      if (!skip_constraint.empty() && (idx.constraint == skip_constraint || idx.name == skip_constraint)) continue;
       if (idx.columns.size() != 1) {
         Error(op_->loc, "column '" + t.logical + "." + col.logical + "' is part of the multi-column index '" +
                             idx.name + "'; sluice cannot yet carry a multi-column index over to a new copy of one "
@@ -427,7 +439,7 @@ void Compiler::Op(const plan::CreateTable& op) {
   for (const auto& c : op.constraints) {
     db::TableConstraintSpec spec;
     spec.name = c.name.value;
-    spec.type = static_cast<db::TableConstraintSpec::Type>(c.type);
+    spec.type = ToSpecType(c.type);
     for (const auto& col : c.columns) {
       if (!t.Find(col.value)) {
         Error(col.loc, "constraint '" + c.name.value + "' names column '" + col.value + "', which table '" +
@@ -823,7 +835,7 @@ void Compiler::Op(const plan::CreateConstraint& op) {
   }
   db::TableConstraintSpec spec;
   spec.name = op.name.value;
-  spec.type = static_cast<db::TableConstraintSpec::Type>(op.type);
+  spec.type = ToSpecType(op.type);
   spec.check = op.check;
   spec.deferrable = op.deferrable;
   spec.initially_deferred = op.initially_deferred;

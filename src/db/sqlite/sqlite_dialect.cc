@@ -502,9 +502,9 @@ std::vector<std::string> SqliteDialect::StateSchema() const {
       "CREATE TABLE IF NOT EXISTS \"_sluice_chunks\" (migration TEXT NOT NULL, tbl TEXT NOT NULL, worker INTEGER NOT "
       "NULL, chunk INTEGER NOT NULL, from_key TEXT, to_key TEXT NOT NULL, rows INTEGER NOT NULL, millis REAL NOT "
       "NULL, committed_at TEXT NOT NULL, PRIMARY KEY (migration, tbl, worker, chunk))",
-      "CREATE TABLE IF NOT EXISTS \"_sluice_events\" (id INTEGER PRIMARY KEY AUTOINCREMENT, migration TEXT NOT NULL, "
+      "CREATE TABLE IF NOT EXISTS \"_sluice_events\" (id INTEGER PRIMARY KEY, migration TEXT NOT NULL, "
       "at TEXT NOT NULL, kind TEXT NOT NULL, actor TEXT NOT NULL, message TEXT NOT NULL, details TEXT)",
-      "CREATE TABLE IF NOT EXISTS \"_sluice_verifications\" (id INTEGER PRIMARY KEY AUTOINCREMENT, migration TEXT "
+      "CREATE TABLE IF NOT EXISTS \"_sluice_verifications\" (id INTEGER PRIMARY KEY, migration TEXT "
       "NOT NULL, at TEXT NOT NULL, passed INTEGER NOT NULL, report TEXT NOT NULL)",
       "CREATE TABLE IF NOT EXISTS \"_sluice_versions\" (version TEXT PRIMARY KEY, migration TEXT NOT NULL, "
       "setup_sql TEXT NOT NULL, live INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL)",
