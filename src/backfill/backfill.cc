@@ -60,7 +60,10 @@ Status Backfiller::Prepare(const db::BackfillTask& task) {
   for (size_t i = 0; i < task.assignments.size(); ++i) {
     set += (i ? ", " : "") + d.Quote(task.assignments[i].target) + " = " + sql::ScalarExpression(task.assignments[i].expr);
   }
-  update_sql_ = "UPDATE " + d.Table(task.table) + " SET " + set + " WHERE ";
+  // Rows written through the new version since start already hold what that
+  // version wants; recomputing them from the old columns would undo it.
+  update_sql_ = "UPDATE " + d.Table(task.table) + " SET " + set + " WHERE " +
+                (task.skip_flag.empty() ? "" : d.Quote(task.skip_flag) + " IS NULL AND ");
   for (const auto& s : d.BackfillSessionSetup()) SLUICE_RETURN_IF_ERROR(conn_.Exec(s));
 
   const std::string cp = d.StateTable("checkpoints");

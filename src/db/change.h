@@ -127,6 +127,11 @@ struct TableMapping {
   std::vector<Forward> forward;
   std::vector<Backward> backward;
   std::vector<std::string> not_null_guards;  // physical columns guarded NOT NULL
+  // Column marking rows last written through the new version (1) rather
+  // than the old one (NULL). The backfill skips marked rows, so it never
+  // overwrites what the new version wrote, and verification checks them
+  // through `down` instead of `up`. Empty when the table has no dual write.
+  std::string write_flag;
 
   bool has_dual_write() const { return !forward.empty() || !backward.empty(); }
 };
@@ -247,6 +252,7 @@ struct BackfillTask {
   std::string table;
   std::vector<std::string> key;
   std::vector<Forward> assignments;
+  std::string skip_flag;  // rows with this column set are left alone
 };
 
 }  // namespace sluice::db

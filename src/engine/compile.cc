@@ -46,6 +46,9 @@ struct VTable {
   }
 };
 
+// Marks rows written through the new version (see TableMapping::write_flag).
+constexpr const char* kWriteFlag = "_sluice_new_write";
+
 enum CompleteStage {
   kStageFinalize = 0,   // validate constraints, NOT NULL, attach unique indexes
   kStageDropIndex,
@@ -1202,6 +1205,23 @@ Result<CompiledMigration> Compiler::Run() {
   // Dual-write triggers and the read path come last in start: by then every
   // column they mention exists. Rollback removes them first.
   origin_ = "start";
+  for (auto& m : out_.version.tables) {
+    if (!m.has_dual_write() || m.created) continue;
+    VTable* vt = nullptr;
+    for (auto& t : tables_) {
+      if (t.physical == m.physical) vt = &t;
+    }
+    m.write_flag = kWriteFlag;
+    if (vt && vt->physical_columns.count(kWriteFlag)) {
+      Error({}, "table '" + m.physical + "' already has a column named " + kWriteFlag +
+                    "; an interrupted migration may have left it: roll that migration back");
+    }
+    db::ColumnSpec flag;
+    flag.name = kWriteFlag;
+    flag.type = "INTEGER";
+    Start(db::AddColumnStep{m.physical, flag}, db::DropColumnStep{m.physical, kWriteFlag});
+    Complete(kStageDropColumn, db::DropColumnStep{m.physical, kWriteFlag});
+  }
   for (const auto& m : out_.version.tables) {
     if (m.has_dual_write() && !m.created) {
       start_.push_back({db::CreateDualWriteStep{plan_.name, out_.version.name, m}, origin_});
@@ -1210,6 +1230,7 @@ Result<CompiledMigration> Compiler::Run() {
       task.table = m.physical;
       task.key = m.key;
       task.assignments = m.forward;
+      task.skip_flag = m.write_flag;
       if (!task.assignments.empty()) out_.backfill.push_back(std::move(task));
     }
   }

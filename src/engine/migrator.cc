@@ -256,8 +256,9 @@ Result<PlanPreview> Migrator::Preview(const std::string& plan_path) {
     for (size_t i = 0; i < t.key.size(); ++i) key += (i ? ", " : "") + d.Quote(t.key[i]);
     bf.statements.push_back("-- per chunk, in one transaction with its checkpoint, walking (" + key +
                             ") in order up to the highest key present at the first chunk:\nUPDATE " + d.Table(t.table) +
-                            " SET " + set + " WHERE (" + key + ") > (<last checkpoint>) AND (" + key +
-                            ") <= (<chunk end>)");
+                            " SET " + set + " WHERE " +
+                            (t.skip_flag.empty() ? "" : d.Quote(t.skip_flag) + " IS NULL AND ") + "(" + key +
+                            ") > (<last checkpoint>) AND (" + key + ") <= (<chunk end>)");
   }
   out.phases.push_back(std::move(bf));
   render("complete", c.complete);

@@ -70,9 +70,12 @@ Status RunChecks(db::Connection& conn, const db::VersionSpec& version, const Set
         report->checks.push_back(std::move(c));
         continue;
       }
-      std::string mismatch =
-          "NOT (" + d.NullSafeEqual(d.Quote(f.target), sql::ScalarExpression(f.expr)) + ")";
-      auto cnt = conn.Query("SELECT count(*), (SELECT count(*) FROM " + d.Table(m.physical) + ") FROM " +
+      // Rows last written through the new version are checked through
+      // `down` below: their new columns are what that version wrote.
+      std::string mismatch = "NOT (" + d.NullSafeEqual(d.Quote(f.target), sql::ScalarExpression(f.expr)) + ")" +
+                             (m.write_flag.empty() ? "" : " AND " + d.Quote(m.write_flag) + " IS NULL");
+      auto cnt = conn.Query("SELECT count(*), (SELECT count(*) FROM " + d.Table(m.physical) +
+                            (m.write_flag.empty() ? "" : " WHERE " + d.Quote(m.write_flag) + " IS NULL") + ") FROM " +
                             d.Table(m.physical) + " WHERE " + mismatch);
       if (!cnt.ok()) return cnt.status().WithContext("comparing " + m.physical + "." + f.target + " with up");
       c.failures = cnt->rows[0][0].AsInt();
@@ -95,7 +98,51 @@ Status RunChecks(db::Connection& conn, const db::VersionSpec& version, const Set
       }
       report->checks.push_back(std::move(c));
     }
-    // 3. Columns that complete will make NOT NULL hold no NULL.
+    // 3. Rows written through the new version: the old columns hold
+    //    `down` of what the new version wrote, so the old version reads it.
+    for (const auto& bw : m.backward) {
+      if (m.write_flag.empty()) break;
+      Check c;
+      c.name = "down_matches";
+      c.table = m.logical;
+      c.column = bw.target;
+      std::string row;
+      for (size_t i = 0; i < m.columns.size(); ++i) {
+        row += (i ? ", " : "") + d.Quote(m.columns[i].physical) + " AS " + d.Quote(m.columns[i].logical);
+      }
+      std::string keys;
+      for (size_t i = 0; i < m.key.size(); ++i) {
+        keys += ", " + d.Quote(m.key[i]) + " AS " + d.Quote("_sluice_key_" + std::to_string(i));
+      }
+      std::string source = "(SELECT " + row + keys + ", " + d.Quote(bw.target) + " AS " + d.Quote("_sluice_old") +
+                           " FROM " + d.Table(m.physical) + " WHERE " + d.Quote(m.write_flag) + " = 1) AS sluice_row";
+      std::string mismatch = "NOT (" + d.NullSafeEqual(d.Quote("_sluice_old"), sql::ScalarExpression(bw.expr)) + ")";
+      auto cnt = conn.Query("SELECT count(*), (SELECT count(*) FROM " + d.Table(m.physical) + " WHERE " +
+                            d.Quote(m.write_flag) + " = 1) FROM " + source + " WHERE " + mismatch);
+      if (!cnt.ok()) return cnt.status().WithContext("comparing " + m.physical + "." + bw.target + " with down");
+      c.failures = cnt->rows[0][0].AsInt();
+      c.checked = cnt->rows[0][1].AsInt();
+      c.passed = c.failures == 0;
+      c.summary = c.passed ? "all " + std::to_string(c.checked) + " rows written through the new version have " +
+                                 bw.target + " = down(" + bw.expr + ")"
+                           : std::to_string(c.failures) + " of " + std::to_string(c.checked) +
+                                 " rows written through the new version differ from down(" + bw.expr + ")";
+      if (!c.passed && settings.max_reported > 0) {
+        std::string key_cols;
+        for (size_t i = 0; i < m.key.size(); ++i) key_cols += (i ? ", " : "") + d.Quote("_sluice_key_" + std::to_string(i));
+        auto rows = conn.Query("SELECT " + key_cols + ", " + d.Quote("_sluice_old") + ", " +
+                               sql::ScalarExpression(bw.expr) + " FROM " + source + " WHERE " + mismatch + " LIMIT " +
+                               std::to_string(settings.max_reported));
+        if (!rows.ok()) return rows.status();
+        for (const auto& r : rows->rows) {
+          backfill::Key key(r.begin(), r.begin() + static_cast<long>(m.key.size()));
+          c.evidence.push_back("key " + backfill::KeyToDisplay(key) + ": " + bw.target + " = " + Show(r[m.key.size()]) +
+                               ", down gives " + Show(r[m.key.size() + 1]));
+        }
+      }
+      report->checks.push_back(std::move(c));
+    }
+    // 4. Columns that complete will make NOT NULL hold no NULL.
     for (const auto& col : m.not_null_guards) {
       Check c;
       c.name = "not_null";

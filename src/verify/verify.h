@@ -5,7 +5,10 @@
 //   row_count  rows visible through the old and the new read path, counted
 //              in one snapshot
 //   up_matches every row's new column equals `up` applied to its old values
-//              (skipped, with the reason, when `up` is volatile)
+//              (skipped, with the reason, when `up` is volatile); rows last
+//              written through the new version are left to down_matches
+//   down_matches  rows last written through the new version: each old
+//              column equals `down` applied to the new values
 //   not_null   columns that become NOT NULL at complete hold no NULL
 //
 // Verification only reads (one snapshot transaction); it never changes the

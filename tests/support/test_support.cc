@@ -40,6 +40,46 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
+namespace {
+std::vector<std::string> ChildEnv(const std::vector<std::string>& extra) {
+  std::vector<std::string> env_s;
+  for (char** e = environ; *e; ++e) {
+    std::string kv = *e;
+    if (kv.rfind("SLUICE_DB=", 0) == 0) continue;  // tests pass --db explicitly unless they set it
+    env_s.push_back(kv);
+  }
+  for (const auto& e : extra) env_s.push_back(e);
+  return env_s;
+}
+}  // namespace
+
+int SpawnSluice(const std::vector<std::string>& args, const std::string& dir) {
+  std::vector<std::string> argv_s = {SLUICE_BINARY};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_s = ChildEnv({});
+  std::vector<char*> envp;
+  for (auto& e : env_s) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::string out = dir + "/spawn.out", err = dir + "/spawn.err";
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  return rc == 0 ? pid : -1;
+}
+
+int WaitProcess(int pid) {
+  int status = 0;
+  if (waitpid(pid, &status, 0) < 0) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 CommandResult RunSluice(const std::vector<std::string>& args, const std::vector<std::string>& env) {
   TempDir io;
   std::string out_path = io.File("out"), err_path = io.File("err");
@@ -48,13 +88,7 @@ CommandResult RunSluice(const std::vector<std::string>& args, const std::vector<
   std::vector<char*> argv;
   for (auto& a : argv_s) argv.push_back(a.data());
   argv.push_back(nullptr);
-  std::vector<std::string> env_s;
-  for (char** e = environ; *e; ++e) {
-    std::string kv = *e;
-    if (kv.rfind("SLUICE_DB=", 0) == 0) continue;  // tests pass --db explicitly unless they set it
-    env_s.push_back(kv);
-  }
-  for (const auto& e : env) env_s.push_back(e);
+  std::vector<std::string> env_s = ChildEnv(env);
   std::vector<char*> envp;
   for (auto& e : env_s) envp.push_back(e.data());
   envp.push_back(nullptr);

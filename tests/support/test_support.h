@@ -38,6 +38,12 @@ struct CommandResult {
 // Runs the built sluice binary with `args` (no shell); env adds variables.
 CommandResult RunSluice(const std::vector<std::string>& args, const std::vector<std::string>& env = {});
 
+// Starts the sluice binary in the background with stdout/stderr to files
+// in `dir`; returns its pid (or -1).
+int SpawnSluice(const std::vector<std::string>& args, const std::string& dir);
+// Waits for a spawned process; returns its exit code (128+signal if killed).
+int WaitProcess(int pid);
+
 // Runs a query through a fresh session and returns the first column of the
 // first row ("" for NULL or no row). Fails the test on error.
 std::string QueryValue(Migrator& m, const std::string& sql, const std::string& version = "");

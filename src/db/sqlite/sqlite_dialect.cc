@@ -132,6 +132,10 @@ std::vector<Statement> ViewTriggers(const VersionSpec& v, const TableMapping& m,
     targets.push_back(Q(b.target));
     values.push_back(sql::ScalarExpression(b.expr));
   }
+  if (!final && !m.write_flag.empty()) {
+    targets.push_back(Q(m.write_flag));
+    values.push_back("1");
+  }
   std::string mark = marker ? "INSERT INTO \"_sluice_marker\"(migration) VALUES (" + QuoteLiteral(v.migration) + "); " : "";
   std::string unmark = marker ? " DELETE FROM \"_sluice_marker\";" : "";
   std::string cols, vals;
@@ -282,10 +286,13 @@ struct Renderer {
     const TableMapping& m = s.table;
     // Writes through the old version: new := up(row), after the row is
     // written, skipped while a new-version trigger holds the marker.
+    // An old-version write also clears the new-version mark on the row.
+    const std::string unflag = m.write_flag.empty() ? "" : ", " + Q(m.write_flag) + " = NULL";
     std::string all;
     for (size_t i = 0; i < m.forward.size(); ++i) {
       all += (i ? ", " : "") + Q(m.forward[i].target) + " = " + sql::ScalarExpression(m.forward[i].expr);
     }
+    all += unflag;
     const std::string when = " WHEN NOT EXISTS (SELECT 1 FROM \"_sluice_marker\")";
     const std::string where = " WHERE " + KeyMatch(m.key, m.key, "NEW");
     if (!m.forward.empty()) {
@@ -301,7 +308,7 @@ struct Renderer {
       for (const auto& r : f.reads) of += (of.empty() ? "" : ", ") + Q(r);
       Sql("CREATE TRIGGER " + Q(TriggerName(s.migration, m.physical, "update_" + std::to_string(i))) +
           " AFTER UPDATE OF " + of + " ON " + Q(m.physical) + when + " BEGIN UPDATE " + Q(m.physical) + " SET " +
-          Q(f.target) + " = " + sql::ScalarExpression(f.expr) + where + "; END");
+          Q(f.target) + " = " + sql::ScalarExpression(f.expr) + unflag + where + "; END");
     }
   }
   void operator()(const DropDualWriteStep& s) {
