@@ -1048,6 +1048,41 @@ void ParseGate(Reader& r, const Map& gates, const std::string& key, Gate* g) {
   }
 }
 
+// yaml-cpp reads JSON as YAML flow syntax, which allows a trailing comma
+// ({"a": "b",} or ["x",]); JSON does not. Returns where the first such comma
+// is (line 0 when there is none), so a .json plan is not read leniently.
+SourceLoc JsonTrailingComma(const std::string& text, char* closer) {
+  int line = 1, col = 0;
+  bool in_string = false, escaped = false;
+  SourceLoc comma;
+  for (char ch : text) {
+    if (ch == '\n') {
+      ++line;
+      col = 0;
+    } else {
+      ++col;
+    }
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (ch == '\\') {
+        escaped = true;
+      } else if (ch == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n') continue;
+    if ((ch == '}' || ch == ']') && comma.line > 0) {
+      *closer = ch;
+      return comma;
+    }
+    comma = ch == ',' ? SourceLoc{line, col} : SourceLoc{};
+    if (ch == '"') in_string = true;
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<Plan> ParsePlanText(const std::string& text, const std::string& file, std::vector<Diagnostic>* warnings) {
@@ -1064,6 +1099,15 @@ Result<Plan> ParsePlanText(const std::string& text, const std::string& file, std
     r.Error({}, "plan file name must end in .yaml, .yml or .json");
   }
   if (plan.name.empty()) r.Error({}, "plan file name gives an empty migration name");
+
+  if (plan.format == "json") {
+    char closer = 0;
+    SourceLoc comma = JsonTrailingComma(text, &closer);
+    if (comma.line > 0) {
+      r.Error(comma, std::string("cannot parse JSON: trailing comma before '") + closer + "'");
+      return DiagnosticsToStatus(r.diags());
+    }
+  }
 
   YAML::Node root;
   try {
