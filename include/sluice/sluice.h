@@ -33,8 +33,15 @@ struct Options {
   // sqlite:PATH, sqlite:///ABS/PATH, postgresql://..., or libpq key=value.
   // Empty: only Lint without a database works.
   std::string db_url;
-  // PostgreSQL schema for sluice's state tables.
+  // PostgreSQL: the schema whose tables are migrated.
+  std::string schema = "public";
+  // PostgreSQL: schema for sluice's state tables.
   std::string state_schema = "sluice";
+  // PostgreSQL: how long one DDL statement may wait for its lock before it
+  // gives up (and is retried), and how long all retries of one phase may
+  // take before the command fails, naming the sessions holding the lock.
+  int64_t lock_timeout_ms = 500;
+  int64_t lock_retry_budget_ms = 60000;
   // Recorded with every event; defaults to $USER@hostname.
   std::string actor;
   // SQLite only: create the file if it does not exist (the demo does).

@@ -43,7 +43,13 @@ int main(int argc, char** argv) {
   if (const char* env = std::getenv("SLUICE_DB")) opts.db_url = env;
   app.add_option("--db", opts.db_url,
                  "database: sqlite:PATH, sqlite:///ABS/PATH, postgresql://user@host:port/db (env SLUICE_DB)");
+  app.add_option("--schema", opts.schema, "PostgreSQL schema whose tables are migrated")->capture_default_str();
   app.add_option("--state-schema", opts.state_schema, "PostgreSQL schema for sluice's state tables")
+      ->capture_default_str();
+  app.add_option("--lock-timeout-ms", opts.lock_timeout_ms, "PostgreSQL: longest wait for one DDL lock")
+      ->capture_default_str();
+  app.add_option("--lock-budget-ms", opts.lock_retry_budget_ms,
+                 "PostgreSQL: total time a phase keeps retrying its locks before failing")
       ->capture_default_str();
   app.add_option("--actor", opts.actor, "name recorded in the audit log (default $USER@host)");
   bool json = false;

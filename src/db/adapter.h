@@ -88,6 +88,12 @@ class Dialect {
 
   // How an application session selects `version` (for docs and `status`).
   virtual std::string VersionSelectHint(const std::string& version) const = 0;
+  // SQL a session runs to use `version` when versions are namespaces
+  // ("" = the base schema, "live" = the live alias). Empty otherwise.
+  virtual std::string SessionSetupSql(const std::string& version) const { return {}; }
+  // Statements that make `lock_timeout_ms` the lock wait limit of the
+  // current transaction (empty where the database has none).
+  virtual std::string LockTimeoutSql(int64_t lock_timeout_ms) const { return {}; }
 
   // A deterministic 64-bit hash expression over the given SQL expressions
   // (verification). Empty when the dialect cannot hash in the database.
@@ -129,6 +135,11 @@ class Connection {
   // Re-establishes a lost connection (session settings are re-applied).
   virtual Status Reconnect() = 0;
 
+  // Sessions that hold locks on `tables` (qualified names as Dialect::Table
+  // gives them), for messages when sluice could not get its lock: pid,
+  // state, query and how long. Empty when the database has no such notion.
+  virtual std::string DescribeLockHolders(const std::vector<std::string>& tables) { return {}; }
+
   // Takes the named lock for the life of this connection, or reports who
   // holds it. Never blocks.
   virtual Result<LockAttempt> TryLock(const std::string& name) = 0;
@@ -149,6 +160,8 @@ class Adapter {
 };
 
 struct OpenOptions {
+  // PostgreSQL: the schema whose tables are migrated.
+  std::string schema = "public";
   // PostgreSQL: schema holding sluice's state tables.
   std::string state_schema = "sluice";
   // SQLite: create the database file when it does not exist (demo only;

@@ -123,6 +123,7 @@ struct TableMapping {
   bool changed = false;     // shape or name differs from the old version
   std::vector<ColumnMapping> columns;      // new version, in order
   std::vector<std::string> old_columns;    // old version's columns (physical)
+  std::vector<std::optional<std::string>> old_defaults;  // parallel to old_columns
   std::vector<std::string> key;            // physical key columns
   std::vector<Forward> forward;
   std::vector<Backward> backward;
@@ -142,6 +143,8 @@ struct VersionSpec {
   std::string migration;
   std::string previous;          // previous version name, "" for the base
   std::vector<TableMapping> tables;  // every table of the new version
+  // Physical tables the new version no longer shows (dropped).
+  std::vector<std::string> hidden_tables;
 };
 
 // --- steps -----------------------------------------------------------------
@@ -230,13 +233,25 @@ struct Step {
 };
 
 // A statement the adapter will execute for a step.
+//
+// On databases where a phase cannot be one transaction (PostgreSQL: CREATE
+// INDEX CONCURRENTLY), the engine runs a phase's statements in three groups:
+//   prepare  each in its own short transaction, first (VALIDATE CONSTRAINT:
+//            scans without blocking writers; harmless if repeated)
+//   main     everything else, in ONE transaction together with the phase
+//            change, retried as a whole when a lock is not granted in time
+//   outside  after main, each outside any transaction (CONCURRENTLY);
+//            written to be safe to repeat
+// On SQLite the whole phase is one transaction and the groups are ignored.
 struct Statement {
   std::string sql;
   // Must run outside a transaction (CREATE INDEX CONCURRENTLY).
   bool outside_transaction = false;
-  // Takes a strong lock on a live table: run with a short lock timeout and
-  // bounded retries (PostgreSQL).
-  bool needs_lock = false;
+  // Runs before the main transaction (see above).
+  bool prepare = false;
+  // outside_transaction index builds: the qualified index name, so a build
+  // that failed half-way (an INVALID index) is dropped and rebuilt.
+  std::string rebuild_invalid_index;
   // Optional query run first in the same transaction; if it returns a row,
   // the statement is not run and the step fails with guard_message.
   std::string guard_sql;

@@ -33,14 +33,14 @@ Result<std::unique_ptr<Adapter>> OpenAdapter(const std::string& url, const OpenO
     return MakeSqliteAdapter({path, options.create, 10000});
   }
   if (StartsWith(url, "postgresql://") || StartsWith(url, "postgres://") || url.find('=') != std::string::npos) {
-    return MakePostgresAdapter({url, options.state_schema});
+    return MakePostgresAdapter({url, options.schema, options.state_schema});
   }
   if (EndsWith(url, ".db") || EndsWith(url, ".sqlite") || EndsWith(url, ".sqlite3")) {
     return MakeSqliteAdapter({url, options.create, 10000});
   }
   if (url.empty()) {
     if (std::getenv("PGHOST") || std::getenv("PGDATABASE") || std::getenv("PGSERVICE")) {
-      return MakePostgresAdapter({"", options.state_schema});
+      return MakePostgresAdapter({"", options.schema, options.state_schema});
     }
     return InvalidArgument("no database given: pass --db URL or set SLUICE_DB (e.g. sqlite:app.db or "
                            "postgresql://user@host/db)");

@@ -77,6 +77,7 @@ struct TableInfo {
   std::vector<ConstraintInfo> constraints;
   std::optional<std::string> comment;
   std::string replica_identity;  // PostgreSQL: d, n, f or i
+  std::string replica_identity_index;  // when replica_identity is 'i'
 
   const ColumnInfo* FindColumn(const std::string& name) const;
   const ConstraintInfo* FindConstraint(const std::string& name) const;

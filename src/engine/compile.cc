@@ -386,9 +386,20 @@ std::optional<size_t> Compiler::Duplicate(VTable& t, VColumn& col, const std::st
         spec.raw_definition =
             sql::RenameIdentifier(sql::RenameIdentifier(idx.definition, origin, n), idx.name, spec.name);
       }
+      if (!idx.constraint.empty() && d_.name() == "sqlite") {
+        Error(op_->loc, "column '" + t.logical + "." + col.logical + "' is declared UNIQUE in its CREATE TABLE "
+                            "statement; SQLite cannot drop such a column, so it cannot be replaced by a new copy");
+        continue;
+      }
       index_names_.insert(spec.name);
       Start(db::CreateIndexStep{spec}, db::DropIndexStep{t.physical, spec.name});
-      Complete(kStageDropIndex, db::DropIndexStep{t.physical, idx.name});
+      // The original goes before the old column does (an index that backs a
+      // constraint goes with its constraint).
+      if (idx.constraint.empty()) {
+        Complete(kStageDropIndex, db::DropIndexStep{t.physical, idx.name});
+      } else {
+        Complete(kStageDropIndex, db::DropConstraintStep{t.physical, idx.constraint});
+      }
       if (!idx.constraint.empty()) {
         Complete(kStageRenameObjects,
                  db::AttachIndexConstraintStep{t.physical, idx.constraint, spec.name, false, false, false});
@@ -1073,9 +1084,7 @@ void Compiler::Op(const plan::SetReplicaIdentity& op) {
     if (ri == "n") old = "NOTHING";
     if (ri == "i") {
       old = "INDEX";
-      for (const auto& idx : t->info->indexes) {
-        if (idx.constraint == "__replica_identity__") old_index = idx.name;
-      }
+      old_index = t->info->replica_identity_index;
     }
   }
   touched_.insert(t->physical);
@@ -1148,6 +1157,7 @@ void Compiler::BuildVersion() {
   v.name = opts_.version_name.empty() ? plan_.version_schema.value_or(plan_.name) : opts_.version_name;
   v.migration = plan_.name;
   v.previous = opts_.previous_version;
+  v.hidden_tables = dropped_physical_;
   for (auto& t : tables_) {
     db::TableMapping m;
     m.logical = t.logical;
@@ -1159,7 +1169,10 @@ void Compiler::BuildVersion() {
       m.columns.push_back({c.logical, c.physical, c.default_expr, c.not_null, c.type, existed});
     }
     if (t.info) {
-      for (const auto& oc : t.info->columns) m.old_columns.push_back(oc.name);
+      for (const auto& oc : t.info->columns) {
+        m.old_columns.push_back(oc.name);
+        m.old_defaults.push_back(oc.default_expr);
+      }
     }
     m.key = KeyOf(t);
     m.forward = t.forward;

@@ -67,25 +67,137 @@ Result<Loaded> LoadMigration(StateStore& store, const db::Dialect& d, const std:
   return l;
 }
 
-// Runs steps, each statement through Connection::Execute. When
-// `record_phase` is non-empty, completed steps are recorded (and skipped on
-// a rerun); `skip` lists step numbers to leave out.
-Status RunSteps(db::Connection& conn, StateStore* store, const std::string& migration, const std::string& record_phase,
-                const std::vector<db::Step>& steps, const std::vector<int>& done = {}) {
+// One lifecycle phase to run (see ExecutePhase).
+struct PhaseRun {
+  std::string migration;
+  std::string phase;  // start | complete | rollback | switch
+  std::vector<db::Step> steps;
+  std::vector<std::string> tables;  // physical tables, for lock messages
+  // Runs first inside the main transaction (e.g. create state tables and
+  // insert the migration's record).
+  std::function<Status()> before;
+  // Records the phase change inside a transaction. `finished` is false when
+  // statements that must run outside a transaction are still to come.
+  std::function<Status(bool finished)> record;
+};
+
+std::string FirstLine(const std::string& sql) {
+  std::string l = sql.substr(0, sql.find('\n'));
+  return l.size() > 160 ? l.substr(0, 157) + "..." : l;
+}
+
+// Retries `fn` while it fails for want of a lock (lock_timeout, deadlock,
+// serialization failure), with jittered exponential backoff, for at most the
+// retry budget; then fails naming the sessions that hold the locks.
+Status RetryLocks(db::Connection& conn, const Options& o, const std::vector<std::string>& tables,
+                  const std::function<Status()>& fn) {
+  Clock* clock = Clock::Real();
+  const int64_t deadline = clock->NowMicros() + o.lock_retry_budget_ms * 1000;
+  unsigned seed = static_cast<unsigned>(clock->NowMicros());
+  for (int attempt = 0;; ++attempt) {
+    Status s = fn();
+    if (s.ok() || s.code() != StatusCode::kAborted) return s;
+    if (clock->NowMicros() >= deadline) {
+      std::vector<std::string> qualified;
+      for (const auto& t : tables) qualified.push_back(conn.dialect().Table(t));
+      std::string holders = conn.DescribeLockHolders(qualified);
+      return FailedPrecondition("could not get the locks it needs within " +
+                                std::to_string(o.lock_retry_budget_ms / 1000) + "s (" + std::to_string(attempt + 1) +
+                                " attempts, each waiting at most " + std::to_string(o.lock_timeout_ms) + " ms): " +
+                                s.message() +
+                                (holders.empty() ? "" : "; held by: " + holders) +
+                                ". Nothing was changed by this attempt; rerun when the blocking sessions are gone");
+    }
+    int64_t backoff = std::min<int64_t>(2'000'000, 50'000LL << std::min(attempt, 6));
+    seed = seed * 1103515245u + 12345u;
+    backoff = backoff / 2 + static_cast<int64_t>(seed % static_cast<unsigned>(backoff / 2 + 1));
+    clock->SleepMicros(backoff);
+  }
+}
+
+// Runs a phase. SQLite: one transaction for everything. Databases where that
+// is impossible: prepare statements first (each its own transaction), then
+// one main transaction holding every catalog change and the phase record
+// (retried as a whole while locks are busy), then statements that must run
+// outside a transaction. Completion of the main transaction is recorded, so
+// a rerun after a crash resumes after it.
+Status ExecutePhase(db::Connection& conn, StateStore& store, const Options& o, const PhaseRun& run) {
   const db::Dialect& d = conn.dialect();
-  for (size_t i = 0; i < steps.size(); ++i) {
-    if (std::find(done.begin(), done.end(), static_cast<int>(i)) != done.end()) continue;
-    for (const auto& stmt : d.Render(steps[i])) {
-      Status s = conn.Execute(stmt);
-      if (!s.ok()) {
-        std::string first_line = stmt.sql.substr(0, stmt.sql.find('\n'));
-        if (first_line.size() > 160) first_line = first_line.substr(0, 157) + "...";
-        return s.WithContext(steps[i].origin + ": " + first_line);
+  struct Item {
+    db::Statement stmt;
+    std::string origin;
+  };
+  std::vector<Item> prepare, main, outside;
+  for (const auto& step : run.steps) {
+    for (auto& st : d.Render(step)) {
+      Item it{st, step.origin};
+      if (d.transactional_ddl()) {
+        main.push_back(std::move(it));
+      } else if (st.outside_transaction) {
+        outside.push_back(std::move(it));
+      } else if (st.prepare) {
+        prepare.push_back(std::move(it));
+      } else {
+        main.push_back(std::move(it));
       }
     }
-    if (store && !record_phase.empty()) SLUICE_RETURN_IF_ERROR(store->MarkStep(migration, record_phase, static_cast<int>(i)));
   }
-  return Status::Ok();
+  auto exec = [&](const Item& it) -> Status {
+    Status s = conn.Execute(it.stmt);
+    return s.ok() ? s : s.WithContext(it.origin + ": " + FirstLine(it.stmt.sql));
+  };
+  const std::string timeout = d.LockTimeoutSql(o.lock_timeout_ms);
+
+  if (d.transactional_ddl()) {
+    return db::InTransaction(conn, [&]() -> Status {
+      if (run.before) SLUICE_RETURN_IF_ERROR(run.before());
+      for (const auto& it : main) SLUICE_RETURN_IF_ERROR(exec(it));
+      return run.record ? run.record(true) : Status::Ok();
+    });
+  }
+
+  std::vector<int> done;
+  SLUICE_ASSIGN_OR_RETURN(bool has_state, store.Exists());
+  if (has_state) {
+    SLUICE_ASSIGN_OR_RETURN(done, store.DoneSteps(run.migration, run.phase));
+  }
+  bool main_done = std::find(done.begin(), done.end(), 0) != done.end();
+
+  if (!main_done) {
+    for (const auto& it : prepare) {
+      SLUICE_RETURN_IF_ERROR(RetryLocks(conn, o, run.tables, [&]() -> Status {
+        return db::InTransaction(conn, [&]() -> Status {
+          if (!timeout.empty()) SLUICE_RETURN_IF_ERROR(conn.Exec(timeout));
+          return exec(it);
+        });
+      }));
+    }
+    SLUICE_RETURN_IF_ERROR(RetryLocks(conn, o, run.tables, [&]() -> Status {
+      return db::InTransaction(conn, [&]() -> Status {
+        if (!timeout.empty()) SLUICE_RETURN_IF_ERROR(conn.Exec(timeout));
+        if (run.before) SLUICE_RETURN_IF_ERROR(run.before());
+        for (const auto& it : main) SLUICE_RETURN_IF_ERROR(exec(it));
+        SLUICE_RETURN_IF_ERROR(store.MarkStep(run.migration, run.phase, 0));
+        return run.record ? run.record(outside.empty()) : Status::Ok();
+      });
+    }));
+  }
+  if (outside.empty()) {
+    if (main_done && run.record) return db::InTransaction(conn, [&] { return run.record(true); });
+    return Status::Ok();
+  }
+  for (const auto& it : outside) {
+    SLUICE_RETURN_IF_ERROR(RetryLocks(conn, o, run.tables, [&]() -> Status {
+      if (!timeout.empty()) SLUICE_RETURN_IF_ERROR(conn.Exec("SET lock_timeout = '" + std::to_string(o.lock_timeout_ms) + "ms'"));
+      Status s = exec(it);
+      if (!timeout.empty()) conn.Exec("RESET lock_timeout").IgnoreError();
+      return s;
+    }));
+  }
+  return db::InTransaction(conn, [&]() -> Status {
+    SLUICE_RETURN_IF_ERROR(store.MarkStep(run.migration, run.phase, 1));
+    return run.record ? run.record(true) : Status::Ok();
+  });
 }
 
 // Checks that the plan's expressions resolve against the live schema,
@@ -156,6 +268,7 @@ Result<std::unique_ptr<Migrator>> Migrator::Open(const Options& options) {
   if (!options.db_url.empty() || std::getenv("PGHOST") || std::getenv("PGDATABASE")) {
     db::OpenOptions oo;
     oo.state_schema = options.state_schema;
+    oo.schema = options.schema;
     oo.create = options.create_database;
     SLUICE_ASSIGN_OR_RETURN(m->impl_->adapter, db::OpenAdapter(options.db_url, oo));
   }
@@ -274,19 +387,30 @@ Status Migrator::Start(const std::string& plan_path) {
   SLUICE_ASSIGN_OR_RETURN(auto conn, impl_->Connect());
   const db::Dialect& d = conn->dialect();
   StateStore store(*conn);
+  // Phases that are not one transaction serialise on a named lock; SQLite's
+  // single write transaction does that by itself.
+  const std::string lock_name = "migration:" + p.name;
+  if (!d.transactional_ddl()) {
+    SLUICE_ASSIGN_OR_RETURN(db::LockAttempt lock, conn->TryLock(lock_name));
+    if (!lock.acquired) {
+      return FailedPrecondition("migration '" + p.name + "' is being worked on by another sluice process (" +
+                                lock.holder + ")");
+    }
+  }
   SLUICE_ASSIGN_OR_RETURN(bool has_state, store.Exists());
   std::vector<MigrationRecord> all;
+  std::optional<MigrationRecord> existing;
   if (has_state) {
-    SLUICE_ASSIGN_OR_RETURN(auto existing, store.Get(p.name));
+    SLUICE_ASSIGN_OR_RETURN(existing, store.Get(p.name));
     if (existing) {
       if (existing->phase == engine::kComplete) {
         return FailedPrecondition("migration '" + p.name + "' is already complete");
       }
+      if (existing->in_flight() && existing->plan_text != p.text) {
+        return FailedPrecondition("migration '" + p.name + "' is already " + existing->phase +
+                                  " with a different plan text; roll it back before starting the changed plan");
+      }
       if (existing->phase == engine::kActive || existing->phase == engine::kCompleting) {
-        if (existing->plan_text != p.text) {
-          return FailedPrecondition("migration '" + p.name + "' is already started with a different plan text; "
-                                    "roll it back before starting the changed plan");
-        }
         return Status::Ok();  // already started: rerunning converges
       }
       if (existing->phase == engine::kRollingBack) {
@@ -296,53 +420,86 @@ Status Migrator::Start(const std::string& plan_path) {
     }
     SLUICE_ASSIGN_OR_RETURN(all, store.List());
   }
-  SLUICE_ASSIGN_OR_RETURN(db::Schema schema, conn->Introspect());
-  std::string prev;
-  for (const auto& m : all) {
-    if (m.phase == engine::kComplete) prev = m.version;
-  }
-  SLUICE_ASSIGN_OR_RETURN(auto c, engine::Compile(p, schema, d, {"", prev}));
-  std::vector<std::string> expr_warnings;
-  SLUICE_RETURN_IF_ERROR(CheckExpressions(*conn, c, &expr_warnings));
-  for (const auto& m : all) {
-    if (!m.in_flight() || m.name == p.name) continue;
-    for (const auto& t : m.tables) {
-      if (c.tables.count(t)) {
-        return FailedPrecondition("table '" + t + "' is being changed by migration '" + m.name + "' (" + m.phase +
-                                  "); complete or roll it back before starting '" + p.name + "'");
-      }
-    }
-    if (m.version == c.version.name) {
-      return FailedPrecondition("version name '" + c.version.name + "' is already used by migration '" + m.name + "'");
-    }
-  }
 
   MigrationRecord rec;
-  rec.name = p.name;
-  rec.version = c.version.name;
-  rec.previous_version = prev;
-  rec.plan_file = p.file;
-  rec.plan_format = p.format;
-  rec.plan_text = p.text;
-  rec.schema_before = engine::SchemaToJson(schema);
-  rec.tables.assign(c.tables.begin(), c.tables.end());
-  rec.backfill = c.backfill.empty() ? "none" : "pending";
-  rec.live = "old";
+  engine::CompiledMigration c;
+  if (existing && existing->phase == engine::kStarting) {
+    // Resuming an interrupted start: the catalog changes committed, so
+    // recompile from the snapshot taken before them.
+    SLUICE_ASSIGN_OR_RETURN(Loaded l, LoadMigration(store, d, p.name));
+    rec = l.rec;
+    c = std::move(l.compiled);
+  } else {
+    SLUICE_ASSIGN_OR_RETURN(db::Schema schema, conn->Introspect());
+    std::string prev;
+    for (const auto& m : all) {
+      if (m.phase == engine::kComplete) prev = m.version;
+    }
+    SLUICE_ASSIGN_OR_RETURN(c, engine::Compile(p, schema, d, {"", prev}));
+    std::vector<std::string> expr_warnings;
+    SLUICE_RETURN_IF_ERROR(CheckExpressions(*conn, c, &expr_warnings));
+    for (const auto& m : all) {
+      if (!m.in_flight() || m.name == p.name) continue;
+      for (const auto& t : m.tables) {
+        if (c.tables.count(t)) {
+          return FailedPrecondition("table '" + t + "' is being changed by migration '" + m.name + "' (" + m.phase +
+                                    "); complete or roll it back before starting '" + p.name + "'");
+        }
+      }
+      if (m.version == c.version.name) {
+        return FailedPrecondition("version name '" + c.version.name + "' is already used by migration '" + m.name +
+                                  "'");
+      }
+    }
+    rec.name = p.name;
+    rec.version = c.version.name;
+    rec.previous_version = prev;
+    rec.plan_file = p.file;
+    rec.plan_format = p.format;
+    rec.plan_text = p.text;
+    rec.schema_before = engine::SchemaToJson(schema);
+    rec.tables.assign(c.tables.begin(), c.tables.end());
+    rec.backfill = c.backfill.empty() ? "none" : "pending";
+    rec.live = "old";
+  }
   nlohmann::json details = {{"plan_file", p.file}, {"version", c.version.name}, {"tables", rec.tables}};
 
-  if (d.transactional_ddl()) {
-    return db::InTransaction(*conn, [&]() -> Status {
-      SLUICE_RETURN_IF_ERROR(store.Ensure());
-      SLUICE_ASSIGN_OR_RETURN(rec.seq, store.NextSeq());
-      rec.phase = engine::kActive;
-      SLUICE_RETURN_IF_ERROR(store.ClearProgress(p.name));
-      SLUICE_RETURN_IF_ERROR(store.Upsert(rec));
-      SLUICE_RETURN_IF_ERROR(RunSteps(*conn, nullptr, p.name, "", c.start));
-      return store.AddEvent(p.name, "start", impl_->options.actor, "expanded: version " + c.version.name + " published",
-                            details.dump());
-    });
+  PhaseRun run;
+  run.migration = p.name;
+  run.phase = "start";
+  run.steps = c.start;
+  run.tables = rec.tables;
+  run.before = [&]() -> Status {
+    SLUICE_RETURN_IF_ERROR(store.Ensure());
+    SLUICE_ASSIGN_OR_RETURN(auto again, store.Get(p.name));
+    if (again && again->phase == engine::kStarting) return Status::Ok();
+    SLUICE_ASSIGN_OR_RETURN(rec.seq, store.NextSeq());
+    rec.phase = engine::kStarting;
+    SLUICE_RETURN_IF_ERROR(store.ClearProgress(p.name));
+    return store.Upsert(rec);
+  };
+  run.record = [&](bool finished) -> Status {
+    if (!finished) return Status::Ok();
+    SLUICE_RETURN_IF_ERROR(store.SetPhase(p.name, engine::kActive));
+    return store.AddEvent(p.name, "start", impl_->options.actor, "expanded: version " + c.version.name + " published",
+                          details.dump());
+  };
+  Status s = ExecutePhase(*conn, store, impl_->options, run);
+  if (!s.ok() && !d.transactional_ddl()) {
+    // The catalog changes may have committed before a later statement (an
+    // index build) failed: undo them so the migration stays where it was.
+    // A lost connection is left to a rerun, which resumes.
+    auto now = store.Get(p.name);
+    if (s.code() != StatusCode::kUnavailable && now.ok() && *now && (*now)->phase == engine::kStarting) {
+      conn->Unlock(lock_name).IgnoreError();
+      Status undo = Rollback(p.name);
+      return s.WithContext(undo.ok() ? "start failed and was rolled back (the database is as before)"
+                                     : "start failed, and rolling it back failed too (" + undo.message() +
+                                           "); run `sluice rollback " + p.name + "`");
+    }
   }
-  return FailedPrecondition("this database needs step-wise start, which is not implemented");
+  if (!d.transactional_ddl()) conn->Unlock(lock_name).IgnoreError();
+  return s;
 }
 
 // --- backfill ----------------------------------------------------------------------
@@ -488,21 +645,6 @@ Result<VerifyResult> Migrator::Verify(const std::string& migration) {
 
 // --- switch / complete / rollback --------------------------------------------------------
 
-namespace {
-
-Status RunPhase(db::Connection& conn, StateStore& store, const std::string& name, const std::string& phase,
-                const std::vector<db::Step>& steps, const std::function<Status()>& record) {
-  if (!conn.dialect().transactional_ddl()) {
-    return FailedPrecondition("this database needs step-wise phases, which are not implemented");
-  }
-  return db::InTransaction(conn, [&]() -> Status {
-    SLUICE_RETURN_IF_ERROR(RunSteps(conn, nullptr, name, phase, steps));
-    return record();
-  });
-}
-
-}  // namespace
-
 Status Migrator::Switch(const std::string& migration, bool back) {
   SLUICE_ASSIGN_OR_RETURN(auto conn, impl_->Connect());
   StateStore store(*conn);
@@ -512,13 +654,20 @@ Status Migrator::Switch(const std::string& migration, bool back) {
     return FailedPrecondition("migration '" + name + "' is " + l.rec.phase + "; only an active migration can switch");
   }
   std::string target = back ? l.rec.previous_version : l.rec.version;
-  std::vector<db::Step> steps = {{db::SetLiveStep{target, l.compiled.version}, "switch"}};
-  return RunPhase(*conn, store, name, "switch", steps, [&]() -> Status {
+  PhaseRun run;
+  run.migration = name;
+  run.phase = back ? "switch_back" : "switch";
+  run.steps = {{db::SetLiveStep{target, l.compiled.version}, "switch"}};
+  run.tables = l.rec.tables;
+  run.record = [&](bool finished) -> Status {
     SLUICE_RETURN_IF_ERROR(store.SetField(name, "live", back ? "old" : "new"));
+    // Switching is repeatable: forget this marker so the next switch runs.
+    SLUICE_RETURN_IF_ERROR(store.ClearStep(name, run.phase));
     return store.AddEvent(name, back ? "switch.back" : "switch", impl_->options.actor,
-                          back ? "reads switched back to version '" + target + "'"
+                          back ? "reads switched back to the previous version"
                                : "reads switched to version '" + target + "'");
-  });
+  };
+  return ExecutePhase(*conn, store, impl_->options, run);
 }
 
 Status Migrator::Complete(const std::string& migration) {
@@ -527,12 +676,17 @@ Status Migrator::Complete(const std::string& migration) {
   SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, "complete"));
   SLUICE_ASSIGN_OR_RETURN(Loaded l, LoadMigration(store, conn->dialect(), name));
   if (l.rec.phase == engine::kComplete) return Status::Ok();  // rerun converges
-  if (l.rec.phase != engine::kActive) {
+  if (l.rec.phase != engine::kActive && l.rec.phase != engine::kCompleting) {
     return FailedPrecondition("migration '" + name + "' is " + l.rec.phase + "; only an active migration can complete");
   }
   if (l.rec.backfill == "pending" || l.rec.backfill == "running") {
     return FailedPrecondition("the backfill of '" + name + "' has not finished; run `sluice backfill " + name +
                               "` first (complete would drop the old columns it still reads)");
+  }
+  SLUICE_ASSIGN_OR_RETURN(db::LockAttempt lock, conn->TryLock("migration:" + name));
+  if (!lock.acquired) {
+    return FailedPrecondition("migration '" + name + "' is being worked on by another sluice process (" + lock.holder +
+                              ")");
   }
   // Versions of earlier completed migrations retire now: their views may
   // read columns this complete drops.
@@ -545,14 +699,24 @@ Status Migrator::Complete(const std::string& migration) {
     steps.push_back({db::DropVersionStep{old.compiled.version}, "retire version " + m.version});
     retired.push_back(m.name);
   }
+  // complete performs the read switch itself when it has not happened.
   if (l.rec.live != "new") steps.push_back({db::SetLiveStep{l.rec.version, l.compiled.version}, "switch"});
   for (const auto& s : l.compiled.complete) steps.push_back(s);
-  return RunPhase(*conn, store, name, "complete", steps, [&]() -> Status {
+  PhaseRun run;
+  run.migration = name;
+  run.phase = "complete";
+  run.steps = steps;
+  run.tables = l.rec.tables;
+  run.record = [&](bool finished) -> Status {
     for (const auto& r : retired) SLUICE_RETURN_IF_ERROR(store.SetField(r, "version_retired", "1"));
     SLUICE_RETURN_IF_ERROR(store.SetField(name, "live", "new"));
+    if (!finished) return store.SetPhase(name, engine::kCompleting);
     SLUICE_RETURN_IF_ERROR(store.SetPhase(name, engine::kComplete));
     return store.AddEvent(name, "complete", impl_->options.actor, "contracted: version " + l.rec.version + " is final");
-  });
+  };
+  Status s = ExecutePhase(*conn, store, impl_->options, run);
+  conn->Unlock("migration:" + name).IgnoreError();
+  return s;
 }
 
 Status Migrator::Rollback(const std::string& migration) {
@@ -561,9 +725,10 @@ Status Migrator::Rollback(const std::string& migration) {
   SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, "roll back"));
   SLUICE_ASSIGN_OR_RETURN(Loaded l, LoadMigration(store, conn->dialect(), name));
   if (l.rec.phase == engine::kRolledBack) return Status::Ok();
-  if (l.rec.phase == engine::kComplete) {
-    return FailedPrecondition("migration '" + name + "' is complete; its old columns are gone, so it cannot be "
-                              "rolled back (write a new migration instead)");
+  if (l.rec.phase == engine::kComplete || l.rec.phase == engine::kCompleting) {
+    return FailedPrecondition("migration '" + name + "' is " + l.rec.phase +
+                              "; its old columns are gone, so it cannot be rolled back (write a new migration "
+                              "instead)");
   }
   SLUICE_ASSIGN_OR_RETURN(db::LockAttempt lock, conn->TryLock("migration:" + name));
   if (!lock.acquired) {
@@ -573,11 +738,19 @@ Status Migrator::Rollback(const std::string& migration) {
   std::vector<db::Step> steps;
   if (l.rec.live == "new") steps.push_back({db::SetLiveStep{l.rec.previous_version, l.compiled.version}, "switch back"});
   for (const auto& s : l.compiled.rollback) steps.push_back(s);
-  Status s = RunPhase(*conn, store, name, "rollback", steps, [&]() -> Status {
+  PhaseRun run;
+  run.migration = name;
+  run.phase = "rollback";
+  run.steps = steps;
+  run.tables = l.rec.tables;
+  run.record = [&](bool finished) -> Status {
     SLUICE_RETURN_IF_ERROR(store.SetField(name, "live", "old"));
+    if (!finished) return store.SetPhase(name, engine::kRollingBack);
     SLUICE_RETURN_IF_ERROR(store.SetPhase(name, engine::kRolledBack));
+    SLUICE_RETURN_IF_ERROR(store.ClearStep(name, "rollback"));
     return store.AddEvent(name, "rollback", impl_->options.actor, "rolled back to the state before start");
-  });
+  };
+  Status s = ExecutePhase(*conn, store, impl_->options, run);
   conn->Unlock("migration:" + name).IgnoreError();
   return s;
 }
@@ -705,11 +878,13 @@ class SessionImpl : public Session {
 }  // namespace
 
 Result<std::unique_ptr<Session>> Migrator::Connect(const std::string& version) {
+  SLUICE_ASSIGN_OR_RETURN(auto conn, impl_->Connect());
   std::string setup;
-  if (!version.empty()) {
+  if (conn->dialect().versioned_namespaces()) {
+    setup = conn->dialect().SessionSetupSql(version);
+  } else if (!version.empty()) {
     SLUICE_ASSIGN_OR_RETURN(setup, VersionSetupSql(version));
   }
-  SLUICE_ASSIGN_OR_RETURN(auto conn, impl_->Connect());
   if (!setup.empty()) {
     SLUICE_RETURN_IF_ERROR(conn->Exec(setup).WithContext("selecting version '" + version + "'"));
   }
@@ -718,9 +893,7 @@ Result<std::unique_ptr<Session>> Migrator::Connect(const std::string& version) {
 
 Result<std::string> Migrator::VersionSetupSql(const std::string& version) {
   SLUICE_ASSIGN_OR_RETURN(auto conn, impl_->Connect());
-  if (conn->dialect().versioned_namespaces()) {
-    return conn->dialect().VersionSelectHint(version);
-  }
+  if (conn->dialect().versioned_namespaces()) return conn->dialect().SessionSetupSql(version) + "\n";
   StateStore store(*conn);
   SLUICE_ASSIGN_OR_RETURN(bool has_state, store.Exists());
   if (!has_state) return NotFound("no versions exist yet");

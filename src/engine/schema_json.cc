@@ -80,7 +80,8 @@ void from_json(const json& j, ConstraintInfo& c) {
 }
 void to_json(json& j, const TableInfo& t) {
   j = json{{"name", t.name}, {"columns", t.columns}, {"primary_key", t.primary_key}, {"indexes", t.indexes},
-           {"constraints", t.constraints}, {"replica_identity", t.replica_identity}};
+           {"constraints", t.constraints}, {"replica_identity", t.replica_identity},
+           {"replica_identity_index", t.replica_identity_index}};
   OptToJson(j, "comment", t.comment);
 }
 void from_json(const json& j, TableInfo& t) {
@@ -90,6 +91,7 @@ void from_json(const json& j, TableInfo& t) {
   j.at("indexes").get_to(t.indexes);
   j.at("constraints").get_to(t.constraints);
   j.at("replica_identity").get_to(t.replica_identity);
+  if (j.contains("replica_identity_index")) j.at("replica_identity_index").get_to(t.replica_identity_index);
   t.comment = OptFromJson(j, "comment");
 }
 

@@ -132,6 +132,12 @@ Status StateStore::MarkStep(const std::string& migration, const std::string& pha
   return r.status();
 }
 
+Status StateStore::ClearStep(const std::string& migration, const std::string& phase) {
+  return c_.Query("DELETE FROM " + T("steps") + " WHERE migration = $1 AND phase = $2",
+                  {Value::Text(migration), Value::Text(phase)})
+      .status();
+}
+
 Status StateStore::ClearProgress(const std::string& migration) {
   for (const char* t : {"steps", "checkpoints", "chunks"}) {
     auto r = c_.Query("DELETE FROM " + T(t) + " WHERE migration = $1", {Value::Text(migration)});

@@ -88,6 +88,7 @@ class StateStore {
 
   Result<std::vector<int>> DoneSteps(const std::string& migration, const std::string& phase);
   Status MarkStep(const std::string& migration, const std::string& phase, int step);
+  Status ClearStep(const std::string& migration, const std::string& phase);
   Status ClearProgress(const std::string& migration);
 
   Result<std::vector<Checkpoint>> Checkpoints(const std::string& migration);

@@ -187,7 +187,7 @@ Map::Map(Reader& r, const YAML::Node& node, std::string context, std::vector<std
   }
   valid_ = true;
   for (auto it = node.begin(); it != node.end(); ++it) {
-    const YAML::Node& key = it->first;
+    const YAML::Node key = it->first;
     SourceLoc kl = LocOf(key);
     if (!key.IsScalar()) {
       r_.Error(kl, "keys in " + context_ + " must be plain names");

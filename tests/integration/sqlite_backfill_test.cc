@@ -99,9 +99,17 @@ TEST(SqliteBackfill, BothVersionsWriteDuringBackfillAndNothingIsLost) {
   ASSERT_TRUE(old_s.ok() && new_s.ok());
   Writer old_w(std::move(*old_s), false, 30000), new_w(std::move(*new_s), true, 30000);
   std::thread t1([&] { old_w.Run(); }), t2([&] { new_w.Run(); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // Progress-based waits (not sleeps): each writer has written before the
+  // backfill starts and writes again after it ends, however slow the machine.
+  auto ops = [](Writer& w) { return w.inserts + w.updates + w.failures; };
+  auto wait_for = [&](int old_target, int new_target) {
+    for (int i = 0; i < 3000 && (ops(old_w) < old_target || ops(new_w) < new_target); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  };
+  wait_for(15, 15);
   auto bf = m->Backfill("001_cents", {});
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  wait_for(ops(old_w) + 10, ops(new_w) + 10);
   old_w.stop = true;
   new_w.stop = true;
   t1.join();

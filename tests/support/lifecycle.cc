@@ -108,7 +108,9 @@ void RunRollback(const Backend& b, const OperationCase& c, const TempDir& dir) {
     if (e.version == "old") old_view.push_back(e);
   }
   ExpectAll(*m, c.name, old_view, "after rollback");
-  if (c.old_writes.empty() && c.new_writes.empty()) EXPECT_EQ(DataFingerprint(*m, c.tables), data_before);
+  if (c.old_writes.empty() && c.new_writes.empty()) {
+    EXPECT_EQ(DataFingerprint(*m, c.tables), data_before);
+  }
 
   // (c) start again -> complete.
   SLUICE_ASSERT_OK(m->Start(plan));

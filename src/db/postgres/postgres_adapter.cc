@@ -1,26 +1,422 @@
 #include "db/postgres/postgres_adapter.h"
 
+#include <libpq-fe.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <map>
+
+#include "common/sql_text.h"
+#include "db/postgres/postgres_dialect.h"
+
 namespace sluice::db {
 namespace {
 
-// Placeholder until the PostgreSQL adapter lands: refuses clearly.
-class UnsupportedAdapter : public Adapter {
+// Maps a libpq failure to a Status whose code says what to do next.
+Status FromPg(PGconn* conn, const PGresult* res, std::string_view context) {
+  std::string msg;
+  std::string state;
+  if (res) {
+    const char* m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    const char* s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char* detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+    const char* hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
+    if (m) msg = m;
+    if (detail) msg += " (" + std::string(detail) + ")";
+    if (hint) msg += " hint: " + std::string(hint);
+    if (s) state = s;
+  }
+  if (msg.empty() && conn) msg = PQerrorMessage(conn);
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  std::string full = context.empty() ? msg : std::string(context) + ": " + msg;
+  std::string detail = state.empty() ? "" : "SQLSTATE " + state;
+  if (conn && PQstatus(conn) == CONNECTION_BAD) return Status(StatusCode::kUnavailable, full, detail);
+  if (state.rfind("08", 0) == 0 || state == "57P01" || state == "57P02" || state == "57P03") {
+    return Status(StatusCode::kUnavailable, full, detail);
+  }
+  if (state == "40001" || state == "40P01" || state == "55P03") return Status(StatusCode::kAborted, full, detail);
+  if (state == "57014") return Status(StatusCode::kCancelled, full, detail);
+  if (state.rfind("23", 0) == 0) return Status(StatusCode::kFailedPrecondition, full, detail);
+  if (state == "42501") return Status(StatusCode::kFailedPrecondition, full + " (permission denied)", detail);
+  return Status(StatusCode::kInvalidArgument, full, detail);
+}
+
+void IgnoreNotice(void*, const char*) {}
+
+class PgConnection : public Connection {
  public:
-  explicit UnsupportedAdapter(PostgresOptions o) : opts_(std::move(o)) {}
-  const Dialect& dialect() const override { std::abort(); }
+  PgConnection(const PostgresDialect& d, PostgresOptions o) : d_(d), o_(std::move(o)) {}
+  ~PgConnection() override {
+    if (conn_) PQfinish(conn_);
+  }
+
+  Status Open() {
+    if (conn_) PQfinish(conn_);
+    conn_ = PQconnectdb(o_.conninfo.c_str());
+    if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
+      std::string err = conn_ ? PQerrorMessage(conn_) : "out of memory";
+      while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
+      if (conn_) PQfinish(conn_);
+      conn_ = nullptr;
+      return Unavailable("cannot connect to PostgreSQL (" + Describe() + "): " + err);
+    }
+    PQsetNoticeProcessor(conn_, IgnoreNotice, nullptr);
+    in_txn_ = false;
+    if (PQserverVersion(conn_) < 150000) {
+      return FailedPrecondition("sluice needs PostgreSQL 15 or newer (views with security_invoker); the server is " +
+                                std::to_string(PQserverVersion(conn_)));
+    }
+    char host[256] = {0};
+    gethostname(host, sizeof host - 1);
+    std::string app = "sluice pid " + std::to_string(getpid()) + " on " + host;
+    return Exec("SET application_name = " + sql::QuoteLiteral(app.substr(0, 63)));
+  }
+
+  const Dialect& dialect() const override { return d_; }
+
+  Result<QueryResult> Query(std::string_view sql, const std::vector<Value>& params) override {
+    if (!conn_) return Unavailable("not connected");
+    std::vector<const char*> values;
+    std::vector<int> lengths, formats;
+    for (const auto& p : params) {
+      values.push_back(p.is_null() ? nullptr : p.text.c_str());
+      lengths.push_back(static_cast<int>(p.text.size()));
+      formats.push_back(0);
+    }
+    std::string q(sql);
+    PGresult* r = PQexecParams(conn_, q.c_str(), static_cast<int>(params.size()), nullptr, values.data(),
+                               lengths.data(), formats.data(), 0);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+      Status s = FromPg(conn_, r, "");
+      PQclear(r);
+      return s;
+    }
+    QueryResult out;
+    int cols = PQnfields(r);
+    for (int c = 0; c < cols; ++c) out.columns.push_back(PQfname(r, c));
+    int rows = PQntuples(r);
+    out.rows.reserve(static_cast<size_t>(rows));
+    for (int i = 0; i < rows; ++i) {
+      Row row;
+      row.reserve(static_cast<size_t>(cols));
+      for (int c = 0; c < cols; ++c) {
+        if (PQgetisnull(r, i, c)) {
+          row.push_back(Value::Null());
+        } else {
+          row.push_back(Value::Text(std::string(PQgetvalue(r, i, c), static_cast<size_t>(PQgetlength(r, i, c)))));
+        }
+      }
+      out.rows.push_back(std::move(row));
+    }
+    const char* affected = PQcmdTuples(r);
+    out.affected = affected && *affected ? std::atoll(affected) : 0;
+    PQclear(r);
+    return out;
+  }
+
+  Status Exec(std::string_view sql) override {
+    if (!conn_) return Unavailable("not connected");
+    std::string q(sql);
+    PGresult* r = PQexec(conn_, q.c_str());
+    ExecStatusType st = PQresultStatus(r);
+    Status s = (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY) ? Status::Ok()
+                                                                                          : FromPg(conn_, r, "");
+    PQclear(r);
+    return s;
+  }
+
+  Status Execute(const Statement& stmt) override {
+    if (!stmt.guard_sql.empty()) {
+      auto r = Query(stmt.guard_sql, {});
+      if (!r.ok()) return r.status();
+      if (!r->rows.empty()) return FailedPrecondition(stmt.guard_message);
+    }
+    if (!stmt.rebuild_invalid_index.empty()) {
+      // A CREATE INDEX CONCURRENTLY that failed half-way leaves an INVALID
+      // index that IF NOT EXISTS would keep: drop it and build again.
+      auto r = Query("SELECT NOT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass($1)",
+                     {Value::Text(stmt.rebuild_invalid_index)});
+      if (!r.ok()) return r.status();
+      if (!r->rows.empty() && r->Scalar().text == "t") {
+        SLUICE_RETURN_IF_ERROR(Exec("DROP INDEX CONCURRENTLY IF EXISTS " + stmt.rebuild_invalid_index));
+      }
+    }
+    return Exec(stmt.sql);
+  }
+
+  Status Begin() override {
+    SLUICE_RETURN_IF_ERROR(Exec("BEGIN"));
+    in_txn_ = true;
+    return Status::Ok();
+  }
+  Status BeginSnapshot() override {
+    SLUICE_RETURN_IF_ERROR(Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+    in_txn_ = true;
+    return Status::Ok();
+  }
+  Status Commit() override {
+    in_txn_ = false;
+    Status s = Exec("COMMIT");
+    if (!s.ok() && (s.code() == StatusCode::kUnavailable || !conn_ || PQstatus(conn_) == CONNECTION_BAD)) {
+      // The COMMIT may or may not have reached the server.
+      return Status(StatusCode::kInDoubt, "connection lost during COMMIT: " + s.message(), s.detail());
+    }
+    return s;
+  }
+  Status Rollback() override {
+    in_txn_ = false;
+    if (!conn_ || PQstatus(conn_) != CONNECTION_OK) return Status::Ok();
+    return Exec("ROLLBACK");
+  }
+  bool in_transaction() const override { return in_txn_; }
+
+  Result<Schema> Introspect() override;
+
+  Status Reconnect() override { return Open(); }
+
+  std::string DescribeLockHolders(const std::vector<std::string>& tables) override {
+    std::vector<Value> params;
+    std::string list;
+    for (size_t i = 0; i < tables.size(); ++i) {
+      list += (i ? ", " : "") + std::string("to_regclass($") + std::to_string(i + 1) + ")";
+      params.push_back(Value::Text(tables[i]));
+    }
+    if (list.empty()) return "";
+    auto r = Query(
+        "SELECT DISTINCT a.pid, a.state, coalesce(a.application_name, ''), l.mode, "
+        "coalesce(round(extract(epoch FROM now() - a.xact_start))::text, '?'), left(coalesce(a.query, ''), 120) "
+        "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.granted AND l.pid <> pg_backend_pid() "
+        "AND l.relation IN (" + list + ")",
+        params);
+    if (!r.ok() || r->rows.empty()) return "";
+    std::string out;
+    for (const auto& row : r->rows) {
+      out += (out.empty() ? "" : "; ") + std::string("pid ") + row[0].text + " (" + row[2].text + ", " + row[1].text +
+             ", holds " + row[3].text + " for " + row[4].text + "s, query: " + row[5].text + ")";
+    }
+    return out;
+  }
+
+  Result<LockAttempt> TryLock(const std::string& name) override {
+    LockAttempt out;
+    auto r = Query("SELECT pg_try_advisory_lock(20830, hashtext($1))", {Value::Text(name)});
+    if (!r.ok()) return r.status();
+    if (r->Scalar().text == "t") {
+      out.acquired = true;
+      return out;
+    }
+    auto h = Query(
+        "SELECT a.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), 'local'), a.backend_start "
+        "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.classid = "
+        "20830 AND l.objid = hashtext($1)::oid AND l.granted",
+        {Value::Text(name)});
+    if (h.ok() && !h->rows.empty()) {
+      const auto& row = h->rows[0];
+      out.holder = "server pid " + row[0].text + ", " + row[1].text + " from " + row[2].text + " since " + row[3].text;
+    } else {
+      out.holder = "another session";
+    }
+    return out;
+  }
+
+  Status Unlock(const std::string& name) override {
+    return Query("SELECT pg_advisory_unlock(20830, hashtext($1))", {Value::Text(name)}).status();
+  }
+
+  std::string Describe() const override {
+    if (!conn_) return o_.conninfo.find('@') != std::string::npos ? "postgresql" : "postgresql " + o_.conninfo;
+    return std::string("postgresql://") + PQuser(conn_) + "@" + (PQhost(conn_) ? PQhost(conn_) : "") + ":" +
+           PQport(conn_) + "/" + PQdb(conn_);
+  }
+
+ private:
+  const PostgresDialect& d_;
+  PostgresOptions o_;
+  PGconn* conn_ = nullptr;
+  bool in_txn_ = false;
+};
+
+std::string FkAction(const std::string& c) {
+  if (c == "r") return "RESTRICT";
+  if (c == "c") return "CASCADE";
+  if (c == "n") return "SET NULL";
+  if (c == "d") return "SET DEFAULT";
+  return "NO ACTION";
+}
+
+// "CHECK ((x > 0)) NOT VALID" -> "(x > 0)"
+std::string CheckExpression(std::string def) {
+  if (def.rfind("CHECK ", 0) == 0) def = def.substr(6);
+  for (const char* suffix : {" NOT VALID", " NO INHERIT"}) {
+    std::string s(suffix);
+    while (def.size() >= s.size() && def.compare(def.size() - s.size(), s.size(), s) == 0) {
+      def.resize(def.size() - s.size());
+    }
+  }
+  return def;
+}
+
+Result<Schema> PgConnection::Introspect() {
+  Schema schema;
+  schema.name = d_.schema();
+  const Value ns = Value::Text(d_.schema());
+  auto tables = Query(
+      "SELECT c.relname, c.relreplident, obj_description(c.oid, 'pg_class') FROM pg_class c JOIN pg_namespace n ON "
+      "n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY c.relname",
+      {ns});
+  if (!tables.ok()) return tables.status();
+  for (const auto& r : tables->rows) {
+    TableInfo t;
+    t.name = r[0].text;
+    t.replica_identity = r[1].text;
+    if (!r[2].is_null()) t.comment = r[2].text;
+    schema.tables[t.name] = std::move(t);
+  }
+  auto views = Query(
+      "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND "
+      "c.relkind IN ('v', 'm', 'S', 'f')",
+      {ns});
+  if (!views.ok()) return views.status();
+  for (const auto& r : views->rows) schema.views.push_back(r[0].text);
+
+  auto cols = Query(
+      "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_get_expr(d.adbin, "
+      "d.adrelid), a.attidentity, a.attgenerated, col_description(a.attrelid, a.attnum) FROM pg_attribute a JOIN "
+      "pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_attrdef d ON "
+      "d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND a.attnum "
+      "> 0 AND NOT a.attisdropped ORDER BY c.relname, a.attnum",
+      {ns});
+  if (!cols.ok()) return cols.status();
+  for (const auto& r : cols->rows) {
+    auto it = schema.tables.find(r[0].text);
+    if (it == schema.tables.end()) continue;
+    ColumnInfo c;
+    c.name = r[1].text;
+    c.type = r[2].text;
+    c.not_null = r[3].text == "t";
+    c.identity = !r[5].text.empty();
+    c.identity_always = r[5].text == "a";
+    c.generated = !r[6].text.empty();
+    if (!r[4].is_null() && !c.generated) c.default_expr = r[4].text;
+    if (!r[7].is_null()) c.comment = r[7].text;
+    it->second.columns.push_back(std::move(c));
+  }
+
+  auto idx = Query(
+      "SELECT tc.relname, ic.relname, i.indisunique, i.indisprimary, i.indisvalid, i.indpred IS NOT NULL, "
+      "pg_get_indexdef(i.indexrelid), coalesce(con.conname, ''), i.indisreplident FROM pg_index i JOIN pg_class ic "
+      "ON ic.oid = i.indexrelid JOIN pg_class tc ON tc.oid = i.indrelid JOIN pg_namespace n ON n.oid = "
+      "tc.relnamespace LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid AND "
+      "con.contype IN ('p', 'u', 'x') WHERE n.nspname = $1 AND tc.relkind IN ('r', 'p') ORDER BY tc.relname, "
+      "ic.relname",
+      {ns});
+  if (!idx.ok()) return idx.status();
+  auto idx_cols = Query(
+      "SELECT ic.relname, coalesce(a.attname, '') FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN "
+      "pg_class tc ON tc.oid = i.indrelid JOIN pg_namespace n ON n.oid = tc.relnamespace CROSS JOIN LATERAL "
+      "unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) LEFT JOIN pg_attribute a ON a.attrelid = "
+      "i.indrelid AND a.attnum = k.attnum WHERE n.nspname = $1 AND k.ord <= i.indnkeyatts ORDER BY ic.relname, k.ord",
+      {ns});
+  if (!idx_cols.ok()) return idx_cols.status();
+  std::map<std::string, std::vector<std::string>> columns_of_index;
+  for (const auto& r : idx_cols->rows) columns_of_index[r[0].text].push_back(r[1].text);
+  for (const auto& r : idx->rows) {
+    auto it = schema.tables.find(r[0].text);
+    if (it == schema.tables.end()) continue;
+    IndexInfo i;
+    i.table = r[0].text;
+    i.name = r[1].text;
+    i.unique = r[2].text == "t";
+    i.primary = r[3].text == "t";
+    i.valid = r[4].text == "t";
+    i.partial = r[5].text == "t";
+    i.definition = r[6].text;
+    i.constraint = r[7].text;
+    i.columns = columns_of_index[i.name];
+    if (r[8].text == "t") it->second.replica_identity_index = i.name;
+    if (i.primary) it->second.primary_key = i.columns;
+    it->second.indexes.push_back(std::move(i));
+  }
+
+  auto cons = Query(
+      "SELECT tc.relname, con.conname, con.contype, pg_get_constraintdef(con.oid), con.convalidated, "
+      "coalesce(ft.relname, ''), con.confupdtype, con.confdeltype, con.confmatchtype, con.condeferrable, "
+      "con.condeferred, con.oid FROM pg_constraint con JOIN pg_class tc ON tc.oid = con.conrelid JOIN pg_namespace n "
+      "ON n.oid = tc.relnamespace LEFT JOIN pg_class ft ON ft.oid = con.confrelid WHERE n.nspname = $1 AND "
+      "con.contype IN ('c', 'f', 'p', 'u', 'x') ORDER BY tc.relname, con.conname",
+      {ns});
+  if (!cons.ok()) return cons.status();
+  auto con_cols = Query(
+      "SELECT con.oid, 'k', a.attname FROM pg_constraint con JOIN pg_class tc ON tc.oid = con.conrelid JOIN "
+      "pg_namespace n ON n.oid = tc.relnamespace CROSS JOIN LATERAL unnest(con.conkey) WITH ORDINALITY AS k(attnum, "
+      "ord) JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum WHERE n.nspname = $1 UNION ALL "
+      "SELECT con.oid, 'f', a.attname FROM pg_constraint con JOIN pg_class tc ON tc.oid = con.conrelid JOIN "
+      "pg_namespace n ON n.oid = tc.relnamespace CROSS JOIN LATERAL unnest(con.confkey) WITH ORDINALITY AS k(attnum, "
+      "ord) JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum WHERE n.nspname = $1 ORDER BY "
+      "1, 2",
+      {ns});
+  if (!con_cols.ok()) return con_cols.status();
+  std::map<std::string, std::vector<std::string>> key_cols, ref_cols;
+  for (const auto& r : con_cols->rows) (r[1].text == "k" ? key_cols : ref_cols)[r[0].text].push_back(r[2].text);
+  for (const auto& r : cons->rows) {
+    auto it = schema.tables.find(r[0].text);
+    if (it == schema.tables.end()) continue;
+    ConstraintInfo c;
+    c.name = r[1].text;
+    const std::string type = r[2].text;
+    c.definition = r[3].text;
+    c.validated = r[4].text == "t";
+    c.columns = key_cols[r[11].text];
+    if (type == "c") {
+      c.type = ConstraintInfo::Type::kCheck;
+      c.check_expr = CheckExpression(c.definition);
+    } else if (type == "f") {
+      c.type = ConstraintInfo::Type::kForeignKey;
+      ForeignKeySpec fk;
+      fk.name = c.name;
+      fk.columns = c.columns;
+      fk.ref_table = r[5].text;
+      fk.ref_columns = ref_cols[r[11].text];
+      fk.on_update = FkAction(r[6].text);
+      fk.on_delete = FkAction(r[7].text);
+      fk.match_type = r[8].text == "f" ? "FULL" : (r[8].text == "p" ? "PARTIAL" : "SIMPLE");
+      fk.deferrable = r[9].text == "t";
+      fk.initially_deferred = r[10].text == "t";
+      c.fk = fk;
+    } else if (type == "p") {
+      c.type = ConstraintInfo::Type::kPrimaryKey;
+    } else if (type == "u") {
+      c.type = ConstraintInfo::Type::kUnique;
+    } else {
+      c.type = ConstraintInfo::Type::kExclude;
+    }
+    it->second.constraints.push_back(std::move(c));
+  }
+  return schema;
+}
+
+class PgAdapter : public Adapter {
+ public:
+  explicit PgAdapter(PostgresOptions o) : o_(std::move(o)), d_(o_.schema, o_.state_schema) {}
+  const Dialect& dialect() const override { return d_; }
   Result<std::unique_ptr<Connection>> Connect() override {
-    return FailedPrecondition("PostgreSQL is not supported by this build yet");
+    auto c = std::make_unique<PgConnection>(d_, o_);
+    SLUICE_RETURN_IF_ERROR(c->Open());
+    return std::unique_ptr<Connection>(std::move(c));
   }
   std::string Describe() const override { return "postgresql"; }
 
  private:
-  PostgresOptions opts_;
+  PostgresOptions o_;
+  PostgresDialect d_;
 };
 
 }  // namespace
 
 std::unique_ptr<Adapter> MakePostgresAdapter(PostgresOptions options) {
-  return std::make_unique<UnsupportedAdapter>(std::move(options));
+  return std::make_unique<PgAdapter>(std::move(options));
 }
 
 }  // namespace sluice::db

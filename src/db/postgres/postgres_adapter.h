@@ -10,6 +10,7 @@ namespace sluice::db {
 
 struct PostgresOptions {
   std::string conninfo;            // URL or key=value string ("" = PG* env)
+  std::string schema = "public";   // the schema whose tables are migrated
   std::string state_schema = "sluice";
 };
 

@@ -1,0 +1,601 @@
+#include "db/postgres/postgres_dialect.h"
+
+#include <set>
+
+#include "common/sql_text.h"
+
+namespace sluice::db {
+namespace {
+
+using sql::QuoteIdent;
+using sql::QuoteLiteral;
+
+std::string Q(std::string_view s) { return QuoteIdent(s); }
+
+std::string JoinQ(const std::vector<std::string>& v) {
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + Q(v[i]);
+  return out;
+}
+
+std::string FkClause(const std::string& schema, const ForeignKeySpec& fk) {
+  std::string s = " REFERENCES " + Q(schema) + "." + Q(fk.ref_table);
+  if (!fk.ref_columns.empty()) s += " (" + JoinQ(fk.ref_columns) + ")";
+  if (fk.match_type != "SIMPLE") s += " MATCH " + fk.match_type;
+  if (fk.on_delete != "NO ACTION") {
+    s += " ON DELETE " + fk.on_delete;
+    if (!fk.on_delete_set_columns.empty()) s += " (" + JoinQ(fk.on_delete_set_columns) + ")";
+  }
+  if (fk.on_update != "NO ACTION") s += " ON UPDATE " + fk.on_update;
+  if (fk.deferrable) s += fk.initially_deferred ? " DEFERRABLE INITIALLY DEFERRED" : " DEFERRABLE";
+  return s;
+}
+
+std::string IndexElements(const std::vector<IndexElement>& elems) {
+  std::string s;
+  for (size_t i = 0; i < elems.size(); ++i) {
+    const auto& e = elems[i];
+    if (i) s += ", ";
+    s += Q(e.column);
+    if (!e.collate.empty()) s += " COLLATE " + Q(e.collate);
+    if (!e.opclass.empty()) {
+      s += " " + e.opclass;
+      if (!e.opclass_params.empty()) {
+        s += " (";
+        for (size_t j = 0; j < e.opclass_params.size(); ++j) s += (j ? ", " : "") + e.opclass_params[j];
+        s += ")";
+      }
+    }
+    if (!e.sort.empty()) s += " " + e.sort;
+    if (!e.nulls.empty()) s += " NULLS " + e.nulls;
+  }
+  return s;
+}
+
+std::string IndexParams(const std::vector<std::string>& include, const std::string& storage,
+                        const std::string& tablespace) {
+  std::string s;
+  if (!include.empty()) s += " INCLUDE (" + JoinQ(include) + ")";
+  if (!storage.empty()) s += " WITH (" + storage + ")";
+  if (!tablespace.empty()) s += " USING INDEX TABLESPACE " + Q(tablespace);
+  return s;
+}
+
+// Variables named after the columns an expression reads, so `up` and
+// `down` can name columns as in a query. Resolved when the function is
+// first compiled in a session; no catalog look-up per row.
+std::string Declarations(const std::string& table_ref, const std::vector<std::pair<std::string, std::string>>& cols,
+                         const std::vector<std::string>& exprs) {
+  std::set<std::string> ids;
+  for (const auto& e : exprs) {
+    for (const auto& id : sql::Identifiers(e)) ids.insert(id);
+  }
+  std::string out;
+  for (const auto& [logical, physical] : cols) {
+    if (!ids.count(logical) && !ids.count(sql::Lower(logical))) continue;
+    out += "      " + Q(logical) + " " + table_ref + "." + Q(physical) + "%TYPE := NEW." + Q(physical) + ";\n";
+  }
+  return out;
+}
+
+std::string DollarTag(const std::string& body) {
+  std::string tag = "$sluice$";
+  for (int i = 0; body.find(tag) != std::string::npos; ++i) tag = "$sluice" + std::to_string(i) + "$";
+  return tag;
+}
+
+}  // namespace
+
+PostgresDialect::PostgresDialect(std::string schema, std::string state_schema)
+    : schema_(std::move(schema)), state_schema_(std::move(state_schema)) {}
+
+std::string PostgresDialect::Ident63(const std::string& name) {
+  if (name.size() <= 63) return name;
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
+  char buf[20];
+  snprintf(buf, sizeof buf, "_%08llx", static_cast<unsigned long long>(h & 0xffffffffull));
+  return name.substr(0, 63 - 9) + buf;
+}
+
+std::string PostgresDialect::Table(std::string_view table) const { return Q(schema_) + "." + Q(table); }
+
+std::string PostgresDialect::NewColumnName(std::string_view logical) const {
+  return Ident63("_sluice_new_" + std::string(logical));
+}
+
+std::string PostgresDialect::VersionSchema(const std::string& version) const { return schema_ + "_" + version; }
+
+std::string PostgresDialect::LiveSchema() const { return schema_ + "_live"; }
+
+std::string PostgresDialect::NullSafeEqual(std::string_view a, std::string_view b) const {
+  return "(" + std::string(a) + ") IS NOT DISTINCT FROM (" + std::string(b) + ")";
+}
+
+bool PostgresDialect::IsVolatile(std::string_view expr) const {
+  // Functions whose result differs between the backfill and a later
+  // re-computation (volatile, or stable but time-dependent).
+  static const std::set<std::string> kFns = {
+      "random", "random_normal", "setseed", "clock_timestamp", "timeofday", "now", "statement_timestamp",
+      "transaction_timestamp", "gen_random_uuid", "uuid_generate_v1", "uuid_generate_v4", "nextval", "currval",
+      "lastval", "txid_current", "pg_current_xact_id", "pg_backend_pid", "inet_client_port"};
+  static const std::set<std::string> kKeywords = {"current_timestamp", "current_time", "current_date", "localtime",
+                                                  "localtimestamp"};
+  auto toks = sql::Tokenize(expr);
+  for (size_t i = 0; i < toks.size(); ++i) {
+    if (toks[i].kind != sql::Token::Kind::kIdent) continue;
+    std::string l = sql::Lower(toks[i].text);
+    if (kKeywords.count(l)) return true;
+    if (kFns.count(l) && i + 1 < toks.size() && toks[i + 1].text == "(") return true;
+  }
+  return false;
+}
+
+std::string PostgresDialect::StateTable(std::string_view base) const {
+  return Q(state_schema_) + "." + Q(base);
+}
+
+std::vector<std::string> PostgresDialect::StateSchema() const {
+  auto t = [&](const char* n) { return StateTable(n); };
+  return {
+      "CREATE SCHEMA IF NOT EXISTS " + Q(state_schema_),
+      "CREATE TABLE IF NOT EXISTS " + t("migrations") +
+          " (name text PRIMARY KEY, seq bigint NOT NULL, phase text NOT NULL, version text NOT NULL, "
+          "previous_version text NOT NULL DEFAULT '', plan_file text NOT NULL, plan_format text NOT NULL, plan_text "
+          "text NOT NULL, schema_before text NOT NULL, tables text NOT NULL, live text NOT NULL DEFAULT 'old', "
+          "backfill text NOT NULL DEFAULT 'pending', version_retired bigint NOT NULL DEFAULT 0, created_at text NOT "
+          "NULL, updated_at text NOT NULL, completed_at text)",
+      "CREATE TABLE IF NOT EXISTS " + t("steps") +
+          " (migration text NOT NULL, phase text NOT NULL, step bigint NOT NULL, done_at text NOT NULL, PRIMARY KEY "
+          "(migration, phase, step))",
+      "CREATE TABLE IF NOT EXISTS " + t("checkpoints") +
+          " (migration text NOT NULL, tbl text NOT NULL, worker bigint NOT NULL, last_key text, high_key text, "
+          "rows_done bigint NOT NULL DEFAULT 0, rows_total bigint NOT NULL DEFAULT 0, chunks bigint NOT NULL DEFAULT "
+          "0, done bigint NOT NULL DEFAULT 0, updated_at text NOT NULL, PRIMARY KEY (migration, tbl, worker))",
+      "CREATE TABLE IF NOT EXISTS " + t("chunks") +
+          " (migration text NOT NULL, tbl text NOT NULL, worker bigint NOT NULL, chunk bigint NOT NULL, from_key "
+          "text, to_key text NOT NULL, rows bigint NOT NULL, millis double precision NOT NULL, committed_at text NOT "
+          "NULL, PRIMARY KEY (migration, tbl, worker, chunk))",
+      "CREATE TABLE IF NOT EXISTS " + t("events") +
+          " (id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, migration text NOT NULL, at text NOT NULL, kind "
+          "text NOT NULL, actor text NOT NULL, message text NOT NULL, details text)",
+      "CREATE TABLE IF NOT EXISTS " + t("verifications") +
+          " (id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, migration text NOT NULL, at text NOT NULL, "
+          "passed bigint NOT NULL, report text NOT NULL)",
+      "CREATE TABLE IF NOT EXISTS " + t("versions") +
+          " (version text PRIMARY KEY, migration text NOT NULL, setup_sql text NOT NULL, live bigint NOT NULL "
+          "DEFAULT 0, created_at text NOT NULL)",
+      "CREATE TABLE IF NOT EXISTS " + t("control") +
+          " (migration text PRIMARY KEY, paused bigint NOT NULL DEFAULT 0, max_rows_per_second double precision, "
+          "chunk_target_ms bigint, workers bigint, throttle text, updated_at text NOT NULL)",
+  };
+}
+
+std::vector<std::string> PostgresDialect::BackfillSessionSetup() const {
+  return {"SET sluice.backfill = 'on'", "SET application_name = 'sluice backfill'"};
+}
+
+std::string PostgresDialect::VersionSelectHint(const std::string& version) const {
+  return "SET search_path TO " + Q(VersionSchema(version)) + " (or SET sluice.version = " + QuoteLiteral(version) +
+         " when queries name the schema)";
+}
+
+std::string PostgresDialect::SessionSetupSql(const std::string& version) const {
+  if (version.empty()) return "SET search_path TO " + Q(schema_) + "; SET sluice.version = ''";
+  if (version == "live") return "SET search_path TO " + Q(LiveSchema()) + "; SET sluice.version = 'live'";
+  return "SET search_path TO " + Q(VersionSchema(version)) + "; SET sluice.version = " + QuoteLiteral(version);
+}
+
+std::string PostgresDialect::LockTimeoutSql(int64_t ms) const {
+  return "SET LOCAL lock_timeout = '" + std::to_string(ms) + "ms'";
+}
+
+std::string PostgresDialect::OldReadPath(const VersionSpec&, const TableMapping& m) const {
+  // The previous version's views show exactly the base table's old columns
+  // (its migration completed), and a `sql` operation may have created
+  // tables no version schema knows: read the base table.
+  return Table(m.physical);
+}
+
+std::string PostgresDialect::NewReadPath(const VersionSpec& v, const TableMapping& m) const {
+  return Q(VersionSchema(v.name)) + "." + Q(m.logical);
+}
+
+std::string PostgresDialect::RowHash(const std::vector<std::string>& exprs) const {
+  // Every field as "<length>:<text>" or "~" for NULL, joined by '|'.
+  std::string s;
+  for (size_t i = 0; i < exprs.size(); ++i) {
+    std::string t = "(" + exprs[i] + ")::text";
+    s += (i ? " || '|' || " : "") + std::string("coalesce(length(") + t + ")::text || ':' || " + t + ", '~')";
+  }
+  return "hashtextextended(" + s + ", 0)";
+}
+
+Status PostgresDialect::CheckSupported(const Step& step) const {
+  if (auto* v = std::get_if<CreateVersionStep>(&step.body)) {
+    std::string s = VersionSchema(v->version.name);
+    if (s.size() > 63) {
+      return FailedPrecondition("the version schema name '" + s + "' is longer than 63 bytes; set a shorter "
+                                "'version_schema' in the plan");
+    }
+  }
+  return Status::Ok();
+}
+
+namespace {
+
+struct Renderer {
+  const PostgresDialect& d;
+  std::vector<Statement> out;
+
+  std::string T(const std::string& t) const { return d.Table(t); }
+  void Sql(std::string s) { out.push_back({std::move(s)}); }
+  void Prepare(std::string s) {
+    Statement st;
+    st.sql = std::move(s);
+    st.prepare = true;
+    out.push_back(std::move(st));
+  }
+
+  std::string ColumnDef(const ColumnSpec& c, bool in_create, bool with_default = true) const {
+    std::string s = Q(c.name) + " " + c.type;
+    if (c.identity) {
+      s += std::string(" GENERATED ") + (c.identity->always ? "ALWAYS" : "BY DEFAULT") + " AS IDENTITY";
+      if (!c.identity->sequence_options.empty()) s += " (" + c.identity->sequence_options + ")";
+    }
+    if (c.generated_expr) s += " GENERATED ALWAYS AS (" + *c.generated_expr + ") STORED";
+    if (with_default && c.default_expr) s += " DEFAULT " + *c.default_expr;
+    if (c.not_null) s += " NOT NULL";
+    if (in_create) {
+      if (c.pk) s += " PRIMARY KEY";
+      if (c.unique) s += " UNIQUE";
+      for (const auto& chk : c.checks) {
+        s += " CONSTRAINT " + Q(chk.name) + " CHECK (" + chk.expr + ")" + (chk.no_inherit ? " NO INHERIT" : "");
+      }
+      for (const auto& fk : c.references) s += " CONSTRAINT " + Q(fk.name) + FkClause(d.schema(), fk);
+    }
+    return s;
+  }
+
+  void Comment(const std::string& table, const std::string& column, const std::optional<std::string>& text) {
+    std::string target = column.empty() ? "TABLE " + T(table) : "COLUMN " + T(table) + "." + Q(column);
+    Sql("COMMENT ON " + target + " IS " + (text ? QuoteLiteral(*text) : "NULL"));
+  }
+
+  std::string ConstraintSql(const TableConstraintSpec& c) const {
+    std::string s = "CONSTRAINT " + Q(c.name) + " ";
+    std::string params = IndexParams(c.include, c.storage_parameters, c.tablespace);
+    std::string defer = c.deferrable ? (c.initially_deferred ? " DEFERRABLE INITIALLY DEFERRED" : " DEFERRABLE") : "";
+    switch (c.type) {
+      case TableConstraintSpec::Type::kPrimaryKey: s += "PRIMARY KEY (" + JoinQ(c.columns) + ")" + params + defer; break;
+      case TableConstraintSpec::Type::kUnique:
+        s += std::string("UNIQUE") + (c.nulls_not_distinct ? " NULLS NOT DISTINCT" : "") + " (" + JoinQ(c.columns) +
+             ")" + params + defer;
+        break;
+      case TableConstraintSpec::Type::kCheck:
+        s += "CHECK (" + c.check + ")" + (c.no_inherit ? " NO INHERIT" : "");
+        break;
+      case TableConstraintSpec::Type::kForeignKey:
+        s += "FOREIGN KEY (" + JoinQ(c.columns) + ")" + FkClause(d.schema(), *c.fk);
+        break;
+      case TableConstraintSpec::Type::kExclude:
+        s += "EXCLUDE" + (c.exclude_method.empty() ? "" : " USING " + c.exclude_method) + " (" + c.exclude_elements +
+             ")" + params + (c.exclude_predicate.empty() ? "" : " WHERE (" + c.exclude_predicate + ")") + defer;
+        break;
+    }
+    return s;
+  }
+
+  void operator()(const CreateTableStep& s) {
+    std::vector<std::string> parts;
+    int pks = 0;
+    for (const auto& c : s.columns) pks += c.pk ? 1 : 0;
+    for (auto c : s.columns) {
+      if (pks > 1) c.pk = false;
+      parts.push_back(ColumnDef(c, true));
+    }
+    if (pks > 1) {
+      std::vector<std::string> pk;
+      for (const auto& c : s.columns) {
+        if (c.pk) pk.push_back(c.name);
+      }
+      parts.push_back("PRIMARY KEY (" + JoinQ(pk) + ")");
+    }
+    for (const auto& con : s.constraints) parts.push_back(ConstraintSql(con));
+    std::string body;
+    for (size_t i = 0; i < parts.size(); ++i) body += (i ? ", " : "") + parts[i];
+    Sql("CREATE TABLE " + T(s.table) + " (" + body + ")");
+    if (s.comment) Comment(s.table, "", s.comment);
+    for (const auto& c : s.columns) {
+      if (c.comment) Comment(s.table, c.name, c.comment);
+    }
+  }
+  void operator()(const DropTableStep& s) { Sql("DROP TABLE IF EXISTS " + T(s.table)); }
+  void operator()(const RenameTableStep& s) { Sql("ALTER TABLE " + T(s.from) + " RENAME TO " + Q(s.to)); }
+  void operator()(const AddColumnStep& s) {
+    // A volatile default would make PostgreSQL rewrite every row under an
+    // exclusive lock: add the column bare, then set the default (catalog
+    // only); the backfill fills existing rows.
+    bool volatile_default = s.column.default_expr && d.IsVolatile(*s.column.default_expr);
+    Sql("ALTER TABLE " + T(s.table) + " ADD COLUMN IF NOT EXISTS " + ColumnDef(s.column, false, !volatile_default));
+    if (volatile_default) {
+      Sql("ALTER TABLE " + T(s.table) + " ALTER COLUMN " + Q(s.column.name) + " SET DEFAULT " + *s.column.default_expr);
+    }
+    for (const auto& chk : s.column.checks) {
+      Sql("ALTER TABLE " + T(s.table) + " ADD CONSTRAINT " + Q(chk.name) + " CHECK (" + chk.expr + ")" +
+          (chk.no_inherit ? " NO INHERIT" : "") + " NOT VALID");
+    }
+    for (const auto& fk : s.column.references) {
+      Sql("ALTER TABLE " + T(s.table) + " ADD CONSTRAINT " + Q(fk.name) + " FOREIGN KEY (" + JoinQ(fk.columns) + ")" +
+          FkClause(d.schema(), fk) + " NOT VALID");
+    }
+    if (s.column.comment) Comment(s.table, s.column.name, s.column.comment);
+  }
+  void operator()(const DropColumnStep& s) {
+    Sql("ALTER TABLE " + T(s.table) + " DROP COLUMN IF EXISTS " + Q(s.column));
+  }
+  void operator()(const RenameColumnStep& s) {
+    Sql("ALTER TABLE " + T(s.table) + " RENAME COLUMN " + Q(s.from) + " TO " + Q(s.to));
+  }
+  void operator()(const SetDefaultStep& s) {
+    Sql("ALTER TABLE " + T(s.table) + " ALTER COLUMN " + Q(s.column) +
+        (s.expr ? " SET DEFAULT " + *s.expr : std::string(" DROP DEFAULT")));
+  }
+  void operator()(const SetCommentStep& s) { Comment(s.table, s.column, s.comment); }
+  void operator()(const AddNotNullGuardStep& s) {
+    Sql("ALTER TABLE " + T(s.table) + " ADD CONSTRAINT " + Q(s.guard_name) + " CHECK (" + Q(s.column) +
+        " IS NOT NULL) NOT VALID");
+  }
+  void operator()(const FinalizeNotNullStep& s) {
+    // Validation scans without blocking writes; SET NOT NULL then trusts the
+    // validated check and does not scan again.
+    Prepare("ALTER TABLE " + T(s.table) + " VALIDATE CONSTRAINT " + Q(s.guard_name));
+    Sql("ALTER TABLE " + T(s.table) + " ALTER COLUMN " + Q(s.column) + " SET NOT NULL");
+    Sql("ALTER TABLE " + T(s.table) + " DROP CONSTRAINT IF EXISTS " + Q(s.guard_name));
+  }
+  void operator()(const DropNotNullGuardStep& s) {
+    Sql("ALTER TABLE " + T(s.table) + " DROP CONSTRAINT IF EXISTS " + Q(s.guard_name));
+  }
+  void operator()(const DropNotNullStep& s) {
+    Sql("ALTER TABLE " + T(s.table) + " ALTER COLUMN " + Q(s.column) + " DROP NOT NULL");
+  }
+  void operator()(const AddCheckStep& s) {
+    Sql("ALTER TABLE " + T(s.table) + " ADD CONSTRAINT " + Q(s.check.name) + " CHECK (" + s.check.expr + ")" +
+        (s.check.no_inherit ? " NO INHERIT" : "") + (s.not_valid ? " NOT VALID" : ""));
+  }
+  void operator()(const AddForeignKeyStep& s) {
+    Sql("ALTER TABLE " + T(s.table) + " ADD CONSTRAINT " + Q(s.fk.name) + " FOREIGN KEY (" + JoinQ(s.fk.columns) + ")" +
+        FkClause(d.schema(), s.fk) + (s.not_valid ? " NOT VALID" : ""));
+  }
+  void operator()(const ValidateConstraintStep& s) {
+    Prepare("ALTER TABLE " + T(s.table) + " VALIDATE CONSTRAINT " + Q(s.name));
+  }
+  void operator()(const CreateIndexStep& s) {
+    const auto& i = s.index;
+    std::string sql;
+    if (!i.raw_definition.empty()) {
+      // pg_get_indexdef text of the index being copied: make it concurrent.
+      sql = i.raw_definition;
+      std::string lower = sql::Lower(sql);
+      size_t at = lower.find("index ");
+      if (at != std::string::npos) sql.insert(at + 6, "CONCURRENTLY IF NOT EXISTS ");
+    } else {
+      sql = std::string("CREATE ") + (i.unique ? "UNIQUE " : "") + "INDEX CONCURRENTLY IF NOT EXISTS " + Q(i.name) +
+            " ON " + T(i.table) + (i.method.empty() ? "" : " USING " + i.method) + " (" + IndexElements(i.elements) +
+            ")" + (i.include.empty() ? "" : " INCLUDE (" + JoinQ(i.include) + ")") +
+            (i.nulls_not_distinct ? " NULLS NOT DISTINCT" : "") +
+            (i.storage_parameters.empty() ? "" : " WITH (" + i.storage_parameters + ")") +
+            (i.tablespace.empty() ? "" : " TABLESPACE " + Q(i.tablespace)) +
+            (i.predicate.empty() ? "" : " WHERE " + i.predicate);
+    }
+    Statement st;
+    st.sql = sql;
+    st.outside_transaction = true;
+    st.rebuild_invalid_index = Q(d.schema()) + "." + Q(i.name);
+    out.push_back(st);
+  }
+  void operator()(const DropIndexStep& s) {
+    Statement st;
+    st.sql = "DROP INDEX CONCURRENTLY IF EXISTS " + Q(d.schema()) + "." + Q(s.name);
+    st.outside_transaction = true;
+    out.push_back(st);
+  }
+  void operator()(const RenameIndexStep& s) {
+    Sql("ALTER INDEX " + Q(d.schema()) + "." + Q(s.from) + " RENAME TO " + Q(s.to));
+  }
+  void operator()(const AttachIndexConstraintStep& s) {
+    std::string defer = s.deferrable ? (s.initially_deferred ? " DEFERRABLE INITIALLY DEFERRED" : " DEFERRABLE") : "";
+    Sql("ALTER TABLE " + T(s.table) + " ADD CONSTRAINT " + Q(s.name) + (s.primary_key ? " PRIMARY KEY" : " UNIQUE") +
+        " USING INDEX " + Q(s.index) + defer);
+  }
+  void operator()(const AddTableConstraintStep& s) {
+    Sql("ALTER TABLE " + T(s.table) + " ADD " + ConstraintSql(s.constraint));
+  }
+  void operator()(const DropConstraintStep& s) {
+    Sql("ALTER TABLE " + T(s.table) + " DROP CONSTRAINT IF EXISTS " + Q(s.name));
+  }
+  void operator()(const RenameConstraintStep& s) {
+    Sql("ALTER TABLE " + T(s.table) + " RENAME CONSTRAINT " + Q(s.from) + " TO " + Q(s.to));
+  }
+  void operator()(const SetReplicaIdentityStep& s) {
+    Sql("ALTER TABLE " + T(s.table) + " REPLICA IDENTITY " +
+        (s.type == "INDEX" ? "USING INDEX " + Q(s.index) : s.type));
+  }
+  void operator()(const RawSqlStep& s) { Sql(s.sql); }
+
+  std::string FunctionName(const TableMapping& m) const {
+    return Q(d.schema()) + "." + Q(PostgresDialect::Ident63("_sluice_dw_" + m.physical));
+  }
+
+  // The dual-write trigger function of one table. `live_is_new`: sessions
+  // on the live alias count as the new version.
+  std::string DualWriteFunction(const std::string& version, const TableMapping& m, bool live_is_new) const {
+    std::string table_ref = T(m.physical);
+    std::vector<std::pair<std::string, std::string>> new_cols, old_cols;
+    for (const auto& c : m.columns) new_cols.push_back({c.logical, c.physical});
+    for (const auto& c : m.old_columns) old_cols.push_back({c, c});
+    std::vector<std::string> downs, ups;
+    for (const auto& b : m.backward) downs.push_back(b.expr);
+    for (const auto& f : m.forward) ups.push_back(f.expr);
+    std::string body;
+    body += "#variable_conflict use_variable\nDECLARE\n";
+    body += "  sluice_setting text := coalesce(current_setting('sluice.version', true), '');\n";
+    body += "  sluice_path text := btrim(split_part(current_setting('search_path'), ',', 1), ' \"');\n";
+    body += "BEGIN\n";
+    body += "  IF sluice_setting = " + QuoteLiteral(version) + " OR (sluice_setting = '' AND sluice_path = " +
+            QuoteLiteral(d.VersionSchema(version)) + ")" +
+            (live_is_new ? " OR sluice_setting = 'live' OR (sluice_setting = '' AND sluice_path = " +
+                               QuoteLiteral(d.LiveSchema()) + ")"
+                         : "") +
+            " THEN\n";
+    body += "    -- written through the new version: old columns := down(new row)\n";
+    body += "    DECLARE\n" + Declarations(table_ref, new_cols, downs) + "    BEGIN\n";
+    for (const auto& b : m.backward) {
+      body += "      NEW." + Q(b.target) + " := " + sql::ScalarExpression(b.expr) + ";\n";
+    }
+    body += "      NULL;\n    END;\n";
+    if (!m.write_flag.empty()) body += "    NEW." + Q(m.write_flag) + " := 1;\n";
+    body += "  ELSE\n";
+    body += "    -- written through the old version: new columns := up(old row)\n";
+    body += "    DECLARE\n" + Declarations(table_ref, old_cols, ups) + "    BEGIN\n";
+    for (const auto& f : m.forward) {
+      body += "      NEW." + Q(f.target) + " := " + sql::ScalarExpression(f.expr) + ";\n";
+    }
+    body += "      NULL;\n    END;\n";
+    if (!m.write_flag.empty()) body += "    NEW." + Q(m.write_flag) + " := NULL;\n";
+    body += "  END IF;\n  RETURN NEW;\nEND\n";
+    std::string tag = DollarTag(body);
+    return "CREATE OR REPLACE FUNCTION " + FunctionName(m) + "() RETURNS trigger LANGUAGE plpgsql AS " + tag + "\n" +
+           body + tag;
+  }
+
+  void operator()(const CreateDualWriteStep& s) {
+    const TableMapping& m = s.table;
+    Sql(DualWriteFunction(s.version, m, false));
+    const std::string not_backfill = "current_setting('sluice.backfill', true) IS DISTINCT FROM 'on'";
+    Sql("CREATE OR REPLACE TRIGGER \"_sluice_dual_write_insert\" BEFORE INSERT ON " + T(m.physical) +
+        " FOR EACH ROW WHEN (" + not_backfill + ") EXECUTE FUNCTION " + FunctionName(m) + "()");
+    // Updates call the function only when a column that either direction
+    // reads changed, or a guarded new column is still empty.
+    std::set<std::string> watch;
+    for (const auto& f : m.forward) {
+      for (const auto& r : f.reads) watch.insert(r);
+    }
+    for (const auto& b : m.backward) {
+      std::set<std::string> ids = sql::Identifiers(b.expr);
+      for (const auto& c : m.columns) {
+        if (ids.count(c.logical) || ids.count(sql::Lower(c.logical))) watch.insert(c.physical);
+      }
+    }
+    std::string cond;
+    for (const auto& w : watch) cond += (cond.empty() ? "" : " OR ") + ("OLD." + Q(w) + " IS DISTINCT FROM NEW." + Q(w));
+    for (const auto& g : m.not_null_guards) cond += (cond.empty() ? "" : " OR ") + ("NEW." + Q(g) + " IS NULL");
+    if (cond.empty()) cond = "false";
+    Sql("CREATE OR REPLACE TRIGGER \"_sluice_dual_write_update\" BEFORE UPDATE ON " + T(m.physical) +
+        " FOR EACH ROW WHEN (" + not_backfill + " AND (" + cond + ")) EXECUTE FUNCTION " + FunctionName(m) + "()");
+  }
+  void operator()(const DropDualWriteStep& s) {
+    Sql("DROP TRIGGER IF EXISTS \"_sluice_dual_write_insert\" ON " + T(s.table.physical));
+    Sql("DROP TRIGGER IF EXISTS \"_sluice_dual_write_update\" ON " + T(s.table.physical));
+    Sql("DROP FUNCTION IF EXISTS " + FunctionName(s.table) + "()");
+  }
+
+  // A view exposing `cols` (physical AS logical) of `physical`, with the
+  // columns' defaults, so inserts through it behave like the table's.
+  void View(const std::string& schema, const std::string& name, const std::string& physical,
+            const std::vector<std::pair<std::string, std::string>>& cols,
+            const std::vector<std::optional<std::string>>& defaults) {
+    std::string sel;
+    for (size_t i = 0; i < cols.size(); ++i) sel += (i ? ", " : "") + Q(cols[i].second) + " AS " + Q(cols[i].first);
+    const std::string view = Q(schema) + "." + Q(name);
+    Sql("DROP VIEW IF EXISTS " + view);
+    Sql("CREATE VIEW " + view + " WITH (security_invoker = true) AS SELECT " + sel + " FROM " + T(physical));
+    for (size_t i = 0; i < cols.size(); ++i) {
+      if (defaults[i]) Sql("ALTER VIEW " + view + " ALTER COLUMN " + Q(cols[i].first) + " SET DEFAULT " + *defaults[i]);
+    }
+  }
+  void NewVersionView(const std::string& schema, const TableMapping& m) {
+    std::vector<std::pair<std::string, std::string>> cols;
+    std::vector<std::optional<std::string>> defaults;
+    for (const auto& c : m.columns) {
+      cols.push_back({c.logical, c.physical});
+      defaults.push_back(c.default_expr);
+    }
+    View(schema, m.logical, m.physical, cols, defaults);
+  }
+  void OldVersionView(const std::string& schema, const TableMapping& m) {
+    std::vector<std::pair<std::string, std::string>> cols;
+    for (const auto& c : m.old_columns) cols.push_back({c, c});
+    View(schema, m.physical, m.physical, cols, m.old_defaults);
+  }
+
+  void operator()(const CreateVersionStep& s) {
+    const std::string schema = d.VersionSchema(s.version.name);
+    Sql("CREATE SCHEMA IF NOT EXISTS " + Q(schema));
+    for (const auto& m : s.version.tables) NewVersionView(schema, m);
+    // Tables the plan does not know (created by a `sql` operation of this
+    // migration) appear unchanged, with their defaults.
+    FillUnknownTables(schema, s.version, true);
+  }
+
+  // Views (SELECT *, with defaults) in `schema` for every base table the
+  // version spec does not describe; `hide_dropped` leaves out the tables the
+  // new version drops.
+  void FillUnknownTables(const std::string& schema, const VersionSpec& v, bool hide_dropped) {
+    std::string known;
+    for (const auto& m : v.tables) known += ", " + QuoteLiteral(m.logical) + ", " + QuoteLiteral(m.physical);
+    if (hide_dropped) {
+      for (const auto& h : v.hidden_tables) known += ", " + QuoteLiteral(h);
+    }
+    Sql("DO $sluice$ DECLARE r record; c record; BEGIN FOR r IN SELECT t.relname FROM pg_class t JOIN pg_namespace n "
+        "ON n.oid = t.relnamespace WHERE n.nspname = " + QuoteLiteral(d.schema()) +
+        " AND t.relkind IN ('r', 'p') AND t.relname NOT IN (''" + known +
+        ") LOOP EXECUTE format('CREATE OR REPLACE VIEW %I.%I WITH (security_invoker = true) AS SELECT * FROM %I.%I', " +
+        QuoteLiteral(schema) + ", r.relname, " + QuoteLiteral(d.schema()) +
+        ", r.relname); FOR c IN SELECT a.attname, pg_get_expr(ad.adbin, ad.adrelid) AS def FROM pg_attribute a JOIN "
+        "pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum WHERE a.attrelid = format('%I.%I', " +
+        QuoteLiteral(d.schema()) + ", r.relname)::regclass AND a.attgenerated = '' LOOP EXECUTE format('ALTER VIEW "
+        "%I.%I ALTER COLUMN %I SET DEFAULT %s', " + QuoteLiteral(schema) +
+        ", r.relname, c.attname, c.def); END LOOP; END LOOP; END $sluice$");
+  }
+  void operator()(const FinalizeVersionStep&) {}  // views follow renames by themselves
+  void operator()(const DropVersionStep& s) {
+    Sql("DROP SCHEMA IF EXISTS " + Q(d.VersionSchema(s.version.name)) + " CASCADE");
+  }
+  void operator()(const SetLiveStep& s) {
+    // The live alias reads the base tables directly (not the version's
+    // views), so dropping a version never takes the alias with it.
+    const std::string live = d.LiveSchema();
+    const bool to_new = s.version == s.spec.name;
+    Sql("CREATE SCHEMA IF NOT EXISTS " + Q(live));
+    for (const auto& m : s.spec.tables) {
+      if (!m.changed) {
+        if (!m.created) OldVersionView(live, m);  // same shape in both versions
+        continue;
+      }
+      Sql("DROP VIEW IF EXISTS " + Q(live) + "." + Q(m.logical));
+      if (!m.created) Sql("DROP VIEW IF EXISTS " + Q(live) + "." + Q(m.physical));
+      if (to_new) {
+        NewVersionView(live, m);
+      } else if (!m.created) {
+        OldVersionView(live, m);
+      }
+    }
+    for (const auto& h : s.spec.hidden_tables) Sql("DROP VIEW IF EXISTS " + Q(live) + "." + Q(h));
+    FillUnknownTables(live, s.spec, to_new);
+    // Writes through the alias now count as the version it points at.
+    for (const auto& m : s.spec.tables) {
+      if (m.has_dual_write() && !m.created) Sql(DualWriteFunction(s.spec.name, m, to_new));
+    }
+  }
+};
+
+}  // namespace
+
+std::vector<Statement> PostgresDialect::Render(const Step& step) const {
+  Renderer r{*this, {}};
+  std::visit(r, step.body);
+  return std::move(r.out);
+}
+
+}  // namespace sluice::db

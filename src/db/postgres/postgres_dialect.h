@@ -1,0 +1,65 @@
+// PostgreSQL's rendering of sluice steps. See docs/how-it-works.md
+// ("PostgreSQL").
+//
+// Versions are schemas of views: "<schema>_<version>" exposes the new shape
+// under its logical names, with views that stay auto-updatable
+// (security_invoker, column defaults carried over). "<schema>_live" is an
+// alias whose views follow whichever version is live; `switch` rebuilds it
+// in one transaction.
+//
+// Dual-write is one BEFORE trigger function per table. It decides the
+// direction per session without catalog look-ups: a session is the new
+// version when `sluice.version` names it, or, when that setting is empty,
+// when the first schema of its search_path is the version's schema (or the
+// live alias while the new version is live). New-version writes fill the old
+// columns through `down` and mark the row; all other writes fill the new
+// columns through `up`. Backfill sessions set `sluice.backfill = on`, which
+// the triggers' WHEN clauses test before any PL/pgSQL runs.
+//
+// Locks: catalog changes of a phase run in one transaction under a short
+// lock_timeout; index builds run CONCURRENTLY afterwards; constraints are
+// added NOT VALID and validated at complete without blocking writers.
+#pragma once
+
+#include "db/adapter.h"
+
+namespace sluice::db {
+
+class PostgresDialect : public Dialect {
+ public:
+  PostgresDialect(std::string schema, std::string state_schema);
+
+  std::string_view name() const override { return "postgres"; }
+  bool transactional_ddl() const override { return false; }
+  bool versioned_namespaces() const override { return true; }
+  bool parallel_backfill() const override { return true; }
+  Status CheckSupported(const Step& step) const override;
+  std::vector<Statement> Render(const Step& step) const override;
+  std::string Table(std::string_view table) const override;
+  std::string NewColumnName(std::string_view logical) const override;
+  std::string NullSafeEqual(std::string_view a, std::string_view b) const override;
+  bool IsVolatile(std::string_view expr) const override;
+  std::string StateTable(std::string_view base) const override;
+  std::vector<std::string> StateSchema() const override;
+  std::vector<std::string> BackfillSessionSetup() const override;
+  std::string VersionSelectHint(const std::string& version) const override;
+  std::string SessionSetupSql(const std::string& version) const override;
+  std::string LockTimeoutSql(int64_t lock_timeout_ms) const override;
+  std::string LockRowsClause() const override { return " FOR UPDATE"; }
+  std::string OldReadPath(const VersionSpec& version, const TableMapping& table) const override;
+  std::string NewReadPath(const VersionSpec& version, const TableMapping& table) const override;
+  std::string RowHash(const std::vector<std::string>& exprs) const override;
+
+  const std::string& schema() const { return schema_; }
+  std::string VersionSchema(const std::string& version) const;
+  std::string LiveSchema() const;
+  // PostgreSQL truncates identifiers to 63 bytes; longer generated names
+  // are shortened with a hash suffix so they stay distinct.
+  static std::string Ident63(const std::string& name);
+
+ private:
+  std::string schema_;
+  std::string state_schema_;
+};
+
+}  // namespace sluice::db
