@@ -77,6 +77,7 @@ struct BackfillProgress {
   int64_t chunk_rows = 0;
   double rows_per_second = 0;
   double eta_seconds = -1;
+  int64_t workers = 0;
   std::string throttle;
   bool done = false;
 };
@@ -88,6 +89,9 @@ struct BackfillOptions {
   std::optional<int64_t> chunk_min_rows;
   std::optional<int64_t> chunk_max_rows;
   std::optional<double> max_rows_per_second;
+  std::optional<int64_t> workers;          // PostgreSQL: concurrent chunk writers
+  std::optional<int64_t> probe_target_ms;  // latency throttle target; 0 = off
+  std::string replica_url;                 // PostgreSQL: read replica lag from here
   std::function<void(const BackfillProgress&)> on_progress;
   // Set from another thread (e.g. a SIGINT handler) to stop after the
   // current chunk commits.
@@ -120,6 +124,78 @@ struct VerifyResult {
   std::string json;  // the report as stored in the state tables
 };
 
+// --- verification extras: shadow-read soak and cross-database diff ----------
+
+// Options of Verify beyond the plan's `verify:` section.
+struct VerifyOptions {
+  // Delay before re-reading a key whose two versions disagreed (default
+  // 200 ms).
+  std::optional<int64_t> reread_delay_ms;
+  // Diagnostic/test hook: runs after the first old-version read of each
+  // shadow-read key (key values as text, nullopt = NULL).
+  std::function<void(const std::string& query, const std::vector<std::optional<std::string>>& key)>
+      after_first_old_read;
+};
+
+// One round of `verify --watch`.
+struct ShadowWatchRound {
+  int round = 0;
+  std::string at;
+  int64_t keys = 0;        // keys read through both versions this round
+  int64_t table_rows = 0;
+  int64_t divergent = 0;   // persisted on a stable re-read
+  int64_t unstable = 0;    // kept changing while re-read (not counted)
+  double rate = 0;         // divergent / keys
+  double cumulative_rate = 0;
+  std::vector<std::string> evidence;
+};
+
+struct WatchOptions {
+  double seconds = 60;          // soak window
+  double interval_seconds = 5;  // pause between rounds
+  std::optional<int64_t> reread_delay_ms;
+  std::function<void(const ShadowWatchRound&)> on_round;
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+struct WatchResult {
+  std::string migration;
+  std::string started_at, ended_at;
+  bool passed = true;           // cumulative rate <= the plan's max_divergence
+  int64_t keys = 0, divergent = 0, unstable = 0;
+  double rate = 0;
+  double max_divergence = 0;
+  std::vector<ShadowWatchRound> rounds;
+  std::string json;             // as recorded in the audit log
+};
+
+// `sluice diff`: one table compared across two databases.
+struct DiffOptions {
+  std::string source_url, target_url;
+  std::string table;
+  std::vector<std::string> key;  // empty: the source table's primary key
+  std::string source_schema = "public", target_schema = "public";  // PostgreSQL
+  int64_t chunk_rows = 10000;
+  int64_t max_reported = 10;
+};
+
+struct DiffResult {
+  bool same = true;
+  int64_t source_rows = 0, target_rows = 0;
+  int64_t chunks = 0, differing_chunks = 0;
+  int64_t chunk_queries = 0, bisect_queries = 0, key_queries = 0;
+  int64_t differences = 0;
+  bool truncated = false;
+  std::vector<std::string> evidence;
+  std::vector<std::string> notes;
+  std::string json;
+};
+
+// Compares `table` in two databases (SQLite or PostgreSQL, any pair) by
+// chunk checksums computed inside each database over a canonical text form
+// of every value, bisecting differing chunks down to the rows. Read-only.
+Result<DiffResult> Diff(const DiffOptions& options);
+
 struct MigrationInfo {
   std::string name;
   std::string phase;     // starting | active | completing | complete | rolling_back | rolled_back
@@ -129,6 +205,14 @@ struct MigrationInfo {
   std::string backfill;  // none | pending | running | done
   int64_t rows_done = 0;
   int64_t rows_total = 0;
+  int64_t chunks = 0;
+  double rows_per_second = 0;  // over the last 10 s of committed chunks
+  double eta_seconds = -1;     // -1 unknown
+  bool paused = false;         // `sluice pause` in effect
+  std::string throttle;        // the running backfill's current reason to slow down
+  std::optional<double> tuned_rate;       // `sluice tune` overrides
+  std::optional<int64_t> tuned_chunk_ms;
+  std::optional<int64_t> tuned_workers;
   std::vector<std::string> tables;
   std::string created_at, updated_at, completed_at;
   std::optional<bool> last_verify_passed;
@@ -193,6 +277,13 @@ class Migrator {
   // Runs the verification checks and records the report. Read-only on the
   // migrated tables. A failed check is not an error: see `passed`.
   Result<VerifyResult> Verify(const std::string& migration);
+  Result<VerifyResult> Verify(const std::string& migration, const VerifyOptions& options);
+
+  // Shadow reads of the plan's validation queries, round after round for
+  // `options.seconds` (each round samples other keys), reporting the
+  // divergence rate over time. Read-only; the result is recorded in the
+  // audit log (event kind "shadow_watch").
+  Result<WatchResult> WatchShadowReads(const std::string& migration, const WatchOptions& options);
 
   // Moves the live read path to the new version, or back to the old one.
   Status Switch(const std::string& migration, bool back);
@@ -203,7 +294,23 @@ class Migrator {
   // Returns the database to its state before `start` (keeping rows the
   // application wrote meanwhile, in the old shape). Any phase before
   // complete.
-  Status Rollback(const std::string& migration);
+  //
+  // A `sql` operation without `down` is undone by an inverse derived from
+  // the SQL when it only creates named objects (PostgreSQL: CREATE TABLE /
+  // TYPE / INDEX / VIEW ..., undone by DROP). When no inverse can be
+  // derived, rollback refuses with kFailedPrecondition naming the operation
+  // and changes nothing, unless `force` is true: then everything else is
+  // rolled back and that SQL's effects stay in place.
+  Status Rollback(const std::string& migration, bool force = false);
+
+  // Operator control of a running (or future) backfill, from any machine:
+  // the backfill polls it about twice a second. Pause holds after the
+  // current chunk commits; Tune overrides the plan's rate (0 = unlimited),
+  // target chunk time and worker count.
+  Status Pause(const std::string& migration);
+  Status Resume(const std::string& migration);
+  Status Tune(const std::string& migration, std::optional<double> max_rows_per_second,
+              std::optional<int64_t> chunk_target_ms, std::optional<int64_t> workers);
 
   // Every migration sluice knows about, oldest first.
   Result<std::vector<MigrationInfo>> List();

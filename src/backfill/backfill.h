@@ -2,28 +2,38 @@
 // chunk, so the new columns hold `up(old row)` for every row that existed
 // before the dual-write triggers were installed.
 //
-// Exactly-once progress: each chunk is one transaction that (1) re-reads the
-// checkpoint row, (2) picks the chunk's upper key, (3) rewrites the rows in
-// (last, upper], (4) advances the checkpoint and appends the chunk to the
-// history table. Because the checkpoint is read and written inside the
-// chunk's own transaction, a crash, a SIGKILL, a lost connection or a COMMIT
-// whose outcome is unknown can never skip or repeat a chunk: the next
-// attempt simply reads where the database says the work stands.
+// Exactly-once progress: each chunk is one transaction that (1) re-reads its
+// partition's checkpoint row (locking it), (2) picks the chunk's upper key,
+// (3) rewrites the rows in (last, upper], (4) advances the checkpoint and
+// appends the chunk to the history table. Because the checkpoint is read and
+// written inside the chunk's own transaction, a crash, a SIGKILL, a lost
+// connection or a COMMIT whose outcome is unknown can never skip or repeat a
+// chunk: the next attempt simply reads where the database says work stands.
 //
-// Termination: the walk stops at the highest key present when the backfill
-// first started; rows inserted later are written through the triggers.
+// Partitions and workers: the first run splits the key range into
+// partitions (one on databases with a single writer; on PostgreSQL about
+// eight, or one per worker if more), each with its own checkpoint row. Up to
+// `workers` threads, each on its own connection, claim unfinished partitions;
+// `sluice tune --workers N` changes the count while the backfill runs (a
+// worker asked to stop finishes its chunk and releases its partition).
+//
+// Termination: each partition ends at a key fixed when the backfill first
+// started; rows inserted later are written through the triggers.
 //
 // Chunk size adapts to a target duration between a minimum and a maximum
-// row count. Not thread-safe; one Backfiller per connection.
+// row count; the Pacer (throttle.h) adds waits from production signals,
+// the rate limit and operator pause. Memory is constant in the table size.
 //
 //   backfill::Backfiller bf(conn, "002_orders", settings, hooks);
-//   Status s = bf.Run(task);   // resumes from the stored checkpoint
+//   Status s = bf.Run(task);   // resumes from the stored checkpoints
 #pragma once
 
 #include <atomic>
 #include <functional>
+#include <memory>
 #include <string>
 
+#include "backfill/throttle.h"
 #include "common/clock.h"
 #include "db/adapter.h"
 #include "sluice/status.h"
@@ -38,7 +48,8 @@ struct Settings {
   int64_t chunk_rows = 1000;      // first chunk's size
   int64_t chunk_min_rows = 100;
   int64_t chunk_max_rows = 50000;
-  double max_rows_per_second = 0;  // 0 = unlimited
+  int64_t workers = 1;            // concurrent chunk writers (PostgreSQL)
+  ThrottleSettings throttle;
 };
 
 struct Progress {
@@ -46,17 +57,23 @@ struct Progress {
   int64_t rows_done = 0;    // rows rewritten so far (all runs)
   int64_t rows_total = 0;   // rows present when the backfill began
   int64_t chunks = 0;
-  int64_t chunk_rows = 0;   // size of the next chunk
+  int64_t chunk_rows = 0;   // size of the last chunk
+  int64_t workers = 0;      // workers running now
   double rows_per_second = 0;  // this run
   double eta_seconds = -1;     // -1 unknown
   std::string throttle;        // current reason for slowing down, "" if none
   bool done = false;
 };
 
+// Opens another session on the same database (workers, throttle probes).
+using Connector = std::function<Result<std::unique_ptr<db::Connection>>()>;
+
 struct Hooks {
-  std::function<void(const Progress&)> on_progress;  // after each chunk
+  std::function<void(const Progress&)> on_progress;  // at most ~5 times a second
   const std::atomic<bool>* cancel = nullptr;         // checked between chunks
   Clock* clock = nullptr;                            // defaults to the real clock
+  Connector connect;          // required for workers > 1 and for signals
+  Connector connect_replica;  // optional: replica for the lag signal
 };
 
 class Backfiller {
@@ -64,22 +81,25 @@ class Backfiller {
   Backfiller(db::Connection& conn, std::string migration, Settings settings, Hooks hooks = {});
 
   // Runs (or resumes) the backfill of `task` to the end. Returns kCancelled
-  // when `cancel` was set (the last chunk is committed), or the first error
-  // that retries could not overcome; the checkpoint is always consistent.
+  // when `cancel` was set (committed chunks stay committed), or the first
+  // error that retries could not overcome; checkpoints are always
+  // consistent.
   Status Run(const db::BackfillTask& task);
 
  private:
+  struct Shared;
   Status Prepare(const db::BackfillTask& task);
-  // One chunk. Sets *done when the walk reached its end.
-  Status Chunk(const db::BackfillTask& task, bool* done, int64_t* rows);
-  Status Recover(const Status& error, int* attempts);
+  // One chunk of partition `part`. Sets *done when the partition is finished.
+  Status Chunk(db::Connection& conn, const db::BackfillTask& task, int part, int64_t chunk_rows, bool* done,
+               int64_t* rows);
+  Status Recover(db::Connection& conn, const Status& error, int* attempts);
+  void Worker(Shared& sh, const db::BackfillTask& task, db::Connection* conn);
 
   db::Connection& conn_;
   std::string migration_;
   Settings settings_;
   Hooks hooks_;
   Clock* clock_;
-  int64_t chunk_rows_;
   std::string update_sql_;
 };
 

@@ -21,6 +21,18 @@ void OnSigint(int) {
   if (g_cancel.exchange(true)) std::_Exit(130);  // second Ctrl-C: leave now
 }
 
+// "90s", "10m", "1h", "1.5h" or plain seconds; -1 when unreadable.
+double ParseDuration(const std::string& text) {
+  char* end = nullptr;
+  double v = std::strtod(text.c_str(), &end);
+  if (end == text.c_str() || v < 0) return -1;
+  std::string unit(end);
+  if (unit.empty() || unit == "s") return v;
+  if (unit == "m") return v * 60;
+  if (unit == "h") return v * 3600;
+  return -1;
+}
+
 // Prints a failed status: the first line is the one-line reason.
 int Fail(const sluice::Status& s) {
   fmt::print(stderr, "sluice: error: {}\n", s.message());
@@ -57,14 +69,19 @@ int main(int argc, char** argv) {
   std::string plan_path, migration, dir;
   bool start_backfill = false, back = false;
   sluice::BackfillOptions bopts;
-  int64_t chunk_ms = 0, chunk_rows = 0;
+  int64_t chunk_ms = 0, chunk_rows = 0, workers = 0, probe_target_ms = -1;
   double rate = 0;
+  std::string replica_url;
 
   auto add_json = [&](CLI::App* sub) { sub->add_flag("--json", json, "print machine-readable JSON"); };
   auto add_backfill_opts = [&](CLI::App* sub) {
     sub->add_option("--chunk-ms", chunk_ms, "target duration of one chunk in ms (default: plan, else 250)");
     sub->add_option("--chunk-rows", chunk_rows, "first chunk's row count (default: plan, else 1000)");
     sub->add_option("--rate", rate, "maximum rows per second (default: unlimited)");
+    sub->add_option("--workers", workers, "PostgreSQL: concurrent chunk writers (default: plan, else 1)");
+    sub->add_option("--probe-target-ms", probe_target_ms,
+                    "slow down when the probe query takes longer than this (default: plan, else 50; 0 = off)");
+    sub->add_option("--replica-url", replica_url, "PostgreSQL: throttle on this replica's replay lag");
   };
 
   auto* lint = app.add_subcommand("lint", "validate a plan; with --db also against the live schema; changes nothing");
@@ -83,6 +100,29 @@ int main(int argc, char** argv) {
   auto* verify = app.add_subcommand("verify", "run the verification checks; exit 3 if any fails");
   verify->add_option("MIGRATION", migration, "migration name (default: the active one)");
   add_json(verify);
+  // --- verify --watch / diff (docs/verification.md) ---
+  std::string watch_window;
+  double watch_interval = 5;
+  verify->add_option("--watch", watch_window,
+                     "after the checks, keep shadow-reading for this soak window (e.g. 90s, 10m, 1h) and report the "
+                     "divergence rate over time");
+  verify->add_option("--interval", watch_interval, "seconds between shadow-read rounds with --watch")
+      ->capture_default_str();
+  sluice::DiffOptions diff_opts;
+  std::string diff_key;
+  auto* diff = app.add_subcommand("diff", "compare one table across two databases by chunk checksums; exit 3 if "
+                                          "they differ");
+  diff->add_option("--source", diff_opts.source_url, "source database URL")->required();
+  diff->add_option("--target", diff_opts.target_url, "target database URL")->required();
+  diff->add_option("--table", diff_opts.table, "table to compare")->required();
+  diff->add_option("--key", diff_key, "key columns, comma-separated (default: the source's primary key)");
+  diff->add_option("--source-schema", diff_opts.source_schema, "PostgreSQL schema of the source table")
+      ->capture_default_str();
+  diff->add_option("--target-schema", diff_opts.target_schema, "PostgreSQL schema of the target table")
+      ->capture_default_str();
+  diff->add_option("--chunk-rows", diff_opts.chunk_rows, "rows per checksum chunk")->capture_default_str();
+  diff->add_option("--max-reported", diff_opts.max_reported, "differing rows listed")->capture_default_str();
+  add_json(diff);
   auto* sw = app.add_subcommand("switch", "move live reads to the new version (or back with --back)");
   sw->add_option("MIGRATION", migration, "migration name (default: the active one)");
   sw->add_flag("--back", back, "move live reads back to the previous version");
@@ -90,6 +130,20 @@ int main(int argc, char** argv) {
   complete->add_option("MIGRATION", migration, "migration name (default: the active one)");
   auto* rollback = app.add_subcommand("rollback", "return to the state before start (any phase before complete)");
   rollback->add_option("MIGRATION", migration, "migration name (default: the active one)");
+  bool force_rollback = false;
+  rollback->add_flag("--force", force_rollback,
+                     "roll back even though `sql` operations without `down` cannot be undone (their effects stay)");
+  auto* pause = app.add_subcommand("pause", "pause a running backfill (from any machine); resume continues it");
+  pause->add_option("MIGRATION", migration, "migration name (default: the active one)");
+  auto* resume = app.add_subcommand("resume", "resume a paused backfill");
+  resume->add_option("MIGRATION", migration, "migration name (default: the active one)");
+  auto* tune = app.add_subcommand("tune", "change a running backfill's rate, chunk time or workers");
+  tune->add_option("MIGRATION", migration, "migration name (default: the active one)");
+  std::optional<double> tune_rate;
+  std::optional<int64_t> tune_chunk_ms, tune_workers;
+  tune->add_option("--rate", tune_rate, "maximum rows per second (0 = unlimited)");
+  tune->add_option("--chunk-ms", tune_chunk_ms, "target duration of one chunk in ms");
+  tune->add_option("--workers", tune_workers, "PostgreSQL: concurrent chunk writers");
   auto* status = app.add_subcommand("status", "migrations, phases, backfill progress, last verification");
   add_json(status);
   auto* migrate = app.add_subcommand("migrate", "apply a directory's unapplied plans in file-name order");
@@ -121,8 +175,40 @@ int main(int argc, char** argv) {
   if (chunk_ms > 0) bopts.chunk_target_ms = chunk_ms;
   if (chunk_rows > 0) bopts.chunk_rows = chunk_rows;
   if (rate > 0) bopts.max_rows_per_second = rate;
+  if (workers > 0) bopts.workers = workers;
+  if (probe_target_ms >= 0) bopts.probe_target_ms = probe_target_ms;
+  bopts.replica_url = replica_url;
   bopts.cancel = &g_cancel;
   bopts.on_progress = [&](const sluice::BackfillProgress& p) { progress.Update(p); };
+
+  if (diff->parsed()) {
+    for (size_t pos = 0; !diff_key.empty();) {
+      size_t comma = diff_key.find(',', pos);
+      std::string k = diff_key.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+      while (!k.empty() && k.front() == ' ') k.erase(k.begin());
+      while (!k.empty() && k.back() == ' ') k.pop_back();
+      if (!k.empty()) diff_opts.key.push_back(k);
+      if (comma == std::string::npos) break;
+      pos = comma + 1;
+    }
+    auto r = sluice::Diff(diff_opts);
+    if (!r.ok()) return Fail(r.status());
+    if (json) {
+      fmt::print("{}\n", r->json);
+    } else {
+      fmt::print("diff of {}: {}\n", diff_opts.table, r->same ? "SAME" : "DIFFERENT");
+      fmt::print("  rows: source {}, target {}\n", sluice::cli::FormatCount(r->source_rows),
+                 sluice::cli::FormatCount(r->target_rows));
+      fmt::print("  chunks: {} ({} differ); {} chunk queries ({} for bisection), {} key look-ups\n", r->chunks,
+                 r->differing_chunks, r->chunk_queries, r->bisect_queries, r->key_queries);
+      if (!r->same) {
+        fmt::print("  differing rows found: {}{}\n", r->differences, r->truncated ? "+ (stopped at --max-reported)" : "");
+      }
+      for (const auto& e : r->evidence) fmt::print("    {}\n", e);
+      for (const auto& n : r->notes) fmt::print("  note: {}\n", n);
+    }
+    return r->same ? 0 : 3;
+  }
 
   if (demo->parsed()) {
     demo_opts.db_url = opts.db_url;
@@ -184,6 +270,44 @@ int main(int argc, char** argv) {
                sluice::cli::FormatDuration(r->seconds));
     return 0;
   }
+  if (verify->parsed() && !watch_window.empty()) {
+    double seconds = ParseDuration(watch_window);
+    if (seconds < 0) {
+      fmt::print(stderr, "sluice: error: --watch {}: expected a duration like 90s, 10m or 1h\n", watch_window);
+      return 2;
+    }
+    auto r = m.Verify(migration);
+    if (!r.ok()) return Fail(r.status());
+    if (!json) sluice::cli::PrintVerify(*r);
+    sluice::WatchOptions wo;
+    wo.seconds = seconds;
+    wo.interval_seconds = watch_interval;
+    wo.cancel = &g_cancel;
+    if (!json) {
+      fmt::print("shadow reads for {}:\n", watch_window);
+      wo.on_round = [](const sluice::ShadowWatchRound& w) {
+        fmt::print("  {}  round {:>3}: {} keys, {} divergent (rate {:.4f}%, cumulative {:.4f}%){}\n", w.at, w.round,
+                   w.keys, w.divergent, w.rate * 100, w.cumulative_rate * 100,
+                   w.unstable ? fmt::format(", {} kept changing", w.unstable) : "");
+        for (const auto& e : w.evidence) fmt::print("         {}\n", e);
+        std::fflush(stdout);
+      };
+    }
+    auto w = m.WatchShadowReads(r->migration, wo);
+    if (!w.ok()) return Fail(w.status());
+    if (json) {
+      fmt::print("{{\"verify\": {}, \"watch\": {}}}\n", r->json, w->json);
+    } else {
+      fmt::print("shadow reads: {} keys over {} rounds, {} divergent, rate {:.4f}% (max_divergence {:.4f}%): {}\n",
+                 w->keys, w->rounds.size(), w->divergent, w->rate * 100, w->max_divergence * 100,
+                 w->passed ? "PASSED" : "FAILED");
+    }
+    if (!r->passed || !w->passed) {
+      fmt::print(stderr, "sluice: error: verification of {} failed\n", r->migration);
+      return 3;
+    }
+    return 0;
+  }
   if (verify->parsed()) {
     auto r = m.Verify(migration);
     if (!r.ok()) return Fail(r.status());
@@ -211,9 +335,21 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (rollback->parsed()) {
-    sluice::Status s = m.Rollback(migration);
+    sluice::Status s = m.Rollback(migration, force_rollback);
     if (!s.ok()) return Fail(s);
     fmt::print("rolled back\n");
+    return 0;
+  }
+  if (pause->parsed() || resume->parsed()) {
+    sluice::Status s = pause->parsed() ? m.Pause(migration) : m.Resume(migration);
+    if (!s.ok()) return Fail(s);
+    fmt::print("{}\n", pause->parsed() ? "paused (a running backfill holds after its current chunk)" : "resumed");
+    return 0;
+  }
+  if (tune->parsed()) {
+    sluice::Status s = m.Tune(migration, tune_rate, tune_chunk_ms, tune_workers);
+    if (!s.ok()) return Fail(s);
+    fmt::print("tuned (a running backfill applies it within a second)\n");
     return 0;
   }
   if (status->parsed()) {

@@ -51,7 +51,8 @@ void ProgressPrinter::Update(const BackfillProgress& p) {
   std::string line = fmt::format("  {} [{}] {:5.1f}%  {}/{} rows  {} rows/s  ETA {}  chunk {}{}", p.table,
                                  Bar(frac, 24), frac * 100, FormatCount(p.rows_done), FormatCount(p.rows_total),
                                  FormatCount(static_cast<int64_t>(p.rows_per_second)),
-                                 p.done ? "0s" : FormatDuration(p.eta_seconds), FormatCount(p.chunk_rows),
+                                 p.done ? "0s" : FormatDuration(p.eta_seconds),
+                                 FormatCount(p.chunk_rows) + (p.workers > 1 ? fmt::format("  workers {}", p.workers) : ""),
                                  p.throttle.empty() ? "" : "  throttled: " + p.throttle);
   if (tty_) {
     fmt::print(stdout, "\r\033[K{}", line);
@@ -88,8 +89,21 @@ void PrintStatus(const std::vector<MigrationInfo>& list) {
     fmt::print("{}  phase: {}  version: {}  reads: {} version\n", m.name, m.phase, m.version, m.live);
     if (m.backfill != "none") {
       double f = m.rows_total > 0 ? static_cast<double>(m.rows_done) / static_cast<double>(m.rows_total) : 0;
-      fmt::print("  backfill: {} ({}/{} rows, {:.1f}%)\n", m.backfill, FormatCount(m.rows_done),
-                 FormatCount(m.rows_total), f * 100);
+      fmt::print("  backfill: {}{} [{}] {}/{} rows, {:.1f}%", m.backfill, m.paused ? " (PAUSED)" : "", Bar(f, 20),
+                 FormatCount(m.rows_done), FormatCount(m.rows_total), f * 100);
+      if (m.backfill == "running") {
+        fmt::print(", {} rows/s, ETA {}", FormatCount(static_cast<int64_t>(m.rows_per_second)),
+                   FormatDuration(m.eta_seconds));
+      }
+      fmt::print("\n");
+      if (!m.throttle.empty()) fmt::print("  throttle: {}\n", m.throttle);
+      if (m.tuned_rate || m.tuned_chunk_ms || m.tuned_workers) {
+        std::string t;
+        if (m.tuned_rate) t += *m.tuned_rate > 0 ? fmt::format(" rate {} rows/s", *m.tuned_rate) : " rate unlimited";
+        if (m.tuned_chunk_ms) t += fmt::format(" chunk {} ms", *m.tuned_chunk_ms);
+        if (m.tuned_workers) t += fmt::format(" workers {}", *m.tuned_workers);
+        fmt::print("  tuned:{}\n", t);
+      }
     }
     if (m.last_verify_passed) {
       fmt::print("  last verification: {} at {}\n", *m.last_verify_passed ? "passed" : "FAILED", m.last_verify_at);
@@ -113,7 +127,19 @@ std::string StatusJson(const std::vector<MigrationInfo>& list) {
                         {"version", m.version},
                         {"previous_version", m.previous_version},
                         {"live", m.live},
-                        {"backfill", {{"state", m.backfill}, {"rows_done", m.rows_done}, {"rows_total", m.rows_total}}},
+                        {"backfill",
+                         {{"state", m.backfill},
+                          {"rows_done", m.rows_done},
+                          {"rows_total", m.rows_total},
+                          {"chunks", m.chunks},
+                          {"rows_per_second", m.rows_per_second},
+                          {"eta_seconds", m.eta_seconds >= 0 ? nlohmann::json(m.eta_seconds) : nlohmann::json()},
+                          {"paused", m.paused},
+                          {"throttle", m.throttle},
+                          {"tuned",
+                           {{"max_rows_per_second", m.tuned_rate ? nlohmann::json(*m.tuned_rate) : nlohmann::json()},
+                            {"chunk_target_ms", m.tuned_chunk_ms ? nlohmann::json(*m.tuned_chunk_ms) : nlohmann::json()},
+                            {"workers", m.tuned_workers ? nlohmann::json(*m.tuned_workers) : nlohmann::json()}}}}},
                         {"tables", m.tables},
                         {"created_at", m.created_at},
                         {"updated_at", m.updated_at},

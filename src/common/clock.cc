@@ -4,8 +4,8 @@
 
 namespace sluice {
 
-std::string NowIso() {
-  auto now = std::chrono::system_clock::now();
+std::string NowIso(int64_t offset_seconds) {
+  auto now = std::chrono::system_clock::now() + std::chrono::seconds(offset_seconds);
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
   std::time_t t = std::chrono::system_clock::to_time_t(now);
   std::tm tm{};

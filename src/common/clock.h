@@ -33,7 +33,8 @@ class RealClock : public Clock {
 };
 
 // Current UTC wall time as ISO-8601 with milliseconds ("2026-11-21T17:12:03.123Z").
-std::string NowIso();
+// `offset_seconds` shifts it (e.g. -10 for ten seconds ago).
+std::string NowIso(int64_t offset_seconds = 0);
 
 inline Clock* Clock::Real() {
   static RealClock clock;

@@ -95,9 +95,45 @@ class Dialect {
   // current transaction (empty where the database has none).
   virtual std::string LockTimeoutSql(int64_t lock_timeout_ms) const { return {}; }
 
+  // Backfill throttle signals. Each returns a query yielding one number, or
+  // "" where the database has no such notion (SQLite: no lock queue, no
+  // replicas). LockWaitersSql: sessions waiting for a lock on `table`.
+  // ReplicaLagSql: the worst replay lag in seconds of the replicas attached
+  // to this primary. ReplicaOwnLagSql: run on a replica, its own lag.
+  virtual std::string LockWaitersSql(std::string_view table) const { return {}; }
+  virtual std::string ReplicaLagSql() const { return {}; }
+  virtual std::string ReplicaOwnLagSql() const { return {}; }
+
   // A deterministic 64-bit hash expression over the given SQL expressions
   // (verification). Empty when the dialect cannot hash in the database.
   virtual std::string RowHash(const std::vector<std::string>& exprs) const { return {}; }
+
+  // The SQL that undoes `sql`, a plan's `sql` operation written without
+  // `down`, derived from the database's own parse of it when every
+  // statement only creates one named object (its inverse is the DROP of
+  // that object, statements undone in reverse order). kFailedPrecondition
+  // with the reason when no inverse can be derived; the default derives
+  // none.
+  virtual Result<std::string> InverseOfRawSql(std::string_view sql) const {
+    return FailedPrecondition("this database cannot derive the inverse of SQL");
+  }
+
+  // Verification across databases (`sluice diff`). CanonicalText renders a
+  // value of a column declared `type` as text that is the same in every
+  // dialect for the same value (integers in decimal, integral floats and
+  // numerics without fraction, other floats in shortest round-trip form,
+  // booleans as 1/0, binary as lower-case hex, text unchanged; NULL stays
+  // NULL). PortableRowHash is a 64-bit hash over such texts computed with
+  // the same algorithm (the first 8 bytes of MD5 over "<len>:<text>" fields,
+  // "~" for NULL, joined by '|') in every dialect. Empty when unsupported.
+  virtual std::string CanonicalText(std::string_view expr, std::string_view type) const { return {}; }
+  virtual std::string PortableRowHash(const std::vector<std::string>& canonical_texts) const { return {}; }
+  // `expr` converted the way storing it in a column of `type` converts it
+  // (for comparing a recomputed `up` with the stored value).
+  virtual std::string AsColumnValue(std::string_view expr, std::string_view type) const { return std::string(expr); }
+  // `expr` (a key column of `type`) in bytewise order, so that key ranges
+  // mean the same rows in every dialect.
+  virtual std::string BinaryOrder(std::string_view expr, std::string_view type) const { return std::string(expr); }
 };
 
 // Result of trying to take a named lock that serialises sluice processes.

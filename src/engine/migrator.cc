@@ -9,12 +9,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "backfill/backfill.h"
+#include "backfill/control.h"
 #include "common/clock.h"
 #include "common/sql_text.h"
 #include "db/adapter.h"
@@ -48,6 +51,12 @@ std::string DefaultActor() {
   gethostname(host, sizeof host - 1);
   return std::string(user ? user : "unknown") + "@" + host;
 }
+
+// Throttle defaults: generous enough never to slow a healthy database, tight
+// enough to back off when the application starts to suffer.
+constexpr int64_t kDefaultProbeTargetMs = 50;
+constexpr double kDefaultMaxReplicaLagSeconds = 10;
+constexpr int64_t kDefaultMaxLockWaiters = 3;
 
 // Everything known about one migration: its record, plan and compiled form.
 struct Loaded {
@@ -541,12 +550,33 @@ Result<BackfillSummary> Migrator::Backfill(const std::string& migration, const B
     s.chunk_min_rows = options.chunk_min_rows.value_or(pb.chunk_min_rows.value_or(s.chunk_min_rows));
     s.chunk_max_rows = options.chunk_max_rows.value_or(pb.chunk_max_rows.value_or(s.chunk_max_rows));
     s.chunk_max_rows = std::max(s.chunk_max_rows, s.chunk_min_rows);
-    s.max_rows_per_second = options.max_rows_per_second.value_or(pb.max_rows_per_second.value_or(0));
-    // The backfill gets a connection of its own: it may reconnect.
+    s.workers = options.workers.value_or(pb.workers.value_or(1));
+    backfill::ThrottleSettings& ts = s.throttle;
+    ts.max_rows_per_second = options.max_rows_per_second.value_or(pb.max_rows_per_second.value_or(0));
+    ts.probe_sql = pb.probe_query.value_or("");
+    ts.probe_target_ms = options.probe_target_ms.value_or(pb.probe_target_ms.value_or(kDefaultProbeTargetMs));
+    ts.max_replica_lag_seconds = pb.max_replica_lag_seconds.value_or(kDefaultMaxReplicaLagSeconds);
+    ts.max_lock_waiters = pb.max_lock_waiters.value_or(kDefaultMaxLockWaiters);
+    ts.custom_sql = pb.custom_signal_sql.value_or("");
+    ts.custom_max = pb.custom_signal_max.value_or(0);
+    ts.windows = pb.allowed_windows;
+    // The backfill gets connections of its own: it may reconnect, and
+    // workers and throttle probes each need a session.
     SLUICE_ASSIGN_OR_RETURN(auto work, impl_->Connect());
     int64_t rows_before = 0;
     backfill::Hooks hooks;
     hooks.cancel = options.cancel;
+    hooks.connect = [this]() { return impl_->Connect(); };
+    std::string replica_url = !options.replica_url.empty() ? options.replica_url : pb.replica_url.value_or("");
+    std::shared_ptr<db::Adapter> replica;
+    if (!replica_url.empty()) {
+      db::OpenOptions ro;
+      ro.schema = impl_->options.schema;
+      ro.state_schema = impl_->options.state_schema;
+      SLUICE_ASSIGN_OR_RETURN(auto ra, db::OpenAdapter(replica_url, ro));
+      replica = std::move(ra);
+      hooks.connect_replica = [replica]() { return replica->Connect(); };
+    }
     hooks.on_progress = [&](const backfill::Progress& p) {
       if (!options.on_progress) return;
       BackfillProgress bp;
@@ -558,6 +588,7 @@ Result<BackfillSummary> Migrator::Backfill(const std::string& migration, const B
       bp.chunk_rows = p.chunk_rows;
       bp.rows_per_second = p.rows_per_second;
       bp.eta_seconds = p.eta_seconds;
+      bp.workers = p.workers;
       bp.throttle = p.throttle;
       bp.done = p.done;
       options.on_progress(bp);
@@ -569,6 +600,16 @@ Result<BackfillSummary> Migrator::Backfill(const std::string& migration, const B
     for (const auto& task : l.compiled.backfill) {
       result = bf.Run(task);
       if (!result.ok()) break;
+    }
+    // The backfill survives a lost connection or a server restart by
+    // reconnecting; this session may have died meanwhile too (and with it
+    // its advisory lock, which the checkpoint row locks make harmless).
+    if (!conn->Query("SELECT 1").ok()) {
+      for (int i = 0; i < 20; ++i) {
+        if (conn->Reconnect().ok()) break;
+        Clock::Real()->SleepMicros(500'000);
+      }
+      (void)conn->TryLock("migration:" + name);
     }
     auto after = store.Checkpoints(name);
     int64_t rows_after = 0;
@@ -616,7 +657,49 @@ Result<std::string> ResolveMigration(StateStore& store, const std::string& name,
 }
 }  // namespace
 
-Result<VerifyResult> Migrator::Verify(const std::string& migration) {
+namespace {
+
+// The plan's `verify:` section as verification settings (defaults in
+// src/verify/verify.h and docs/plan-format.md).
+verify::Settings VerifySettingsOf(const plan::Plan& p) {
+  verify::Settings vs;
+  const plan::VerifySettings& v = p.verify;
+  if (v.max_reported_differences) vs.max_reported = *v.max_reported_differences;
+  if (v.checksum_chunk_rows) vs.chunk_rows = *v.checksum_chunk_rows;
+  if (v.partition_column) vs.partition_column = *v.partition_column;
+  if (v.max_drift) vs.max_drift = *v.max_drift;
+  if (v.shadow_sample) vs.shadow_sample = *v.shadow_sample;
+  if (v.max_divergence) vs.max_divergence = *v.max_divergence;
+  for (const auto& i : v.invariants) vs.invariants.push_back({i.name.value, i.table, i.check, i.sql});
+  for (const auto& q : v.validation_queries) vs.validation_queries.push_back({q.name.value, q.table, q.sql});
+  return vs;
+}
+
+// A session that reads `version` the way an application of that version
+// connects ("" = the base tables).
+Result<std::unique_ptr<db::Connection>> UseVersion(std::unique_ptr<db::Connection> c, Migrator& m,
+                                                   const std::string& version) {
+  std::string setup;
+  if (c->dialect().versioned_namespaces()) {
+    setup = c->dialect().SessionSetupSql(version);
+  } else if (!version.empty()) {
+    SLUICE_ASSIGN_OR_RETURN(setup, m.VersionSetupSql(version));
+  }
+  if (!setup.empty()) SLUICE_RETURN_IF_ERROR(c->Exec(setup).WithContext("selecting version '" + version + "'"));
+  return c;
+}
+
+std::vector<std::optional<std::string>> KeyAsText(const std::vector<db::Value>& k) {
+  std::vector<std::optional<std::string>> out;
+  for (const auto& v : k) out.push_back(v.is_null() ? std::nullopt : std::optional<std::string>(v.text));
+  return out;
+}
+
+}  // namespace
+
+Result<VerifyResult> Migrator::Verify(const std::string& migration) { return Verify(migration, VerifyOptions{}); }
+
+Result<VerifyResult> Migrator::Verify(const std::string& migration, const VerifyOptions& options) {
   SLUICE_ASSIGN_OR_RETURN(auto conn, impl_->Connect());
   StateStore store(*conn);
   SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, "verify"));
@@ -625,9 +708,27 @@ Result<VerifyResult> Migrator::Verify(const std::string& migration) {
     return FailedPrecondition("migration '" + name + "' is " + l.rec.phase +
                               "; verification compares the old and new versions of an active migration");
   }
-  verify::Settings vs;
-  if (l.plan.verify.max_reported_differences) vs.max_reported = *l.plan.verify.max_reported_differences;
-  SLUICE_ASSIGN_OR_RETURN(verify::Report report, verify::Run(*conn, l.compiled.version, vs));
+  verify::Settings vs = VerifySettingsOf(l.plan);
+  if (options.reread_delay_ms) vs.reread_delay_ms = *options.reread_delay_ms;
+  if (options.after_first_old_read) {
+    vs.after_first_old_read = [&options](const std::string& q, const std::vector<db::Value>& k) {
+      options.after_first_old_read(q, KeyAsText(k));
+    };
+  }
+  // Sessions of both versions, for shadow reads and `sql` invariants.
+  std::unique_ptr<db::Connection> old_session, new_session;
+  verify::VersionConnections vc;
+  bool sql_invariants = std::any_of(vs.invariants.begin(), vs.invariants.end(),
+                                    [](const verify::Invariant& i) { return !i.sql.empty(); });
+  if (!vs.validation_queries.empty() || sql_invariants) {
+    SLUICE_ASSIGN_OR_RETURN(auto c1, impl_->Connect());
+    SLUICE_ASSIGN_OR_RETURN(old_session, UseVersion(std::move(c1), *this, l.rec.previous_version));
+    SLUICE_ASSIGN_OR_RETURN(auto c2, impl_->Connect());
+    SLUICE_ASSIGN_OR_RETURN(new_session, UseVersion(std::move(c2), *this, l.rec.version));
+    vc.old_version = old_session.get();
+    vc.new_version = new_session.get();
+  }
+  SLUICE_ASSIGN_OR_RETURN(verify::Report report, verify::Run(*conn, l.compiled.version, vs, vc));
   VerifyResult out;
   out.migration = name;
   out.at = report.at;
@@ -640,6 +741,78 @@ Result<VerifyResult> Migrator::Verify(const std::string& migration) {
     SLUICE_RETURN_IF_ERROR(store.AddVerification(name, report.passed, out.json));
     return store.AddEvent(name, "verify", impl_->options.actor, report.passed ? "verification passed" : "verification FAILED");
   }));
+  return out;
+}
+
+Result<WatchResult> Migrator::WatchShadowReads(const std::string& migration, const WatchOptions& options) {
+  SLUICE_ASSIGN_OR_RETURN(auto conn, impl_->Connect());
+  StateStore store(*conn);
+  SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, "watch"));
+  SLUICE_ASSIGN_OR_RETURN(Loaded l, LoadMigration(store, conn->dialect(), name));
+  if (l.rec.phase != engine::kActive) {
+    return FailedPrecondition("migration '" + name + "' is " + l.rec.phase +
+                              "; shadow reads compare the old and new versions of an active migration");
+  }
+  verify::Settings vs = VerifySettingsOf(l.plan);
+  if (options.reread_delay_ms) vs.reread_delay_ms = *options.reread_delay_ms;
+  if (vs.validation_queries.empty()) {
+    return FailedPrecondition("the plan of '" + name + "' has no verify.validation_queries to shadow-read");
+  }
+  SLUICE_ASSIGN_OR_RETURN(auto c1, impl_->Connect());
+  SLUICE_ASSIGN_OR_RETURN(auto old_session, UseVersion(std::move(c1), *this, l.rec.previous_version));
+  SLUICE_ASSIGN_OR_RETURN(auto c2, impl_->Connect());
+  SLUICE_ASSIGN_OR_RETURN(auto new_session, UseVersion(std::move(c2), *this, l.rec.version));
+  verify::VersionConnections vc{old_session.get(), new_session.get()};
+  WatchResult out;
+  out.migration = name;
+  out.started_at = NowIso();
+  out.max_divergence = vs.max_divergence;
+  auto cancelled = [&] { return options.cancel && options.cancel->load(); };
+  const auto t0 = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  nlohmann::json rounds = nlohmann::json::array();
+  for (int round = 1;; ++round) {
+    SLUICE_ASSIGN_OR_RETURN(verify::ShadowRound r, verify::ShadowRead(*conn, l.compiled.version, vs, vc, round));
+    ShadowWatchRound w;
+    w.round = round;
+    w.at = r.at;
+    w.keys = r.keys;
+    w.table_rows = r.table_rows;
+    w.divergent = r.divergent;
+    w.unstable = r.unstable;
+    w.rate = r.rate();
+    for (const auto& c : r.checks) {
+      for (const auto& e : c.evidence) w.evidence.push_back(c.column + ": " + e);
+    }
+    out.keys += r.keys;
+    out.divergent += r.divergent;
+    out.unstable += r.unstable;
+    out.rate = out.keys ? static_cast<double>(out.divergent) / static_cast<double>(out.keys) : 0;
+    w.cumulative_rate = out.rate;
+    rounds.push_back({{"round", w.round}, {"at", w.at}, {"keys", w.keys}, {"table_rows", w.table_rows},
+                      {"divergent", w.divergent}, {"unstable", w.unstable}, {"rate", w.rate},
+                      {"cumulative_rate", w.cumulative_rate}, {"evidence", w.evidence}});
+    if (options.on_round) options.on_round(w);
+    out.rounds.push_back(std::move(w));
+    if (cancelled() || elapsed() >= options.seconds) break;
+    // Sleep until the next round, the end of the window, or cancel.
+    double until = std::min(elapsed() + std::max(options.interval_seconds, 0.0), options.seconds);
+    while (!cancelled() && elapsed() < until) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (cancelled() || elapsed() >= options.seconds) break;
+  }
+  out.ended_at = NowIso();
+  out.passed = out.rate <= vs.max_divergence + 1e-12;
+  nlohmann::json j = {{"migration", name},          {"started_at", out.started_at}, {"ended_at", out.ended_at},
+                      {"passed", out.passed},       {"keys", out.keys},             {"divergent", out.divergent},
+                      {"unstable", out.unstable},   {"rate", out.rate},             {"max_divergence", out.max_divergence},
+                      {"rounds", rounds}};
+  out.json = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  SLUICE_RETURN_IF_ERROR(store.AddEvent(
+      name, "shadow_watch", impl_->options.actor,
+      std::string(out.passed ? "shadow-read soak passed" : "shadow-read soak FAILED") + ": " +
+          std::to_string(out.divergent) + " divergent of " + std::to_string(out.keys) + " keys over " +
+          std::to_string(out.rounds.size()) + " rounds",
+      out.json));
   return out;
 }
 
@@ -719,7 +892,7 @@ Status Migrator::Complete(const std::string& migration) {
   return s;
 }
 
-Status Migrator::Rollback(const std::string& migration) {
+Status Migrator::Rollback(const std::string& migration, bool force) {
   SLUICE_ASSIGN_OR_RETURN(auto conn, impl_->Connect());
   StateStore store(*conn);
   SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, "roll back"));
@@ -729,6 +902,15 @@ Status Migrator::Rollback(const std::string& migration) {
     return FailedPrecondition("migration '" + name + "' is " + l.rec.phase +
                               "; its old columns are gone, so it cannot be rolled back (write a new migration "
                               "instead)");
+  }
+  if (l.compiled.irreversible && !force) {
+    std::string ops;
+    for (const auto& op : l.compiled.irreversible_ops) ops += "\n  " + op;
+    return FailedPrecondition("migration '" + name + "' cannot be rolled back exactly: its `sql` operations without "
+                              "`down` cannot be undone:" + ops +
+                              "\nNothing was changed. Undo their effects by hand and run `sluice rollback --force " +
+                              name + "` (which rolls back everything else and leaves that SQL's effects in place), "
+                              "or go forward with `sluice complete " + name + "`");
   }
   SLUICE_ASSIGN_OR_RETURN(db::LockAttempt lock, conn->TryLock("migration:" + name));
   if (!lock.acquired) {
@@ -748,6 +930,9 @@ Status Migrator::Rollback(const std::string& migration) {
     if (!finished) return store.SetPhase(name, engine::kRollingBack);
     SLUICE_RETURN_IF_ERROR(store.SetPhase(name, engine::kRolledBack));
     SLUICE_RETURN_IF_ERROR(store.ClearStep(name, "rollback"));
+    // A later `start` of the same migration must run its steps again, not
+    // find them marked done by the start this rollback undid.
+    SLUICE_RETURN_IF_ERROR(store.ClearStep(name, "start"));
     return store.AddEvent(name, "rollback", impl_->options.actor, "rolled back to the state before start");
   };
   Status s = ExecutePhase(*conn, store, impl_->options, run);
@@ -756,6 +941,68 @@ Status Migrator::Rollback(const std::string& migration) {
 }
 
 // --- status / migrate ------------------------------------------------------------------------
+
+// --- pause / resume / tune ---------------------------------------------------------------
+
+namespace {
+Status ChangeControl(Result<std::unique_ptr<db::Connection>> connected, const std::string& actor,
+                     const std::string& migration, const backfill::ControlChange& change, const std::string& kind,
+                     const std::string& message) {
+  SLUICE_ASSIGN_OR_RETURN(auto conn, std::move(connected));
+  StateStore store(*conn);
+  SLUICE_ASSIGN_OR_RETURN(bool has_state, store.Exists());
+  if (!has_state) return FailedPrecondition("no migration has been started in this database");
+  std::string name = migration;
+  if (name.empty()) {
+    SLUICE_ASSIGN_OR_RETURN(auto all, store.List());
+    std::vector<std::string> active;
+    for (const auto& m : all) {
+      if (m.phase == engine::kActive) active.push_back(m.name);
+    }
+    if (active.size() != 1) {
+      return InvalidArgument(active.empty() ? "no active migration" : "several migrations are active; name one");
+    }
+    name = active[0];
+  }
+  SLUICE_ASSIGN_OR_RETURN(auto rec, store.Get(name));
+  if (!rec) return NotFound("no migration named '" + name + "' (see `sluice status`)");
+  if (!rec->in_flight()) return FailedPrecondition("migration '" + name + "' is " + rec->phase + "; nothing to " + kind);
+  if (change.workers && *change.workers > 1 && !conn->dialect().parallel_backfill()) {
+    return InvalidArgument(std::string(conn->dialect().name()) + " allows one writer at a time; --workers must be 1");
+  }
+  SLUICE_RETURN_IF_ERROR(backfill::WriteControl(*conn, name, change));
+  return store.AddEvent(name, "backfill." + kind, actor, message);
+}
+}  // namespace
+
+Status Migrator::Pause(const std::string& migration) {
+  backfill::ControlChange c;
+  c.paused = true;
+  return ChangeControl(impl_->Connect(), impl_->options.actor, migration, c, "pause", "backfill paused");
+}
+
+Status Migrator::Resume(const std::string& migration) {
+  backfill::ControlChange c;
+  c.paused = false;
+  return ChangeControl(impl_->Connect(), impl_->options.actor, migration, c, "resume", "backfill resumed");
+}
+
+Status Migrator::Tune(const std::string& migration, std::optional<double> rate, std::optional<int64_t> chunk_ms,
+                      std::optional<int64_t> workers) {
+  if (!rate && !chunk_ms && !workers) return InvalidArgument("tune needs at least one of --rate, --chunk-ms, --workers");
+  if (rate && *rate < 0) return InvalidArgument("--rate must be >= 0 (0 = unlimited)");
+  if (chunk_ms && *chunk_ms <= 0) return InvalidArgument("--chunk-ms must be > 0");
+  if (workers && *workers <= 0) return InvalidArgument("--workers must be > 0");
+  backfill::ControlChange c;
+  c.max_rows_per_second = rate;
+  c.chunk_target_ms = chunk_ms;
+  c.workers = workers;
+  std::string msg = "backfill tuned:";
+  if (rate) msg += " rate " + (*rate > 0 ? std::to_string(static_cast<int64_t>(*rate)) + " rows/s" : "unlimited");
+  if (chunk_ms) msg += " chunk " + std::to_string(*chunk_ms) + " ms";
+  if (workers) msg += " workers " + std::to_string(*workers);
+  return ChangeControl(impl_->Connect(), impl_->options.actor, migration, c, "tune", msg);
+}
 
 Result<std::vector<MigrationInfo>> Migrator::List() {
   SLUICE_ASSIGN_OR_RETURN(auto conn, impl_->Connect());
@@ -780,6 +1027,20 @@ Result<std::vector<MigrationInfo>> Migrator::List() {
     for (const auto& cp : cps) {
       i.rows_done += cp.rows_done;
       i.rows_total += cp.rows_total;
+      i.chunks += cp.chunks;
+    }
+    if (m.in_flight()) {
+      SLUICE_ASSIGN_OR_RETURN(backfill::Control c, backfill::ReadControl(*conn, m.name));
+      i.paused = c.paused;
+      i.throttle = m.backfill == "running" ? c.throttle : "";
+      i.tuned_rate = c.max_rows_per_second;
+      i.tuned_chunk_ms = c.chunk_target_ms;
+      i.tuned_workers = c.workers;
+      if (m.backfill == "running") {
+        SLUICE_ASSIGN_OR_RETURN(double rate, store.RecentBackfillRate(m.name, 10));
+        i.rows_per_second = rate;
+        if (rate > 0) i.eta_seconds = static_cast<double>(std::max<int64_t>(0, i.rows_total - i.rows_done)) / rate;
+      }
     }
     SLUICE_ASSIGN_OR_RETURN(auto v, store.LastVerification(m.name));
     if (v) {

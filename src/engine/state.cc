@@ -146,6 +146,14 @@ Status StateStore::ClearProgress(const std::string& migration) {
   return Status::Ok();
 }
 
+Result<double> StateStore::RecentBackfillRate(const std::string& migration, int seconds) {
+  // ISO-8601 UTC timestamps compare correctly as text.
+  auto r = c_.Query("SELECT coalesce(sum(rows), 0) FROM " + T("chunks") + " WHERE migration = $1 AND committed_at >= $2",
+                    {Value::Text(migration), Value::Text(NowIso(-seconds))});
+  if (!r.ok()) return r.status();
+  return static_cast<double>(r->Scalar().AsInt()) / seconds;
+}
+
 Result<std::vector<Checkpoint>> StateStore::Checkpoints(const std::string& migration) {
   auto r = c_.Query("SELECT tbl, worker, last_key, high_key, rows_done, rows_total, chunks, done, updated_at FROM " +
                         T("checkpoints") + " WHERE migration = $1 ORDER BY tbl, worker",

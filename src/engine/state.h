@@ -92,6 +92,8 @@ class StateStore {
   Status ClearProgress(const std::string& migration);
 
   Result<std::vector<Checkpoint>> Checkpoints(const std::string& migration);
+  // Rows/s of the chunks committed in the last `seconds` seconds.
+  Result<double> RecentBackfillRate(const std::string& migration, int seconds);
   Result<std::optional<VerificationRecord>> LastVerification(const std::string& migration);
   Status AddVerification(const std::string& migration, bool passed, const std::string& report_json);
 

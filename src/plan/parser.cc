@@ -943,7 +943,7 @@ void ParseBackfill(Reader& r, const Map& top, BackfillSettings* b) {
            "custom_sql", "custom_max", "allowed_windows"});
     if (t.valid()) {
       b->probe_query = t.Str("probe_query");
-      b->probe_target_ms = t.Int("probe_target_ms", 1);
+      b->probe_target_ms = t.Int("probe_target_ms", 0);  // 0 turns the latency signal off
       b->max_replica_lag_seconds = t.Num("max_replica_lag_seconds", 0);
       b->replica_url = t.Str("replica_url");
       b->max_lock_waiters = t.Int("max_lock_waiters", 0);

@@ -1,5 +1,6 @@
 #include "db/postgres/postgres_dialect.h"
 
+#include <cctype>
 #include <set>
 
 #include "common/sql_text.h"
@@ -209,6 +210,74 @@ std::string PostgresDialect::RowHash(const std::vector<std::string>& exprs) cons
     s += (i ? " || '|' || " : "") + std::string("coalesce(length(") + t + ")::text || ':' || " + t + ", '~')";
   }
   return "hashtextextended(" + s + ", 0)";
+}
+
+namespace {
+std::string LowerType(std::string_view type) {
+  std::string t;
+  for (char c : type) t += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  auto paren = t.find('(');
+  if (paren != std::string::npos) t = t.substr(0, paren);
+  while (!t.empty() && t.back() == ' ') t.pop_back();
+  return t;
+}
+}  // namespace
+
+std::string PostgresDialect::CanonicalText(std::string_view expr, std::string_view type) const {
+  // Must render every value exactly as sluice_canon() does on SQLite.
+  const std::string e = "(" + std::string(expr) + ")";
+  const std::string t = LowerType(type);
+  if (t == "boolean" || t == "bool") return e + "::int::text";
+  if (t == "numeric" || t == "decimal") return "trim_scale(" + e + ")::text";
+  if (t == "real" || t == "float4" || t == "double precision" || t == "float8" || t == "float") {
+    return "CASE WHEN " + e + " = trunc(" + e + ") AND abs(" + e + ") < 1e15 THEN " + e +
+           "::float8::numeric::bigint::text ELSE " + e + "::float8::text END";
+  }
+  if (t == "bytea") return "encode(" + e + ", 'hex')";
+  return e + "::text";
+}
+
+std::string PostgresDialect::PortableRowHash(const std::vector<std::string>& texts) const {
+  std::string s;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const std::string t = "(" + texts[i] + ")";
+    s += (i ? " || '|' || " : "") + std::string("coalesce(length(") + t + ")::text || ':' || " + t + ", '~')";
+  }
+  if (s.empty()) s = "''";
+  return "('x' || substr(md5(" + s + "), 1, 16))::bit(64)::bigint";
+}
+
+std::string PostgresDialect::AsColumnValue(std::string_view expr, std::string_view type) const {
+  if (type.empty()) return std::string(expr);
+  return "CAST((" + std::string(expr) + ") AS " + std::string(type) + ")";
+}
+
+std::string PostgresDialect::BinaryOrder(std::string_view expr, std::string_view type) const {
+  const std::string t = LowerType(type);
+  if (t == "text" || t == "varchar" || t == "character varying" || t == "character" || t == "char" ||
+      t == "bpchar" || t == "name" || t == "citext") {
+    return "(" + std::string(expr) + ") COLLATE \"C\"";
+  }
+  return std::string(expr);
+}
+
+std::string PostgresDialect::LockWaitersSql(std::string_view table) const {
+  // Sessions queued behind a lock on the table: the signal that a chunk's row
+  // locks (or the application's own) are making others wait.
+  return "SELECT count(DISTINCT pid) FROM pg_catalog.pg_locks WHERE NOT granted AND relation = " +
+         QuoteLiteral(Table(table)) + "::regclass";
+}
+
+std::string PostgresDialect::ReplicaLagSql() const {
+  // replay_lag is NULL for an idle replica that has caught up.
+  return "SELECT coalesce(max(extract(epoch FROM replay_lag)), 0)::float8 FROM pg_catalog.pg_stat_replication";
+}
+
+std::string PostgresDialect::ReplicaOwnLagSql() const {
+  // On a replica with nothing left to replay the lag is zero, however old
+  // the last replayed transaction is.
+  return "SELECT CASE WHEN NOT pg_is_in_recovery() OR pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
+         "ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END::float8";
 }
 
 Status PostgresDialect::CheckSupported(const Step& step) const {

@@ -49,6 +49,15 @@ class PostgresDialect : public Dialect {
   std::string OldReadPath(const VersionSpec& version, const TableMapping& table) const override;
   std::string NewReadPath(const VersionSpec& version, const TableMapping& table) const override;
   std::string RowHash(const std::vector<std::string>& exprs) const override;
+  // postgres_inverse.cc (libpg_query).
+  Result<std::string> InverseOfRawSql(std::string_view sql) const override;
+  std::string CanonicalText(std::string_view expr, std::string_view type) const override;
+  std::string PortableRowHash(const std::vector<std::string>& canonical_texts) const override;
+  std::string AsColumnValue(std::string_view expr, std::string_view type) const override;
+  std::string BinaryOrder(std::string_view expr, std::string_view type) const override;
+  std::string LockWaitersSql(std::string_view table) const override;
+  std::string ReplicaLagSql() const override;
+  std::string ReplicaOwnLagSql() const override;
 
   const std::string& schema() const { return schema_; }
   std::string VersionSchema(const std::string& version) const;
