@@ -213,11 +213,54 @@ struct MigrationInfo {
   std::optional<double> tuned_rate;       // `sluice tune` overrides
   std::optional<int64_t> tuned_chunk_ms;
   std::optional<int64_t> tuned_workers;
+  std::vector<std::string> overrides;  // gates forced past: "gate by actor at time: reason"
   std::vector<std::string> tables;
   std::string created_at, updated_at, completed_at;
   std::optional<bool> last_verify_passed;
   std::string last_verify_at;
   std::string version_hint;  // how an application selects the new version
+};
+
+// A gate's verdict with its evidence (see src/gates/gates.h).
+struct GateCheckInfo {
+  std::string check;
+  bool passed = true;
+  std::string detail;
+};
+
+struct GateInfo {
+  std::string gate;  // backfill | switch | complete
+  bool configured = false;
+  bool passed = true;
+  std::vector<GateCheckInfo> checks;
+  std::vector<std::string> signoffs;  // "role: who at when" or "role: missing"
+};
+
+// Overriding a failed gate: needs a reason, which the audit log and
+// `status` show.
+struct TransitionOptions {
+  bool force = false;
+  std::string reason;
+};
+
+// `sluice watch`: abort criteria watched after the switch.
+struct AbortWatchOptions {
+  double seconds = 60;
+  double interval_seconds = 5;
+  std::function<void(const std::string& line)> on_round;
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+struct AbortWatchResult {
+  std::string migration;
+  bool aborted = false;  // a criterion was breached and reads were switched back
+  std::string reason;
+  int rounds = 0;
+  double baseline_p99_ms = -1;  // probe p99 measured before the switch; -1 unknown
+  double p99_ms = 0;            // worst probe p99 seen while watching
+  double error_rate = 0;        // probe failures / probes
+  double divergence = 0;        // shadow-read divergence rate (cumulative)
+  std::string json;
 };
 
 struct MigrateOptions {
@@ -286,10 +329,24 @@ class Migrator {
   Result<WatchResult> WatchShadowReads(const std::string& migration, const WatchOptions& options);
 
   // Moves the live read path to the new version, or back to the old one.
+  // Moving forward passes the switch gate first (refused with the evidence
+  // unless options.force with a reason); moving back is never gated.
   Status Switch(const std::string& migration, bool back);
+  Status Switch(const std::string& migration, bool back, const TransitionOptions& options);
+
+  // The readiness scorecard: every gate's state and evidence.
+  Result<std::vector<GateInfo>> Gates(const std::string& migration);
+  // Records a sign-off for `gate` (backfill | switch | complete) in the
+  // audit log.
+  Status Signoff(const std::string& migration, const std::string& gate, const std::string& name,
+                 const std::string& role, const std::string& note);
+  // Watches the plan's abort criteria after the switch; on a breach switches
+  // reads back and records why.
+  Result<AbortWatchResult> Watch(const std::string& migration, const AbortWatchOptions& options);
 
   // Contract. Refused (database unchanged) until the backfill is done.
   Status Complete(const std::string& migration);
+  Status Complete(const std::string& migration, const TransitionOptions& options);
 
   // Returns the database to its state before `start` (keeping rows the
   // application wrote meanwhile, in the old shape). Any phase before

@@ -128,6 +128,27 @@ int main(int argc, char** argv) {
   sw->add_flag("--back", back, "move live reads back to the previous version");
   auto* complete = app.add_subcommand("complete", "contract: drop what only the old version needed");
   complete->add_option("MIGRATION", migration, "migration name (default: the active one)");
+  sluice::TransitionOptions topts;
+  for (auto* sub : {sw, complete}) {
+    sub->add_flag("--force", topts.force, "pass a failed gate (needs --reason; recorded in the audit log)");
+    sub->add_option("--reason", topts.reason, "why the gate is overridden");
+  }
+  auto* gates_cmd = app.add_subcommand("gates", "the readiness scorecard: every gate's state and evidence");
+  gates_cmd->add_option("MIGRATION", migration, "migration name (default: the active one)");
+  add_json(gates_cmd);
+  auto* signoff = app.add_subcommand("signoff", "record a sign-off for a gate (backfill, switch or complete)");
+  std::string gate_name, signer, role, note;
+  signoff->add_option("GATE", gate_name, "backfill | switch | complete")->required();
+  signoff->add_option("--as", signer, "who signs off")->required();
+  signoff->add_option("--role", role, "the role the plan requires (e.g. 'data owner', SRE)")->required();
+  signoff->add_option("--note", note, "why");
+  signoff->add_option("--migration", migration, "migration name (default: the active one)");
+  auto* watch = app.add_subcommand("watch", "after switch: watch the plan's abort criteria; on a breach switch back");
+  watch->add_option("MIGRATION", migration, "migration name (default: the active one)");
+  sluice::AbortWatchOptions wopts;
+  watch->add_option("--duration", wopts.seconds, "seconds to watch")->capture_default_str();
+  watch->add_option("--interval", wopts.interval_seconds, "seconds between rounds")->capture_default_str();
+  add_json(watch);
   auto* rollback = app.add_subcommand("rollback", "return to the state before start (any phase before complete)");
   rollback->add_option("MIGRATION", migration, "migration name (default: the active one)");
   bool force_rollback = false;
@@ -323,13 +344,13 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (sw->parsed()) {
-    sluice::Status s = m.Switch(migration, back);
+    sluice::Status s = m.Switch(migration, back, topts);
     if (!s.ok()) return Fail(s);
     fmt::print("reads switched to the {} version\n", back ? "previous" : "new");
     return 0;
   }
   if (complete->parsed()) {
-    sluice::Status s = m.Complete(migration);
+    sluice::Status s = m.Complete(migration, topts);
     if (!s.ok()) return Fail(s);
     fmt::print("complete\n");
     return 0;
@@ -338,6 +359,35 @@ int main(int argc, char** argv) {
     sluice::Status s = m.Rollback(migration, force_rollback);
     if (!s.ok()) return Fail(s);
     fmt::print("rolled back\n");
+    return 0;
+  }
+  if (gates_cmd->parsed()) {
+    auto r = m.Gates(migration);
+    if (!r.ok()) return Fail(r.status());
+    if (json) {
+      fmt::print("{}\n", sluice::cli::GatesJson(*r));
+    } else {
+      sluice::cli::PrintGates(*r);
+    }
+    return 0;
+  }
+  if (signoff->parsed()) {
+    sluice::Status s = m.Signoff(migration, gate_name, signer, role, note);
+    if (!s.ok()) return Fail(s);
+    fmt::print("{} ({}) signed off the {} gate\n", signer, role, gate_name);
+    return 0;
+  }
+  if (watch->parsed()) {
+    wopts.cancel = &g_cancel;
+    if (!json) wopts.on_round = [](const std::string& line) { fmt::print("{}\n", line); std::fflush(stdout); };
+    auto r = m.Watch(migration, wopts);
+    if (!r.ok()) return Fail(r.status());
+    if (json) fmt::print("{}\n", r->json);
+    if (r->aborted) {
+      fmt::print(stderr, "sluice: ABORT: {}; reads were switched back to the previous version\n", r->reason);
+      return 4;
+    }
+    if (!json) fmt::print("no abort criterion breached in {} rounds\n", r->rounds);
     return 0;
   }
   if (pause->parsed() || resume->parsed()) {

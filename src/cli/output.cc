@@ -105,6 +105,7 @@ void PrintStatus(const std::vector<MigrationInfo>& list) {
         fmt::print("  tuned:{}\n", t);
       }
     }
+    for (const auto& o : m.overrides) fmt::print("  !! {}\n", o);
     if (m.last_verify_passed) {
       fmt::print("  last verification: {} at {}\n", *m.last_verify_passed ? "passed" : "FAILED", m.last_verify_at);
     } else if (m.phase == "active") {
@@ -141,6 +142,7 @@ std::string StatusJson(const std::vector<MigrationInfo>& list) {
                             {"chunk_target_ms", m.tuned_chunk_ms ? nlohmann::json(*m.tuned_chunk_ms) : nlohmann::json()},
                             {"workers", m.tuned_workers ? nlohmann::json(*m.tuned_workers) : nlohmann::json()}}}}},
                         {"tables", m.tables},
+                        {"gate_overrides", m.overrides},
                         {"created_at", m.created_at},
                         {"updated_at", m.updated_at},
                         {"completed_at", m.completed_at}};
@@ -150,6 +152,24 @@ std::string StatusJson(const std::vector<MigrationInfo>& list) {
       e["last_verification"] = nullptr;
     }
     j.push_back(e);
+  }
+  return j.dump(2);
+}
+
+void PrintGates(const std::vector<GateInfo>& gates) {
+  for (const auto& g : gates) {
+    fmt::print("{:<9} {}{}\n", g.gate, g.passed ? "PASS" : "BLOCKED", g.configured ? "" : "  (defaults)");
+    for (const auto& c : g.checks) fmt::print("  [{}] {}: {}\n", c.passed ? " ok " : "FAIL", c.check, c.detail);
+  }
+}
+
+std::string GatesJson(const std::vector<GateInfo>& gates) {
+  nlohmann::json j = nlohmann::json::array();
+  for (const auto& g : gates) {
+    nlohmann::json checks = nlohmann::json::array();
+    for (const auto& c : g.checks) checks.push_back({{"check", c.check}, {"passed", c.passed}, {"detail", c.detail}});
+    j.push_back({{"gate", g.gate}, {"configured", g.configured}, {"passed", g.passed}, {"checks", checks},
+                 {"signoffs", g.signoffs}});
   }
   return j.dump(2);
 }

@@ -14,6 +14,10 @@
 #include <filesystem>
 #include <map>
 #include <thread>
+#include <ctime>
+#include <functional>
+
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "backfill/backfill.h"
@@ -24,6 +28,7 @@
 #include "engine/compile.h"
 #include "engine/schema_json.h"
 #include "engine/state.h"
+#include "gates/gates.h"
 #include "plan/parser.h"
 #include "sluice/sluice.h"
 #include "verify/verify.h"
@@ -513,6 +518,133 @@ Status Migrator::Start(const std::string& plan_path) {
 
 // --- backfill ----------------------------------------------------------------------
 
+// Gate evidence and enforcement (the rules live in src/gates).
+namespace {
+
+// Latency and errors of the abort criteria's probe query, run `n` times on a
+// session of the live version.
+struct ProbeStats {
+  int probes = 0;
+  int errors = 0;
+  double p99_ms = 0;
+  std::string first_error;
+  std::string ToJson() const {
+    return nlohmann::json{{"probes", probes}, {"errors", errors}, {"p99_ms", p99_ms}}.dump();
+  }
+};
+
+ProbeStats MeasureProbe(const std::function<Result<std::unique_ptr<db::Connection>>()>& connect, const Loaded& l,
+                        int n) {
+  ProbeStats st;
+  auto c = connect();
+  if (!c.ok()) {
+    st.probes = st.errors = 1;
+    st.first_error = c.status().message();
+    return st;
+  }
+  db::Connection& conn = **c;
+  const db::Dialect& d = conn.dialect();
+  std::string live = d.SessionSetupSql("live");
+  if (!live.empty()) conn.Exec(live).IgnoreError();
+  std::string sql = l.plan.abort.probe_query.value_or("");
+  if (sql.empty()) {
+    std::string table = l.rec.tables.empty() ? "" : l.rec.tables[0];
+    sql = table.empty() ? "SELECT 1" : "SELECT count(*) FROM (SELECT 1 FROM " + d.Table(table) + " LIMIT 1) probe";
+  }
+  std::vector<double> ms;
+  for (int i = 0; i < n; ++i) {
+    int64_t t0 = Clock::Real()->NowMicros();
+    auto r = conn.Query(sql);
+    ms.push_back(static_cast<double>(Clock::Real()->NowMicros() - t0) / 1000.0);
+    ++st.probes;
+    if (!r.ok()) {
+      ++st.errors;
+      if (st.first_error.empty()) st.first_error = r.status().message();
+      if (r.status().code() == StatusCode::kUnavailable) conn.Reconnect().IgnoreError();
+    }
+  }
+  std::sort(ms.begin(), ms.end());
+  if (!ms.empty()) st.p99_ms = ms[std::min(ms.size() - 1, static_cast<size_t>(0.99 * static_cast<double>(ms.size())))];
+  return st;
+}
+
+// Row-count parity of every table between the old and the new read path,
+// in one snapshot.
+Result<gates::Evidence> MeasureParity(db::Connection& conn, const Loaded& l) {
+  const db::Dialect& d = conn.dialect();
+  gates::Evidence e{"parity", true, ""};
+  SLUICE_RETURN_IF_ERROR(conn.BeginSnapshot());
+  for (const auto& t : l.compiled.version.tables) {
+    if (t.created) continue;  // a new table has no old read path
+    auto a = conn.Query("SELECT count(*) FROM " + d.OldReadPath(l.compiled.version, t));
+    auto b = a.ok() ? conn.Query("SELECT count(*) FROM " + d.NewReadPath(l.compiled.version, t)) : a;
+    if (!b.ok()) {
+      conn.Rollback().IgnoreError();
+      return b.status();
+    }
+    int64_t old_n = a->Scalar().AsInt(), new_n = b->Scalar().AsInt();
+    e.detail += (e.detail.empty() ? "" : "; ") + t.logical + ": " + std::to_string(old_n) + " old / " +
+                std::to_string(new_n) + " new rows";
+    if (old_n != new_n) e.passed = false;
+  }
+  conn.Rollback().IgnoreError();
+  if (e.detail.empty()) e.detail = "no table with an old read path";
+  return e;
+}
+
+// Evidence for the gates, from the state tables.
+Result<gates::Inputs> GateInputs(StateStore& store, const Loaded& l) {
+  gates::Inputs in;
+  in.settings = &l.plan.gates;
+  in.phase = l.rec.phase;
+  in.backfill = l.rec.backfill;
+  in.live = l.rec.live;
+  in.has_backfill = !l.compiled.backfill.empty();
+  SLUICE_ASSIGN_OR_RETURN(auto v, store.LastVerification(l.rec.name));
+  if (v) {
+    in.last_verify_passed = v->passed;
+    in.last_verify_at = v->at;
+  }
+  SLUICE_ASSIGN_OR_RETURN(auto events, store.Events(l.rec.name));
+  for (const auto& e : events) in.events.push_back({e.at, e.kind, e.actor, e.message, e.details});
+  in.now = static_cast<int64_t>(std::time(nullptr));
+  return in;
+}
+
+// Refuses a transition whose gate failed, with the evidence; --force with a
+// reason passes it and records the override loudly.
+Status PassGate(StateStore& store, const std::string& name, const gates::GateResult& g,
+                const TransitionOptions& options, const std::string& actor) {
+  if (g.passed) return Status::Ok();
+  std::string evidence;
+  nlohmann::json failed = nlohmann::json::array();
+  for (const auto& c : g.checks) {
+    evidence += std::string("\n  [") + (c.passed ? " ok " : "FAIL") + "] " + c.check + ": " + c.detail;
+    if (!c.passed) failed.push_back({{"check", c.check}, {"detail", c.detail}});
+  }
+  if (!options.force) {
+    return FailedPrecondition("the " + g.gate + " gate of '" + name + "' is not passed: " + g.Reason() + evidence +
+                              "\n(override with --force --reason TEXT; the override is recorded)");
+  }
+  if (options.reason.empty()) return InvalidArgument("--force needs --reason TEXT (it is recorded in the audit log)");
+  nlohmann::json d = {{"gate", g.gate}, {"reason", options.reason}, {"failed", failed}};
+  return store.AddEvent(name, "gate.override", actor,
+                        "GATE OVERRIDDEN: " + g.gate + " gate forced past (" + g.Reason() + "): " + options.reason,
+                        d.dump());
+}
+
+GateInfo ToInfo(const gates::GateResult& g) {
+  GateInfo i;
+  i.gate = g.gate;
+  i.configured = g.configured;
+  i.passed = g.passed;
+  i.signoffs = g.signoffs;
+  for (const auto& c : g.checks) i.checks.push_back({c.check, c.passed, c.detail});
+  return i;
+}
+
+}  // namespace
+
 Result<BackfillSummary> Migrator::Backfill(const std::string& migration, const BackfillOptions& options) {
   SLUICE_ASSIGN_OR_RETURN(auto conn, impl_->Connect());
   StateStore store(*conn);
@@ -551,6 +683,11 @@ Result<BackfillSummary> Migrator::Backfill(const std::string& migration, const B
     s.chunk_max_rows = options.chunk_max_rows.value_or(pb.chunk_max_rows.value_or(s.chunk_max_rows));
     s.chunk_max_rows = std::max(s.chunk_max_rows, s.chunk_min_rows);
     s.workers = options.workers.value_or(pb.workers.value_or(1));
+    if (s.workers > 1 && !conn->dialect().parallel_backfill()) {
+      conn->Unlock("migration:" + name).IgnoreError();
+      return InvalidArgument(std::string(conn->dialect().name()) +
+                             " allows one writer at a time; use --workers 1 (or drop backfill.workers)");
+    }
     backfill::ThrottleSettings& ts = s.throttle;
     ts.max_rows_per_second = options.max_rows_per_second.value_or(pb.max_rows_per_second.value_or(0));
     ts.probe_sql = pb.probe_query.value_or("");
@@ -623,6 +760,18 @@ Result<BackfillSummary> Migrator::Backfill(const std::string& migration, const B
           .IgnoreError();
       conn->Unlock("migration:" + name).IgnoreError();
       return result;
+    }
+    // The backfill gate: parity between the old and the new read path
+    // before the backfill is declared done.
+    {
+      SLUICE_ASSIGN_OR_RETURN(gates::Inputs in, GateInputs(store, l));
+      SLUICE_ASSIGN_OR_RETURN(in.parity, MeasureParity(*conn, l));
+      gates::GateResult g = gates::EvaluateBackfill(in);
+      if (!g.passed) {
+        conn->Unlock("migration:" + name).IgnoreError();
+        return FailedPrecondition("the backfill of '" + name + "' finished but its gate is not passed: " + g.Reason() +
+                                  "; fix that and rerun `sluice backfill " + name + "`");
+      }
     }
     Status fin = db::InTransaction(*conn, [&]() -> Status {
       SLUICE_RETURN_IF_ERROR(store.SetField(name, "backfill", "done"));
@@ -816,15 +965,140 @@ Result<WatchResult> Migrator::WatchShadowReads(const std::string& migration, con
   return out;
 }
 
+// --- gates -------------------------------------------------------------------------------
+
+Result<std::vector<GateInfo>> Migrator::Gates(const std::string& migration) {
+  SLUICE_ASSIGN_OR_RETURN(auto conn, impl_->Connect());
+  StateStore store(*conn);
+  SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, "inspect"));
+  SLUICE_ASSIGN_OR_RETURN(Loaded l, LoadMigration(store, conn->dialect(), name));
+  SLUICE_ASSIGN_OR_RETURN(gates::Inputs in, GateInputs(store, l));
+  std::vector<GateInfo> out;
+  for (const auto& g : gates::EvaluateAll(in)) out.push_back(ToInfo(g));
+  return out;
+}
+
+Status Migrator::Signoff(const std::string& migration, const std::string& gate, const std::string& who,
+                         const std::string& role, const std::string& note) {
+  if (gate != "backfill" && gate != "switch" && gate != "complete") {
+    return InvalidArgument("unknown gate '" + gate + "' (backfill, switch or complete)");
+  }
+  if (who.empty() || role.empty()) return InvalidArgument("a sign-off needs --as NAME and --role ROLE");
+  SLUICE_ASSIGN_OR_RETURN(auto conn, impl_->Connect());
+  StateStore store(*conn);
+  SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, "sign off"));
+  SLUICE_ASSIGN_OR_RETURN(auto rec, store.Get(name));
+  if (!rec) return NotFound("no migration named '" + name + "' (see `sluice status`)");
+  if (!rec->in_flight()) return FailedPrecondition("migration '" + name + "' is " + rec->phase + "; nothing to sign off");
+  nlohmann::json d = {{"gate", gate}, {"name", who}, {"role", role}, {"note", note}};
+  return store.AddEvent(name, "signoff", impl_->options.actor,
+                        who + " (" + role + ") signed off the " + gate + " gate" + (note.empty() ? "" : ": " + note),
+                        d.dump());
+}
+
+Result<AbortWatchResult> Migrator::Watch(const std::string& migration, const AbortWatchOptions& options) {
+  SLUICE_ASSIGN_OR_RETURN(auto conn, impl_->Connect());
+  StateStore store(*conn);
+  SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, "watch"));
+  SLUICE_ASSIGN_OR_RETURN(Loaded l, LoadMigration(store, conn->dialect(), name));
+  const plan::AbortCriteria& ab = l.plan.abort;
+  if (!ab.present) return FailedPrecondition("the plan of '" + name + "' has no `abort:` criteria to watch");
+  if (l.rec.phase != engine::kActive || l.rec.live != "new") {
+    return FailedPrecondition("reads of '" + name + "' are not on the new version; run `sluice switch` first");
+  }
+  AbortWatchResult out;
+  out.migration = name;
+  SLUICE_ASSIGN_OR_RETURN(auto switches, store.Events(name, "switch"));
+  if (!switches.empty()) {
+    auto d = nlohmann::json::parse(switches.back().details, nullptr, false);
+    if (d.is_object() && d.contains("baseline")) out.baseline_p99_ms = d["baseline"].value("p99_ms", -1.0);
+  }
+  auto connect = [this] { return impl_->Connect(); };
+  int64_t probes = 0, errors = 0, keys = 0, divergent = 0;
+  const int64_t t0 = Clock::Real()->NowMicros();
+  auto elapsed = [&] { return static_cast<double>(Clock::Real()->NowMicros() - t0) / 1e6; };
+  auto cancelled = [&] { return options.cancel && options.cancel->load(); };
+  nlohmann::json rounds = nlohmann::json::array();
+  while (!cancelled()) {
+    ++out.rounds;
+    ProbeStats ps = MeasureProbe(connect, l, 10);
+    probes += ps.probes;
+    errors += ps.errors;
+    out.p99_ms = std::max(out.p99_ms, ps.p99_ms);
+    out.error_rate = probes ? static_cast<double>(errors) / static_cast<double>(probes) : 0;
+    if (ab.max_divergence && !l.plan.verify.validation_queries.empty()) {
+      WatchOptions wo;
+      wo.seconds = 0;  // one round
+      SLUICE_ASSIGN_OR_RETURN(WatchResult w, WatchShadowReads(name, wo));
+      keys += w.keys;
+      divergent += w.divergent;
+      out.divergence = keys ? static_cast<double>(divergent) / static_cast<double>(keys) : 0;
+    }
+    // Sub-millisecond probes are noise: compare against at least 1 ms.
+    double ratio = out.baseline_p99_ms >= 0 ? ps.p99_ms / std::max(out.baseline_p99_ms, 1.0) : 0;
+    std::string breach;
+    if (ab.max_error_rate && out.error_rate > *ab.max_error_rate) {
+      breach = fmt::format("probe error rate {:.2f}% > {:.2f}% ({})", out.error_rate * 100, *ab.max_error_rate * 100,
+                           ps.first_error);
+    } else if (ab.max_p99_ratio && ratio > *ab.max_p99_ratio) {
+      breach = fmt::format("probe p99 {:.2f} ms is {:.1f}x the pre-switch baseline {:.2f} ms (max {:g}x)", ps.p99_ms,
+                           ratio, out.baseline_p99_ms, *ab.max_p99_ratio);
+    } else if (ab.max_divergence && out.divergence > *ab.max_divergence) {
+      breach = fmt::format("shadow-read divergence {:.3f}% > {:.3f}%", out.divergence * 100, *ab.max_divergence * 100);
+    }
+    std::string line = fmt::format("round {}: probe p99 {:.2f} ms (baseline {}), errors {}/{}, divergence {:.3f}% of {} keys",
+                                   out.rounds, ps.p99_ms,
+                                   out.baseline_p99_ms >= 0 ? fmt::format("{:.2f} ms", out.baseline_p99_ms) : "unknown",
+                                   errors, probes, out.divergence * 100, keys);
+    rounds.push_back({{"round", out.rounds}, {"p99_ms", ps.p99_ms}, {"errors", ps.errors}, {"probes", ps.probes},
+                      {"divergence", out.divergence}, {"breach", breach}});
+    if (options.on_round) options.on_round(line);
+    if (!breach.empty()) {
+      // The documented rollback for this phase: reads go back, instantly.
+      SLUICE_RETURN_IF_ERROR(Switch(name, true));
+      out.aborted = true;
+      out.reason = breach;
+      break;
+    }
+    if (elapsed() >= options.seconds) break;
+    double until = std::min(elapsed() + std::max(options.interval_seconds, 0.0), options.seconds);
+    while (!cancelled() && elapsed() < until) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (elapsed() >= options.seconds) break;
+  }
+  nlohmann::json j = {{"migration", name},           {"aborted", out.aborted},   {"reason", out.reason},
+                      {"rounds", rounds},            {"baseline_p99_ms", out.baseline_p99_ms},
+                      {"p99_ms", out.p99_ms},        {"error_rate", out.error_rate},
+                      {"divergence", out.divergence}};
+  out.json = j.dump();
+  if (out.aborted) {
+    SLUICE_RETURN_IF_ERROR(store.AddEvent(name, "abort", impl_->options.actor,
+                                          "ABORTED after switch: " + out.reason + "; reads switched back", out.json));
+  } else {
+    SLUICE_RETURN_IF_ERROR(store.AddEvent(name, "watch", impl_->options.actor,
+                                          fmt::format("watched {} rounds: no abort criterion breached", out.rounds),
+                                          out.json));
+  }
+  return out;
+}
+
 // --- switch / complete / rollback --------------------------------------------------------
 
-Status Migrator::Switch(const std::string& migration, bool back) {
+Status Migrator::Switch(const std::string& migration, bool back) { return Switch(migration, back, {}); }
+
+Status Migrator::Switch(const std::string& migration, bool back, const TransitionOptions& options) {
   SLUICE_ASSIGN_OR_RETURN(auto conn, impl_->Connect());
   StateStore store(*conn);
   SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, "switch"));
   SLUICE_ASSIGN_OR_RETURN(Loaded l, LoadMigration(store, conn->dialect(), name));
   if (l.rec.phase != engine::kActive) {
     return FailedPrecondition("migration '" + name + "' is " + l.rec.phase + "; only an active migration can switch");
+  }
+  std::string baseline;
+  if (!back) {
+    SLUICE_ASSIGN_OR_RETURN(gates::Inputs in, GateInputs(store, l));
+    SLUICE_RETURN_IF_ERROR(PassGate(store, name, gates::EvaluateSwitch(in), options, impl_->options.actor));
+    // The abort criteria compare against the probe as it was before.
+    if (l.plan.abort.present) baseline = MeasureProbe([this] { return impl_->Connect(); }, l, 20).ToJson();
   }
   std::string target = back ? l.rec.previous_version : l.rec.version;
   PhaseRun run;
@@ -838,12 +1112,15 @@ Status Migrator::Switch(const std::string& migration, bool back) {
     SLUICE_RETURN_IF_ERROR(store.ClearStep(name, run.phase));
     return store.AddEvent(name, back ? "switch.back" : "switch", impl_->options.actor,
                           back ? "reads switched back to the previous version"
-                               : "reads switched to version '" + target + "'");
+                               : "reads switched to version '" + target + "'",
+                          baseline.empty() ? "" : "{\"baseline\": " + baseline + "}");
   };
   return ExecutePhase(*conn, store, impl_->options, run);
 }
 
-Status Migrator::Complete(const std::string& migration) {
+Status Migrator::Complete(const std::string& migration) { return Complete(migration, {}); }
+
+Status Migrator::Complete(const std::string& migration, const TransitionOptions& options) {
   SLUICE_ASSIGN_OR_RETURN(auto conn, impl_->Connect());
   StateStore store(*conn);
   SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, "complete"));
@@ -855,6 +1132,15 @@ Status Migrator::Complete(const std::string& migration) {
   if (l.rec.backfill == "pending" || l.rec.backfill == "running") {
     return FailedPrecondition("the backfill of '" + name + "' has not finished; run `sluice backfill " + name +
                               "` first (complete would drop the old columns it still reads)");
+  }
+  if (l.rec.phase == engine::kActive) {
+    SLUICE_ASSIGN_OR_RETURN(gates::Inputs in, GateInputs(store, l));
+    // complete performs the switch itself when it has not happened, so the
+    // switch gate stands before it too.
+    if (l.rec.live != "new") {
+      SLUICE_RETURN_IF_ERROR(PassGate(store, name, gates::EvaluateSwitch(in), options, impl_->options.actor));
+    }
+    SLUICE_RETURN_IF_ERROR(PassGate(store, name, gates::EvaluateComplete(in), options, impl_->options.actor));
   }
   SLUICE_ASSIGN_OR_RETURN(db::LockAttempt lock, conn->TryLock("migration:" + name));
   if (!lock.acquired) {
@@ -1029,6 +1315,8 @@ Result<std::vector<MigrationInfo>> Migrator::List() {
       i.rows_total += cp.rows_total;
       i.chunks += cp.chunks;
     }
+    SLUICE_ASSIGN_OR_RETURN(auto overrides, store.Events(m.name, "gate.override"));
+    for (const auto& o : overrides) i.overrides.push_back(o.message + " (by " + o.actor + " at " + o.at + ")");
     if (m.in_flight()) {
       SLUICE_ASSIGN_OR_RETURN(backfill::Control c, backfill::ReadControl(*conn, m.name));
       i.paused = c.paused;

@@ -116,6 +116,21 @@ Status StateStore::AddEvent(const std::string& migration, const std::string& kin
   return r.status();
 }
 
+Result<std::vector<EventRecord>> StateStore::Events(const std::string& migration, const std::string& kind) {
+  std::vector<Value> params{Value::Text(migration)};
+  if (!kind.empty()) params.push_back(Value::Text(kind));
+  auto r = c_.Query("SELECT id, at, kind, actor, message, details FROM " + T("events") + " WHERE migration = $1" +
+                        (kind.empty() ? "" : " AND kind = $2") + " ORDER BY id",
+                    params);
+  if (!r.ok()) return r.status();
+  std::vector<EventRecord> out;
+  for (const auto& row : r->rows) {
+    out.push_back({row[0].AsInt(), row[1].text, row[2].text, row[3].text, row[4].text,
+                   row[5].is_null() ? "" : row[5].text});
+  }
+  return out;
+}
+
 Result<std::vector<int>> StateStore::DoneSteps(const std::string& migration, const std::string& phase) {
   auto r = c_.Query("SELECT step FROM " + T("steps") + " WHERE migration = $1 AND phase = $2 ORDER BY step",
                     {Value::Text(migration), Value::Text(phase)});

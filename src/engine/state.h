@@ -58,6 +58,11 @@ struct Checkpoint {
   std::string updated_at;
 };
 
+struct EventRecord {
+  int64_t id = 0;
+  std::string at, kind, actor, message, details;
+};
+
 struct VerificationRecord {
   int64_t id = 0;
   std::string at;
@@ -85,6 +90,9 @@ class StateStore {
 
   Status AddEvent(const std::string& migration, const std::string& kind, const std::string& actor,
                   const std::string& message, const std::string& details_json = "");
+
+  // The migration's audit log, oldest first ("" kind = all kinds).
+  Result<std::vector<EventRecord>> Events(const std::string& migration, const std::string& kind = "");
 
   Result<std::vector<int>> DoneSteps(const std::string& migration, const std::string& phase);
   Status MarkStep(const std::string& migration, const std::string& phase, int step);
