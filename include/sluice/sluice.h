@@ -366,8 +366,9 @@ class Migrator {
   // target chunk time and worker count.
   Status Pause(const std::string& migration);
   Status Resume(const std::string& migration);
+  // `reset` first forgets earlier overrides (back to the plan's settings).
   Status Tune(const std::string& migration, std::optional<double> max_rows_per_second,
-              std::optional<int64_t> chunk_target_ms, std::optional<int64_t> workers);
+              std::optional<int64_t> chunk_target_ms, std::optional<int64_t> workers, bool reset = false);
 
   // Every migration sluice knows about, oldest first.
   Result<std::vector<MigrationInfo>> List();

@@ -34,6 +34,11 @@ Status WriteControl(db::Connection& conn, const std::string& migration, const Co
   const std::string t = conn.dialect().StateTable("control");
   return db::InTransaction(conn, [&]() -> Status {
     SLUICE_ASSIGN_OR_RETURN(Control c, ReadControl(conn, migration));
+    if (change.reset) {
+      c.max_rows_per_second.reset();
+      c.chunk_target_ms.reset();
+      c.workers.reset();
+    }
     if (change.paused) c.paused = *change.paused;
     if (change.max_rows_per_second) c.max_rows_per_second = *change.max_rows_per_second;
     if (change.chunk_target_ms) c.chunk_target_ms = *change.chunk_target_ms;

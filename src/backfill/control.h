@@ -26,6 +26,7 @@ struct Control {
 
 // Fields to change; unset fields keep their stored value.
 struct ControlChange {
+  bool reset = false;  // forget earlier tune overrides first
   std::optional<bool> paused;
   std::optional<double> max_rows_per_second;
   std::optional<int64_t> chunk_target_ms;

@@ -165,6 +165,8 @@ int main(int argc, char** argv) {
   tune->add_option("--rate", tune_rate, "maximum rows per second (0 = unlimited)");
   tune->add_option("--chunk-ms", tune_chunk_ms, "target duration of one chunk in ms");
   tune->add_option("--workers", tune_workers, "PostgreSQL: concurrent chunk writers");
+  bool tune_reset = false;
+  tune->add_flag("--reset", tune_reset, "forget earlier tune overrides (back to the plan's settings)");
   auto* status = app.add_subcommand("status", "migrations, phases, backfill progress, last verification");
   add_json(status);
   auto* migrate = app.add_subcommand("migrate", "apply a directory's unapplied plans in file-name order");
@@ -397,7 +399,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (tune->parsed()) {
-    sluice::Status s = m.Tune(migration, tune_rate, tune_chunk_ms, tune_workers);
+    sluice::Status s = m.Tune(migration, tune_rate, tune_chunk_ms, tune_workers, tune_reset);
     if (!s.ok()) return Fail(s);
     fmt::print("tuned (a running backfill applies it within a second)\n");
     return 0;

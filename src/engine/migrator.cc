@@ -224,6 +224,7 @@ Status CheckExpressions(db::Connection& conn, const engine::CompiledMigration& c
     if (m.created) continue;
     for (const auto& f : m.forward) {
       auto r = conn.Query("SELECT " + sql::ScalarExpression(f.expr) + " FROM " + d.Table(m.physical) + " WHERE 1 = 0");
+      if (!r.ok() && r.status().code() == StatusCode::kAborted) return r.status();  // lock wait: retried
       if (!r.ok()) {
         errors.push_back(f.origin + ": 'up' for " + m.physical + "." + f.target + " does not work on this database: " +
                          r.status().message());
@@ -240,6 +241,7 @@ Status CheckExpressions(db::Connection& conn, const engine::CompiledMigration& c
     for (const auto& b : m.backward) {
       auto r = conn.Query("SELECT " + sql::ScalarExpression(b.expr) + " FROM (SELECT " + row + " FROM " +
                           d.Table(m.physical) + ") AS sluice_row WHERE 1 = 0");
+      if (!r.ok() && r.status().code() == StatusCode::kAborted) return r.status();
       if (!r.ok()) {
         warnings->push_back(b.origin + ": warning: 'down' for " + m.physical + "." + b.target +
                             " does not work on this database, so writes through the new version will fail: " +
@@ -451,7 +453,21 @@ Status Migrator::Start(const std::string& plan_path) {
     }
     SLUICE_ASSIGN_OR_RETURN(c, engine::Compile(p, schema, d, {"", prev}));
     std::vector<std::string> expr_warnings;
-    SLUICE_RETURN_IF_ERROR(CheckExpressions(*conn, c, &expr_warnings));
+    // The checks read the tables: under the same lock timeout and retry
+    // budget as the phase itself, so a session holding a conflicting lock
+    // makes start fail naming it instead of waiting forever.
+    const std::vector<std::string> check_tables(c.tables.begin(), c.tables.end());
+    SLUICE_RETURN_IF_ERROR(RetryLocks(*conn, impl_->options, check_tables, [&]() -> Status {
+      expr_warnings.clear();
+      const bool timeout = !d.LockTimeoutSql(impl_->options.lock_timeout_ms).empty();
+      if (timeout) {
+        SLUICE_RETURN_IF_ERROR(
+            conn->Exec("SET lock_timeout = '" + std::to_string(impl_->options.lock_timeout_ms) + "ms'"));
+      }
+      Status checked = CheckExpressions(*conn, c, &expr_warnings);
+      if (timeout) conn->Exec("RESET lock_timeout").IgnoreError();
+      return checked;
+    }));
     for (const auto& m : all) {
       if (!m.in_flight() || m.name == p.name) continue;
       for (const auto& t : m.tables) {
@@ -1274,16 +1290,19 @@ Status Migrator::Resume(const std::string& migration) {
 }
 
 Status Migrator::Tune(const std::string& migration, std::optional<double> rate, std::optional<int64_t> chunk_ms,
-                      std::optional<int64_t> workers) {
-  if (!rate && !chunk_ms && !workers) return InvalidArgument("tune needs at least one of --rate, --chunk-ms, --workers");
+                      std::optional<int64_t> workers, bool reset) {
+  if (!rate && !chunk_ms && !workers && !reset) {
+    return InvalidArgument("tune needs at least one of --rate, --chunk-ms, --workers, --reset");
+  }
   if (rate && *rate < 0) return InvalidArgument("--rate must be >= 0 (0 = unlimited)");
   if (chunk_ms && *chunk_ms <= 0) return InvalidArgument("--chunk-ms must be > 0");
   if (workers && *workers <= 0) return InvalidArgument("--workers must be > 0");
   backfill::ControlChange c;
+  c.reset = reset;
   c.max_rows_per_second = rate;
   c.chunk_target_ms = chunk_ms;
   c.workers = workers;
-  std::string msg = "backfill tuned:";
+  std::string msg = reset ? "backfill tuned: overrides reset to the plan's settings;" : "backfill tuned:";
   if (rate) msg += " rate " + (*rate > 0 ? std::to_string(static_cast<int64_t>(*rate)) + " rows/s" : "unlimited");
   if (chunk_ms) msg += " chunk " + std::to_string(*chunk_ms) + " ms";
   if (workers) msg += " workers " + std::to_string(*workers);
