@@ -386,7 +386,7 @@ Status Backfiller::Run(const db::BackfillTask& task) {
       if (all_done || sh.failed || cancelled) {
         if (sh.running == 0) break;
       } else {
-        while (sh.running < sh.want && open_parts) {
+        while (!sh.failed && sh.running < sh.want && open_parts) {
           db::Connection* lend = nullptr;
           if (!sh.conn_in_use) {
             sh.conn_in_use = true;

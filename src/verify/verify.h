@@ -1,21 +1,37 @@
 // Verification: evidence, computed inside the database, that the new version
-// holds exactly what the old one implies.
+// holds exactly what the old one implies. See docs/verification.md.
 //
-// Checks (each with numbers, pass/fail and evidence):
-//   row_count  rows visible through the old and the new read path, counted
-//              in one snapshot
-//   up_matches every row's new column equals `up` applied to its old values
-//              (skipped, with the reason, when `up` is volatile); rows last
-//              written through the new version are left to down_matches
+// Checks of `Run` (each with numbers, pass/fail and evidence), per changed
+// table of the migration:
+//   row_count     rows visible through the old and the new read path
+//   checksum      chunked checksums (count + sum of 64-bit row hashes, mod
+//                 2^64) of the old rows transformed by `up` against the new
+//                 version's rows; a differing chunk is bisected down to the
+//                 rows, listed with both values. Counts the queries used.
+//   parity        row counts per key range (the checksum chunks) and per
+//                 value of the plan's `partition_column`; a mismatch names
+//                 the partition
+//   up_matches    every new column equals `up` applied to its old values
 //   down_matches  rows last written through the new version: each old
-//              column equals `down` applied to the new values
-//   not_null   columns that become NOT NULL at complete hold no NULL
+//                 column equals `down` applied to the new values
+//   not_null      columns that become NOT NULL at complete hold no NULL
+//   drift         per new column: fraction of NULL and of default values
+//                 against what `up` implies; above max_drift fails
+//   invariant     the plan's invariants on the new version
+//   shadow_read   the plan's validation queries, through the old and the
+//                 new version for deterministically sampled keys
 //
-// Verification only reads (one snapshot transaction); it never changes the
-// migrated tables. Not thread-safe; one call per connection at a time.
+// `Diff` compares one table in two databases (possibly of different
+// dialects) by portable chunk checksums and bisection.
+//
+// Everything here only reads. Not thread-safe; one call per connection at a
+// time.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "db/adapter.h"
@@ -33,6 +49,8 @@ struct Check {
   std::vector<std::string> evidence;  // up to Settings::max_reported lines
   int64_t checked = 0;                // rows examined
   int64_t failures = 0;               // rows that failed
+  // Numbers behind the summary (chunk_queries, drift, rate, ...), in the JSON.
+  std::vector<std::pair<std::string, double>> metrics;
 };
 
 struct Report {
@@ -43,10 +61,95 @@ struct Report {
   std::string ToJson() const;
 };
 
+struct Invariant {
+  std::string name;
+  std::string table;  // logical table of the new version (with `check`)
+  std::string check;  // predicate every row must satisfy (NULL passes), or
+  std::string sql;    // a query on the new version that must return no rows
+};
+
+struct ValidationQuery {
+  std::string name;
+  std::string table;  // logical table whose keys are sampled
+  std::string sql;    // :key (or :key1, :key2, ... for a composite key)
+};
+
 struct Settings {
+  int64_t max_reported = 10;      // differing rows / violations listed
+  int64_t chunk_rows = 10000;     // rows per checksum chunk
+  int64_t leaf_rows = 16;         // bisection stops below this many rows
+  std::string partition_column;   // logical column; "" = key ranges only
+  double max_drift = 0.01;        // tolerated NULL/default drift (fraction)
+  std::vector<Invariant> invariants;
+  std::vector<ValidationQuery> validation_queries;
+  double shadow_sample = 0.01;    // fraction of keys shadow-read per round
+  int64_t shadow_max_keys = 1000; // per query and round
+  double max_divergence = 0;      // tolerated persistent divergence rate
+  int64_t reread_delay_ms = 200;  // before re-reading a suspect key
+  int reread_attempts = 3;        // re-reads of a key whose old value moves
+  // Test hook: runs after the first old-version read of a shadow key.
+  std::function<void(const std::string& query, const std::vector<db::Value>& key)> after_first_old_read;
+};
+
+// Sessions through which shadow reads and `sql` invariants see each
+// version: set up the way an application of that version connects.
+struct VersionConnections {
+  db::Connection* old_version = nullptr;
+  db::Connection* new_version = nullptr;
+};
+
+// Runs the snapshot checks on `conn`, then (when `versions` are given) the
+// `sql` invariants and one round of shadow reads.
+Result<Report> Run(db::Connection& conn, const db::VersionSpec& version, const Settings& settings);
+Result<Report> Run(db::Connection& conn, const db::VersionSpec& version, const Settings& settings,
+                   const VersionConnections& versions);
+
+// One round of shadow reads over every validation query. `round` shifts the
+// sampled hash window so successive rounds (`verify --watch`) read other
+// keys; both versions always read the same keys.
+struct ShadowRound {
+  int round = 0;
+  std::string at;
+  int64_t keys = 0;         // keys read through both versions
+  int64_t table_rows = 0;   // rows of the sampled tables
+  int64_t suspects = 0;     // differed on the first read
+  int64_t divergent = 0;    // still differed on a stable re-read
+  int64_t unstable = 0;     // kept changing while re-read (not counted)
+  double rate() const { return keys ? static_cast<double>(divergent) / static_cast<double>(keys) : 0; }
+  std::vector<Check> checks;  // one shadow_read check per query
+};
+Result<ShadowRound> ShadowRead(db::Connection& conn, const db::VersionSpec& version, const Settings& settings,
+                               const VersionConnections& versions, int round);
+
+// --- cross-database diff ----------------------------------------------------
+
+struct DiffSpec {
+  std::string table;
+  std::vector<std::string> key;  // empty: the source table's primary key
+  int64_t chunk_rows = 10000;
+  int64_t leaf_rows = 16;
   int64_t max_reported = 10;
 };
 
-Result<Report> Run(db::Connection& conn, const db::VersionSpec& version, const Settings& settings);
+struct DiffReport {
+  std::string table;
+  std::string source, target;  // Describe() of each side
+  std::string at;
+  std::vector<std::string> key;
+  std::vector<std::string> columns;  // compared columns
+  bool same = true;
+  int64_t source_rows = 0, target_rows = 0;
+  int64_t chunks = 0, differing_chunks = 0;
+  int64_t chunk_queries = 0;   // checksum queries (scan + bisection + row fetches)
+  int64_t bisect_queries = 0;  // of which bisection
+  int64_t key_queries = 0;     // boundary/median key look-ups
+  int64_t differences = 0;     // differing rows found
+  bool truncated = false;      // stopped bisecting at max_reported
+  std::vector<std::string> evidence;
+  std::vector<std::string> notes;
+  std::string ToJson() const;
+};
+
+Result<DiffReport> Diff(db::Connection& source, db::Connection& target, const DiffSpec& spec);
 
 }  // namespace sluice::verify

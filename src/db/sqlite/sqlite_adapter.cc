@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
+#include <cstdlib>
 #include <map>
 #include <chrono>
 #include <cstring>
@@ -62,8 +64,28 @@ Status FromSqlite(sqlite3* db, int rc, std::string_view context) {
   }
 }
 
+// The canonical text of a REAL: integral values below 1e15 as integers,
+// others in the shortest "%.Ng" form that reads back as the same double
+// (PostgreSQL's float8 output uses the same shortest form).
+std::string CanonReal(double d) {
+  if (std::isfinite(d) && d == std::trunc(d) && std::fabs(d) < 1e15) {
+    return std::to_string(static_cast<long long>(d));
+  }
+  if (std::isnan(d)) return "NaN";
+  if (std::isinf(d)) return d > 0 ? "Infinity" : "-Infinity";
+  char buf[64];
+  for (int prec = 15; prec <= 17; ++prec) {
+    snprintf(buf, sizeof buf, "%.*g", prec, d);
+    if (std::strtod(buf, nullptr) == d) break;
+  }
+  return buf;
+}
+
 // sluice_hash(v1, v2, ...): XXH3-64 over every argument's type tag, length
 // and bytes, so ('x0','y') and ('x','0y') differ and NULL differs from ''.
+// Integers, reals and text hash through their canonical text, so a value
+// hashes alike whatever storage class column affinity gave it (1250, 1250.0
+// and '1250' are equal, as `IS` says they are in a numeric column).
 void SluiceHash(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   XXH3_state_t* st = XXH3_createState();
   XXH3_64bits_reset(st);
@@ -79,9 +101,12 @@ void SluiceHash(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
       tag = 'B';
       data = sqlite3_value_blob(argv[i]);
       len = sqlite3_value_bytes(argv[i]);
+    } else if (type == SQLITE_FLOAT) {
+      tag = 'V';
+      num = CanonReal(sqlite3_value_double(argv[i]));
+      data = num.data();
+      len = static_cast<int64_t>(num.size());
     } else {
-      // Text, integer and real all hash through their text form so that the
-      // same value hashes alike whatever its storage class.
       tag = 'V';
       data = sqlite3_value_text(argv[i]);
       len = sqlite3_value_bytes(argv[i]);
@@ -93,6 +118,141 @@ void SluiceHash(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   XXH64_hash_t h = XXH3_64bits_digest(st);
   XXH3_freeState(st);
   sqlite3_result_int64(ctx, static_cast<sqlite3_int64>(h));
+}
+
+// sluice_canon(v): the text PostgresDialect::CanonicalText renders for the
+// same value (see Dialect::CanonicalText). NULL stays NULL.
+void SluiceCanon(sqlite3_context* ctx, int, sqlite3_value** argv) {
+  switch (sqlite3_value_type(argv[0])) {
+    case SQLITE_NULL: sqlite3_result_null(ctx); return;
+    case SQLITE_INTEGER: {
+      std::string s = std::to_string(sqlite3_value_int64(argv[0]));
+      sqlite3_result_text(ctx, s.c_str(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+      return;
+    }
+    case SQLITE_FLOAT: {
+      std::string s = CanonReal(sqlite3_value_double(argv[0]));
+      sqlite3_result_text(ctx, s.c_str(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+      return;
+    }
+    case SQLITE_BLOB: {
+      static const char* kHex = "0123456789abcdef";
+      const auto* p = static_cast<const unsigned char*>(sqlite3_value_blob(argv[0]));
+      int n = sqlite3_value_bytes(argv[0]);
+      std::string s;
+      s.reserve(static_cast<size_t>(n) * 2);
+      for (int i = 0; i < n; ++i) {
+        s += kHex[p[i] >> 4];
+        s += kHex[p[i] & 15];
+      }
+      sqlite3_result_text(ctx, s.c_str(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+      return;
+    }
+    default:
+      sqlite3_result_value(ctx, argv[0]);
+  }
+}
+
+// MD5 (RFC 1321), for sluice_md5_64: PostgreSQL has md5() built in, so the
+// same hash can be computed inside both databases.
+class Md5 {
+ public:
+  void Update(const unsigned char* p, size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+      buf_[used_++] = p[i];
+      if (used_ == 64) {
+        Block(buf_);
+        used_ = 0;
+      }
+    }
+    bytes_ += n;
+  }
+  void Final(unsigned char out[16]) {
+    uint64_t bits = bytes_ * 8;
+    unsigned char pad = 0x80;
+    Update(&pad, 1);
+    unsigned char zero = 0;
+    while (used_ != 56) Update(&zero, 1);
+    unsigned char len[8];
+    for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(bits >> (8 * i));
+    Update(len, 8);
+    for (int i = 0; i < 4; ++i) {
+      for (int b = 0; b < 4; ++b) out[i * 4 + b] = static_cast<unsigned char>(h_[i] >> (8 * b));
+    }
+  }
+
+ private:
+  static uint32_t Rol(uint32_t x, int c) { return (x << c) | (x >> (32 - c)); }
+  void Block(const unsigned char* p) {
+    static const uint32_t K[64] = {
+        0xd76aa478, 0xe8c7b756, 0x242070db, 0xc1bdceee, 0xf57c0faf, 0x4787c62a, 0xa8304613, 0xfd469501,
+        0x698098d8, 0x8b44f7af, 0xffff5bb1, 0x895cd7be, 0x6b901122, 0xfd987193, 0xa679438e, 0x49b40821,
+        0xf61e2562, 0xc040b340, 0x265e5a51, 0xe9b6c7aa, 0xd62f105d, 0x02441453, 0xd8a1e681, 0xe7d3fbc8,
+        0x21e1cde6, 0xc33707d6, 0xf4d50d87, 0x455a14ed, 0xa9e3e905, 0xfcefa3f8, 0x676f02d9, 0x8d2a4c8a,
+        0xfffa3942, 0x8771f681, 0x6d9d6122, 0xfde5380c, 0xa4beea44, 0x4bdecfa9, 0xf6bb4b60, 0xbebfbc70,
+        0x289b7ec6, 0xeaa127fa, 0xd4ef3085, 0x04881d05, 0xd9d4d039, 0xe6db99e5, 0x1fa27cf8, 0xc4ac5665,
+        0xf4292244, 0x432aff97, 0xab9423a7, 0xfc93a039, 0x655b59c3, 0x8f0ccc92, 0xffeff47d, 0x85845dd1,
+        0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1, 0xf7537e82, 0xbd3af235, 0x2ad7d2bb, 0xeb86d391};
+    static const int R[64] = {7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22,
+                              5, 9,  14, 20, 5, 9,  14, 20, 5, 9,  14, 20, 5, 9,  14, 20,
+                              4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23,
+                              6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21};
+    uint32_t w[16];
+    for (int i = 0; i < 16; ++i) {
+      w[i] = static_cast<uint32_t>(p[i * 4]) | (static_cast<uint32_t>(p[i * 4 + 1]) << 8) |
+             (static_cast<uint32_t>(p[i * 4 + 2]) << 16) | (static_cast<uint32_t>(p[i * 4 + 3]) << 24);
+    }
+    uint32_t a = h_[0], b = h_[1], c = h_[2], d = h_[3];
+    for (int i = 0; i < 64; ++i) {
+      uint32_t f;
+      int g;
+      if (i < 16) {
+        f = (b & c) | (~b & d);
+        g = i;
+      } else if (i < 32) {
+        f = (d & b) | (~d & c);
+        g = (5 * i + 1) % 16;
+      } else if (i < 48) {
+        f = b ^ c ^ d;
+        g = (3 * i + 5) % 16;
+      } else {
+        f = c ^ (b | ~d);
+        g = (7 * i) % 16;
+      }
+      uint32_t tmp = d;
+      d = c;
+      c = b;
+      b = b + Rol(a + f + K[i] + w[g], R[i]);
+      a = tmp;
+    }
+    h_[0] += a;
+    h_[1] += b;
+    h_[2] += c;
+    h_[3] += d;
+  }
+  uint32_t h_[4] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476};
+  unsigned char buf_[64] = {};
+  size_t used_ = 0;
+  uint64_t bytes_ = 0;
+};
+
+// sluice_md5_64(text): the first 8 bytes of MD5(text) as a big-endian
+// signed 64-bit integer, equal to PostgreSQL's
+// ('x' || substr(md5(text), 1, 16))::bit(64)::bigint.
+void SluiceMd5_64(sqlite3_context* ctx, int, sqlite3_value** argv) {
+  if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
+    sqlite3_result_null(ctx);
+    return;
+  }
+  const auto* p = sqlite3_value_text(argv[0]);
+  int n = sqlite3_value_bytes(argv[0]);
+  Md5 md5;
+  md5.Update(p, static_cast<size_t>(n));
+  unsigned char out[16];
+  md5.Final(out);
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | out[i];
+  sqlite3_result_int64(ctx, static_cast<sqlite3_int64>(v));
 }
 
 class SqliteConnection : public Connection {
@@ -123,6 +283,10 @@ class SqliteConnection : public Connection {
     sqlite3_extended_result_codes(db_, 1);
     sqlite3_busy_timeout(db_, opts_.busy_timeout_ms);
     sqlite3_create_function_v2(db_, "sluice_hash", -1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr, SluiceHash,
+                               nullptr, nullptr, nullptr);
+    sqlite3_create_function_v2(db_, "sluice_canon", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr, SluiceCanon,
+                               nullptr, nullptr, nullptr);
+    sqlite3_create_function_v2(db_, "sluice_md5_64", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr, SluiceMd5_64,
                                nullptr, nullptr, nullptr);
     // Fails here, not later, when the file is not a database.
     auto r = Query("SELECT count(*) FROM sqlite_schema", {});

@@ -541,4 +541,21 @@ std::string SqliteDialect::RowHash(const std::vector<std::string>& exprs) const 
   return s + ")";
 }
 
+// sluice_canon() and sluice_md5_64() are registered by the adapter
+// (sqlite_adapter.cc); the canonical form depends on the value's storage
+// class, not on the declared type, because SQLite columns may hold any.
+std::string SqliteDialect::CanonicalText(std::string_view expr, std::string_view) const {
+  return "sluice_canon(" + std::string(expr) + ")";
+}
+
+std::string SqliteDialect::PortableRowHash(const std::vector<std::string>& texts) const {
+  std::string s;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const std::string t = "(" + texts[i] + ")";
+    s += (i ? " || '|' || " : "") + std::string("coalesce(length(") + t + ") || ':' || " + t + ", '~')";
+  }
+  if (s.empty()) s = "''";
+  return "sluice_md5_64(" + s + ")";
+}
+
 }  // namespace sluice::db
