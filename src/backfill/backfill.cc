@@ -121,16 +121,19 @@ Status Backfiller::Prepare(const db::BackfillTask& task) {
     // exact.
     std::vector<Key> bounds{Key{}};
     std::vector<int64_t> offsets{0};
-    for (int64_t i = 1; i < parts; ++i) {
-      int64_t off = i * count / parts;
-      auto b = conn_.Query("SELECT " + keys + " FROM " + d.Table(task.table) + " WHERE " +
-                               KeyCompare(d, task.key, "<=", 1) + " ORDER BY " + keys + " LIMIT 1 OFFSET " +
-                               std::to_string(off - 1),
+    if (parts > 1) {
+      // Every (count/parts)-th key, in one pass over the key index.
+      int64_t step = count / parts;
+      auto b = conn_.Query("SELECT " + keys + " FROM (SELECT " + keys + ", row_number() OVER (ORDER BY " + keys +
+                               ") AS sluice_rn FROM " + d.Table(task.table) + " WHERE " +
+                               KeyCompare(d, task.key, "<=", 1) + ") s WHERE sluice_rn % " + std::to_string(step) +
+                               " = 0 AND sluice_rn < " + std::to_string(step * parts) + " ORDER BY " + keys,
                            KeyParams(high_key));
       if (!b.ok()) return b.status();
-      if (b->rows.empty()) break;
-      bounds.push_back(RowKey(b->rows[0], task.key.size()));
-      offsets.push_back(off);
+      for (size_t i = 0; i < b->rows.size(); ++i) {
+        bounds.push_back(RowKey(b->rows[i], task.key.size()));
+        offsets.push_back(static_cast<int64_t>(i + 1) * step);
+      }
     }
     bounds.push_back(high_key);
     offsets.push_back(count);
