@@ -135,9 +135,13 @@ void Pacer::PollLocked(int64_t now) {
   }
 
   if (worst > 1) {
+    // Already at the slowest pace and still over the limit: hold entirely
+    // until the signal falls back under it.
+    holding_ = pace_ <= kMinPace;
     pace_ = std::max(kMinPace, pace_ * std::clamp(1.0 / worst, 0.5, 0.9));
-  } else if (worst < 0.8) {
-    pace_ = std::min(1.0, pace_ * 1.25 + 0.01);
+  } else {
+    holding_ = false;
+    if (worst < 0.8) pace_ = std::min(1.0, pace_ * 1.25 + 0.01);
   }
   std::string reason;
   if (control_.paused) {
@@ -146,6 +150,8 @@ void Pacer::PollLocked(int64_t now) {
     std::string list;
     for (const auto& w : settings_.windows) list += (list.empty() ? "" : ", ") + w;
     reason = "outside allowed window " + list + " UTC";
+  } else if (holding_) {
+    reason = why + "; holding until it falls";
   } else if (worst > 1) {
     reason = fmt::format("{}; pace {:.0f}%", why, pace_ * 100);
   } else if (pace_ < 1) {
@@ -166,7 +172,7 @@ Status Pacer::BeforeChunk() {
       std::lock_guard<std::mutex> l(mu_);
       int64_t now = clock_->NowMicros();
       if (now - last_poll_ >= settings_.poll_ms * 1000) PollLocked(now);
-      if (!control_.paused && !outside_window_) return Status::Ok();
+      if (!control_.paused && !outside_window_ && !holding_) return Status::Ok();
     }
     clock_->SleepMicros(kSliceMicros);
   }

@@ -15,9 +15,11 @@
 // The pace is a duty cycle in (0, 1]: after a chunk that took t, a worker
 // waits t * (1 - pace) / pace. A signal over its limit cuts the pace in
 // proportion to how far over it is (at most halving per evaluation); below
-// 80% of every limit the pace recovers by a quarter per evaluation. So the
-// backfill slows smoothly under pressure and speeds up again, instead of
-// sleeping a fixed delay.
+// 80% of every limit the pace recovers by a quarter per evaluation. A signal
+// still over its limit at the slowest pace (2%) holds the backfill entirely
+// until it falls. So the backfill slows smoothly under pressure, stops when
+// slowing is not enough, and speeds up again, instead of sleeping a fixed
+// delay.
 //
 // Thread-safe: all workers of one backfill share one Pacer. Signals and the
 // control row are read by whichever worker finds them stale (every
@@ -106,6 +108,7 @@ class Pacer {
   std::string reported_reason_;
   Control control_;
   bool outside_window_ = false;
+  bool holding_ = false;  // a signal stayed over its limit at the slowest pace
   // Token bucket for the rate limit, shared by all workers.
   int64_t rate_start_ = 0;
   int64_t rate_rows_ = 0;

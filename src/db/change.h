@@ -213,6 +213,15 @@ struct DropVersionStep { VersionSpec version; };
 // Points the "live" alias at `version` (the new version, or its previous one
 // for `switch --back`). `spec` describes the version being made live.
 struct SetLiveStep { std::string version; VersionSpec spec; };
+// Another in-flight version's read path shows `tables` unchanged (views of
+// tables it does not migrate). Before this migration contracts or rolls back
+// those tables (`drop`), such views are dropped so they do not pin columns;
+// afterwards they are recreated with the tables' new shape.
+struct RefreshVersionViewsStep {
+  VersionSpec version;
+  std::vector<std::string> tables;
+  bool drop = true;
+};
 
 using StepBody =
     std::variant<CreateTableStep, DropTableStep, RenameTableStep, AddColumnStep, DropColumnStep,
@@ -222,7 +231,8 @@ using StepBody =
                  RenameIndexStep, AttachIndexConstraintStep,
                  AddTableConstraintStep, DropConstraintStep, RenameConstraintStep,
                  SetReplicaIdentityStep, RawSqlStep, CreateDualWriteStep, DropDualWriteStep,
-                 CreateVersionStep, FinalizeVersionStep, DropVersionStep, SetLiveStep>;
+                 CreateVersionStep, FinalizeVersionStep, DropVersionStep, SetLiveStep,
+                 RefreshVersionViewsStep>;
 
 struct Step {
   StepBody body;

@@ -187,6 +187,15 @@ class Compiler {
   std::optional<size_t> Duplicate(VTable& t, VColumn& col, const std::string& up, const std::string& down,
                                   const std::string& skip_constraint = {});
   void AddForward(VTable& t, const std::string& target, const std::string& expr);
+  // Copying several columns in one operation (create_constraint,
+  // drop_multicolumn_constraint): BeginGroup names the old physical columns,
+  // Duplicate defers the multi-column checks, foreign keys, unique
+  // constraints and indexes whose columns are all in the group, and
+  // CarryOverGroup rebuilds them on the copies (NOT VALID / CONCURRENTLY at
+  // start; validated and renamed to the original names at complete).
+  void BeginGroup(const std::vector<std::string>& origins);
+  bool InGroup(const std::vector<std::string>& columns) const;
+  void CarryOverGroup(VTable& t);
 
   // --- operations -------------------------------------------------------------
   void Op(const plan::CreateTable& op);
@@ -228,6 +237,10 @@ class Compiler {
   std::set<std::string> touched_;
   bool raw_sql_ = false;
   bool irreversible_ = false;
+  std::vector<std::string> irreversible_ops_;
+  std::set<std::string> group_;                       // see BeginGroup
+  std::map<std::string, std::string> group_copies_;   // old physical column -> copy
+  std::set<std::string> group_constraints_, group_indexes_;
 
   std::vector<db::Step> start_;
   std::vector<db::Step> inverses_;  // in start order; reversed into rollback
@@ -322,6 +335,16 @@ std::optional<size_t> Compiler::Duplicate(VTable& t, VColumn& col, const std::st
   add.column.type = col.type;
   add.column.default_expr = col.default_expr;
   add.column.comment = col.comment;
+  // PostgreSQL fills every existing row with an inline DEFAULT, so a unique
+  // index on the copy (built at start, before the backfill) would see them
+  // all equal: existing rows get their value from `up`, the default is set
+  // afterwards for new rows only. (SQLite has no SET DEFAULT; its copies
+  // keep the inline default.)
+  std::optional<std::string> copy_default;
+  if (d_.name() != "sqlite" && add.column.default_expr) {
+    copy_default = add.column.default_expr;
+    add.column.default_expr.reset();
+  }
 
   // Carry over constraints and indexes that involve only this column.
   if (t.info) {
@@ -330,6 +353,14 @@ std::optional<size_t> Compiler::Duplicate(VTable& t, VColumn& col, const std::st
       if (!involves || con.name == skip_constraint) continue;
       if (con.type == db::ConstraintInfo::Type::kNotNull) continue;  // handled through not_null
       if (con.columns.size() != 1 && con.type != db::ConstraintInfo::Type::kPrimaryKey) {
+        if (InGroup(con.columns) && (con.type == db::ConstraintInfo::Type::kCheck ||
+                                     con.type == db::ConstraintInfo::Type::kForeignKey ||
+                                     con.type == db::ConstraintInfo::Type::kUnique)) {
+          // Every column is copied by this operation: carried over once all
+          // copies exist (unique constraints through their index).
+          if (con.type != db::ConstraintInfo::Type::kUnique) group_constraints_.insert(con.name);
+          continue;
+        }
         Error(op_->loc, "column '" + t.logical + "." + col.logical + "' is part of the multi-column constraint '" +
                             con.name + "' (" + Join(con.columns) +
                             "); sluice cannot yet carry a multi-column constraint over to a new copy of one of "
@@ -364,6 +395,7 @@ std::optional<size_t> Compiler::Duplicate(VTable& t, VColumn& col, const std::st
   }
   size_t add_index = start_.size();
   Start(add, db::DropColumnStep{t.physical, n});
+  if (copy_default) Start(db::SetDefaultStep{t.physical, n, copy_default}, std::nullopt);
 
   if (t.info) {
     for (const auto& idx : t.info->indexes) {
@@ -371,6 +403,11 @@ std::optional<size_t> Compiler::Duplicate(VTable& t, VColumn& col, const std::st
       if (!involves || idx.primary) continue;
       if (!skip_constraint.empty() && (idx.constraint == skip_constraint || idx.name == skip_constraint)) continue;
       if (idx.columns.size() != 1) {
+        const db::ConstraintInfo* backs = idx.constraint.empty() ? nullptr : t.info->FindConstraint(idx.constraint);
+        if (InGroup(idx.columns) && (!backs || backs->type == db::ConstraintInfo::Type::kUnique)) {
+          group_indexes_.insert(idx.name);
+          continue;
+        }
         Error(op_->loc, "column '" + t.logical + "." + col.logical + "' is part of the multi-column index '" +
                             idx.name + "'; sluice cannot yet carry a multi-column index over to a new copy of one "
                             "of its columns. Drop the index first (drop_index), then recreate it afterwards");
@@ -394,9 +431,12 @@ std::optional<size_t> Compiler::Duplicate(VTable& t, VColumn& col, const std::st
       index_names_.insert(spec.name);
       Start(db::CreateIndexStep{spec}, db::DropIndexStep{t.physical, spec.name});
       // The original goes before the old column does (an index that backs a
-      // constraint goes with its constraint).
+      // constraint goes with its constraint). Where DDL is not one
+      // transaction, DROP INDEX CONCURRENTLY would run after the main
+      // transaction, i.e. after the copy took the original's name, and drop
+      // the copy: there the old column's DROP COLUMN takes its index along.
       if (idx.constraint.empty()) {
-        Complete(kStageDropIndex, db::DropIndexStep{t.physical, idx.name});
+        if (d_.transactional_ddl()) Complete(kStageDropIndex, db::DropIndexStep{t.physical, idx.name});
       } else {
         Complete(kStageDropIndex, db::DropConstraintStep{t.physical, idx.constraint});
       }
@@ -417,10 +457,94 @@ std::optional<size_t> Compiler::Duplicate(VTable& t, VColumn& col, const std::st
     Start(db::AddNotNullGuardStep{t.physical, n, guard}, db::DropNotNullGuardStep{t.physical, n, guard});
     Complete(kStageFinalize, db::FinalizeNotNullStep{t.physical, n, guard});
   }
+  group_copies_[origin] = n;
 
   AddForward(t, n, up.empty() ? d_.Quote(origin) : up);
   t.backward.push_back({origin, down.empty() ? d_.Quote(col.logical) : down, OriginWithLoc()});
   return add_index;
+}
+
+void Compiler::BeginGroup(const std::vector<std::string>& origins) {
+  group_ = std::set<std::string>(origins.begin(), origins.end());
+  group_copies_.clear();
+  group_constraints_.clear();
+  group_indexes_.clear();
+}
+
+bool Compiler::InGroup(const std::vector<std::string>& columns) const {
+  if (group_.size() < 2 || columns.empty()) return false;
+  for (const auto& c : columns) {
+    if (!group_.count(c)) return false;
+  }
+  return true;
+}
+
+void Compiler::CarryOverGroup(VTable& t) {
+  auto copies_of = [&](const std::vector<std::string>& cols, std::vector<std::string>* out) {
+    for (const auto& c : cols) {
+      auto it = group_copies_.find(c);
+      if (it == group_copies_.end()) return false;  // a Duplicate failed; already reported
+      out->push_back(it->second);
+    }
+    return true;
+  };
+  auto rename_all = [&](std::string text) {
+    for (const auto& [from, to] : group_copies_) text = sql::RenameIdentifier(text, from, to);
+    return text;
+  };
+  if (t.info) {
+    for (const auto& con : t.info->constraints) {
+      if (!group_constraints_.count(con.name)) continue;
+      std::vector<std::string> cols;
+      if (!copies_of(con.columns, &cols)) continue;
+      std::string temp = d_.name() == "sqlite" ? con.name : d_.NewColumnName(con.name);
+      if (con.type == db::ConstraintInfo::Type::kCheck) {
+        Start(db::AddCheckStep{t.physical, {temp, rename_all(con.check_expr), false}, true},
+              db::DropConstraintStep{t.physical, temp});
+      } else if (con.fk) {
+        db::ForeignKeySpec fk = *con.fk;
+        fk.name = temp;
+        fk.columns = cols;
+        Start(db::AddForeignKeyStep{t.physical, fk, true}, db::DropConstraintStep{t.physical, temp});
+      } else {
+        continue;
+      }
+      Complete(kStageFinalize, db::ValidateConstraintStep{t.physical, temp});
+      if (temp != con.name) Complete(kStageRenameObjects, db::RenameConstraintStep{t.physical, temp, con.name});
+    }
+    for (const auto& idx : t.info->indexes) {
+      if (!group_indexes_.count(idx.name)) continue;
+      std::vector<std::string> cols;
+      if (!copies_of(idx.columns, &cols)) continue;
+      if (!idx.constraint.empty() && d_.name() == "sqlite") {
+        Error(op_->loc, "the columns of table '" + t.logical + "' are declared UNIQUE (" + Join(idx.columns) +
+                            ") in its CREATE TABLE statement; SQLite cannot drop such columns, so they cannot be "
+                            "replaced by new copies");
+        continue;
+      }
+      db::IndexSpec spec;
+      spec.name = d_.NewColumnName(idx.name);
+      spec.table = t.physical;
+      spec.unique = idx.unique;
+      for (const auto& c : cols) spec.elements.push_back(db::IndexElement{c});
+      if (!idx.definition.empty()) {
+        spec.raw_definition = sql::RenameIdentifier(rename_all(idx.definition), idx.name, spec.name);
+      }
+      index_names_.insert(spec.name);
+      Start(db::CreateIndexStep{spec}, db::DropIndexStep{t.physical, spec.name});
+      if (idx.constraint.empty()) {
+        // See Duplicate: without transactional DDL the column drop takes it.
+        if (d_.transactional_ddl()) Complete(kStageDropIndex, db::DropIndexStep{t.physical, idx.name});
+        std::string rebuild = idx.definition.empty() ? std::string() : rename_all(idx.definition);
+        Complete(kStageRenameObjects, db::RenameIndexStep{t.physical, spec.name, idx.name, rebuild});
+      } else {
+        Complete(kStageDropIndex, db::DropConstraintStep{t.physical, idx.constraint});
+        Complete(kStageRenameObjects,
+                 db::AttachIndexConstraintStep{t.physical, idx.constraint, spec.name, false, false, false});
+      }
+    }
+  }
+  BeginGroup({});
 }
 
 // --- operations ---------------------------------------------------------------
@@ -912,6 +1036,11 @@ void Compiler::Op(const plan::CreateConstraint& op) {
   std::vector<std::string> phys;
   std::vector<std::string> logical_before;
   size_t last_add = 0;
+  {
+    std::vector<std::string> origins;
+    for (VColumn* c : cols) origins.push_back(c->physical);
+    BeginGroup(origins);
+  }
   for (VColumn* c : cols) {
     auto up = op.up.count(c->logical) ? op.up.at(c->logical) : "";
     auto down = op.down.count(c->logical) ? op.down.at(c->logical) : "";
@@ -922,6 +1051,7 @@ void Compiler::Op(const plan::CreateConstraint& op) {
     last_add = *add_index;
     phys.push_back(c->physical);
   }
+  CarryOverGroup(*t);
   // Checks and single-column foreign keys travel with the last copy's ADD
   // COLUMN, so every database can declare them without a table rebuild.
   auto last_column = [&]() -> db::ColumnSpec& { return std::get<db::AddColumnStep>(start_[last_add].body).column; };
@@ -994,6 +1124,7 @@ void Compiler::DropConstraintColumns(VTable& t, const plan::Name& name, const st
     Error(name.loc, "dropping the primary key '" + name.value + "' online is not supported");
     return;
   }
+  BeginGroup(con->columns);
   for (const auto& col_name : con->columns) {
     VColumn* vc = nullptr;
     for (auto& c : t.columns) {
@@ -1005,6 +1136,7 @@ void Compiler::DropConstraintColumns(VTable& t, const plan::Name& name, const st
     std::string dn = down.count(logical) ? down.at(logical) : "";
     if (!Duplicate(t, *vc, u, dn, name.value)) return;
   }
+  CarryOverGroup(t);
 }
 
 void Compiler::Op(const plan::DropConstraint& op) {
@@ -1057,12 +1189,18 @@ void Compiler::Op(const plan::RawSql& op) {
     return;
   }
   std::optional<db::StepBody> inverse;
-  if (!op.down.empty()) inverse = db::RawSqlStep{op.down};
-  Start(db::RawSqlStep{op.up}, inverse);
-  if (op.down.empty()) {
-    Warn(op_->loc, "sql without 'down': rollback cannot undo it");
+  if (!op.down.empty()) {
+    inverse = db::RawSqlStep{op.down};
+  } else if (auto derived = d_.InverseOfRawSql(op.up); derived.ok()) {
+    // Plain CREATEs: rollback drops what they created.
+    inverse = db::RawSqlStep{*derived};
+  } else {
+    Warn(op_->loc, "sql without 'down': rollback cannot undo it (" + derived.status().message() +
+                       "); rollback will refuse unless forced");
     irreversible_ = true;
+    irreversible_ops_.push_back(OriginWithLoc() + ": " + derived.status().message());
   }
+  Start(db::RawSqlStep{op.up}, inverse);
 }
 
 void Compiler::Op(const plan::SetReplicaIdentity& op) {
@@ -1124,6 +1262,13 @@ void Compiler::BuildCompletion() {
         for (const auto& s : complete_[kStageDropIndex]) {
           if (auto* di = std::get_if<db::DropIndexStep>(&s.body); di && di->name == idx.name) already = true;
         }
+        // A copy takes this index's name in the main transaction; a
+        // concurrent drop (run after it) would drop the copy instead.
+        for (const auto& s : complete_[kStageRenameObjects]) {
+          if (auto* ri = std::get_if<db::RenameIndexStep>(&s.body); ri && ri->to == idx.name) {
+            already |= !d_.transactional_ddl();
+          }
+        }
         if (!already) Complete(kStageDropIndex, db::DropIndexStep{t.physical, idx.name});
       }
       Complete(kStageDropColumn, db::DropColumnStep{t.physical, oc.name});
@@ -1159,6 +1304,10 @@ void Compiler::BuildVersion() {
   v.previous = opts_.previous_version;
   v.hidden_tables = dropped_physical_;
   for (auto& t : tables_) {
+    // A table the plan only reads (e.g. a foreign key's target) is not part
+    // of the version: its views are made from the live table, so they never
+    // pin a snapshot of columns another migration may change.
+    if (!t.changed && !t.created) continue;
     db::TableMapping m;
     m.logical = t.logical;
     m.physical = t.physical;
@@ -1206,6 +1355,7 @@ Result<CompiledMigration> Compiler::Run() {
   for (size_t i = 0; i < plan_.operations.size(); ++i) {
     op_ = &plan_.operations[i];
     origin_ = "operation #" + std::to_string(i + 1) + " (" + op_->kind + ")";
+    BeginGroup({});
     size_t tables_before = tables_.size();
     (void)tables_before;
     std::visit([&](const auto& body) { Op(body); }, op_->body);
@@ -1293,6 +1443,7 @@ Result<CompiledMigration> Compiler::Run() {
   out_.tables = std::move(touched_);
   out_.warnings = std::move(warnings_);
   out_.irreversible = irreversible_;
+  out_.irreversible_ops = std::move(irreversible_ops_);
   return std::move(out_);
 }
 

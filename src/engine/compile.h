@@ -44,8 +44,12 @@ struct CompiledMigration {
   // share one).
   std::set<std::string> tables;
   std::vector<plan::Diagnostic> warnings;
-  // A `sql` operation without `down`: rollback cannot undo everything.
+  // A `sql` operation without `down` whose inverse the dialect cannot
+  // derive: rollback cannot undo everything, and refuses unless forced.
   bool irreversible = false;
+  // One line per such operation: "<file>:<line>:<col>: operation #N (sql):
+  // why no inverse could be derived".
+  std::vector<std::string> irreversible_ops;
 };
 
 struct CompileOptions {

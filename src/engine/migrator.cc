@@ -446,27 +446,36 @@ Status Migrator::Start(const std::string& plan_path) {
     rec = l.rec;
     c = std::move(l.compiled);
   } else {
-    SLUICE_ASSIGN_OR_RETURN(db::Schema schema, conn->Introspect());
+    // Reading the catalog and checking the expressions touch the tables
+    // (PostgreSQL's pg_get_expr locks them): under the same lock timeout and
+    // retry budget as the phase itself, so a session holding a conflicting
+    // lock makes start fail naming it instead of waiting forever.
+    const bool timeout = !d.LockTimeoutSql(impl_->options.lock_timeout_ms).empty();
+    auto bounded = [&](const std::vector<std::string>& tables, const std::function<Status()>& fn) -> Status {
+      return RetryLocks(*conn, impl_->options, tables, [&]() -> Status {
+        if (timeout) {
+          SLUICE_RETURN_IF_ERROR(
+              conn->Exec("SET lock_timeout = '" + std::to_string(impl_->options.lock_timeout_ms) + "ms'"));
+        }
+        Status st = fn();
+        if (timeout) conn->Exec("RESET lock_timeout").IgnoreError();
+        return st;
+      });
+    };
+    db::Schema schema;
+    SLUICE_RETURN_IF_ERROR(bounded({}, [&]() -> Status {
+      SLUICE_ASSIGN_OR_RETURN(schema, conn->Introspect());
+      return Status::Ok();
+    }));
     std::string prev;
     for (const auto& m : all) {
       if (m.phase == engine::kComplete) prev = m.version;
     }
     SLUICE_ASSIGN_OR_RETURN(c, engine::Compile(p, schema, d, {"", prev}));
     std::vector<std::string> expr_warnings;
-    // The checks read the tables: under the same lock timeout and retry
-    // budget as the phase itself, so a session holding a conflicting lock
-    // makes start fail naming it instead of waiting forever.
-    const std::vector<std::string> check_tables(c.tables.begin(), c.tables.end());
-    SLUICE_RETURN_IF_ERROR(RetryLocks(*conn, impl_->options, check_tables, [&]() -> Status {
+    SLUICE_RETURN_IF_ERROR(bounded(std::vector<std::string>(c.tables.begin(), c.tables.end()), [&]() -> Status {
       expr_warnings.clear();
-      const bool timeout = !d.LockTimeoutSql(impl_->options.lock_timeout_ms).empty();
-      if (timeout) {
-        SLUICE_RETURN_IF_ERROR(
-            conn->Exec("SET lock_timeout = '" + std::to_string(impl_->options.lock_timeout_ms) + "ms'"));
-      }
-      Status checked = CheckExpressions(*conn, c, &expr_warnings);
-      if (timeout) conn->Exec("RESET lock_timeout").IgnoreError();
-      return checked;
+      return CheckExpressions(*conn, c, &expr_warnings);
     }));
     for (const auto& m : all) {
       if (!m.in_flight() || m.name == p.name) continue;
@@ -983,6 +992,33 @@ Result<WatchResult> Migrator::WatchShadowReads(const std::string& migration, con
 
 // --- gates -------------------------------------------------------------------------------
 
+namespace {
+// Wraps `steps` (which contract or roll back `l`'s tables) so the read paths
+// of other in-flight migrations, which show those tables unchanged, do not
+// pin the columns being dropped: their views go first and come back after.
+Result<std::vector<db::Step>> AroundOtherVersions(StateStore& store, const db::Dialect& d, const Loaded& l,
+                                                  std::vector<db::Step> steps) {
+  std::vector<std::string> tables = l.rec.tables;
+  for (const auto& m : l.compiled.version.tables) {
+    tables.push_back(m.logical);
+    tables.push_back(m.physical);
+  }
+  std::sort(tables.begin(), tables.end());
+  tables.erase(std::unique(tables.begin(), tables.end()), tables.end());
+  SLUICE_ASSIGN_OR_RETURN(auto all, store.List());
+  std::vector<db::Step> before, after;
+  for (const auto& m : all) {
+    if (m.name == l.rec.name || !m.in_flight() || m.phase == engine::kRollingBack) continue;
+    SLUICE_ASSIGN_OR_RETURN(Loaded other, LoadMigration(store, d, m.name));
+    before.push_back({db::RefreshVersionViewsStep{other.compiled.version, tables, true}, "unpin " + m.version});
+    after.push_back({db::RefreshVersionViewsStep{other.compiled.version, tables, false}, "refresh " + m.version});
+  }
+  before.insert(before.end(), steps.begin(), steps.end());
+  before.insert(before.end(), after.begin(), after.end());
+  return before;
+}
+}  // namespace
+
 Result<std::vector<GateInfo>> Migrator::Gates(const std::string& migration) {
   SLUICE_ASSIGN_OR_RETURN(auto conn, impl_->Connect());
   StateStore store(*conn);
@@ -1177,6 +1213,7 @@ Status Migrator::Complete(const std::string& migration, const TransitionOptions&
   // complete performs the read switch itself when it has not happened.
   if (l.rec.live != "new") steps.push_back({db::SetLiveStep{l.rec.version, l.compiled.version}, "switch"});
   for (const auto& s : l.compiled.complete) steps.push_back(s);
+  SLUICE_ASSIGN_OR_RETURN(steps, AroundOtherVersions(store, conn->dialect(), l, std::move(steps)));
   PhaseRun run;
   run.migration = name;
   run.phase = "complete";
@@ -1222,6 +1259,7 @@ Status Migrator::Rollback(const std::string& migration, bool force) {
   std::vector<db::Step> steps;
   if (l.rec.live == "new") steps.push_back({db::SetLiveStep{l.rec.previous_version, l.compiled.version}, "switch back"});
   for (const auto& s : l.compiled.rollback) steps.push_back(s);
+  SLUICE_ASSIGN_OR_RETURN(steps, AroundOtherVersions(store, conn->dialect(), l, std::move(steps)));
   PhaseRun run;
   run.migration = name;
   run.phase = "rollback";

@@ -193,7 +193,17 @@ backfill:
   ASSERT_TRUE(Eventually([&] {
     return db.Status()["backfill"]["throttle"].get<std::string>().find("custom signal 100") != std::string::npos;
   })) << db.Status().dump();
+  // Slowing down is not enough while the signal stays high: progress stops.
+  ASSERT_TRUE(Eventually([&] {
+    return db.Status()["backfill"]["throttle"].get<std::string>().find("holding") != std::string::npos;
+  })) << db.Status().dump();
+  std::this_thread::sleep_for(1s);
+  int64_t held = db.RowsDone();
+  std::this_thread::sleep_for(2s);
+  EXPECT_EQ(db.RowsDone(), held) << "progress continued while the signal was over its limit";
+  EXPECT_LT(held, 60000);
   db.Value("UPDATE signal SET v = 0 RETURNING v");
+  ASSERT_TRUE(Eventually([&] { return db.RowsDone() > held; })) << "progress did not resume";
   ASSERT_TRUE(Eventually([&] {
     return db.Status()["backfill"]["throttle"].get<std::string>().find("custom signal") == std::string::npos;
   })) << db.Status().dump();

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -33,7 +34,14 @@ struct OperationCase {
   // Backends on which start leaves the migrated schema as it is (e.g. SQLite
   // for drop_index: nothing to expand); elsewhere a test insists it changed.
   std::vector<std::string> start_changes_nothing_on;
+  // False when rollback removes what the writes went into (a table created
+  // by the plan): the old-version checks of `during` are then not repeated
+  // after rollback.
+  bool writes_survive_rollback = true;
 };
+
+// gtest prints a parameterised case by its name.
+inline void PrintTo(const OperationCase& c, std::ostream* os) { *os << c.name; }
 
 // Everything a database adapter test needs to provide.
 struct Backend {

@@ -183,7 +183,12 @@ class PgConnection : public Connection {
       list += (i ? ", " : "") + std::string("to_regclass($") + std::to_string(i + 1) + ")";
       params.push_back(Value::Text(tables[i]));
     }
-    if (list.empty()) return "";
+    if (list.empty()) {
+      // No tables known yet (e.g. while reading the catalog): any table of
+      // the migrated schema.
+      params.push_back(Value::Text(d_.schema()));
+      list = "SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1";
+    }
     auto r = Query(
         "SELECT DISTINCT a.pid, a.state, coalesce(a.application_name, ''), l.mode, "
         "coalesce(round(extract(epoch FROM now() - a.xact_start))::text, '?'), left(coalesce(a.query, ''), 120) "
@@ -286,7 +291,7 @@ Result<Schema> PgConnection::Introspect() {
       "d.adrelid), a.attidentity, a.attgenerated, col_description(a.attrelid, a.attnum) FROM pg_attribute a JOIN "
       "pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_attrdef d ON "
       "d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND a.attnum "
-      "> 0 AND NOT a.attisdropped ORDER BY c.relname, a.attnum",
+      "> 0 AND NOT a.attisdropped AND a.attname NOT LIKE '\\_sluice\\_%' ORDER BY c.relname, a.attnum",
       {ns});
   if (!cols.ok()) return cols.status();
   for (const auto& r : cols->rows) {
@@ -349,13 +354,13 @@ Result<Schema> PgConnection::Introspect() {
       {ns});
   if (!cons.ok()) return cons.status();
   auto con_cols = Query(
-      "SELECT con.oid, 'k', a.attname FROM pg_constraint con JOIN pg_class tc ON tc.oid = con.conrelid JOIN "
+      "SELECT con.oid, 'k', a.attname, k.ord FROM pg_constraint con JOIN pg_class tc ON tc.oid = con.conrelid JOIN "
       "pg_namespace n ON n.oid = tc.relnamespace CROSS JOIN LATERAL unnest(con.conkey) WITH ORDINALITY AS k(attnum, "
       "ord) JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum WHERE n.nspname = $1 UNION ALL "
-      "SELECT con.oid, 'f', a.attname FROM pg_constraint con JOIN pg_class tc ON tc.oid = con.conrelid JOIN "
+      "SELECT con.oid, 'f', a.attname, k.ord FROM pg_constraint con JOIN pg_class tc ON tc.oid = con.conrelid JOIN "
       "pg_namespace n ON n.oid = tc.relnamespace CROSS JOIN LATERAL unnest(con.confkey) WITH ORDINALITY AS k(attnum, "
       "ord) JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum WHERE n.nspname = $1 ORDER BY "
-      "1, 2",
+      "1, 2, 4",  // key order matters: (a, b) REFERENCES t (x, y) pairs a with x
       {ns});
   if (!con_cols.ok()) return con_cols.status();
   std::map<std::string, std::vector<std::string>> key_cols, ref_cols;

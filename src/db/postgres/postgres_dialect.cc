@@ -610,17 +610,30 @@ struct Renderer {
   // Views (SELECT *, with defaults) in `schema` for every base table the
   // version spec does not describe; `hide_dropped` leaves out the tables the
   // new version drops.
-  void FillUnknownTables(const std::string& schema, const VersionSpec& v, bool hide_dropped) {
-    std::string known;
+  // The views name their columns (never SELECT *), leaving out sluice's own
+  // columns, so another migration's internal columns never leak into this
+  // version nor get pinned by its views. `only` limits the tables filled.
+  void FillUnknownTables(const std::string& schema, const VersionSpec& v, bool hide_dropped,
+                         const std::vector<std::string>& only = {}) {
+    std::string known, restrict;
     for (const auto& m : v.tables) known += ", " + QuoteLiteral(m.logical) + ", " + QuoteLiteral(m.physical);
     if (hide_dropped) {
       for (const auto& h : v.hidden_tables) known += ", " + QuoteLiteral(h);
     }
-    Sql("DO $sluice$ DECLARE r record; c record; BEGIN FOR r IN SELECT t.relname FROM pg_class t JOIN pg_namespace n "
+    if (!only.empty()) {
+      for (const auto& t : only) restrict += (restrict.empty() ? "" : ", ") + QuoteLiteral(t);
+      restrict = " AND t.relname IN (" + restrict + ")";
+    }
+    Sql("DO $sluice$ DECLARE r record; c record; BEGIN FOR r IN SELECT t.relname, (SELECT string_agg(format('%I', "
+        "a.attname), ', ' ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT "
+        "a.attisdropped AND a.attname NOT LIKE '\\_sluice\\_%') AS cols FROM pg_class t JOIN pg_namespace n "
         "ON n.oid = t.relnamespace WHERE n.nspname = " + QuoteLiteral(d.schema()) +
-        " AND t.relkind IN ('r', 'p') AND t.relname NOT IN (''" + known +
-        ") LOOP EXECUTE format('CREATE OR REPLACE VIEW %I.%I WITH (security_invoker = true) AS SELECT * FROM %I.%I', " +
-        QuoteLiteral(schema) + ", r.relname, " + QuoteLiteral(d.schema()) +
+        " AND t.relkind IN ('r', 'p') AND t.relname NOT IN (''" + known + ")" + restrict +
+        // Dropped and recreated, not replaced: a table's columns may have
+        // been reordered by a completed migration since the view was made.
+        " LOOP EXECUTE format('DROP VIEW IF EXISTS %I.%I', " + QuoteLiteral(schema) + ", r.relname); "
+        "EXECUTE format('CREATE VIEW %I.%I WITH (security_invoker = true) AS SELECT %s FROM %I.%I', " +
+        QuoteLiteral(schema) + ", r.relname, coalesce(r.cols, ''), " + QuoteLiteral(d.schema()) +
         ", r.relname); FOR c IN SELECT a.attname, pg_get_expr(ad.adbin, ad.adrelid) AS def FROM pg_attribute a JOIN "
         "pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum WHERE a.attrelid = format('%I.%I', " +
         QuoteLiteral(d.schema()) + ", r.relname)::regclass AND a.attgenerated = '' LOOP EXECUTE format('ALTER VIEW "
@@ -630,6 +643,14 @@ struct Renderer {
   void operator()(const FinalizeVersionStep&) {}  // views follow renames by themselves
   void operator()(const DropVersionStep& s) {
     Sql("DROP SCHEMA IF EXISTS " + Q(d.VersionSchema(s.version.name)) + " CASCADE");
+  }
+  void operator()(const RefreshVersionViewsStep& s) {
+    const std::string schema = d.VersionSchema(s.version.name);
+    if (s.drop) {
+      for (const auto& t : s.tables) Sql("DROP VIEW IF EXISTS " + Q(schema) + "." + Q(t));
+    } else {
+      FillUnknownTables(schema, s.version, true, s.tables);
+    }
   }
   void operator()(const SetLiveStep& s) {
     // The live alias reads the base tables directly (not the version's

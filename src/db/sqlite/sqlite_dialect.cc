@@ -349,6 +349,8 @@ struct Renderer {
   void operator()(const SetLiveStep& s) {
     Sql("UPDATE \"_sluice_versions\" SET live = (version = " + QuoteLiteral(s.version) + ")");
   }
+  // SQLite versions have views only for the tables they migrate.
+  void operator()(const RefreshVersionViewsStep&) {}
   void operator()(const DropVersionStep& s) {
     for (const auto& m : s.version.tables) {
       if (!NeedsView(m)) continue;

@@ -1,0 +1,617 @@
+#!/usr/bin/env bash
+# The backfill benchmark of issue #4, in one command:
+#
+#   bench/run.sh                     # 2,000,000 rows, 3 runs
+#   bench/run.sh --rows 100000 --runs 1
+#
+# It builds sluice if build/sluice is missing (scripts/build.sh), starts its
+# OWN throwaway PostgreSQL 15 cluster (initdb in a temporary directory,
+# unix socket only, as `nobody` when run as root; never the system cluster),
+# uses SQLite files in the same temporary directory, and always stops the
+# server and removes the directory when it exits.
+#
+# Every figure is a ratio of two numbers measured in the same run, on the
+# same data; it prints the median and the spread (min-max) over the runs.
+# See docs/performance.md for what each figure measures and the results.
+set -euo pipefail
+
+ROWS=2000000
+RUNS=3
+SMALL_ROWS=100000
+WORKERS=2            # sluice --workers on PostgreSQL (figures 1, 2 and 5)
+RATE=200             # pgbench -R for the latency figure (transactions/s)
+LAT_SECONDS=30       # pgbench duration of each latency measurement
+TPS_SECONDS=10       # pgbench duration of each throughput measurement
+PROBE_MS=5           # --probe-target-ms with the latency throttle on
+PGROLL_ROWS=200000   # rows the pgroll-style backfill is timed over (0 = the whole table)
+REBUILD=0
+KEEP=0
+
+usage() {
+  cat <<EOF
+usage: bench/run.sh [--rows N] [--runs K] [--workers W] [--rate TPS] [--latency-seconds S]
+                    [--tps-seconds S] [--probe-ms MS] [--pgroll-rows N] [--rebuild] [--keep]
+  --rows N            rows in the orders table (default $ROWS)
+  --runs K            repetitions; every figure reports median and min-max (default $RUNS)
+  --workers W         sluice backfill --workers on PostgreSQL (default $WORKERS)
+  --rate TPS          pgbench -R of the latency workload (default $RATE)
+  --latency-seconds S pgbench duration of each latency measurement (default $LAT_SECONDS)
+  --tps-seconds S     pgbench duration of each throughput measurement (default $TPS_SECONDS)
+  --probe-ms MS       --probe-target-ms with the latency throttle on (default $PROBE_MS)
+  --pgroll-rows N     time the pgroll-style backfill over the first N keys only, since its
+                      per-row cost is constant along the key (default $PGROLL_ROWS; 0 = whole table)
+  --rebuild           run scripts/build.sh even if build/sluice exists
+  --keep              keep the temporary directory (logs) instead of removing it
+Environment: SLUICE_BIN overrides the sluice binary (default build/sluice).
+EOF
+}
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rows) ROWS="$2"; shift 2 ;;
+    --runs) RUNS="$2"; shift 2 ;;
+    --workers) WORKERS="$2"; shift 2 ;;
+    --rate) RATE="$2"; shift 2 ;;
+    --latency-seconds) LAT_SECONDS="$2"; shift 2 ;;
+    --tps-seconds) TPS_SECONDS="$2"; shift 2 ;;
+    --probe-ms) PROBE_MS="$2"; shift 2 ;;
+    --pgroll-rows) PGROLL_ROWS="$2"; shift 2 ;;
+    --rebuild) REBUILD=1; shift ;;
+    --keep) KEEP=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "bench: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
+  esac
+done
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+SLUICE="${SLUICE_BIN:-$ROOT/build/sluice}"
+PGBIN=/usr/lib/postgresql/15/bin
+
+if [ "$REBUILD" = 1 ] || [ ! -x "$SLUICE" ]; then
+  echo "bench: building sluice (scripts/build.sh)"
+  "$ROOT/scripts/build.sh"
+fi
+for tool in "$SLUICE" "$PGBIN/initdb" "$PGBIN/pg_ctl" "$PGBIN/pgbench" "$PGBIN/psql" /usr/bin/sqlite3 /usr/bin/time; do
+  if [ ! -x "$tool" ]; then
+    echo "bench: $tool is missing; run scripts/setup.sh (Debian packages) and scripts/build.sh" >&2
+    exit 1
+  fi
+done
+
+# ---------------------------------------------------------------------------
+# Throwaway PostgreSQL cluster
+# ---------------------------------------------------------------------------
+TMP="$(mktemp -d /tmp/sluice-bench.XXXXXX)"
+chmod 755 "$TMP"
+PGDATA_DIR="$TMP/pgdata"
+SOCK="$TMP/sock"
+PGPORT_B=5432   # unix socket only (listen_addresses = ''): the port just names the socket file
+RUN_AS=()
+if [ "$(id -u)" -eq 0 ]; then RUN_AS=(runuser -u nobody --); fi
+SERVER_UP=0
+
+cleanup() {
+  local rc=$?
+  set +e
+  # Background clients (pgbench, sluice) started by this script.
+  for p in $(jobs -p); do kill "$p" 2>/dev/null; done
+  for f in "$TMP"/logs/bf_*.pid; do [ -e "$f" ] && kill -INT "$(cat "$f")" 2>/dev/null; done
+  wait 2>/dev/null
+  if [ "$SERVER_UP" = 1 ]; then
+    "${RUN_AS[@]}" env LC_ALL=C "$PGBIN/pg_ctl" stop -D "$PGDATA_DIR" -m immediate -w -t 60 >/dev/null 2>&1
+  fi
+  if [ "$KEEP" = 1 ]; then
+    echo "bench: kept $TMP"
+  else
+    rm -rf "$TMP"
+  fi
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+mkdir -p "$PGDATA_DIR" "$SOCK" "$TMP/plans" "$TMP/logs"
+# A private copy of the binary: the same sluice for the whole run, even if
+# build/ is rebuilt meanwhile.
+for i in 1 2 3 4 5 6 7 8 9 10; do
+  if cp "$SLUICE" "$TMP/sluice" 2>/dev/null && "$TMP/sluice" --help >/dev/null 2>&1; then break; fi
+  sleep 3
+done
+"$TMP/sluice" --help >/dev/null
+SLUICE_SRC=$SLUICE
+SLUICE="$TMP/sluice"
+# The server (nobody when run as root) writes only its data directory, its
+# socket directory and the logs directory.
+if [ ${#RUN_AS[@]} -gt 0 ]; then chown nobody "$PGDATA_DIR" "$SOCK" "$TMP/logs"; fi
+cd "$TMP"
+
+"${RUN_AS[@]}" env LC_ALL=C "$PGBIN/initdb" -D "$PGDATA_DIR" -U postgres -A trust -E UTF8 --locale=C --no-sync \
+  >"$TMP/logs/initdb.log" 2>&1
+cat >>"$PGDATA_DIR/postgresql.conf" <<EOF
+# sluice benchmark cluster (throwaway)
+listen_addresses = ''
+unix_socket_directories = '$SOCK'
+port = $PGPORT_B
+max_connections = 40
+shared_buffers = 1GB
+work_mem = 16MB
+maintenance_work_mem = 256MB
+max_wal_size = 4GB
+checkpoint_timeout = 30min
+fsync = off
+full_page_writes = off
+autovacuum = off
+EOF
+"${RUN_AS[@]}" env LC_ALL=C "$PGBIN/pg_ctl" start -D "$PGDATA_DIR" -l "$TMP/logs/postgres.log" -w -t 60 >/dev/null
+SERVER_UP=1
+
+export PGHOST="$SOCK" PGPORT="$PGPORT_B" PGUSER=postgres
+pgurl() { echo "host=$SOCK port=$PGPORT_B user=postgres dbname=$1"; }
+psqlc() { local db="$1"; shift; "$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d "$db" "$@"; }
+now() { date +%s.%N; }
+fdiv() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "nan"; else printf "%.6g\n", a / b }'; }
+log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+
+# ---------------------------------------------------------------------------
+# Data and plans
+# ---------------------------------------------------------------------------
+ORDERS_DDL="CREATE TABLE orders (id bigint PRIMARY KEY, email text, amount text, status text,
+  created_at timestamp, note text)"
+
+# orders: id 1..N, mixed-case email, amount as text with 2 decimals, a status,
+# a timestamp and a 40-59 character note (~150 bytes per row).
+pg_template() {  # db rows
+  psqlc postgres -c "CREATE DATABASE $1"
+  psqlc "$1" <<EOF
+$ORDERS_DDL;
+INSERT INTO orders
+SELECT i, 'User' || i || '@Example.COM',
+       to_char(((i * 7919) % 100000) / 100.0, 'FM99990.00'),
+       (ARRAY['new', 'paid', 'shipped', 'cancelled'])[1 + i % 4],
+       timestamp '2020-01-01' + i * interval '1 second',
+       substr(md5(i::text) || md5((i + 1)::text), 1, 40 + (i % 20)::int)
+FROM generate_series(1::bigint, $2) AS i;
+VACUUM (ANALYZE, FREEZE) orders;
+CREATE EXTENSION pg_prewarm;
+EOF
+}
+
+sqlite_template() {  # file rows
+  rm -f "$1"
+  sqlite3 "$1" >/dev/null <<EOF
+PRAGMA journal_mode = WAL;
+CREATE TABLE orders (id INTEGER PRIMARY KEY, email TEXT, amount TEXT, status TEXT, created_at TEXT, note TEXT);
+WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < $2)
+INSERT INTO orders
+SELECT i, 'User' || i || '@Example.COM',
+       printf('%d.%02d', ((i * 7919) % 100000) / 100, (i * 7919) % 100),
+       CASE i % 4 WHEN 0 THEN 'new' WHEN 1 THEN 'paid' WHEN 2 THEN 'shipped' ELSE 'cancelled' END,
+       datetime('2020-01-01', '+' || i || ' seconds'),
+       substr(lower(hex(randomblob(32))), 1, 40 + i % 20)
+FROM s;
+ANALYZE;
+PRAGMA wal_checkpoint(TRUNCATE);
+EOF
+}
+
+# Migration plans. "lower": add_column with up: lower(email). "cents":
+# alter_column amount text -> integer cents, with up and down.
+write_plans() {
+  mkdir -p "$TMP/plans/pg" "$TMP/plans/sqlite"
+  cat >"$TMP/plans/pg/b_lower.yaml" <<'EOF'
+operations:
+  - add_column:
+      table: orders
+      column: {name: email_lower, type: text, nullable: true}
+      up: lower(email)
+EOF
+  cat >"$TMP/plans/pg/b_cents.yaml" <<'EOF'
+operations:
+  - alter_column:
+      table: orders
+      column: amount
+      type: bigint
+      up: round(amount::numeric * 100)::bigint
+      down: to_char(amount / 100.0, 'FM99999990.00')
+EOF
+  cat >"$TMP/plans/pg/b_both.yaml" <<'EOF'
+operations:
+  - add_column:
+      table: orders
+      column: {name: email_lower, type: text, nullable: true}
+      up: lower(email)
+  - alter_column:
+      table: orders
+      column: amount
+      type: bigint
+      up: round(amount::numeric * 100)::bigint
+      down: to_char(amount / 100.0, 'FM99999990.00')
+EOF
+  cat >"$TMP/plans/sqlite/b_lower.yaml" <<'EOF'
+operations:
+  - add_column:
+      table: orders
+      column: {name: email_lower, type: TEXT, nullable: true}
+      up: lower(email)
+EOF
+  cat >"$TMP/plans/sqlite/b_cents.yaml" <<'EOF'
+operations:
+  - alter_column:
+      table: orders
+      column: amount
+      type: INTEGER
+      up: CAST(round(CAST(amount AS REAL) * 100) AS INTEGER)
+      down: printf('%d.%02d', amount / 100, amount % 100)
+EOF
+}
+
+# Per migration: the physical new column, its type, and `up` per database.
+newcol() { case "$1" in lower) echo email_lower ;; cents) echo _sluice_new_amount ;; esac; }
+pgtype() { case "$1" in lower) echo text ;; cents) echo bigint ;; esac; }
+pgup() { case "$1" in lower) echo "lower(email)" ;; cents) echo "round(amount::numeric * 100)::bigint" ;; esac; }
+squp() { case "$1" in lower) echo "lower(email)" ;; cents) echo "CAST(round(CAST(amount AS REAL) * 100) AS INTEGER)" ;; esac; }
+
+# A fresh copy of the PostgreSQL template, its table in shared buffers.
+fresh_pg() {  # name template
+  psqlc postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)"
+  psqlc postgres -c "CREATE DATABASE $1 TEMPLATE $2 STRATEGY FILE_COPY"
+  psqlc "$1" -c "SELECT pg_prewarm('orders'), pg_prewarm('orders_pkey')" >/dev/null
+}
+drop_pg() { psqlc postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)"; }
+fresh_sqlite() { rm -f "$1" "$1-wal" "$1-shm"; cp "$2" "$1"; cat "$1" >/dev/null; }
+
+sluice_pg() { local db="$1"; shift; "$SLUICE" --db "$(pgurl "$db")" "$@"; }
+
+# Fails the benchmark if the backfill left a row without its new value.
+check_pg() {  # db mig
+  local c
+  c=$(psqlc "$1" -c "SELECT count(*) FROM orders WHERE $(newcol "$2") IS DISTINCT FROM ($(pgup "$2"))")
+  if [ "$c" != 0 ]; then echo "bench: $c rows of orders hold a wrong $(newcol "$2") after $3" >&2; exit 1; fi
+}
+check_sqlite() {  # file mig what
+  local c
+  c=$(sqlite3 "$1" "SELECT count(*) FROM orders WHERE $(newcol "$2") IS NOT ($(squp "$2"))")
+  if [ "$c" != 0 ]; then echo "bench: $c rows of orders hold a wrong $(newcol "$2") after $3" >&2; exit 1; fi
+}
+
+# Runs a command under /usr/bin/time -v; sets T_SECONDS and T_RSS_KB.
+timed() {
+  local out="$TMP/logs/time.$$"
+  local t0 t1
+  t0=$(now)
+  if ! /usr/bin/time -v -o "$out" "$@" >"$TMP/logs/last.out" 2>&1; then
+    cat "$TMP/logs/last.out" >&2
+    echo "bench: command failed: $*" >&2
+    exit 1
+  fi
+  t1=$(now)
+  T_SECONDS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+  T_RSS_KB=$(awk -F: '/Maximum resident set size/ { gsub(/ /, "", $2); print $2 }' "$out")
+}
+
+# ---------------------------------------------------------------------------
+# Figure 1 and 2: backfill throughput
+# ---------------------------------------------------------------------------
+# The offline limit: one UPDATE over the whole table, triggers installed but
+# not firing (session_replication_role = replica), so it pays nothing but the
+# rewrite itself: the strictest baseline.
+pg_update_baseline() {  # mig -> rows/s
+  local db=b_upd mig="$1"
+  fresh_pg "$db" tpl
+  sluice_pg "$db" start "$TMP/plans/pg/b_$mig.yaml" >/dev/null
+  psqlc "$db" -c "CHECKPOINT"
+  timed "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d "$db" \
+    -c "SET session_replication_role = replica" \
+    -c "UPDATE orders SET $(newcol "$mig") = $(pgup "$mig")"
+  check_pg "$db" "$mig" "the single UPDATE"
+  drop_pg "$db"
+  fdiv "$ROWS" "$T_SECONDS"
+}
+
+# sluice backfill, default settings (probe throttle on at its 50 ms default,
+# checkpoints on), --workers W; the whole process's wall time, including
+# connecting and planning the partitions.
+pg_sluice() {  # mig workers -> "rows/s rss_kb"
+  local db=b_sl mig="$1"
+  fresh_pg "$db" tpl
+  sluice_pg "$db" start "$TMP/plans/pg/b_$mig.yaml" >/dev/null
+  psqlc "$db" -c "CHECKPOINT"
+  timed "$SLUICE" --db "$(pgurl "$db")" backfill "b_$mig" --workers "$2"
+  check_pg "$db" "$mig" "sluice backfill"
+  drop_pg "$db"
+  echo "$(fdiv "$ROWS" "$T_SECONDS") $T_RSS_KB"
+}
+
+# pgroll's algorithm: the new column plus a per-row PL/pgSQL trigger written
+# like pgroll's (declares a variable per column, looks up the latest version
+# in its state table and reads search_path for every row, then computes the
+# column), and a backfill that walks the key in batches of 1000, each its own
+# transaction, with a no-op UPDATE SET id = id that fires the trigger. The
+# loop runs server-side in a procedure: no client round trips, which only
+# favours pgroll. Its cost per row is the same all along the key, so it is
+# timed over the first PGROLL_ROWS keys (the rows/s of the whole table within
+# noise) to keep the benchmark's run time reasonable.
+pg_pgroll() {  # mig -> rows/s
+  local db=b_pgr mig="$1" col typ up limit=$ROWS
+  col=$(newcol "$mig"); typ=$(pgtype "$mig"); up=$(pgup "$mig")
+  if [ "$PGROLL_ROWS" -gt 0 ] && [ "$PGROLL_ROWS" -lt "$ROWS" ]; then limit=$PGROLL_ROWS; fi
+  fresh_pg "$db" tpl
+  psqlc "$db" <<EOF
+ALTER TABLE orders ADD COLUMN $col $typ;
+CREATE SCHEMA pgroll;
+CREATE TABLE pgroll.migrations (schema name NOT NULL, name text NOT NULL, parent text,
+  migration jsonb, PRIMARY KEY (schema, name));
+INSERT INTO pgroll.migrations VALUES ('public', '01_create_orders', NULL, '{}'),
+  ('public', '02_orders_more', '01_create_orders', '{}'), ('public', 'b_$mig', '02_orders_more', '{}');
+CREATE FUNCTION pgroll.latest_version(schemaname name) RETURNS text
+  SECURITY DEFINER SET search_path = pgroll, pg_catalog, pg_temp LANGUAGE sql STABLE AS \$\$
+  SELECT p.name FROM pgroll.migrations p
+  WHERE NOT EXISTS (SELECT 1 FROM pgroll.migrations c WHERE schema = schemaname AND c.parent = p.name)
+    AND schema = schemaname \$\$;
+CREATE FUNCTION _pgroll_trigger_orders_$col() RETURNS trigger LANGUAGE plpgsql AS \$\$
+  DECLARE
+    id public.orders.id%TYPE := NEW.id;
+    email public.orders.email%TYPE := NEW.email;
+    amount public.orders.amount%TYPE := NEW.amount;
+    status public.orders.status%TYPE := NEW.status;
+    created_at public.orders.created_at%TYPE := NEW.created_at;
+    note public.orders.note%TYPE := NEW.note;
+    latest_schema text;
+    search_path text;
+  BEGIN
+    SELECT 'public' || '_' || latest_version INTO latest_schema FROM pgroll.latest_version('public');
+    SELECT current_setting INTO search_path FROM current_setting('search_path');
+    IF search_path != latest_schema THEN
+      NEW.$col = $up;
+    END IF;
+    RETURN NEW;
+  END; \$\$;
+CREATE TRIGGER _pgroll_trigger_orders_$col BEFORE INSERT OR UPDATE ON orders
+  FOR EACH ROW EXECUTE FUNCTION _pgroll_trigger_orders_$col();
+CREATE PROCEDURE pgroll_backfill() LANGUAGE plpgsql AS \$\$
+  DECLARE last_id bigint := -9223372036854775808; n bigint;
+  BEGIN
+    LOOP
+      WITH batch AS (SELECT o.id FROM orders o WHERE o.id > last_id ORDER BY o.id LIMIT 1000 FOR NO KEY UPDATE),
+           upd AS (UPDATE orders o SET id = o.id WHERE o.id IN (SELECT batch.id FROM batch) RETURNING o.id)
+      SELECT max(upd.id) INTO n FROM upd;
+      EXIT WHEN n IS NULL;
+      last_id := n;
+      COMMIT;
+      EXIT WHEN last_id >= $limit;
+    END LOOP;
+  END \$\$;
+CHECKPOINT;
+EOF
+  timed "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d "$db" -c "CALL pgroll_backfill()"
+  local done_rows
+  done_rows=$(psqlc "$db" -c "SELECT count(*) FROM orders WHERE $col IS NOT NULL")
+  if [ "$done_rows" -lt "$limit" ]; then echo "bench: the pgroll-style backfill did $done_rows rows" >&2; exit 1; fi
+  local bad
+  bad=$(psqlc "$db" -c "SELECT count(*) FROM orders WHERE id <= $limit AND $col IS DISTINCT FROM ($up)")
+  if [ "$bad" != 0 ]; then echo "bench: $bad rows wrong after the pgroll-style backfill" >&2; exit 1; fi
+  drop_pg "$db"
+  fdiv "$done_rows" "$T_SECONDS"
+}
+
+sqlite_update_baseline() {  # mig -> rows/s
+  local f="$TMP/b.db" mig="$1"
+  fresh_sqlite "$f" "$TMP/tpl.db"
+  "$SLUICE" --db "sqlite:$f" start "$TMP/plans/sqlite/b_$mig.yaml" >/dev/null
+  timed sqlite3 "$f" "UPDATE orders SET $(newcol "$mig") = $(squp "$mig")"
+  check_sqlite "$f" "$mig" "the single UPDATE"
+  fdiv "$ROWS" "$T_SECONDS"
+}
+
+sqlite_sluice() {  # mig -> "rows/s rss_kb"
+  local f="$TMP/b.db" mig="$1"
+  fresh_sqlite "$f" "$TMP/tpl.db"
+  "$SLUICE" --db "sqlite:$f" start "$TMP/plans/sqlite/b_$mig.yaml" >/dev/null
+  timed "$SLUICE" --db "sqlite:$f" backfill "b_$mig"
+  check_sqlite "$f" "$mig" "sluice backfill"
+  echo "$(fdiv "$ROWS" "$T_SECONDS") $T_RSS_KB"
+}
+
+# ---------------------------------------------------------------------------
+# Figure 3: p99 latency of a rate-limited single-row update workload
+# ---------------------------------------------------------------------------
+cat >"$TMP/update_email.sql" <<EOF
+\set id random(1, $ROWS)
+UPDATE orders SET email = 'User' || :id || '@Example.NET' WHERE id = :id;
+EOF
+cat >"$TMP/update_status.sql" <<EOF
+\set id random(1, $ROWS)
+UPDATE orders SET status = 'paid' WHERE id = :id;
+EOF
+
+# p99 (ms) of the transactions in pgbench logs $1* that ended in [from, to].
+p99_of() {  # prefix from to -> "p99_ms count"
+  cat "$1".* 2>/dev/null | awk -v from="$2" -v to="$3" '
+    $3 != "skipped" { t = $5 + $6 / 1e6; if (t >= from && t <= to) print $3 / 1000.0 }' | sort -n |
+    awk '{ v[NR] = $1 } END { if (NR == 0) { print "nan 0"; exit } i = int(NR * 0.99); if (i < NR * 0.99) i++;
+                             if (i < 1) i = 1; printf "%.3f %d\n", v[i], NR }'
+}
+
+# Sets LAT_P99 and LAT_N; with a probe target, also runs the backfill during
+# the workload and sets LAT_BF_ROWS (rows it rewrote while measured) and
+# LAT_BF_SECONDS.
+latency_run() {  # db tag probe_ms|none [extra backfill args...]
+  local db="$1" tag="$2" probe="$3" prefix="$TMP/logs/lat_$2" t_start t_bf0 t_bf1 t_end pid bfpid=""
+  shift 3
+  rm -f "$prefix".*
+  t_start=$(now)
+  "$PGBIN/pgbench" -n -f "$TMP/update_email.sql" -c 4 -j 2 -R "$RATE" -T "$LAT_SECONDS" -M prepared \
+    -l --log-prefix="$prefix" "$db" >"$TMP/logs/pgbench_$tag.out" 2>&1 &
+  pid=$!
+  sleep 3
+  t_bf0=$(now)
+  if [ "$probe" != none ]; then
+    rm -f "$TMP/logs/bf_$tag".{pid,rc,end}
+    # The backfill in the background; its pid, exit code and end time in files.
+    (
+      "$SLUICE" --db "$(pgurl "$db")" backfill b_lower --probe-target-ms "$probe" "$@" >"$TMP/logs/bf_$tag.out" 2>&1 &
+      echo $! >"$TMP/logs/bf_$tag.pid"
+      rc=0; wait $! || rc=$?
+      now >"$TMP/logs/bf_$tag.end"; echo "$rc" >"$TMP/logs/bf_$tag.rc"
+    ) &
+    bfpid=$!
+  fi
+  wait "$pid" || { cat "$TMP/logs/pgbench_$tag.out" >&2; echo "bench: pgbench failed" >&2; exit 1; }
+  t_end=$(now)
+  t_bf1=$t_end
+  LAT_BF_ROWS=0
+  LAT_BF_SECONDS=0
+  if [ -n "$bfpid" ]; then
+    if [ ! -e "$TMP/logs/bf_$tag.end" ]; then
+      kill -INT "$(cat "$TMP/logs/bf_$tag.pid")" 2>/dev/null || true  # cancel: committed chunks stay
+      wait "$bfpid" || true
+    else
+      wait "$bfpid" || true
+      if [ "$(cat "$TMP/logs/bf_$tag.rc")" != 0 ]; then
+        cat "$TMP/logs/bf_$tag.out" >&2; echo "bench: backfill failed" >&2; exit 1
+      fi
+      t_bf1=$(cat "$TMP/logs/bf_$tag.end")  # finished first: measure only while it ran
+    fi
+    LAT_BF_ROWS=$(psqlc "$db" -c "SELECT coalesce(sum(rows_done), 0) FROM sluice.checkpoints")
+    LAT_BF_SECONDS=$(awk -v a="$t_bf0" -v b="$t_bf1" 'BEGIN { printf "%.1f", b - a }')
+  fi
+  local p
+  p=$(p99_of "$prefix" "$t_bf0" "$t_bf1")
+  read -r LAT_P99 LAT_N <<<"$p"
+  : "$t_start"
+}
+
+# ---------------------------------------------------------------------------
+# Figure 4: single-row UPDATE throughput with and without the triggers
+# ---------------------------------------------------------------------------
+tps_of() {  # db script -> tps
+  "$PGBIN/pgbench" -n -f "$2" -c 2 -j 2 -T "$TPS_SECONDS" -M prepared "$1" 2>&1 |
+    awk '/^tps = / { print $3; exit }'
+}
+
+# ---------------------------------------------------------------------------
+# Statistics
+# ---------------------------------------------------------------------------
+declare -A R  # R[key] = space-separated values over runs
+add() { R[$1]="${R[$1]:-} $2"; }
+stat3() {  # values... -> "median min max"
+  printf '%s\n' "$@" | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END {
+    if (NR == 0) { print "nan nan nan"; exit }
+    m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print m, v[1], v[NR] }'
+}
+
+# ---------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------
+log "sluice: $SLUICE_SRC ($(date -r "$SLUICE_SRC" -u +%Y-%m-%dT%H:%MZ))"
+log "cluster: $TMP (PostgreSQL $("$PGBIN/postgres" --version | awk '{ print $3 }'), unix socket, fsync off)"
+log "rows: $ROWS, runs: $RUNS, PostgreSQL workers: $WORKERS, machine: $(nproc) cores"
+write_plans
+log "loading $ROWS rows (PostgreSQL template, SQLite file) and $SMALL_ROWS-row copies"
+pg_template tpl "$ROWS"
+pg_template tpl_small "$SMALL_ROWS"
+sqlite_template "$TMP/tpl.db" "$ROWS"
+sqlite_template "$TMP/tpl_small.db" "$SMALL_ROWS"
+
+for run in $(seq 1 "$RUNS"); do
+  log "=== run $run/$RUNS ==="
+  for mig in lower cents; do
+    upd=$(pg_update_baseline "$mig");          log "pg $mig: single UPDATE          $upd rows/s"
+    out=$(pg_sluice "$mig" "$WORKERS"); read -r sl rss <<<"$out"; log "pg $mig: sluice backfill        $sl rows/s (peak RSS $rss kB)"
+    pgr=$(pg_pgroll "$mig");                   log "pg $mig: pgroll algorithm        $pgr rows/s"
+    add "f1_pg_$mig" "$(fdiv "$sl" "$upd")"
+    add "f2_$mig" "$(fdiv "$sl" "$pgr")"
+    if [ "$mig" = lower ]; then add rss_pg_big "$rss"; fi
+    supd=$(sqlite_update_baseline "$mig");     log "sqlite $mig: single UPDATE      $supd rows/s"
+    out=$(sqlite_sluice "$mig"); read -r ssl srss <<<"$out"; log "sqlite $mig: sluice backfill    $ssl rows/s (peak RSS $srss kB)"
+    add "f1_sqlite_$mig" "$(fdiv "$ssl" "$supd")"
+    if [ "$mig" = lower ]; then add rss_sqlite_big "$srss"; fi
+  done
+
+  # Figure 5: the same backfill on the 100,000-row copies.
+  fresh_pg b_small tpl_small
+  sluice_pg b_small start "$TMP/plans/pg/b_lower.yaml" >/dev/null
+  timed "$SLUICE" --db "$(pgurl b_small)" backfill b_lower --workers "$WORKERS"
+  drop_pg b_small
+  small_rss=$T_RSS_KB
+  fresh_sqlite "$TMP/b.db" "$TMP/tpl_small.db"
+  "$SLUICE" --db "sqlite:$TMP/b.db" start "$TMP/plans/sqlite/b_lower.yaml" >/dev/null
+  timed "$SLUICE" --db "sqlite:$TMP/b.db" backfill b_lower
+  ssmall_rss=$T_RSS_KB
+  log "peak RSS on $SMALL_ROWS rows: pg $small_rss kB, sqlite $ssmall_rss kB"
+  big=${R[rss_pg_big]##* }; sbig=${R[rss_sqlite_big]##* }
+  add f5_pg "$(fdiv "$big" "$small_rss")"
+  add f5_sqlite "$(fdiv "$sbig" "$ssmall_rss")"
+
+  # Figure 3: p99 with no backfill (triggers installed), with the backfill
+  # and the latency throttle on, and with it off; each on a fresh copy.
+  fresh_pg b_lat tpl
+  sluice_pg b_lat start "$TMP/plans/pg/b_lower.yaml" >/dev/null
+  latency_run b_lat base none
+  base_p99=$LAT_P99; log "p99 no backfill: $base_p99 ms ($LAT_N tx)"
+  drop_pg b_lat
+  for mode in on off short; do
+    probe=$PROBE_MS; extra=(); [ "$mode" = off ] && probe=0
+    [ "$mode" = short ] && extra=(--chunk-ms 20)
+    fresh_pg b_lat tpl
+    sluice_pg b_lat start "$TMP/plans/pg/b_lower.yaml" >/dev/null
+    latency_run b_lat "thr_$mode" "$probe" "${extra[@]}"
+    log "p99 during backfill, throttle $mode (--probe-target-ms $probe ${extra[*]}): $LAT_P99 ms ($LAT_N tx); backfill did $LAT_BF_ROWS rows in ${LAT_BF_SECONDS}s"
+    add "f3_$mode" "$(fdiv "$LAT_P99" "$base_p99")"
+    add "f3_${mode}_rows" "$(fdiv "$LAT_BF_ROWS" "$LAT_BF_SECONDS")"
+    drop_pg b_lat
+  done
+
+  # Figure 4: pgbench TPS without triggers, then with sluice's triggers
+  # (both migrations' columns), on the same database.
+  # Measured without, with, and again without (after rollback); "without"
+  # is the mean of the two, so drift during the run (bloat, neighbours'
+  # load) does not favour either side.
+  fresh_pg b_tps tpl
+  e0=$(tps_of b_tps "$TMP/update_email.sql"); s0=$(tps_of b_tps "$TMP/update_status.sql")
+  sluice_pg b_tps start "$TMP/plans/pg/b_both.yaml" >/dev/null
+  e1=$(tps_of b_tps "$TMP/update_email.sql"); s1=$(tps_of b_tps "$TMP/update_status.sql")
+  sluice_pg b_tps rollback b_both >/dev/null
+  e2=$(tps_of b_tps "$TMP/update_email.sql"); s2=$(tps_of b_tps "$TMP/update_status.sql")
+  drop_pg b_tps
+  e0=$(awk -v a="$e0" -v b="$e2" 'BEGIN { print (a + b) / 2 }'); s0=$(awk -v a="$s0" -v b="$s2" 'BEGIN { print (a + b) / 2 }')
+  log "tps update email: $e0 without (mean of before/after), $e1 with triggers; update status: $s0 without, $s1 with"
+  add f4_email "$(fdiv "$e1" "$e0")"
+  add f4_status "$(fdiv "$s1" "$s0")"
+done
+
+# ---------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------
+row() {  # label key target op
+  local m lo hi ok
+  # shellcheck disable=SC2086
+  read -r m lo hi < <(stat3 ${R[$2]})
+  ok=$(awk -v m="$m" -v t="$3" -v op="$4" 'BEGIN { if (m == "nan") print "?"; else if (op == ">=") print (m >= t ? "met" : "NOT met"); else if (op == "<=") print (m <= t ? "met" : "NOT met"); else print "-" }')
+  printf '| %-58s | %7.2f | %5.2f – %-5.2f | %-6s | %-7s |\n' "$1" "$m" "$lo" "$hi" "$4 $3" "$ok"
+}
+echo
+echo "sluice backfill benchmark: $ROWS rows, $RUNS run(s), $(nproc) cores, PostgreSQL workers $WORKERS, $(date -u +%Y-%m-%dT%H:%MZ)"
+echo
+echo "| figure                                                     |  median | spread        | target | result  |"
+echo "|------------------------------------------------------------|---------|---------------|--------|---------|"
+row "1. PG add_column lower(email): sluice ÷ single UPDATE"        f1_pg_lower 0.7 ">="
+row "1. PG alter_column text→cents: sluice ÷ single UPDATE"        f1_pg_cents 0.7 ">="
+row "1. SQLite add_column lower(email): sluice ÷ single UPDATE"    f1_sqlite_lower 0.7 ">="
+row "1. SQLite alter_column text→cents: sluice ÷ single UPDATE"    f1_sqlite_cents 0.7 ">="
+row "2. PG add_column: sluice ÷ pgroll algorithm"                  f2_lower 3 ">="
+row "2. PG alter_column: sluice ÷ pgroll algorithm"                f2_cents 3 ">="
+row "3. p99 during backfill ÷ no backfill, throttle on ($PROBE_MS ms)"  f3_on 1.5 "<="
+row "3. p99 during backfill ÷ no backfill, throttle off"           f3_off 1.5 "<="
+row "3. (variant) throttle on ($PROBE_MS ms) and --chunk-ms 20"      f3_short 1.5 "<="
+row "4. UPDATE tps with ÷ without triggers (update email)"         f4_email 0.8 ">="
+row "4. UPDATE tps with ÷ without triggers (update status)"        f4_status 0.8 ">="
+row "5. peak RSS PG backfill, $ROWS ÷ $SMALL_ROWS rows"             f5_pg 1.2 "<="
+row "5. peak RSS SQLite backfill, $ROWS ÷ $SMALL_ROWS rows"         f5_sqlite 1.2 "<="
+echo
+echo "context (not ratios): backfill rows/s while measured in figure 3"
+printf '  throttle on:  median %s rows/s\n' "$(stat3 ${R[f3_on_rows]} | awk '{ print $1 }')"
+printf '  throttle off: median %s rows/s\n' "$(stat3 ${R[f3_off_rows]} | awk '{ print $1 }')"
+printf '  throttle on, --chunk-ms 20: median %s rows/s\n' "$(stat3 ${R[f3_short_rows]} | awk '{ print $1 }')"
+echo "raw values per run:"
+for k in $(printf '%s\n' "${!R[@]}" | sort); do echo "  $k:${R[$k]}"; done
