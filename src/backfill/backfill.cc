@@ -274,7 +274,8 @@ void Backfiller::Worker(Shared& sh, const db::BackfillTask& task, db::Connection
     // Aim the next chunk at the target duration; change at most 2x per step
     // so one slow chunk (a checkpoint, a burst of writers) cannot swing it.
     if (rows > 0) {
-      double target = static_cast<double>(sh.pacer->chunk_target_ms().value_or(settings_.chunk_target_ms)) * 1000.0;
+      double target = static_cast<double>(sh.pacer->chunk_target_ms().value_or(settings_.chunk_target_ms)) * 1000.0 *
+                      sh.pacer->chunk_scale();
       double factor = std::clamp(target / static_cast<double>(took), 0.5, 2.0);
       chunk_rows = std::clamp<int64_t>(static_cast<int64_t>(std::llround(static_cast<double>(n) * factor)),
                                        settings_.chunk_min_rows, settings_.chunk_max_rows);

@@ -230,6 +230,11 @@ std::optional<int64_t> Pacer::max_chunk_rows() const {
   return std::max<int64_t>(1, static_cast<int64_t>(rate_ / 2));
 }
 
+double Pacer::chunk_scale() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return std::clamp(pace_, 0.1, 1.0);
+}
+
 bool Pacer::paused() const {
   std::lock_guard<std::mutex> l(mu_);
   return control_.paused;

@@ -82,6 +82,10 @@ class Pacer {
   // Largest chunk that keeps the rate limit smooth (half a second of
   // rows), so a low rate cannot turn into one long wait per chunk.
   std::optional<int64_t> max_chunk_rows() const;
+  // Factor (0.1..1) applied to the target chunk time while the pace is
+  // reduced: under pressure chunks get shorter too, so each holds its row
+  // locks for less time, not just less often.
+  double chunk_scale() const;
 
   // Refreshes signals and control now (also called internally when stale).
   void Poll();

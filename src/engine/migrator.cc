@@ -61,7 +61,8 @@ std::string DefaultActor() {
 // enough to back off when the application starts to suffer.
 constexpr int64_t kDefaultProbeTargetMs = 50;
 constexpr double kDefaultMaxReplicaLagSeconds = 10;
-constexpr int64_t kDefaultMaxLockWaiters = 3;
+// Any session waiting on the backfill's locks slows it down.
+constexpr int64_t kDefaultMaxLockWaiters = 0;
 
 // Everything known about one migration: its record, plan and compiled form.
 struct Loaded {

@@ -513,8 +513,8 @@ TEST_F(PgPgrollTest, SqlWithoutDownIsInvertedWhenSimpleAndRefusedOtherwise) {
   r = Sluice(url, {"start", simple});
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
   EXPECT_EQ(c->Psql(url, "SELECT to_regtype('public.mood') IS NOT NULL"), "t");
-  EXPECT_EQ(c->Psql(url, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'flags' AND "
-                         "column_name = 'note'"),
+  EXPECT_EQ(c->Psql(url, "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'public' AND "
+                         "table_name = 'flags' AND column_name = 'note'"),
             "1");
   r = Sluice(url, {"rollback", "simple"});
   ASSERT_EQ(r.exit_code, 0) << Describe(r);

@@ -262,10 +262,14 @@ std::string PostgresDialect::BinaryOrder(std::string_view expr, std::string_view
 }
 
 std::string PostgresDialect::LockWaitersSql(std::string_view table) const {
-  // Sessions queued behind a lock on the table: the signal that a chunk's row
-  // locks (or the application's own) are making others wait.
-  return "SELECT count(DISTINCT pid) FROM pg_catalog.pg_locks WHERE NOT granted AND relation = " +
-         QuoteLiteral(Table(table)) + "::regclass";
+  // Sessions queued behind a lock on the table, or blocked by a backfill
+  // session (a row lock shows up as a wait on the backfill's transaction id,
+  // not on the table).
+  return "SELECT count(DISTINCT a.pid) FROM pg_catalog.pg_stat_activity a WHERE a.wait_event_type = 'Lock' AND ("
+         "EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE l.pid = a.pid AND NOT l.granted AND l.relation = " +
+         QuoteLiteral(Table(table)) +
+         "::regclass) OR EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity b WHERE b.application_name = 'sluice "
+         "backfill' AND b.pid = ANY (pg_catalog.pg_blocking_pids(a.pid))))";
 }
 
 std::string PostgresDialect::ReplicaLagSql() const {
@@ -560,7 +564,15 @@ struct Renderer {
     for (const auto& w : watch) cond += (cond.empty() ? "" : " OR ") + ("OLD." + Q(w) + " IS DISTINCT FROM NEW." + Q(w));
     for (const auto& g : m.not_null_guards) cond += (cond.empty() ? "" : " OR ") + ("NEW." + Q(g) + " IS NULL");
     if (cond.empty()) cond = "false";
-    Sql("CREATE OR REPLACE TRIGGER \"_sluice_dual_write_update\" BEFORE UPDATE ON " + T(m.physical) +
+    // `UPDATE OF` lets statements that set none of the watched columns skip
+    // the trigger before its WHEN is even evaluated (most of its cost on
+    // hot single-row updates). Not with NOT NULL guards: those must see
+    // every update.
+    std::string of;
+    if (m.not_null_guards.empty()) {
+      for (const auto& w : watch) of += (of.empty() ? " OF " : ", ") + Q(w);
+    }
+    Sql("CREATE OR REPLACE TRIGGER \"_sluice_dual_write_update\" BEFORE UPDATE" + of + " ON " + T(m.physical) +
         " FOR EACH ROW WHEN (" + not_backfill + " AND (" + cond + ")) EXECUTE FUNCTION " + FunctionName(m) + "()");
   }
   void operator()(const DropDualWriteStep& s) {
