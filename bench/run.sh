@@ -65,7 +65,8 @@ done
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SLUICE="${SLUICE_BIN:-$ROOT/build/sluice}"
-PGBIN=/usr/lib/postgresql/15/bin
+# The throwaway cluster and small helpers (pgurl, psqlc, now, fdiv, log).
+. "$ROOT/bench/cluster.sh"
 
 if [ "$REBUILD" = 1 ] || [ ! -x "$SLUICE" ]; then
   echo "bench: building sluice (scripts/build.sh)"
@@ -83,13 +84,6 @@ done
 # ---------------------------------------------------------------------------
 TMP="$(mktemp -d /tmp/sluice-bench.XXXXXX)"
 chmod 755 "$TMP"
-PGDATA_DIR="$TMP/pgdata"
-SOCK="$TMP/sock"
-PGPORT_B=5432   # unix socket only (listen_addresses = ''): the port just names the socket file
-RUN_AS=()
-if [ "$(id -u)" -eq 0 ]; then RUN_AS=(runuser -u nobody --); fi
-SERVER_UP=0
-
 cleanup() {
   local rc=$?
   set +e
@@ -97,9 +91,7 @@ cleanup() {
   for p in $(jobs -p); do kill "$p" 2>/dev/null; done
   for f in "$TMP"/logs/bf_*.pid; do [ -e "$f" ] && kill -INT "$(cat "$f")" 2>/dev/null; done
   wait 2>/dev/null
-  if [ "$SERVER_UP" = 1 ]; then
-    "${RUN_AS[@]}" env LC_ALL=C "$PGBIN/pg_ctl" stop -D "$PGDATA_DIR" -m immediate -w -t 60 >/dev/null 2>&1
-  fi
+  cluster_stop
   if [ "$KEEP" = 1 ]; then
     echo "bench: kept $TMP"
   else
@@ -110,7 +102,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-mkdir -p "$PGDATA_DIR" "$SOCK" "$TMP/plans" "$TMP/logs"
+mkdir -p "$TMP/plans" "$TMP/logs"
 # A private copy of the binary: the same sluice for the whole run, even if
 # build/ is rebuilt meanwhile.
 for i in 1 2 3 4 5 6 7 8 9 10; do
@@ -120,37 +112,9 @@ done
 "$TMP/sluice" --help >/dev/null
 SLUICE_SRC=$SLUICE
 SLUICE="$TMP/sluice"
-# The server (nobody when run as root) writes only its data directory, its
-# socket directory and the logs directory.
-if [ ${#RUN_AS[@]} -gt 0 ]; then chown nobody "$PGDATA_DIR" "$SOCK" "$TMP/logs"; fi
 cd "$TMP"
+cluster_start "$TMP"
 
-"${RUN_AS[@]}" env LC_ALL=C "$PGBIN/initdb" -D "$PGDATA_DIR" -U postgres -A trust -E UTF8 --locale=C --no-sync \
-  >"$TMP/logs/initdb.log" 2>&1
-cat >>"$PGDATA_DIR/postgresql.conf" <<EOF
-# sluice benchmark cluster (throwaway)
-listen_addresses = ''
-unix_socket_directories = '$SOCK'
-port = $PGPORT_B
-max_connections = 40
-shared_buffers = 1GB
-work_mem = 16MB
-maintenance_work_mem = 256MB
-max_wal_size = 4GB
-checkpoint_timeout = 30min
-fsync = off
-full_page_writes = off
-autovacuum = off
-EOF
-"${RUN_AS[@]}" env LC_ALL=C "$PGBIN/pg_ctl" start -D "$PGDATA_DIR" -l "$TMP/logs/postgres.log" -w -t 60 >/dev/null
-SERVER_UP=1
-
-export PGHOST="$SOCK" PGPORT="$PGPORT_B" PGUSER=postgres
-pgurl() { echo "host=$SOCK port=$PGPORT_B user=postgres dbname=$1"; }
-psqlc() { local db="$1"; shift; "$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d "$db" "$@"; }
-now() { date +%s.%N; }
-fdiv() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "nan"; else printf "%.6g\n", a / b }'; }
-log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
 # ---------------------------------------------------------------------------
 # Data and plans

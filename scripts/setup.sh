@@ -15,7 +15,7 @@ PACKAGES=(
   libpq-dev libpg-query-dev
   libgtest-dev libgmock-dev
   postgresql-15 postgresql-client-15
-  procps time
+  procps time python3
 )
 
 missing=()

@@ -43,7 +43,8 @@ namespace sluice::backfill {
 struct Settings {
   // Target wall time of one chunk transaction. Shorter chunks hold row
   // locks (PostgreSQL) or the write lock (SQLite) for less time; longer
-  // ones amortise per-chunk overhead. Default 250 ms.
+  // ones amortise per-chunk overhead. The engine passes the plan's value or
+  // Dialect::default_chunk_target_ms().
   int64_t chunk_target_ms = 250;
   int64_t chunk_rows = 1000;      // first chunk's size
   int64_t chunk_min_rows = 100;

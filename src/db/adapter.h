@@ -47,6 +47,9 @@ class Dialect {
   virtual bool versioned_namespaces() const = 0;
   // True when several backfill workers may write the same table at once.
   virtual bool parallel_backfill() const = 0;
+  // Default target duration of one backfill chunk: how long a chunk may hold
+  // what it locks (rows on PostgreSQL, the whole database on SQLite).
+  virtual int64_t default_chunk_target_ms() const { return 250; }
 
   // Refuses a step this database cannot express, with the reason
   // (kFailedPrecondition). The engine adds the operation and location.

@@ -1393,6 +1393,13 @@ Result<CompiledMigration> Compiler::Run() {
       task.table = m.physical;
       task.key = m.key;
       task.assignments = m.forward;
+      // Cast to the column's type: an UPDATE's assignment cast is stricter
+      // than the triggers' (text to an enum type, for one).
+      for (auto& a : task.assignments) {
+        for (const auto& c : m.columns) {
+          if (c.physical == a.target && !c.type.empty()) a.expr = d_.AsColumnValue(a.expr, c.type);
+        }
+      }
       task.skip_flag = m.write_flag;
       if (!task.assignments.empty()) out_.backfill.push_back(std::move(task));
     }

@@ -703,7 +703,8 @@ Result<BackfillSummary> Migrator::Backfill(const std::string& migration, const B
     SLUICE_RETURN_IF_ERROR(store.SetField(name, "backfill", "running"));
     backfill::Settings s;
     const auto& pb = l.plan.backfill;
-    s.chunk_target_ms = options.chunk_target_ms.value_or(pb.chunk_target_ms.value_or(s.chunk_target_ms));
+    s.chunk_target_ms = options.chunk_target_ms.value_or(
+        pb.chunk_target_ms.value_or(conn->dialect().default_chunk_target_ms()));
     s.chunk_rows = options.chunk_rows.value_or(pb.chunk_rows.value_or(s.chunk_rows));
     s.chunk_min_rows = options.chunk_min_rows.value_or(pb.chunk_min_rows.value_or(s.chunk_min_rows));
     s.chunk_max_rows = options.chunk_max_rows.value_or(pb.chunk_max_rows.value_or(s.chunk_max_rows));

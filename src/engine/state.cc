@@ -9,7 +9,12 @@ using db::Value;
 
 Result<bool> StateStore::Exists() {
   auto r = c_.Query("SELECT 1 FROM " + T("migrations") + " WHERE 1 = 0");
-  return r.ok();
+  if (r.ok()) return true;
+  // A missing table means "no state yet"; a lost connection or a denied
+  // permission must not read as that.
+  StatusCode code = r.status().code();
+  if (code == StatusCode::kUnavailable || code == StatusCode::kFailedPrecondition) return r.status();
+  return false;
 }
 
 Status StateStore::Ensure() {

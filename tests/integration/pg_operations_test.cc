@@ -711,6 +711,24 @@ operations:
     cases.push_back(c);
   }
   {
+    // An enum column filled by `up`: the backfill casts to the column type.
+    auto c = Case("sql_enum_type_up", R"(
+operations:
+  - sql:
+      up: CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')
+      down: DROP TYPE mood
+  - add_column:
+      table: customers
+      up: CASE WHEN score::int >= 20 THEN 'happy' ELSE 'sad' END
+      column: {name: mood, type: mood, nullable: true}
+)");
+    c.old_writes = {"INSERT INTO customers (id, name, score) VALUES (4, 'Dee', '50')"};
+    c.during = {{"new", "SELECT mood FROM customers WHERE id = 4", "happy"}};
+    c.after = {{"old", "SELECT string_agg(coalesce(mood::text, '-'), ',' ORDER BY id) FROM customers",
+                "sad,happy,happy,happy"}};
+    cases.push_back(c);
+  }
+  {
     auto c = Case("set_replica_identity", R"(
 operations:
   - set_replica_identity:
