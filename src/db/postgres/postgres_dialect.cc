@@ -521,6 +521,18 @@ struct Renderer {
                                QuoteLiteral(d.LiveSchema()) + ")"
                          : "") +
             " THEN\n";
+    if (!m.write_flag.empty() && !m.forward.empty()) {
+      // The first new-version write to a row the backfill may not have
+      // reached yet: the new columns the statement left alone get up(row)
+      // first, so down() below never reads a new column that is still empty.
+      body += "    IF TG_OP = 'UPDATE' AND OLD." + Q(m.write_flag) + " IS NULL THEN\n";
+      body += "    DECLARE\n" + Declarations(table_ref, old_cols, ups) + "    BEGIN\n";
+      for (const auto& f : m.forward) {
+        body += "      IF NEW." + Q(f.target) + " IS NOT DISTINCT FROM OLD." + Q(f.target) + " THEN NEW." + Q(f.target) +
+                " := " + sql::ScalarExpression(f.expr) + "; END IF;\n";
+      }
+      body += "      NULL;\n    END;\n    END IF;\n";
+    }
     body += "    -- written through the new version: old columns := down(new row)\n";
     body += "    DECLARE\n" + Declarations(table_ref, new_cols, downs) + "    BEGIN\n";
     for (const auto& b : m.backward) {
