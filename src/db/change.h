@@ -204,7 +204,9 @@ struct SetReplicaIdentityStep {
 struct RawSqlStep { std::string sql; };
 // Dual-write triggers on one physical table (both directions).
 struct CreateDualWriteStep { std::string migration, version; TableMapping table; };
-struct DropDualWriteStep { std::string migration; TableMapping table; };
+// `version` is set at complete: the version's own write path (SQLite view
+// triggers, which read old columns) goes too, before old columns are dropped.
+struct DropDualWriteStep { std::string migration; TableMapping table; std::string version; };
 // The new version's read path (schema of views / version views).
 struct CreateVersionStep { VersionSpec version; };
 // After contract: the version now maps onto final physical names.

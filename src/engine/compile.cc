@@ -1408,7 +1408,9 @@ Result<CompiledMigration> Compiler::Run() {
   {
     std::vector<db::Step> fin;
     for (const auto& m : out_.version.tables) {
-      if (m.has_dual_write() && !m.created) fin.push_back({db::DropDualWriteStep{plan_.name, m}, "complete"});
+      if (m.has_dual_write() && !m.created) {
+        fin.push_back({db::DropDualWriteStep{plan_.name, m, out_.version.name}, "complete"});
+      }
     }
     for (auto& s : complete_[kStageFinalize]) fin.push_back(std::move(s));
     complete_[kStageFinalize] = std::move(fin);

@@ -66,7 +66,7 @@ std::string IndexParams(const std::vector<std::string>& include, const std::stri
 // `down` can name columns as in a query. Resolved when the function is
 // first compiled in a session; no catalog look-up per row.
 std::string Declarations(const std::string& table_ref, const std::vector<std::pair<std::string, std::string>>& cols,
-                         const std::vector<std::string>& exprs) {
+                         const std::vector<std::string>& exprs, const char* record = "NEW") {
   std::set<std::string> ids;
   for (const auto& e : exprs) {
     for (const auto& id : sql::Identifiers(e)) ids.insert(id);
@@ -74,7 +74,7 @@ std::string Declarations(const std::string& table_ref, const std::vector<std::pa
   std::string out;
   for (const auto& [logical, physical] : cols) {
     if (!ids.count(logical) && !ids.count(sql::Lower(logical))) continue;
-    out += "      " + Q(logical) + " " + table_ref + "." + Q(physical) + "%TYPE := NEW." + Q(physical) + ";\n";
+    out += "      " + Q(logical) + " " + table_ref + "." + Q(physical) + "%TYPE := " + record + "." + Q(physical) + ";\n";
   }
   return out;
 }
@@ -524,9 +524,10 @@ struct Renderer {
     if (!m.write_flag.empty() && !m.forward.empty()) {
       // The first new-version write to a row the backfill may not have
       // reached yet: the new columns the statement left alone get up(row)
-      // first, so down() below never reads a new column that is still empty.
+      // first (over the stored row, as the backfill would have), so down()
+      // below never reads a new column that is still empty.
       body += "    IF TG_OP = 'UPDATE' AND OLD." + Q(m.write_flag) + " IS NULL THEN\n";
-      body += "    DECLARE\n" + Declarations(table_ref, old_cols, ups) + "    BEGIN\n";
+      body += "    DECLARE\n" + Declarations(table_ref, old_cols, ups, "OLD") + "    BEGIN\n";
       for (const auto& f : m.forward) {
         body += "      IF NEW." + Q(f.target) + " IS NOT DISTINCT FROM OLD." + Q(f.target) + " THEN NEW." + Q(f.target) +
                 " := " + sql::ScalarExpression(f.expr) + "; END IF;\n";

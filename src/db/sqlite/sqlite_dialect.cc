@@ -103,13 +103,26 @@ std::vector<std::string> LogicalKey(const TableMapping& m) {
 
 // "(SELECT NEW."a" AS "a", ...)": the new row under its logical names, with
 // defaults applied, so `down` and defaults can be evaluated over it.
-std::string NewRowSource(const TableMapping& m, bool apply_defaults) {
+//
+// With `fill_base` (updates): a new column the statement left alone, on a
+// row no new-version write has touched yet (the backfill may not have
+// reached it), reads as up(the stored row), so `down` never turns an empty
+// new column into an empty old one.
+std::string NewRowSource(const TableMapping& m, bool apply_defaults, const std::string& fill_base = "") {
   std::string s = "(SELECT ";
   for (size_t i = 0; i < m.columns.size(); ++i) {
     const auto& c = m.columns[i];
     if (i) s += ", ";
     std::string v = "NEW." + Q(c.logical);
     if (apply_defaults && c.default_expr) v = "coalesce(" + v + ", " + *c.default_expr + ")";
+    if (!fill_base.empty() && !m.write_flag.empty()) {
+      for (const auto& f : m.forward) {
+        if (f.target != c.physical) continue;
+        std::string row = " FROM " + Q(fill_base) + " WHERE " + KeyMatch(m.key, LogicalKey(m), "OLD");
+        v = "CASE WHEN NEW." + Q(c.logical) + " IS OLD." + Q(c.logical) + " AND EXISTS (SELECT 1" + row + " AND " +
+            Q(m.write_flag) + " IS NULL) THEN (SELECT " + sql::ScalarExpression(f.expr) + row + ") ELSE " + v + " END";
+      }
+    }
     s += v + " AS " + Q(c.logical);
   }
   return s + ")";
@@ -149,7 +162,7 @@ std::vector<Statement> ViewTriggers(const VersionSpec& v, const TableMapping& m,
                  "INSERT INTO " + Q(base) + " (" + cols + ") SELECT " + vals + " FROM " + NewRowSource(m, true) +
                  ";" + unmark + " END"});
   out.push_back({"CREATE TRIGGER " + Q(view + "_update") + " INSTEAD OF UPDATE ON " + Q(view) + " BEGIN " + mark +
-                 "UPDATE " + Q(base) + " SET (" + cols + ") = (SELECT " + vals + " FROM " + NewRowSource(m, false) +
+                 "UPDATE " + Q(base) + " SET (" + cols + ") = (SELECT " + vals + " FROM " + NewRowSource(m, false, final ? "" : base) +
                  ") WHERE " + KeyMatch(key_phys, LogicalKey(m), "OLD") + ";" + unmark + " END"});
   out.push_back({"CREATE TRIGGER " + Q(view + "_delete") + " INSTEAD OF DELETE ON " + Q(view) + " BEGIN DELETE FROM " +
                  Q(base) + " WHERE " + KeyMatch(key_phys, LogicalKey(m), "OLD") + "; END"});
@@ -316,6 +329,11 @@ struct Renderer {
     Sql("DROP TRIGGER IF EXISTS " + Q(TriggerName(s.migration, m.physical, "insert")));
     for (size_t i = 0; i < m.forward.size(); ++i) {
       Sql("DROP TRIGGER IF EXISTS " + Q(TriggerName(s.migration, m.physical, "update_" + std::to_string(i))));
+    }
+    // At complete: the view's update trigger reads old columns (to fill
+    // untouched new ones); FinalizeVersion recreates it for the final names.
+    if (!s.version.empty() && NeedsView(m)) {
+      Sql("DROP TRIGGER IF EXISTS " + Q(SqliteDialect::VersionView(m.logical, s.version) + "_update"));
     }
   }
   void operator()(const CreateVersionStep& s) {
