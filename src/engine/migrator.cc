@@ -597,23 +597,12 @@ ProbeStats MeasureProbe(const std::function<Result<std::unique_ptr<db::Connectio
 // Row-count parity of every table between the old and the new read path,
 // in one snapshot.
 Result<gates::Evidence> MeasureParity(db::Connection& conn, const Loaded& l) {
-  const db::Dialect& d = conn.dialect();
   gates::Evidence e{"parity", true, ""};
-  SLUICE_RETURN_IF_ERROR(conn.BeginSnapshot());
-  for (const auto& t : l.compiled.version.tables) {
-    if (t.created) continue;  // a new table has no old read path
-    auto a = conn.Query("SELECT count(*) FROM " + d.OldReadPath(l.compiled.version, t));
-    auto b = a.ok() ? conn.Query("SELECT count(*) FROM " + d.NewReadPath(l.compiled.version, t)) : a;
-    if (!b.ok()) {
-      conn.Rollback().IgnoreError();
-      return b.status();
-    }
-    int64_t old_n = a->Scalar().AsInt(), new_n = b->Scalar().AsInt();
-    e.detail += (e.detail.empty() ? "" : "; ") + t.logical + ": " + std::to_string(old_n) + " old / " +
-                std::to_string(new_n) + " new rows";
-    if (old_n != new_n) e.passed = false;
+  SLUICE_ASSIGN_OR_RETURN(auto counts, verify::RowCounts(conn, l.compiled.version));
+  for (const auto& c : counts) {
+    e.detail += (e.detail.empty() ? "" : "; ") + c.table + ": " + c.summary;
+    if (!c.passed) e.passed = false;
   }
-  conn.Rollback().IgnoreError();
   if (e.detail.empty()) e.detail = "no table with an old read path";
   return e;
 }
@@ -920,6 +909,27 @@ Result<VerifyResult> Migrator::Verify(const std::string& migration, const Verify
   return out;
 }
 
+namespace {
+// Runs `round(n)` for n = 1, 2, ... every `interval` seconds until `seconds`
+// have passed, `cancel` is set, or a round returns false; the first round
+// always runs. Shared by the shadow-read soak and the abort watch.
+Status EveryRound(double seconds, double interval, const std::atomic<bool>* cancel,
+                  const std::function<Result<bool>(int)>& round) {
+  auto cancelled = [&] { return cancel && cancel->load(); };
+  const auto t0 = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  for (int n = 1;; ++n) {
+    SLUICE_ASSIGN_OR_RETURN(bool go_on, round(n));
+    if (!go_on || cancelled() || elapsed() >= seconds) break;
+    // Sleep until the next round, the end of the window, or cancel.
+    double until = std::min(elapsed() + std::max(interval, 0.0), seconds);
+    while (!cancelled() && elapsed() < until) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (cancelled() || elapsed() >= seconds) break;
+  }
+  return Status::Ok();
+}
+}  // namespace
+
 Result<WatchResult> Migrator::WatchShadowReads(const std::string& migration, const WatchOptions& options) {
   SLUICE_ASSIGN_OR_RETURN(auto conn, impl_->Connect());
   StateStore store(*conn);
@@ -943,11 +953,8 @@ Result<WatchResult> Migrator::WatchShadowReads(const std::string& migration, con
   out.migration = name;
   out.started_at = NowIso();
   out.max_divergence = vs.max_divergence;
-  auto cancelled = [&] { return options.cancel && options.cancel->load(); };
-  const auto t0 = std::chrono::steady_clock::now();
-  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   nlohmann::json rounds = nlohmann::json::array();
-  for (int round = 1;; ++round) {
+  Status soak = EveryRound(options.seconds, options.interval_seconds, options.cancel, [&](int round) -> Result<bool> {
     SLUICE_ASSIGN_OR_RETURN(verify::ShadowRound r, verify::ShadowRead(*conn, l.compiled.version, vs, vc, round));
     ShadowWatchRound w;
     w.round = round;
@@ -970,12 +977,9 @@ Result<WatchResult> Migrator::WatchShadowReads(const std::string& migration, con
                       {"cumulative_rate", w.cumulative_rate}, {"evidence", w.evidence}});
     if (options.on_round) options.on_round(w);
     out.rounds.push_back(std::move(w));
-    if (cancelled() || elapsed() >= options.seconds) break;
-    // Sleep until the next round, the end of the window, or cancel.
-    double until = std::min(elapsed() + std::max(options.interval_seconds, 0.0), options.seconds);
-    while (!cancelled() && elapsed() < until) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (cancelled() || elapsed() >= options.seconds) break;
-  }
+    return true;
+  });
+  SLUICE_RETURN_IF_ERROR(soak);
   out.ended_at = NowIso();
   out.passed = out.rate <= vs.max_divergence + 1e-12;
   nlohmann::json j = {{"migration", name},          {"started_at", out.started_at}, {"ended_at", out.ended_at},
@@ -1069,12 +1073,9 @@ Result<AbortWatchResult> Migrator::Watch(const std::string& migration, const Abo
   }
   auto connect = [this] { return impl_->Connect(); };
   int64_t probes = 0, errors = 0, keys = 0, divergent = 0;
-  const int64_t t0 = Clock::Real()->NowMicros();
-  auto elapsed = [&] { return static_cast<double>(Clock::Real()->NowMicros() - t0) / 1e6; };
-  auto cancelled = [&] { return options.cancel && options.cancel->load(); };
   nlohmann::json rounds = nlohmann::json::array();
-  while (!cancelled()) {
-    ++out.rounds;
+  Status watched = EveryRound(options.seconds, options.interval_seconds, options.cancel, [&](int n) -> Result<bool> {
+    out.rounds = n;
     ProbeStats ps = MeasureProbe(connect, l, 10);
     probes += ps.probes;
     errors += ps.errors;
@@ -1112,13 +1113,11 @@ Result<AbortWatchResult> Migrator::Watch(const std::string& migration, const Abo
       SLUICE_RETURN_IF_ERROR(Switch(name, true));
       out.aborted = true;
       out.reason = breach;
-      break;
+      return false;
     }
-    if (elapsed() >= options.seconds) break;
-    double until = std::min(elapsed() + std::max(options.interval_seconds, 0.0), options.seconds);
-    while (!cancelled() && elapsed() < until) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (elapsed() >= options.seconds) break;
-  }
+    return true;
+  });
+  SLUICE_RETURN_IF_ERROR(watched);
   nlohmann::json j = {{"migration", name},           {"aborted", out.aborted},   {"reason", out.reason},
                       {"rounds", rounds},            {"baseline_p99_ms", out.baseline_p99_ms},
                       {"p99_ms", out.p99_ms},        {"error_rate", out.error_rate},
@@ -1294,18 +1293,7 @@ Status ChangeControl(Result<std::unique_ptr<db::Connection>> connected, const st
   StateStore store(*conn);
   SLUICE_ASSIGN_OR_RETURN(bool has_state, store.Exists());
   if (!has_state) return FailedPrecondition("no migration has been started in this database");
-  std::string name = migration;
-  if (name.empty()) {
-    SLUICE_ASSIGN_OR_RETURN(auto all, store.List());
-    std::vector<std::string> active;
-    for (const auto& m : all) {
-      if (m.phase == engine::kActive) active.push_back(m.name);
-    }
-    if (active.size() != 1) {
-      return InvalidArgument(active.empty() ? "no active migration" : "several migrations are active; name one");
-    }
-    name = active[0];
-  }
+  SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, kind.c_str()));
   SLUICE_ASSIGN_OR_RETURN(auto rec, store.Get(name));
   if (!rec) return NotFound("no migration named '" + name + "' (see `sluice status`)");
   if (!rec->in_flight()) return FailedPrecondition("migration '" + name + "' is " + rec->phase + "; nothing to " + kind);
