@@ -155,9 +155,12 @@ TEST(SqliteBackfill, BackfillTerminatesUnderContinuousInserts) {
 TEST(SqliteBackfill, SigkillAtRandomMomentsLosesAndRepeatsNothing) {
   TempDir dir;
   const std::string db = dir.File("app.db");
+  // 1000 chunks of 300 rows: long enough to be killed several times even on
+  // a fast, idle machine (60,000 rows sometimes finished after two kills).
+  constexpr int kRows = 300000;
   {
     auto m = OpenSqlite(db);
-    ASSERT_NO_FATAL_FAILURE(Populate(*m, 60000));
+    ASSERT_NO_FATAL_FAILURE(Populate(*m, kRows));
     SLUICE_ASSERT_OK(m->Start(dir.Write("001_cents.yaml", kPlan)));
   }
   std::mt19937 rng(42);
@@ -185,8 +188,9 @@ TEST(SqliteBackfill, SigkillAtRandomMomentsLosesAndRepeatsNothing) {
             "0");
   EXPECT_EQ(QueryValue(*m, "SELECT count(*) FROM _sluice_chunks WHERE chunk = 1 AND from_key IS NOT NULL"), "0");
   EXPECT_EQ(QueryValue(*m, "SELECT max(chunk) = count(*) FROM _sluice_chunks"), "1");
-  EXPECT_EQ(QueryValue(*m, "SELECT sum(rows) FROM _sluice_chunks"), "60000");
-  EXPECT_EQ(QueryValue(*m, "SELECT rows_done || '/' || done FROM _sluice_checkpoints"), "60000/1");
+  EXPECT_EQ(QueryValue(*m, "SELECT sum(rows) FROM _sluice_chunks"), std::to_string(kRows));
+  EXPECT_EQ(QueryValue(*m, "SELECT rows_done || '/' || done FROM _sluice_checkpoints"),
+            std::to_string(kRows) + "/1");
   auto v = m->Verify("001_cents");
   ASSERT_TRUE(v.ok());
   EXPECT_TRUE(v->passed) << v->json;
