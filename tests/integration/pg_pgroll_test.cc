@@ -217,7 +217,6 @@ class PgPgrollTest : public ::testing::Test {
     cluster_ = PgCluster::Shared();
     SLUICE_ASSERT_PG_OK(cluster_);
     files_ = ExampleFiles();
-    ASSERT_EQ(files_.size(), 56u) << kExamples;
   }
 
   CommandResult Sluice(const std::string& url, std::vector<std::string> args) {
@@ -229,7 +228,16 @@ class PgPgrollTest : public ::testing::Test {
   std::vector<fs::path> files_;
 };
 
+// pgroll's examples are read from ../shared/peer beside the checkout; a
+// clone elsewhere skips the tests that need them, saying why.
+#define SLUICE_REQUIRE_PGROLL_EXAMPLES()                                                                  \
+  do {                                                                                                   \
+    if (!fs::is_directory(kExamples)) GTEST_SKIP() << "pgroll example corpus not found at " << kExamples; \
+    ASSERT_EQ(files_.size(), 56u) << kExamples;                                                          \
+  } while (0)
+
 TEST_F(PgPgrollTest, MigrateAppliesEveryExample) {
+  SLUICE_REQUIRE_PGROLL_EXAMPLES();
   const std::string url = cluster_->CreateDatabase("pgroll_migrate");
   ASSERT_FALSE(url.empty());
   CommandResult r = Sluice(url, {"migrate", kExamples.string()});
@@ -413,6 +421,7 @@ TEST_F(PgPgrollTest, MigrateAppliesEveryExample) {
 }
 
 TEST_F(PgPgrollTest, EachExampleRollsBackExactlyThenCompletes) {
+  SLUICE_REQUIRE_PGROLL_EXAMPLES();
   const std::string url = cluster_->CreateDatabase("pgroll_each");
   ASSERT_FALSE(url.empty());
   PgCluster* c = cluster_;
