@@ -17,6 +17,10 @@
 //                        checkpoint before retrying
 //   kCancelled           the user asked to stop (Ctrl-C, pause)
 //   kInternal            a bug in sluice
+//   kResourceExhausted   the server is out of something (disk, memory,
+//                        connections): back off and retry, or free it
+//   kPermissionDenied    the role lacks a privilege: grant it (the message
+//                        names what), retrying will not help
 //
 // Thread-safety: a Status is a value; copies are independent.
 //
@@ -48,6 +52,9 @@ enum class StatusCode {
   kInDoubt,
   kCancelled,
   kInternal,
+  // Appended: values above stay stable for library users.
+  kResourceExhausted,
+  kPermissionDenied,
 };
 
 // Short lowercase name of a code ("invalid plan", "unavailable", ...).
@@ -97,6 +104,8 @@ inline Status Aborted(std::string m) { return {StatusCode::kAborted, std::move(m
 inline Status InDoubt(std::string m) { return {StatusCode::kInDoubt, std::move(m)}; }
 inline Status Cancelled(std::string m) { return {StatusCode::kCancelled, std::move(m)}; }
 inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+inline Status ResourceExhausted(std::string m) { return {StatusCode::kResourceExhausted, std::move(m)}; }
+inline Status PermissionDenied(std::string m) { return {StatusCode::kPermissionDenied, std::move(m)}; }
 
 // A value of type T or a non-OK Status.
 template <typename T>

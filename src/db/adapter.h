@@ -97,6 +97,9 @@ class Dialect {
   // Statements that make `lock_timeout_ms` the lock wait limit of the
   // current transaction (empty where the database has none).
   virtual std::string LockTimeoutSql(int64_t lock_timeout_ms) const { return {}; }
+  // A session statement that bounds how long any one statement of this
+  // session may run (0 = no limit); "" where the database has none.
+  virtual std::string StatementTimeoutSql(int64_t statement_timeout_ms) const { return {}; }
 
   // Backfill throttle signals. Each returns a query yielding one number, or
   // "" where the database has no such notion (SQLite: no lock queue, no
@@ -171,8 +174,14 @@ class Connection {
   // The migrated schema, excluding sluice's own objects.
   virtual Result<Schema> Introspect() = 0;
 
-  // Re-establishes a lost connection (session settings are re-applied).
+  // Re-establishes a lost connection. Everything added with
+  // AddSessionSetup is re-applied, in order, so a reconnected session is
+  // the session it was (version selection, backfill settings, timeouts).
   virtual Status Reconnect() = 0;
+
+  // Runs `sql` (session-level settings: SET ..., SQLite TEMP views of a
+  // version) now and again after every Reconnect().
+  virtual Status AddSessionSetup(std::string sql) { return Exec(sql); }
 
   // Sessions that hold locks on `tables` (qualified names as Dialect::Table
   // gives them), for messages when sluice could not get its lock: pid,
