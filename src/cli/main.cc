@@ -251,12 +251,11 @@ int main(int argc, char** argv) {
                  r->ok ? "true" : "false", r->checked_against_database ? "true" : "false",
                  r->errors.size(), r->warnings.size());
     }
-    for (const auto& w : r->warnings) fmt::print(stderr, "{}\n", w);
+    // A failure's first line says so (docs/cli.md); the details follow.
+    if (!r->ok) fmt::print(stderr, "sluice: error: {} has {} error(s):\n", plan_path, r->errors.size());
     for (const auto& e : r->errors) fmt::print(stderr, "{}\n", e);
-    if (!r->ok) {
-      fmt::print(stderr, "sluice: error: {} has {} error(s)\n", plan_path, r->errors.size());
-      return 1;
-    }
+    for (const auto& w : r->warnings) fmt::print(stderr, "{}\n", w);
+    if (!r->ok) return 1;
     if (!json) {
       fmt::print("{}: ok{}\n", plan_path,
                  r->checked_against_database ? " (checked against the database)" : " (syntax only; pass --db to "

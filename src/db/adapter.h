@@ -76,6 +76,10 @@ class Dialect {
   // "events", ...), and the statements that create them if missing.
   virtual std::string StateTable(std::string_view base) const = 0;
   virtual std::vector<std::string> StateSchema() const = 0;
+  // Runs inside a transaction before StateSchema(): serialises processes
+  // that create the state tables at once ("" where the write transaction
+  // already does).
+  virtual std::string StateSetupLockSql() const { return {}; }
 
   // Statements a backfill session runs once after connecting, so that the
   // dual-write triggers skip rows the backfill rewrites itself.

@@ -45,6 +45,7 @@ class PostgresDialect : public Dialect {
   bool IsVolatile(std::string_view expr) const override;
   std::string StateTable(std::string_view base) const override;
   std::vector<std::string> StateSchema() const override;
+  std::string StateSetupLockSql() const override { return "SELECT pg_advisory_xact_lock(20830, 0)"; }
   std::vector<std::string> BackfillSessionSetup() const override;
   std::string VersionSelectHint(const std::string& version) const override;
   std::string SessionSetupSql(const std::string& version) const override;
