@@ -420,6 +420,7 @@ int main(int argc, char** argv) {
       progress.Finish();
       fmt::print("{} {}\n", step, name);
     };
+    mo.on_skip = [&](const std::string& file, const std::string& why) { fmt::print("skip {}: {}\n", file, why); };
     auto r = m.Migrate(dir, mo);
     progress.Finish();
     if (!r.ok()) return Fail(r.status());

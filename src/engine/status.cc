@@ -2,9 +2,11 @@
 // plans, and application sessions on a version.
 #include <algorithm>
 #include <filesystem>
+#include <map>
 
 #include "backfill/control.h"
 #include "engine/engine.h"
+#include "plan/parser.h"
 
 namespace sluice::engine {
 
@@ -120,20 +122,62 @@ Result<std::vector<std::string>> Engine::Migrate(const std::string& dir, const M
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return NotFound("'" + dir + "' is not a directory");
+  auto skip = [&](const std::string& file, const std::string& why) {
+    if (options.on_skip) options.on_skip(file, why);
+  };
   std::vector<fs::path> files;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     std::string ext = e.path().extension().string();
-    if (e.is_regular_file() && (ext == ".yaml" || ext == ".yml" || ext == ".json")) files.push_back(e.path());
+    if (e.is_regular_file() && (ext == ".yaml" || ext == ".yml" || ext == ".json")) {
+      files.push_back(e.path());
+    } else {
+      skip(e.path().filename().string(), e.is_regular_file() ? "not a plan file (.yaml, .yml or .json)"
+                                                             : "not a regular file");
+    }
   }
+  if (ec) return Unavailable("cannot read the folder '" + dir + "': " + ec.message());
   std::sort(files.begin(), files.end(), [](const fs::path& a, const fs::path& b) {
     return a.filename().string() < b.filename().string();
   });
+  // Validate the whole folder before changing anything.
+  std::map<std::string, std::string> by_name;
+  std::map<std::string, std::string> text_of;
+  for (const auto& f : files) {
+    SLUICE_ASSIGN_OR_RETURN(plan::Plan p, plan::ParsePlanFile(f.string()));
+    auto [it, inserted] = by_name.emplace(p.name, f.filename().string());
+    if (!inserted) {
+      return InvalidArgument("'" + it->second + "' and '" + f.filename().string() + "' both name migration '" +
+                             p.name + "'; keep one of them (nothing was applied)");
+    }
+    text_of[p.name] = p.text;
+  }
+  std::map<std::string, MigrationRecord> recorded;
+  {
+    SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
+    StateStore store(*conn);
+    SLUICE_ASSIGN_OR_RETURN(bool has_state, store.Exists());
+    if (has_state) {
+      SLUICE_ASSIGN_OR_RETURN(auto all, store.List());
+      for (auto& m : all) recorded[m.name] = std::move(m);
+    }
+  }
+  for (const auto& [name, file] : by_name) {
+    auto it = recorded.find(name);
+    if (it == recorded.end() || it->second.phase == kRolledBack) continue;
+    if (it->second.plan_text != text_of[name]) {
+      return FailedPrecondition("'" + file + "' was changed after migration '" + name + "' was " +
+                                (it->second.phase == kComplete ? "applied" : "started") + " (its text differs from "
+                                "the one recorded then); restore the file, or write a new migration for the new "
+                                "change (nothing was applied)");
+    }
+  }
   std::vector<std::string> applied;
   auto step = [&](const char* what, const std::string& name) {
     if (options.on_step) options.on_step(what, name);
   };
   for (const auto& f : files) {
-    std::string name = f.stem().string();
+    SLUICE_ASSIGN_OR_RETURN(plan::Plan p, plan::ParsePlanFile(f.string()));
+    const std::string& name = p.name;
     std::string phase;
     {
       SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
@@ -144,7 +188,10 @@ Result<std::vector<std::string>> Engine::Migrate(const std::string& dir, const M
         if (rec) phase = rec->phase;
       }
     }
-    if (phase == kComplete) continue;
+    if (phase == kComplete) {
+      skip(f.filename().string(), "already applied");
+      continue;
+    }
     if (phase != kActive) {
       step("start", name);
       SLUICE_RETURN_IF_ERROR(Start(f.string()).WithContext(name));

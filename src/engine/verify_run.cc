@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/utf8.h"
 #include "engine/engine.h"
 
 namespace sluice::engine {
@@ -94,7 +95,29 @@ Result<VerifyResult> Engine::Verify(const std::string& migration, const VerifyOp
     vc.old_version = old_session.get();
     vc.new_version = new_session.get();
   }
-  SLUICE_ASSIGN_OR_RETURN(verify::Report report, verify::Run(*conn, l.compiled.version, vs, vc));
+  auto ran = verify::Run(*conn, l.compiled.version, vs, vc);
+  if (!ran.ok()) {
+    // Fail closed: a verification that could not run is on record as a
+    // failed one, so no gate mistakes "no recent verification" for a pass.
+    // (A cancel is the operator's choice, not a verdict.)
+    if (ran.status().code() != StatusCode::kCancelled) {
+      if (conn->in_transaction()) conn->Rollback().IgnoreError();
+      nlohmann::json j = {{"migration", name},
+                          {"at", NowIso()},
+                          {"passed", false},
+                          {"could_not_run", true},
+                          {"error", SanitizeUtf8(ran.status().message())},
+                          {"checks", nlohmann::json::array()}};
+      const std::string report = j.dump();
+      db::InTransaction(*conn, [&]() -> Status {
+        SLUICE_RETURN_IF_ERROR(store.AddVerification(name, false, report));
+        return store.AddEvent(name, "verify", options_.actor,
+                              "verification FAILED: it could not run: " + SanitizeUtf8(ran.status().message()), report);
+      }).IgnoreError();
+    }
+    return ran.status().WithContext("verification of '" + name + "' could not run (recorded as failed)");
+  }
+  verify::Report report = std::move(*ran);
   VerifyResult out;
   out.migration = name;
   out.at = report.at;

@@ -676,7 +676,8 @@ struct Renderer {
         QuoteLiteral(schema) + ", r.relname, coalesce(r.cols, ''), " + QuoteLiteral(d.schema()) +
         ", r.relname); FOR c IN SELECT a.attname, pg_get_expr(ad.adbin, ad.adrelid) AS def FROM pg_attribute a JOIN "
         "pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum WHERE a.attrelid = format('%I.%I', " +
-        QuoteLiteral(d.schema()) + ", r.relname)::regclass AND a.attgenerated = '' LOOP EXECUTE format('ALTER VIEW "
+        QuoteLiteral(d.schema()) + ", r.relname)::regclass AND a.attgenerated = '' AND NOT a.attisdropped AND "
+        "a.attname NOT LIKE '\\_sluice\\_%' LOOP EXECUTE format('ALTER VIEW "
         "%I.%I ALTER COLUMN %I SET DEFAULT %s', " + QuoteLiteral(schema) +
         ", r.relname, c.attname, c.def); END LOOP; END LOOP; END $sluice$");
   }
