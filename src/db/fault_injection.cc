@@ -99,7 +99,7 @@ Status StallTimeoutError(const Dialect& d, std::chrono::milliseconds limit, std:
 // --- FaultPlan --------------------------------------------------------------------
 
 int FaultPlan::AddRule(Rule r) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   r.id = next_id_++;
   rules_.push_back(std::move(r));
   return rules_.back().id;
@@ -152,58 +152,62 @@ void FaultPlan::RemoveRules(Pred pred) {
 }
 
 void FaultPlan::ReleaseStalls() {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   ++release_epoch_;
   RemoveRules([](const Rule& r) { return r.kind == Kind::kStall; });
   changed_.notify_all();
 }
 
 void FaultPlan::CancelStalls() {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   ++cancel_epoch_;
   RemoveRules([](const Rule& r) { return r.kind == Kind::kStall; });
   changed_.notify_all();
 }
 
 bool FaultPlan::WaitForStalled(int n, std::chrono::milliseconds timeout) {
-  std::unique_lock<std::mutex> l(mu_);
-  return changed_.wait_for(l, timeout, [&] { return stalled_ >= n; });
+  MutexLock l(&mu_);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (stalled_ < n) {
+    if (changed_.wait_until(mu_, deadline) == std::cv_status::timeout) return stalled_ >= n;
+  }
+  return true;
 }
 
 int FaultPlan::stalled() const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   return stalled_;
 }
 
 void FaultPlan::Clear() {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   ++release_epoch_;
   RemoveRules([](const Rule&) { return true; });
   changed_.notify_all();
 }
 
 int64_t FaultPlan::statements() const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   return statements_;
 }
 
 void FaultPlan::RecordSql(bool on) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   record_ = on;
 }
 
 std::vector<std::string> FaultPlan::recorded() const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   return recorded_;
 }
 
 int64_t FaultPlan::fired() const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   return fired_total_;
 }
 
 int64_t FaultPlan::fired(int id) const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   for (const auto& r : rules_) {
     if (r.id == id) return r.fired;
   }
@@ -219,7 +223,7 @@ bool FaultPlan::Fires(Rule& r) {
 }
 
 FaultPlan::Decision FaultPlan::OnConnect() {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   for (auto& r : rules_) {
     if (r.kind != Kind::kFailConnect || !Fires(r)) continue;
     ++fired_total_;
@@ -230,7 +234,7 @@ FaultPlan::Decision FaultPlan::OnConnect() {
 
 FaultPlan::Decision FaultPlan::OnStatement(std::string_view sql, bool is_commit,
                                            const std::vector<std::string>& txn_sql, const Dialect& dialect) {
-  std::unique_lock<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   ++statements_;
   if (record_) recorded_.emplace_back(sql);
   auto contains = [](std::string_view text, const std::string& part) {
@@ -245,7 +249,12 @@ FaultPlan::Decision FaultPlan::OnStatement(std::string_view sql, bool is_commit,
     const uint64_t released = release_epoch_, cancelled = cancel_epoch_;
     ++stalled_;
     changed_.notify_all();
-    bool woken = changed_.wait_for(l, limit, [&] { return release_epoch_ != released || cancel_epoch_ != cancelled; });
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    bool woken = true;
+    while (woken && release_epoch_ == released && cancel_epoch_ == cancelled) {
+      woken = changed_.wait_until(mu_, deadline) == std::cv_status::no_timeout;
+    }
+    woken = release_epoch_ != released || cancel_epoch_ != cancelled;
     --stalled_;
     changed_.notify_all();
     if (!woken) return {Decision::Action::kFail, StallTimeoutError(dialect, limit, sql)};

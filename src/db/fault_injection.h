@@ -42,6 +42,7 @@
 #include <string>
 #include <vector>
 
+#include "common/thread_annotations.h"
 #include "db/adapter.h"
 
 namespace sluice::db {
@@ -204,33 +205,34 @@ class FaultPlan {
     CommitLoss loss = CommitLoss::kAfterCommit;
   };
 
-  int AddRule(Rule r);
+  int AddRule(Rule r) LOCKS_EXCLUDED(mu_);
   // A statement `sql` is about to run (`txn_sql`: statements of the open
   // transaction, for commit rules; `is_commit` for Commit). Blocks here
   // while a stall rule holds it.
   Decision OnStatement(std::string_view sql, bool is_commit, const std::vector<std::string>& txn_sql,
-                       const Dialect& dialect);
-  Decision OnConnect();
+                       const Dialect& dialect) LOCKS_EXCLUDED(mu_);
+  Decision OnConnect() LOCKS_EXCLUDED(mu_);
   // True when `r` fires on this match (counts it).
   static bool Fires(Rule& r);
   // Removes the rules `pred` selects, keeping their fired() counts.
   template <typename Pred>
-  void RemoveRules(Pred pred);
+  void RemoveRules(Pred pred) EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  mutable std::mutex mu_;
-  std::condition_variable changed_;
-  std::vector<Rule> rules_;
-  std::map<int, int64_t> removed_fired_;  // fired() of removed rules
-  int next_id_ = 1;
-  int64_t statements_ = 0;
-  int64_t fired_total_ = 0;
-  bool record_ = false;
-  std::vector<std::string> recorded_;
-  int stalled_ = 0;
-  // Bumped by ReleaseStalls/CancelStalls/Clear; a stalled statement
-  // compares it with the value it started with.
-  uint64_t release_epoch_ = 0;
-  uint64_t cancel_epoch_ = 0;
+  mutable Mutex mu_;
+  // Signalled when stalled_ or an epoch changes.
+  std::condition_variable_any changed_;
+  std::vector<Rule> rules_ GUARDED_BY(mu_);
+  std::map<int, int64_t> removed_fired_ GUARDED_BY(mu_);  // fired() of removed rules
+  int next_id_ GUARDED_BY(mu_) = 1;
+  int64_t statements_ GUARDED_BY(mu_) = 0;
+  int64_t fired_total_ GUARDED_BY(mu_) = 0;
+  bool record_ GUARDED_BY(mu_) = false;
+  std::vector<std::string> recorded_ GUARDED_BY(mu_);
+  int stalled_ GUARDED_BY(mu_) = 0;
+  // Bumped by ReleaseStalls (and Clear) / CancelStalls; a stalled statement
+  // waits until one differs from the value it started with.
+  uint64_t release_epoch_ GUARDED_BY(mu_) = 0;
+  uint64_t cancel_epoch_ GUARDED_BY(mu_) = 0;
 };
 
 // An adapter whose connections inject the faults of a FaultPlan. Owns the
