@@ -165,6 +165,12 @@ void FaultPlan::CancelStalls() {
   changed_.notify_all();
 }
 
+void FaultPlan::SetCancelFlag(const std::atomic<bool>* cancel) {
+  MutexLock l(&mu_);
+  cancel_flag_ = cancel;
+  changed_.notify_all();
+}
+
 bool FaultPlan::WaitForStalled(int n, std::chrono::milliseconds timeout) {
   MutexLock l(&mu_);
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -249,18 +255,22 @@ FaultPlan::Decision FaultPlan::OnStatement(std::string_view sql, bool is_commit,
     const uint64_t released = release_epoch_, cancelled = cancel_epoch_;
     ++stalled_;
     changed_.notify_all();
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    bool woken = true;
-    while (woken && release_epoch_ == released && cancel_epoch_ == cancelled) {
-      woken = changed_.wait_until(mu_, deadline) == std::cv_status::no_timeout;
+    using Clock = std::chrono::steady_clock;
+    const auto deadline = Clock::now() + limit;
+    auto flagged = [this]() EXCLUSIVE_LOCKS_REQUIRED(mu_) { return cancel_flag_ && cancel_flag_->load(); };
+    while (release_epoch_ == released && cancel_epoch_ == cancelled && !flagged() && Clock::now() < deadline) {
+      // The cancel flag cannot notify: poll it.
+      auto until = cancel_flag_ ? std::min(deadline, Clock::now() + std::chrono::milliseconds(10)) : deadline;
+      changed_.wait_until(mu_, until);
     }
-    woken = release_epoch_ != released || cancel_epoch_ != cancelled;
+    const bool run = release_epoch_ != released;
+    const bool cancel = cancel_epoch_ != cancelled || flagged();
     --stalled_;
     changed_.notify_all();
-    if (!woken) return {Decision::Action::kFail, StallTimeoutError(dialect, limit, sql)};
-    if (cancel_epoch_ != cancelled) {
+    if (cancel) {
       return {Decision::Action::kFail, Cancelled("statement cancelled while stalled (injected): " + Head(sql))};
     }
+    if (!run) return {Decision::Action::kFail, StallTimeoutError(dialect, limit, sql)};
     break;  // released; `rules_` may have changed meanwhile
   }
   for (auto& r : rules_) {

@@ -32,6 +32,7 @@
 // unchecked (they fail with kUnavailable while the connection is dropped).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -162,6 +163,12 @@ class FaultPlan {
   // Fails every statement blocked now with kCancelled, and removes the
   // stall rules.
   void CancelStalls();
+  // Stalled statements also end with kCancelled (not run) once `*cancel`
+  // is true - pass the cancel flag given to the engine (Options::cancel,
+  // BackfillOptions::cancel) so that a cancelled run does not leave a test
+  // thread blocked. Polled every 10 ms; nullptr (the default) for none.
+  // `cancel` must outlive the stalls.
+  void SetCancelFlag(const std::atomic<bool>* cancel);
   // Waits until at least `n` statements are blocked by stalls, at most
   // `timeout`. True if they are.
   bool WaitForStalled(int n, std::chrono::milliseconds timeout);
@@ -233,6 +240,7 @@ class FaultPlan {
   // waits until one differs from the value it started with.
   uint64_t release_epoch_ GUARDED_BY(mu_) = 0;
   uint64_t cancel_epoch_ GUARDED_BY(mu_) = 0;
+  const std::atomic<bool>* cancel_flag_ GUARDED_BY(mu_) = nullptr;
 };
 
 // An adapter whose connections inject the faults of a FaultPlan. Owns the

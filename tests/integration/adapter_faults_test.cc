@@ -5,6 +5,7 @@
 // blocks only itself until released, and the engine picks the wrapper up
 // through the test-only OpenAdapter hook. Every outcome is checked through a
 // second, unwrapped connection.
+#include <atomic>
 #include <chrono>
 #include <thread>
 
@@ -196,6 +197,19 @@ TEST_P(AdapterFaults, AStallEndsAsATimeoutOrACancelWithoutRunning) {
   plan_->CancelStalls();
   t.join();
   EXPECT_EQ(cancelled.code(), StatusCode::kCancelled);
+
+  // The engine's cancel flag ends a stall too.
+  std::atomic<bool> stop{false};
+  plan_->SetCancelFlag(&stop);
+  plan_->Stall("VALUES (53", 120s);
+  Status flagged;
+  std::thread f([&] { flagged = c->Exec(Insert(53)); });
+  ASSERT_TRUE(plan_->WaitForStalled(1, 60s));
+  stop = true;
+  f.join();
+  plan_->SetCancelFlag(nullptr);
+  EXPECT_EQ(flagged.code(), StatusCode::kCancelled);
+
   EXPECT_EQ(Ids(), "");
   SLUICE_EXPECT_OK(c->Exec(Insert(52)));
   EXPECT_EQ(Ids(), "52");
