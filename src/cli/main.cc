@@ -34,14 +34,34 @@ double ParseDuration(const std::string& text) {
 }
 
 // Prints a failed status: the first line is the one-line reason.
+// One exit code per next action (docs/cli.md, "Exit codes"). 3 (verification
+// failed) and 4 (watch aborted) are returned by their verbs, not from here.
 int Fail(const sluice::Status& s) {
   fmt::print(stderr, "sluice: error: {}\n", s.message());
   if (!s.detail().empty()) fmt::print(stderr, "sluice: detail: {}\n", s.detail());
+  using sluice::StatusCode;
   switch (s.code()) {
-    case sluice::StatusCode::kInvalidArgument: return 2;
-    case sluice::StatusCode::kCancelled: return 130;
-    default: return 1;
+    case StatusCode::kInvalidArgument:  // fix the command line (or the SQL it names)
+      return 2;
+    case StatusCode::kUnavailable:  // transient: run the same command again later
+    case StatusCode::kResourceExhausted:
+    case StatusCode::kAborted:
+    case StatusCode::kInDoubt:
+      return 5;
+    case StatusCode::kPermissionDenied:  // grant the privilege named
+      return 6;
+    case StatusCode::kFailedPrecondition:  // an operator must act (gate, phase, data, lock budget)
+      return 7;
+    case StatusCode::kCancelled:
+      return 130;
+    case StatusCode::kOk:  // not reached: Fail is for errors
+    case StatusCode::kInvalidPlan:  // fix the plan
+    case StatusCode::kNotFound:
+    case StatusCode::kAlreadyExists:
+    case StatusCode::kInternal:
+      return 1;
   }
+  return 1;
 }
 
 }  // namespace

@@ -196,6 +196,14 @@ std::string PostgresDialect::LockTimeoutSql(int64_t ms) const {
   return "SET LOCAL lock_timeout = '" + std::to_string(ms) + "ms'";
 }
 
+// Session-level (not LOCAL): it is session setup, re-applied after a
+// reconnect. A statement that runs longer fails with SQLSTATE 57014 and
+// "canceling statement due to statement timeout" (kAborted, see
+// postgres_errors.h).
+std::string PostgresDialect::StatementTimeoutSql(int64_t ms) const {
+  return "SET statement_timeout = '" + std::to_string(ms < 0 ? 0 : ms) + "ms'";
+}
+
 std::string PostgresDialect::OldReadPath(const VersionSpec&, const TableMapping& m) const {
   // The previous version's views show exactly the base table's old columns
   // (its migration completed), and a `sql` operation may have created

@@ -50,6 +50,7 @@ class PostgresDialect : public Dialect {
   std::string VersionSelectHint(const std::string& version) const override;
   std::string SessionSetupSql(const std::string& version) const override;
   std::string LockTimeoutSql(int64_t lock_timeout_ms) const override;
+  std::string StatementTimeoutSql(int64_t statement_timeout_ms) const override;
   std::string LockRowsClause() const override { return " FOR UPDATE"; }
   std::string OldReadPath(const VersionSpec& version, const TableMapping& table) const override;
   std::string NewReadPath(const VersionSpec& version, const TableMapping& table) const override;

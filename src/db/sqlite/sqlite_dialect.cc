@@ -554,6 +554,14 @@ std::string SqliteDialect::VersionSelectHint(const std::string& version) const {
          QuoteLiteral(version);
 }
 
+// SQLite has no statement_timeout; sluice's connections register
+// sluice_statement_timeout(ms), which interrupts a statement that has run
+// that long (see SqliteConnection). Only connections opened by sluice know
+// the function.
+std::string SqliteDialect::StatementTimeoutSql(int64_t ms) const {
+  return "SELECT sluice_statement_timeout(" + std::to_string(ms < 0 ? 0 : ms) + ")";
+}
+
 std::string SqliteDialect::OldReadPath(const VersionSpec&, const TableMapping& m) const { return Q(m.physical); }
 
 std::string SqliteDialect::NewReadPath(const VersionSpec& v, const TableMapping& m) const {
