@@ -40,7 +40,7 @@ ProbeStats MeasureProbe(const std::function<Result<std::unique_ptr<db::Connectio
   db::Connection& conn = **c;
   const db::Dialect& d = conn.dialect();
   std::string live = d.SessionSetupSql("live");
-  if (!live.empty()) conn.Exec(live).IgnoreError();
+  if (!live.empty()) conn.AddSessionSetup(live).IgnoreError();
   std::string sql = l.plan.abort.probe_query.value_or("");
   if (sql.empty()) {
     std::string table = l.rec.tables.empty() ? "" : l.rec.tables[0];

@@ -10,11 +10,10 @@ using db::Value;
 Result<bool> StateStore::Exists() {
   auto r = c_.Query("SELECT 1 FROM " + T("migrations") + " WHERE 1 = 0");
   if (r.ok()) return true;
-  // A missing table means "no state yet"; a lost connection or a denied
-  // permission must not read as that.
-  StatusCode code = r.status().code();
-  if (code == StatusCode::kUnavailable || code == StatusCode::kFailedPrecondition) return r.status();
-  return false;
+  // Only a missing table means "no state yet": a lost connection, a denied
+  // permission or anything else must not read as "no migrations".
+  if (r.status().code() == StatusCode::kNotFound) return false;
+  return r.status().WithContext("cannot read sluice's state tables");
 }
 
 Status StateStore::Ensure() {

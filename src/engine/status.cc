@@ -257,7 +257,7 @@ Result<std::unique_ptr<Session>> Engine::OpenSession(const std::string& version)
     SLUICE_ASSIGN_OR_RETURN(setup, VersionSetupSql(version));
   }
   if (!setup.empty()) {
-    SLUICE_RETURN_IF_ERROR(conn->Exec(setup).WithContext("selecting version '" + version + "'"));
+    SLUICE_RETURN_IF_ERROR(conn->AddSessionSetup(setup).WithContext("selecting version '" + version + "'"));
   }
   return std::unique_ptr<Session>(new SessionImpl(std::move(conn)));
 }

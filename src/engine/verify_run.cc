@@ -54,7 +54,7 @@ Result<std::unique_ptr<db::Connection>> UseVersion(std::unique_ptr<db::Connectio
   } else if (!version.empty()) {
     SLUICE_ASSIGN_OR_RETURN(setup, m.VersionSetupSql(version));
   }
-  if (!setup.empty()) SLUICE_RETURN_IF_ERROR(c->Exec(setup).WithContext("selecting version '" + version + "'"));
+  if (!setup.empty()) SLUICE_RETURN_IF_ERROR(c->AddSessionSetup(setup).WithContext("selecting version '" + version + "'"));
   return c;
 }
 
