@@ -150,6 +150,12 @@ void FindRefs(const std::vector<Token>& toks, size_t begin, size_t end, bool sor
           expect = false;
           continue;
         }
+        // ORDER BY, GROUP BY, PARTITION BY: keywords where SQLite expects
+        // one, names elsewhere.
+        bool by = up == "BY" && i > begin &&
+                  (IsWord(toks, i - 1, end, "ORDER") || IsWord(toks, i - 1, end, "GROUP") ||
+                   IsWord(toks, i - 1, end, "PARTITION"));
+        if (by || (up == "PARTITION" && IsWord(toks, i + 1, end, "BY"))) continue;
         if (!CanBeName(up)) {
           if (up == "SELECT") out->subquery = true;
           if (up == "CASE") ++open_cases;
@@ -226,8 +232,12 @@ Status SyntaxCheck(const std::string& stmt, long shift, std::string_view user, c
   bool syntax = err.rfind("near \"", 0) == 0 || err.rfind("unrecognized token", 0) == 0 ||
                 err.find("incomplete input") != std::string::npos || err.find("syntax error") != std::string::npos;
   if (syntax) {
-    std::string msg = shown + " does not parse in SQLite: " + err;
     long at = offset >= 0 ? offset + shift : -1;
+    if (at >= static_cast<long>(user.size())) {
+      // SQLite stopped at the wrapper sluice put around the text.
+      return InvalidPlan(shown + " does not parse in SQLite: syntax error at end of input");
+    }
+    std::string msg = shown + " does not parse in SQLite: " + err;
     if (at >= 0 && at <= static_cast<long>(user.size())) msg += " (at character " + std::to_string(at + 1) + ")";
     return InvalidPlan(msg);
   }
