@@ -4,7 +4,6 @@
 #include <map>
 #include <optional>
 
-
 namespace sluice::engine {
 namespace {
 
@@ -303,7 +302,7 @@ void Compiler::AddForward(VTable& t, const std::string& target, const std::strin
   f.expr = expr;
   f.volatile_expr = d_.IsVolatile(expr);
   auto reads = d_.ColumnsRead(expr);
-  if (!reads.ok()) Error(op_->loc, "'up' of column '" + target + "': " + reads.status().message());
+  if (!reads.ok()) Error(op_->loc, "'up': " + reads.status().message(), reads.status().code());
   if (reads.ok() && t.info) {
     for (const auto& col : t.info->columns) {
       if (reads->count(d_.ColumnKey(col.name)) || reads->count("*")) f.reads.insert(col.name);
@@ -472,9 +471,11 @@ std::optional<size_t> Compiler::Duplicate(VTable& t, VColumn& col, const std::st
       } else {
         // rebuild_sql names the copy's column; BuildCompletion points it at
         // the column's final name.
-        std::string rebuild = idx.definition.empty() ? std::string()
-                                                     : Renamed(idx.definition, db::SqlKind::kIndexDefinition,
-                                                               {{origin, n}}, "cannot rebuild index '" + idx.name + "'");
+        std::string rebuild;
+        if (!idx.definition.empty()) {
+          rebuild = Renamed(idx.definition, db::SqlKind::kIndexDefinition, {{origin, n}},
+                            "cannot rebuild index '" + idx.name + "'");
+        }
         Complete(kStageRenameObjects, db::RenameIndexStep{t.physical, spec.name, idx.name, rebuild});
       }
     }
@@ -527,9 +528,8 @@ void Compiler::CarryOverGroup(VTable& t) {
       if (!copies_of(con.columns, &cols)) continue;
       std::string temp = d_.name() == "sqlite" ? con.name : d_.NewColumnName(con.name);
       if (con.type == db::ConstraintInfo::Type::kCheck) {
-        Start(db::AddCheckStep{t.physical, {temp, rename_all(con.check_expr, db::SqlKind::kExpression, con.name), false},
-                               true},
-              db::DropConstraintStep{t.physical, temp});
+        std::string expr = rename_all(con.check_expr, db::SqlKind::kExpression, con.name);
+        Start(db::AddCheckStep{t.physical, {temp, expr, false}, true}, db::DropConstraintStep{t.physical, temp});
       } else if (con.fk) {
         db::ForeignKeySpec fk = *con.fk;
         fk.name = temp;
@@ -560,15 +560,17 @@ void Compiler::CarryOverGroup(VTable& t) {
         spec.raw_definition = rename_all(idx.definition, db::SqlKind::kIndexDefinition, idx.name);
         auto named = d_.RenameIndex(spec.raw_definition, idx.name, spec.name);
         if (named.ok()) spec.raw_definition = *named;
-        if (!named.ok()) Error(op_->loc, "index '" + idx.name + "': " + named.status().message(), named.status().code());
+        if (!named.ok()) {
+          Error(op_->loc, "index '" + idx.name + "': " + named.status().message(), named.status().code());
+        }
       }
       index_names_.insert(spec.name);
       Start(db::CreateIndexStep{spec}, db::DropIndexStep{t.physical, spec.name});
       if (idx.constraint.empty()) {
         // See Duplicate: without transactional DDL the column drop takes it.
         if (d_.transactional_ddl()) Complete(kStageDropIndex, db::DropIndexStep{t.physical, idx.name});
-        std::string rebuild =
-            idx.definition.empty() ? std::string() : rename_all(idx.definition, db::SqlKind::kIndexDefinition, idx.name);
+        std::string rebuild;
+        if (!idx.definition.empty()) rebuild = rename_all(idx.definition, db::SqlKind::kIndexDefinition, idx.name);
         Complete(kStageRenameObjects, db::RenameIndexStep{t.physical, spec.name, idx.name, rebuild});
       } else {
         Complete(kStageDropIndex, db::DropConstraintStep{t.physical, idx.constraint});

@@ -243,7 +243,10 @@ std::vector<Token> Significant(std::string_view sql) {
 
 std::string QuoteIfNeeded(std::string_view name) {
   bool plain = !name.empty() && !IsDigit(static_cast<unsigned char>(name[0]));
-  for (char c : name) plain = plain && (IsAlpha(static_cast<unsigned char>(c)) || IsDigit(static_cast<unsigned char>(c)) || c == '_');
+  for (char c : name) {
+    unsigned char u = static_cast<unsigned char>(c);
+    plain = plain && (IsAlpha(u) || IsDigit(u) || c == '_');
+  }
   return plain && !IsKeyword(name) ? std::string(name) : sql::QuoteIdent(name);
 }
 
