@@ -200,40 +200,10 @@ std::vector<Token> Tokenize(std::string_view s) {
   return out;
 }
 
-std::set<std::string> Identifiers(std::string_view expr) {
-  std::set<std::string> out;
-  for (const Token& t : Tokenize(expr)) {
-    if (t.kind == Token::Kind::kIdent) out.insert(Lower(t.text));
-    if (t.kind == Token::Kind::kQuotedIdent) out.insert(t.text);
-  }
-  return out;
-}
-
-bool StartsWithSelect(std::string_view expr) {
-  auto toks = Tokenize(expr);
-  return !toks.empty() && toks[0].kind == Token::Kind::kIdent && Lower(toks[0].text) == "select";
-}
-
 std::string ScalarExpression(std::string_view expr) {
   std::string_view e = Trim(expr);
   while (!e.empty() && e.back() == ';') e = Trim(e.substr(0, e.size() - 1));
   return "(" + std::string(e) + ")";
-}
-
-std::string RenameIdentifier(std::string_view expr, std::string_view from, std::string_view to) {
-  std::string out;
-  size_t last = 0;
-  std::string from_lower = Lower(from);
-  for (const Token& t : Tokenize(expr)) {
-    bool match = (t.kind == Token::Kind::kIdent && Lower(t.text) == from_lower) ||
-                 (t.kind == Token::Kind::kQuotedIdent && t.text == from);
-    if (!match) continue;
-    out.append(expr.substr(last, t.pos - last));
-    out.append(QuoteIdent(to));
-    last = t.pos + t.len;
-  }
-  out.append(expr.substr(last));
-  return out;
 }
 
 }  // namespace sluice::sql

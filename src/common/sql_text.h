@@ -1,14 +1,14 @@
-// Small, dialect-neutral helpers for SQL text: quoting, a tolerant lexer and
-// expression normalisation. Used wherever sluice builds SQL from names, so no
-// user string is ever pasted unquoted except the plan's explicit expressions.
+// Small, dialect-neutral helpers for SQL text: quoting and expression
+// embedding. Used wherever sluice builds SQL from names, so no user string is
+// ever pasted unquoted except the plan's explicit expressions.
 //
-// The lexer understands '...' strings (with '' escapes and E'' prefixes),
-// "..." identifiers, `...` and [...] identifiers (SQLite), $$/$tag$ dollar
-// quotes (PostgreSQL), -- and /* */ comments, numbers, $N/?N/:name params and
-// operators. It never fails: unknown bytes become kOther tokens.
+// Reading or rewriting user SQL (which columns an expression reads, a column
+// renamed in a CHECK or an index definition) is never done here: it goes
+// through the database's own grammar, db::Dialect::ColumnsRead /
+// RenameColumns / RenameIndex (libpg_query on PostgreSQL, SQLite's tokenizer
+// rules in src/db/sqlite/sqlite_lexer.h).
 #pragma once
 
-#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +21,13 @@ std::string QuoteIdent(std::string_view name);
 // text and must be rejected by the caller.
 std::string QuoteLiteral(std::string_view text);
 
+// A tolerant lexer that never fails (unknown bytes become kOther tokens). It
+// knows '...' strings with '' escapes, "..." identifiers, $$/$tag$ dollar
+// quotes, -- and /* */ comments, numbers, $N/?N/:name params and operators,
+// but not E'...' backslash escapes nor every SQLite rule. It only serves
+// reads that rewrite no name: the :key placeholders of shadow-read queries
+// (verify) and PostgreSQL's volatility hint (IsVolatile). Never use it to
+// find or rename columns; use the Dialect methods above.
 struct Token {
   enum class Kind { kIdent, kQuotedIdent, kString, kNumber, kParam, kOperator, kOther };
   Kind kind;
@@ -31,25 +38,10 @@ struct Token {
 
 std::vector<Token> Tokenize(std::string_view sql);
 
-// Lower-cased names of every identifier token in `expr` (bare identifiers
-// folded to lower case, quoted ones as written). An over-approximation of
-// the columns an expression reads: a superset is always safe for trigger
-// column lists.
-std::set<std::string> Identifiers(std::string_view expr);
-
-// True when `expr` begins with the keyword SELECT (pgroll allows `up:
-// SELECT CASE ... END`).
-bool StartsWithSelect(std::string_view expr);
-
 // Wraps a plan expression so it can be embedded as a scalar operand:
 // "SELECT x" becomes "(SELECT x)", anything else "(expr)". Leading and
 // trailing whitespace and a trailing ';' are dropped.
 std::string ScalarExpression(std::string_view expr);
-
-// Replaces every bare or quoted identifier token equal (case-insensitively
-// for bare ones) to `from` with the quoted `to`. Strings and comments are
-// left alone. Used to point a CHECK expression at a column's physical name.
-std::string RenameIdentifier(std::string_view expr, std::string_view from, std::string_view to);
 
 // ASCII lower-casing.
 std::string Lower(std::string_view s);

@@ -30,7 +30,9 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,6 +43,12 @@
 #include "sluice/status.h"
 
 namespace sluice::db {
+
+// What a piece of user SQL handed to Dialect::RenameColumns is.
+enum class SqlKind {
+  kExpression,       // a scalar expression: a CHECK, an `up`/`down`, a predicate
+  kIndexDefinition,  // CREATE [UNIQUE] INDEX ..., as the database prints it
+};
 
 class Dialect {
  public:
@@ -160,6 +168,51 @@ class Dialect {
   // `expr` (a key column of `type`) in bytewise order, so that key ranges
   // mean the same rows in every dialect.
   virtual std::string BinaryOrder(std::string_view expr, std::string_view type) const { return std::string(expr); }
+
+  // --- user SQL, read and rewritten through the database's own grammar ---
+  // (PostgreSQL: its parser, libpg_query; SQLite: a tokenizer that follows
+  // SQLite's, with its parser as the judge of syntax). Never through text
+  // search: strings, comments, function and type names, keywords and
+  // qualifiers are not column references.
+  //
+  // ColumnsRead: the columns `expr` may read, each as ColumnKey() gives it
+  // (unqualified `c`; `t.c`, `NEW.c`, `OLD.c` read `c`; `(c).field` reads
+  // `c`; `t.*` reads every column, reported as "*"). Columns of tables a
+  // subquery reads are included too, so the set is a superset: callers
+  // intersect it with the table's columns. kInvalidPlan, naming the text
+  // and the parser's complaint, when `expr` is not one well-formed
+  // expression. The default (no parser) refuses with kFailedPrecondition.
+  virtual Result<std::set<std::string>> ColumnsRead(std::string_view expr) const {
+    return FailedPrecondition("this database adapter cannot parse SQL expressions");
+  }
+  // A catalog column name in the form ColumnsRead reports it (PostgreSQL:
+  // unchanged, names are case-sensitive once folded; SQLite: ASCII lower
+  // case, names compare case-insensitively).
+  virtual std::string ColumnKey(std::string_view column) const { return std::string(column); }
+  // `sql` with every reference to a column in `renames` (catalog names,
+  // matched as the database matches names) pointing at its new name, all
+  // at once (so a -> b, b -> a swaps). Every other byte of `sql` is kept;
+  // new names are quoted only where the database needs it. For
+  // kIndexDefinition the index's and the table's own names are left alone
+  // (see RenameIndex). kInvalidPlan naming the text when it does not parse
+  // as `kind`, or when it holds a subquery (a CHECK or an index cannot, and
+  // a name inside one may belong to another table). Nothing is changed on
+  // error. The default refuses with kFailedPrecondition.
+  virtual Result<std::string> RenameColumns(std::string_view sql, SqlKind kind,
+                                            const std::map<std::string, std::string>& renames) const {
+    return FailedPrecondition("this database adapter cannot rewrite SQL");
+  }
+  Result<std::string> RenameColumn(std::string_view sql, SqlKind kind, std::string_view from,
+                                   std::string_view to) const {
+    return RenameColumns(sql, kind, {{std::string(from), std::string(to)}});
+  }
+  // `definition` (CREATE [UNIQUE] INDEX, as the database prints it) with the
+  // index's own name `from` replaced by `to`; nothing else changes.
+  // kInvalidPlan when it does not parse or does not create index `from`.
+  virtual Result<std::string> RenameIndex(std::string_view definition, std::string_view from,
+                                          std::string_view to) const {
+    return FailedPrecondition("this database adapter cannot rewrite SQL");
+  }
 };
 
 // Result of trying to take a named lock that serialises sluice processes.

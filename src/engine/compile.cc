@@ -4,8 +4,6 @@
 #include <map>
 #include <optional>
 
-#include "common/sql_text.h"
-
 namespace sluice::engine {
 namespace {
 
@@ -187,6 +185,13 @@ class Compiler {
   std::optional<size_t> Duplicate(VTable& t, VColumn& col, const std::string& up, const std::string& down,
                                   const std::string& skip_constraint = {});
   void AddForward(VTable& t, const std::string& target, const std::string& expr);
+  // `sql` with `renames` applied through the dialect's parser; when it does
+  // not parse, the error is reported at the operation (naming `what`) and
+  // the text comes back unchanged (compilation fails anyway).
+  std::string Renamed(const std::string& sql, db::SqlKind kind, const std::map<std::string, std::string>& renames,
+                      const std::string& what);
+  // Reports a `down` expression the dialect's parser rejects.
+  void CheckParses(const std::string& expr, const std::string& what);
   // Copying several columns in one operation (create_constraint,
   // drop_multicolumn_constraint): BeginGroup names the old physical columns,
   // Duplicate defers the multi-column checks, foreign keys, unique
@@ -296,14 +301,28 @@ void Compiler::AddForward(VTable& t, const std::string& target, const std::strin
   f.target = target;
   f.expr = expr;
   f.volatile_expr = d_.IsVolatile(expr);
-  std::set<std::string> ids = sql::Identifiers(expr);
-  if (t.info) {
+  auto reads = d_.ColumnsRead(expr);
+  if (!reads.ok()) Error(op_->loc, "'up': " + reads.status().message(), reads.status().code());
+  if (reads.ok() && t.info) {
     for (const auto& col : t.info->columns) {
-      if (ids.count(col.name) || ids.count(sql::Lower(col.name))) f.reads.insert(col.name);
+      if (reads->count(d_.ColumnKey(col.name)) || reads->count("*")) f.reads.insert(col.name);
     }
   }
   f.origin = OriginWithLoc();
   t.forward.push_back(std::move(f));
+}
+
+std::string Compiler::Renamed(const std::string& sql, db::SqlKind kind,
+                              const std::map<std::string, std::string>& renames, const std::string& what) {
+  auto r = d_.RenameColumns(sql, kind, renames);
+  if (r.ok()) return *r;
+  Error(op_->loc, what + ": " + r.status().message(), r.status().code());
+  return sql;
+}
+
+void Compiler::CheckParses(const std::string& expr, const std::string& what) {
+  auto r = d_.ColumnsRead(expr);
+  if (!r.ok()) Error(op_->loc, what + ": " + r.status().message(), r.status().code());
 }
 
 std::optional<size_t> Compiler::Duplicate(VTable& t, VColumn& col, const std::string& up, const std::string& down,
@@ -370,7 +389,10 @@ std::optional<size_t> Compiler::Duplicate(VTable& t, VColumn& col, const std::st
       }
       std::string temp = d_.name() == "sqlite" ? con.name : d_.NewColumnName(con.name);
       if (con.type == db::ConstraintInfo::Type::kCheck) {
-        add.column.checks.push_back({temp, sql::RenameIdentifier(con.check_expr, origin, n), false});
+        add.column.checks.push_back({temp,
+                                     Renamed(con.check_expr, db::SqlKind::kExpression, {{origin, n}},
+                                             "cannot carry CHECK constraint '" + con.name + "' over to the copy"),
+                                     false});
         Complete(kStageFinalize, db::ValidateConstraintStep{t.physical, temp});
         if (temp != con.name) Complete(kStageRenameObjects, db::RenameConstraintStep{t.physical, temp, con.name});
       } else if (con.type == db::ConstraintInfo::Type::kForeignKey && con.fk) {
@@ -420,8 +442,11 @@ std::optional<size_t> Compiler::Duplicate(VTable& t, VColumn& col, const std::st
       spec.elements.push_back(db::IndexElement{n});
       if (!idx.definition.empty()) {
         // The database's own definition keeps method, order, predicate...
-        spec.raw_definition =
-            sql::RenameIdentifier(sql::RenameIdentifier(idx.definition, origin, n), idx.name, spec.name);
+        const std::string what = "cannot carry index '" + idx.name + "' over to the copy";
+        spec.raw_definition = Renamed(idx.definition, db::SqlKind::kIndexDefinition, {{origin, n}}, what);
+        auto named = d_.RenameIndex(spec.raw_definition, idx.name, spec.name);
+        if (named.ok()) spec.raw_definition = *named;
+        if (!named.ok()) Error(op_->loc, what + ": " + named.status().message(), named.status().code());
       }
       if (!idx.constraint.empty() && d_.name() == "sqlite") {
         Error(op_->loc, "column '" + t.logical + "." + col.logical + "' is declared UNIQUE in its CREATE TABLE "
@@ -446,7 +471,11 @@ std::optional<size_t> Compiler::Duplicate(VTable& t, VColumn& col, const std::st
       } else {
         // rebuild_sql names the copy's column; BuildCompletion points it at
         // the column's final name.
-        std::string rebuild = idx.definition.empty() ? std::string() : sql::RenameIdentifier(idx.definition, origin, n);
+        std::string rebuild;
+        if (!idx.definition.empty()) {
+          rebuild = Renamed(idx.definition, db::SqlKind::kIndexDefinition, {{origin, n}},
+                            "cannot rebuild index '" + idx.name + "'");
+        }
         Complete(kStageRenameObjects, db::RenameIndexStep{t.physical, spec.name, idx.name, rebuild});
       }
     }
@@ -460,6 +489,7 @@ std::optional<size_t> Compiler::Duplicate(VTable& t, VColumn& col, const std::st
   group_copies_[origin] = n;
 
   AddForward(t, n, up.empty() ? d_.Quote(origin) : up);
+  if (!down.empty()) CheckParses(down, "'down' of column '" + col.logical + "'");
   t.backward.push_back({origin, down.empty() ? d_.Quote(col.logical) : down, OriginWithLoc()});
   return add_index;
 }
@@ -488,9 +518,8 @@ void Compiler::CarryOverGroup(VTable& t) {
     }
     return true;
   };
-  auto rename_all = [&](std::string text) {
-    for (const auto& [from, to] : group_copies_) text = sql::RenameIdentifier(text, from, to);
-    return text;
+  auto rename_all = [&](const std::string& text, db::SqlKind kind, const std::string& name) {
+    return Renamed(text, kind, group_copies_, "cannot carry '" + name + "' over to the copies");
   };
   if (t.info) {
     for (const auto& con : t.info->constraints) {
@@ -499,8 +528,8 @@ void Compiler::CarryOverGroup(VTable& t) {
       if (!copies_of(con.columns, &cols)) continue;
       std::string temp = d_.name() == "sqlite" ? con.name : d_.NewColumnName(con.name);
       if (con.type == db::ConstraintInfo::Type::kCheck) {
-        Start(db::AddCheckStep{t.physical, {temp, rename_all(con.check_expr), false}, true},
-              db::DropConstraintStep{t.physical, temp});
+        std::string expr = rename_all(con.check_expr, db::SqlKind::kExpression, con.name);
+        Start(db::AddCheckStep{t.physical, {temp, expr, false}, true}, db::DropConstraintStep{t.physical, temp});
       } else if (con.fk) {
         db::ForeignKeySpec fk = *con.fk;
         fk.name = temp;
@@ -528,14 +557,20 @@ void Compiler::CarryOverGroup(VTable& t) {
       spec.unique = idx.unique;
       for (const auto& c : cols) spec.elements.push_back(db::IndexElement{c});
       if (!idx.definition.empty()) {
-        spec.raw_definition = sql::RenameIdentifier(rename_all(idx.definition), idx.name, spec.name);
+        spec.raw_definition = rename_all(idx.definition, db::SqlKind::kIndexDefinition, idx.name);
+        auto named = d_.RenameIndex(spec.raw_definition, idx.name, spec.name);
+        if (named.ok()) spec.raw_definition = *named;
+        if (!named.ok()) {
+          Error(op_->loc, "index '" + idx.name + "': " + named.status().message(), named.status().code());
+        }
       }
       index_names_.insert(spec.name);
       Start(db::CreateIndexStep{spec}, db::DropIndexStep{t.physical, spec.name});
       if (idx.constraint.empty()) {
         // See Duplicate: without transactional DDL the column drop takes it.
         if (d_.transactional_ddl()) Complete(kStageDropIndex, db::DropIndexStep{t.physical, idx.name});
-        std::string rebuild = idx.definition.empty() ? std::string() : rename_all(idx.definition);
+        std::string rebuild;
+        if (!idx.definition.empty()) rebuild = rename_all(idx.definition, db::SqlKind::kIndexDefinition, idx.name);
         Complete(kStageRenameObjects, db::RenameIndexStep{t.physical, spec.name, idx.name, rebuild});
       } else {
         Complete(kStageDropIndex, db::DropConstraintStep{t.physical, idx.constraint});
@@ -685,7 +720,9 @@ void Compiler::Op(const plan::AddColumn& op) {
   std::string phys = PickPhysicalColumn(*t, c.name.value);
   spec.name = phys;
   spec.unique = false;
-  for (auto& chk : spec.checks) chk.expr = sql::RenameIdentifier(chk.expr, c.name.value, phys);
+  for (auto& chk : spec.checks) {
+    chk.expr = Renamed(chk.expr, db::SqlKind::kExpression, {{c.name.value, phys}}, "check '" + chk.name + "'");
+  }
   for (auto& fk : spec.references) fk.columns = {phys};
   // NOT NULL is declared inline only when the default fills every row
   // without a rewrite; otherwise a guard enforces it for new writes and
@@ -799,13 +836,12 @@ void Compiler::Op(const plan::AlterColumn& op) {
   // The copy's own new constraints (named by the plan) go on its ADD COLUMN.
   auto& add = std::get<db::AddColumnStep>(start_[*add_index].body);
   if (op.check) {
-    add.column.checks.push_back(
-        {op.check->name.value, sql::RenameIdentifier(op.check->constraint, copy->logical, copy->physical),
-         op.check->no_inherit});
-    if (old_logical != copy->logical) {
-      add.column.checks.back().expr =
-          sql::RenameIdentifier(add.column.checks.back().expr, old_logical, copy->physical);
-    }
+    // The check may name the column by its old or its new name.
+    add.column.checks.push_back({op.check->name.value,
+                                 Renamed(op.check->constraint, db::SqlKind::kExpression,
+                                         {{copy->logical, copy->physical}, {old_logical, copy->physical}},
+                                         "check '" + op.check->name.value + "'"),
+                                 op.check->no_inherit});
     Complete(kStageFinalize, db::ValidateConstraintStep{t->physical, op.check->name.value});
   }
   if (op.references) {
@@ -874,6 +910,7 @@ void Compiler::Op(const plan::DropColumn& op) {
   }
   if (!RequireKey(*t, op.table.loc)) return;
   if (op.down) {
+    CheckParses(*op.down, "'down' of column '" + col->logical + "'");
     t->backward.push_back({col->physical, *op.down, OriginWithLoc()});
   } else if (col->not_null && !col->default_expr) {
     Warn(op.column.loc, "column '" + t->logical + "." + col->logical +
@@ -1077,11 +1114,10 @@ void Compiler::Op(const plan::CreateConstraint& op) {
       break;
     }
     case plan::ConstraintType::kCheck: {
-      std::string expr = op.check;
-      for (size_t i = 0; i < cols.size(); ++i) {
-        // The check names the logical columns; point it at their copies.
-        expr = sql::RenameIdentifier(expr, logical_before[i], phys[i]);
-      }
+      // The check names the logical columns; point it at their copies.
+      std::map<std::string, std::string> copies;
+      for (size_t i = 0; i < cols.size(); ++i) copies[logical_before[i]] = phys[i];
+      std::string expr = Renamed(op.check, db::SqlKind::kExpression, copies, "check '" + op.name.value + "'");
       last_column().checks.push_back({op.name.value, expr, op.no_inherit});
       Complete(kStageFinalize, db::ValidateConstraintStep{t->physical, op.name.value});
       break;
@@ -1238,12 +1274,17 @@ void Compiler::BuildCompletion() {
   // of complete the column has its final name.
   for (auto& s : complete_[kStageRenameObjects]) {
     auto* ri = std::get_if<db::RenameIndexStep>(&s.body);
-    if (!ri) continue;
+    if (!ri || ri->rebuild_sql.empty()) continue;
     for (const auto& t : tables_) {
       if (t.physical != ri->table) continue;
+      std::map<std::string, std::string> finals;
       for (const auto& c : t.columns) {
-        if (c.physical != c.logical) ri->rebuild_sql = sql::RenameIdentifier(ri->rebuild_sql, c.physical, c.logical);
+        if (c.physical != c.logical) finals[c.physical] = c.logical;
       }
+      if (finals.empty()) continue;
+      auto r = d_.RenameColumns(ri->rebuild_sql, db::SqlKind::kIndexDefinition, finals);
+      if (r.ok()) ri->rebuild_sql = *r;
+      if (!r.ok()) Error({}, "index '" + ri->to + "': " + r.status().message(), r.status().code());
     }
   }
   for (auto& t : tables_) {

@@ -62,18 +62,33 @@ std::string IndexParams(const std::vector<std::string>& include, const std::stri
   return s;
 }
 
+// The columns some expressions may read, by PostgreSQL's parser. One it
+// rejects (compile refuses those first) reads everything: a superset is
+// safe for declarations and trigger column lists.
+struct ReadSet {
+  bool all = false;
+  std::set<std::string> names;
+  bool Has(const std::string& column) const { return all || names.count(column) || names.count("*"); }
+};
+ReadSet ReadsOf(const std::vector<std::string>& exprs) {
+  ReadSet out;
+  for (const auto& e : exprs) {
+    auto r = PostgresDialect::ExpressionColumns(e);
+    if (r.ok()) out.names.insert(r->begin(), r->end());
+    if (!r.ok()) out.all = true;
+  }
+  return out;
+}
+
 // Variables named after the columns an expression reads, so `up` and
 // `down` can name columns as in a query. Resolved when the function is
 // first compiled in a session; no catalog look-up per row.
 std::string Declarations(const std::string& table_ref, const std::vector<std::pair<std::string, std::string>>& cols,
                          const std::vector<std::string>& exprs, const char* record = "NEW") {
-  std::set<std::string> ids;
-  for (const auto& e : exprs) {
-    for (const auto& id : sql::Identifiers(e)) ids.insert(id);
-  }
+  const ReadSet ids = ReadsOf(exprs);
   std::string out;
   for (const auto& [logical, physical] : cols) {
-    if (!ids.count(logical) && !ids.count(sql::Lower(logical))) continue;
+    if (!ids.Has(logical)) continue;
     out += "      " + Q(logical) + " " + table_ref + "." + Q(physical) + "%TYPE := " + record + "." + Q(physical) + ";\n";
   }
   return out;
@@ -590,9 +605,9 @@ struct Renderer {
       for (const auto& r : f.reads) watch.insert(r);
     }
     for (const auto& b : m.backward) {
-      std::set<std::string> ids = sql::Identifiers(b.expr);
+      const ReadSet ids = ReadsOf({b.expr});
       for (const auto& c : m.columns) {
-        if (ids.count(c.logical) || ids.count(sql::Lower(c.logical))) watch.insert(c.physical);
+        if (ids.Has(c.logical)) watch.insert(c.physical);
       }
     }
     std::string cond;

@@ -64,6 +64,18 @@ class PostgresDialect : public Dialect {
   std::string LockWaitersSql(std::string_view table) const override;
   std::string ReplicaLagSql() const override;
   std::string ReplicaOwnLagSql() const override;
+  // postgres_sql.cc (libpg_query): user SQL read and rewritten through
+  // PostgreSQL's own parser.
+  Result<std::set<std::string>> ColumnsRead(std::string_view expr) const override;
+  Result<std::string> RenameColumns(std::string_view sql, SqlKind kind,
+                                    const std::map<std::string, std::string>& renames) const override;
+  Result<std::string> RenameIndex(std::string_view definition, std::string_view from,
+                                  std::string_view to) const override;
+  // ColumnsRead without a dialect object, for the renderer.
+  static Result<std::set<std::string>> ExpressionColumns(std::string_view expr);
+  // `name` as PostgreSQL's quote_identifier would write it: bare when it is
+  // a lower-case identifier that is not a reserved word, quoted otherwise.
+  static std::string QuoteIfNeeded(std::string_view name);
 
   const std::string& schema() const { return schema_; }
   std::string VersionSchema(const std::string& version) const;

@@ -17,6 +17,7 @@
 #include <set>
 
 #include "common/sql_text.h"
+#include "db/sqlite/sqlite_lexer.h"
 #include "db/sqlite/sqlite_dialect.h"
 #include "db/sqlite/sqlite_errors.h"
 
@@ -545,53 +546,56 @@ struct ParsedCheck {
 };
 
 // Reads CHECK constraints out of a CREATE TABLE statement: SQLite keeps them
-// nowhere else. Column-level checks remember their column.
+// nowhere else. Column-level checks remember their column. The tokens are
+// SQLite's (sqlite_lexer.h), so a "check" inside a string, a quoted name or
+// a comment is not a constraint.
 std::vector<ParsedCheck> ParseChecks(const std::string& table, const std::string& create_sql) {
+  using sqlite::TokenKind;
   std::vector<ParsedCheck> out;
-  auto toks = sql::Tokenize(create_sql);
+  const std::vector<sqlite::Token> toks = sqlite::Significant(create_sql);
+  auto is_op = [&](size_t k, std::string_view op) {
+    return k < toks.size() && toks[k].kind == TokenKind::kOperator && toks[k].text == op;
+  };
+  auto is_word = [&](size_t k, std::string_view w) {
+    return k < toks.size() && toks[k].kind == TokenKind::kKeyword && sql::Lower(toks[k].text) == w;
+  };
   size_t i = 0;
-  while (i < toks.size() && toks[i].text != "(") ++i;
+  while (i < toks.size() && !is_op(i, "(")) ++i;
   if (i == toks.size()) return out;
   ++i;
+  // Column definitions and table constraints: [begin, end) token ranges
+  // between top-level commas.
+  std::vector<std::pair<size_t, size_t>> segments;
   int depth = 0;
-  std::vector<std::vector<const sql::Token*>> segments(1);
+  size_t begin = i;
   for (; i < toks.size(); ++i) {
-    const auto& t = toks[i];
-    if (t.kind == sql::Token::Kind::kOperator && t.text == "(") depth++;
-    if (t.kind == sql::Token::Kind::kOperator && t.text == ")") {
-      if (depth == 0) break;
-      depth--;
+    if (is_op(i, "(")) depth++;
+    if (is_op(i, ")") && depth-- == 0) break;
+    if (depth == 0 && is_op(i, ",")) {
+      segments.push_back({begin, i});
+      begin = i + 1;
     }
-    if (depth == 0 && t.kind == sql::Token::Kind::kOperator && t.text == ",") {
-      segments.emplace_back();
-      continue;
-    }
-    segments.back().push_back(&t);
   }
+  segments.push_back({begin, i});
   int unnamed = 0;
-  for (const auto& seg : segments) {
-    if (seg.empty()) continue;
-    std::string first = sql::Lower(seg[0]->text);
-    bool table_level = seg[0]->kind == sql::Token::Kind::kIdent &&
-                       (first == "constraint" || first == "primary" || first == "unique" || first == "check" ||
-                        first == "foreign");
-    std::string column = table_level ? "" : seg[0]->text;
-    for (size_t k = 0; k < seg.size(); ++k) {
-      if (seg[k]->kind != sql::Token::Kind::kIdent || sql::Lower(seg[k]->text) != "check") continue;
-      if (k + 1 >= seg.size() || seg[k + 1]->text != "(") continue;
+  for (const auto& [b, e] : segments) {
+    if (b >= e) continue;
+    bool table_level = is_word(b, "constraint") || is_word(b, "primary") || is_word(b, "unique") ||
+                       is_word(b, "check") || is_word(b, "foreign");
+    std::string column = table_level ? "" : toks[b].value;
+    for (size_t k = b; k < e; ++k) {
+      if (!is_word(k, "check") || !is_op(k + 1, "(")) continue;
       std::string name;
-      if (k >= 2 && seg[k - 2]->kind == sql::Token::Kind::kIdent && sql::Lower(seg[k - 2]->text) == "constraint") {
-        name = seg[k - 1]->text;
-      }
+      if (k >= b + 2 && is_word(k - 2, "constraint")) name = toks[k - 1].value;
       int d = 0;
       size_t j = k + 1;
-      for (; j < seg.size(); ++j) {
-        if (seg[j]->text == "(") d++;
-        if (seg[j]->text == ")" && --d == 0) break;
+      for (; j < e; ++j) {
+        if (is_op(j, "(")) d++;
+        if (is_op(j, ")") && --d == 0) break;
       }
-      if (j >= seg.size()) continue;
-      size_t from = seg[k + 1]->pos + 1;
-      size_t to = seg[j]->pos;
+      if (j >= e) continue;
+      size_t from = toks[k + 1].pos + 1;
+      size_t to = toks[j].pos;
       if (name.empty()) {
         name = table + "_" + (column.empty() ? "check" : column + "_check") + (unnamed ? std::to_string(unnamed) : "");
         unnamed++;
@@ -695,9 +699,13 @@ Result<Schema> SqliteConnection::Introspect() {
       if (!chk.column.empty()) {
         ci.columns = {chk.column};
       } else {
-        std::set<std::string> ids = sql::Identifiers(chk.expr);
+        auto reads = dialect_.ColumnsRead(chk.expr);
+        if (!reads.ok()) {
+          return Status(reads.status().code(),
+                        "table " + t.name + ", CHECK constraint " + chk.name + ": " + reads.status().message());
+        }
         for (const auto& c : t.columns) {
-          if (ids.count(sql::Lower(c.name)) || ids.count(c.name)) ci.columns.push_back(c.name);
+          if (reads->count(dialect_.ColumnKey(c.name))) ci.columns.push_back(c.name);
         }
       }
       t.constraints.push_back(ci);

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "common/sql_text.h"
+#include "db/sqlite/sqlite_lexer.h"
 
 namespace sluice::db {
 namespace {
@@ -25,14 +26,18 @@ std::string JoinMap(const std::vector<T>& v, F&& f, const char* sep = ", ") {
 // A default SQLite accepts in ALTER TABLE ADD COLUMN: a literal, NULL,
 // TRUE/FALSE or a signed number (no expression, no CURRENT_*).
 bool IsConstantDefault(std::string_view expr) {
-  auto toks = sql::Tokenize(expr);
+  using sqlite::TokenKind;
+  auto toks = sqlite::Significant(expr);
   if (toks.empty()) return false;
   size_t i = 0;
-  if (toks[0].kind == sql::Token::Kind::kOperator && (toks[0].text == "-" || toks[0].text == "+")) i = 1;
+  if (toks[0].kind == TokenKind::kOperator && (toks[0].text == "-" || toks[0].text == "+")) i = 1;
   if (toks.size() != i + 1) return false;
   const auto& t = toks[i];
-  if (t.kind == sql::Token::Kind::kString || t.kind == sql::Token::Kind::kNumber) return true;
-  if (t.kind == sql::Token::Kind::kIdent) {
+  if (t.kind == TokenKind::kString || t.kind == TokenKind::kInteger || t.kind == TokenKind::kFloat ||
+      t.kind == TokenKind::kBlob) {
+    return true;
+  }
+  if (t.kind == TokenKind::kId || t.kind == TokenKind::kKeyword) {
     std::string l = sql::Lower(t.text);
     return l == "null" || l == "true" || l == "false";
   }
@@ -498,16 +503,17 @@ std::string SqliteDialect::NullSafeEqual(std::string_view a, std::string_view b)
 }
 
 bool SqliteDialect::IsVolatile(std::string_view expr) const {
+  using sqlite::TokenKind;
   static const std::set<std::string> kFns = {"random", "randomblob", "changes", "total_changes", "last_insert_rowid"};
-  auto toks = sql::Tokenize(expr);
+  auto toks = sqlite::Significant(expr);
   for (size_t i = 0; i < toks.size(); ++i) {
     const auto& t = toks[i];
-    if (t.kind == sql::Token::Kind::kIdent) {
+    if (t.kind == TokenKind::kId || t.kind == TokenKind::kKeyword) {
       std::string l = sql::Lower(t.text);
       if (l == "current_timestamp" || l == "current_date" || l == "current_time") return true;
       if (kFns.count(l) && i + 1 < toks.size() && toks[i + 1].text == "(") return true;
     }
-    if (t.kind == sql::Token::Kind::kString && sql::Lower(t.text) == "now") return true;
+    if (t.kind == TokenKind::kString && sql::Lower(t.value) == "now") return true;
   }
   return false;
 }

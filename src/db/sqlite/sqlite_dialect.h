@@ -41,6 +41,13 @@ class SqliteDialect : public Dialect {
   std::string PortableRowHash(const std::vector<std::string>& canonical_texts) const override;
   std::string OldReadPath(const VersionSpec& version, const TableMapping& table) const override;
   std::string NewReadPath(const VersionSpec& version, const TableMapping& table) const override;
+  // sqlite_sql.cc: user SQL read and rewritten by SQLite's tokenizer rules.
+  Result<std::set<std::string>> ColumnsRead(std::string_view expr) const override;
+  std::string ColumnKey(std::string_view column) const override;
+  Result<std::string> RenameColumns(std::string_view sql, SqlKind kind,
+                                    const std::map<std::string, std::string>& renames) const override;
+  Result<std::string> RenameIndex(std::string_view definition, std::string_view from,
+                                  std::string_view to) const override;
 
   // Name of the persistent view of `table` in `version`.
   static std::string VersionView(const std::string& table, const std::string& version);
