@@ -325,7 +325,7 @@ Status Pacer::AfterChunk(int64_t rows, int64_t chunk_micros) {
     }
     if (rate_ > 0) {
       RefillLocked(now);
-      if (tokens_ < 0) due = std::max(due, now + static_cast<int64_t>(std::ceil(-tokens_ / rate_ * 1e6)));
+      if (tokens_ < 0) due = std::max(due, now + static_cast<int64_t>(std::ceil(-tokens_ * 1e6 / rate_)));
     }
     if (due <= now) return Status::Ok();
     clock_->WaitFor(&cv_, &mu_, std::min(due - now, kSliceMicros));
