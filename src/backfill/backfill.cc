@@ -163,7 +163,9 @@ Status Backfiller::InitSession(db::Connection& conn, bool with_timeout) {
   return Status::Ok();
 }
 
-Status Backfiller::WaitToRetry(Shared& sh, db::Connection* conn, Backoff& backoff, const Status& error, int slot) {
+Status Backfiller::WaitToRetry(Shared& sh, db::Connection* conn, Backoff& backoff, const Status& error, int slot,
+                               bool* stopped) {
+  *stopped = false;
   Status e = error;
   for (;;) {
     Result<int64_t> wait = backoff.Next(e);
@@ -172,7 +174,10 @@ Status Backfiller::WaitToRetry(Shared& sh, db::Connection* conn, Backoff& backof
          fmt::format("{} retrying ({} attempts over {:.1f} s): {}", slot < 0 ? "set-up" : "worker " + std::to_string(slot),
                      backoff.attempts(), static_cast<double>(backoff.streak_micros()) / 1e6,
                      e.message().substr(0, e.message().find('\n'))));
-    if (!Sleep(sh, *wait)) return Cancelled("backfill stopped while retrying: " + e.message());
+    if (!Sleep(sh, *wait)) {
+      *stopped = true;
+      return Cancelled("backfill stopped while retrying: " + e.message());
+    }
     if (!conn || !NeedsReconnect(e.code())) return Status::Ok();
     // The session was lost (perhaps inside COMMIT): re-open it. The next
     // chunk re-reads its checkpoint, which settles whether that commit
@@ -357,9 +362,10 @@ void Backfiller::Worker(Shared& sh, const db::BackfillTask& task, db::Connection
       conn = own.get();
       break;
     }
-    s = WaitToRetry(sh, nullptr, backoff, s.WithContext("backfill worker could not connect"), slot);
+    bool stopped = false;
+    s = WaitToRetry(sh, nullptr, backoff, s.WithContext("backfill worker could not connect"), slot, &stopped);
     if (!s.ok()) {
-      if (s.code() != StatusCode::kCancelled) fatal = s;
+      if (!stopped) fatal = s;
       break;
     }
   }
@@ -392,9 +398,10 @@ void Backfiller::Worker(Shared& sh, const db::BackfillTask& task, db::Connection
     int64_t t0 = clock_->NowMicros();
     Status s = Chunk(*conn, task, sh.parts[static_cast<size_t>(part)], n, &done, &rows);
     if (!s.ok()) {
-      s = WaitToRetry(sh, conn, backoff, s, slot);
+      bool stopped = false;
+      s = WaitToRetry(sh, conn, backoff, s, slot, &stopped);
       if (!s.ok()) {
-        if (s.code() != StatusCode::kCancelled) fatal = s;
+        if (!stopped) fatal = s;
         break;
       }
       continue;
@@ -505,8 +512,9 @@ Status Backfiller::Run(const db::BackfillTask& task) {
         }
         s = src.status();
       }
-      s = WaitToRetry(sh, &conn_, backoff, s.WithContext("preparing the backfill of " + task.table), -1);
-      if (!s.ok()) return s.code() == StatusCode::kCancelled ? cancelled() : s;
+      bool stopped = false;
+      s = WaitToRetry(sh, &conn_, backoff, s.WithContext("preparing the backfill of " + task.table), -1, &stopped);
+      if (!s.ok()) return stopped ? cancelled() : s;
     }
   }
   sh.pacer = std::make_shared<Pacer>(migration_, ts, std::move(source), clock_, hooks_.cancel);

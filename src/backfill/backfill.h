@@ -131,10 +131,13 @@ class Backfiller {
   std::string TimeoutSql(const db::Dialect& d) const;  // "" when none
   Status InitSession(db::Connection& conn, bool with_timeout);
   // After `error`: backs off (re-opening `conn` when the session was lost)
-  // and returns OK to retry; else the fatal error, or kCancelled when the
-  // run stopped meanwhile. `slot` names the worker in progress notes (-1:
-  // the coordinator, before the chunk statement timeout applies).
-  Status WaitToRetry(Shared& sh, db::Connection* conn, Backoff& backoff, const Status& error, int slot);
+  // and returns OK to retry. Otherwise sets *stopped when the run failed
+  // elsewhere or was cancelled meanwhile, and else returns the fatal error
+  // (whatever its code: a database error may well be kCancelled). `slot`
+  // names the worker in progress notes (-1: the coordinator, before the
+  // chunk statement timeout applies).
+  Status WaitToRetry(Shared& sh, db::Connection* conn, Backoff& backoff, const Status& error, int slot,
+                     bool* stopped);
   // Sleeps on the clock; false as soon as the run fails or is cancelled.
   bool Sleep(Shared& sh, int64_t micros);
   // Records the first fatal error and wakes everyone.

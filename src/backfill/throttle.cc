@@ -77,10 +77,10 @@ void Pacer::Start() {
   {
     MutexLock l(&mu_);
     if (stop_) return;
-    done_[0] = false;
+    done_[0] = !source_;  // no source: no control row to read
     done_[1] = !probe_thread;
   }
-  threads_[0] = std::thread([self] { self->Loop(false); });
+  if (source_) threads_[0] = std::thread([self] { self->Loop(false); });
   if (probe_thread) threads_[1] = std::thread([self] { self->Loop(true); });
 }
 

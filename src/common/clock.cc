@@ -25,6 +25,7 @@ void FakeClock::WaitFor(std::condition_variable_any* cv, Mutex* mu, int64_t micr
     // Let other threads take `mu` for a moment, as a real wait would.
     mu->unlock();
     Advance(std::max<int64_t>(micros, 0));
+    std::this_thread::yield();
     mu->lock();
     return;
   }
