@@ -265,7 +265,8 @@ std::string Pacer::ReasonLocked(int64_t now) const {
     for (const auto& w : settings_.windows) list += (list.empty() ? "" : ", ") + w;
     reason = "outside allowed window " + list + " UTC";
   } else if (StuckLocked(now)) {
-    reason = fmt::format("{} has not answered for {:.1f} s (timeout {} ms); holding until it answers",
+    // Whole seconds: the reason (and the control row) changes once a second.
+    reason = fmt::format("{} has not answered for {:.0f} s (timeout {} ms); holding until it answers",
                          SignalName(*in_flight_), static_cast<double>(now - in_flight_since_) / 1e6,
                          settings_.signal_timeout_ms);
   } else if (!probed_) {

@@ -26,7 +26,7 @@
 // ("custom signal did not answer within 2000 ms (counted as over its
 // limit)"). A signal query still running well past its timeout (a database
 // that cannot cancel it) holds the backfill until it answers ("custom
-// signal has not answered for 12.0 s"). The control row not being readable
+// signal has not answered for 12 s"). The control row not being readable
 // holds too (the operator may have paused). Nothing holds silently: the
 // reason is in the progress line and, through the control row, in `status`.
 //

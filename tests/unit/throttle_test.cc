@@ -391,7 +391,7 @@ TEST(PacerTest, AHungSignalStallsNoOneAndHoldsVisiblyUntilItAnswers) {
   r.clock.Advance(1);
   EXPECT_TRUE(r.pacer->holding());
   r.clock.Advance(9'749'999);
-  EXPECT_EQ(r.pacer->reason(), "custom signal has not answered for 12.0 s (timeout 2000 ms); holding until it answers");
+  EXPECT_EQ(r.pacer->reason(), "custom signal has not answered for 12 s (timeout 2000 ms); holding until it answers");
   r.pacer->PollControl();
   EXPECT_EQ(r.source->reports().back(), r.pacer->reason());  // what `status` shows
   // The first cancel still ends a held worker's wait.
