@@ -490,18 +490,24 @@ Status Backfiller::Run(const db::BackfillTask& task) {
   std::unique_ptr<SignalSource> source;
   {
     Backoff backoff(clock_, settings_.retry_budget_ms * 1000, static_cast<uint64_t>(clock_->NowMicros()));
-    bool session_ready = false, prepared = false;
+    bool prepared = false;
     for (;;) {
       if (CancelRequested()) return cancelled();
-      Status s = session_ready ? Status::Ok() : InitSession(conn_, false);
-      session_ready = s.ok();
-      if (s.ok() && !prepared) s = Prepare(task);
+      Status s = Status::Ok();
+      if (!conn_setup_) {
+        s = InitSession(conn_, false);
+        conn_setup_ = s.ok();
+      }
       if (s.ok() && !prepared) {
+        s = Prepare(task);
+        prepared = s.ok();
+      }
+      if (s.ok() && !conn_timeout_) {
         // Prepare may count every row; only what follows runs under the
         // chunk statement timeout.
-        prepared = true;
         std::string t = TimeoutSql(d);
         if (!t.empty()) s = conn_.AddSessionSetup(t);
+        conn_timeout_ = s.ok();
       }
       if (s.ok()) s = LoadPartitions(task, sh, &base_done, &base_chunks, &total);
       if (s.ok()) {
@@ -525,7 +531,8 @@ Status Backfiller::Run(const db::BackfillTask& task) {
     ~StopPacer() { p->Stop(); }
   } stop_pacer{sh.pacer.get()};
 
-  const int max_workers = d.parallel_backfill() && hooks_.connect ? static_cast<int>(sh.parts.size()) : 1;
+  const int max_workers =
+      d.parallel_backfill() && hooks_.connect ? std::max(1, static_cast<int>(sh.parts.size())) : 1;
   std::vector<std::thread> threads;
   int slots = 0;
   const int64_t run_start = clock_->NowMicros();

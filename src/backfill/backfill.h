@@ -151,6 +151,10 @@ class Backfiller {
   Hooks hooks_;
   Clock* clock_;
   std::string update_sql_;
+  // conn_ has the backfill's session settings / the chunk statement
+  // timeout (once per Backfiller, not per Run).
+  bool conn_setup_ = false;
+  bool conn_timeout_ = false;
 };
 
 }  // namespace sluice::backfill
