@@ -84,7 +84,7 @@ Result<Control> ConnectionSignals::ReadControl() {
 
 Status ConnectionSignals::ReportThrottle(const std::string& reason) {
   if (!control_) return Status::Ok();
-  Status s = backfill::ReportThrottle(*control_, migration_, reason);
+  Status s = backfill::ReportThrottle(*control_, migration_, reason, clock_);
   if (!s.ok()) Heal(*control_, s);
   return s;
 }
