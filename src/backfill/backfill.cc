@@ -3,11 +3,14 @@
 #include <algorithm>
 #include <cmath>
 #include <condition_variable>
-#include <mutex>
+#include <map>
 #include <thread>
+
+#include <fmt/format.h>
 
 #include "backfill/key.h"
 #include "common/sql_text.h"
+#include "common/thread_annotations.h"
 
 namespace sluice::backfill {
 
@@ -40,47 +43,153 @@ Value KeyValue(const Key& k) { return k.empty() ? Value::Null() : Value::Text(Ke
 // it saves.
 constexpr int64_t kMinRowsToPartition = 20000;
 constexpr int64_t kDefaultPartitions = 8;
+// Longest single wait of a worker or the coordinator: a cancel (an atomic
+// set by a signal handler, which cannot notify) is noticed within this.
+constexpr int64_t kSliceMicros = 100'000;
+// Progress goes out at most this often.
+constexpr int64_t kReportMicros = 200'000;
 
 }  // namespace
 
 // State shared by the coordinating thread and the workers of one Run.
 struct Backfiller::Shared {
-  std::mutex mu;
-  std::condition_variable changed;
-  std::vector<int> parts;         // partition (worker column) ids
-  std::vector<bool> claimed, finished;
-  int running = 0;
-  int want = 1;
-  bool conn_in_use = false;       // conn_ lent to a worker
-  Status error = Status::Ok();
-  bool failed = false;
-  int64_t run_rows = 0;
-  int64_t run_chunks = 0;
-  int64_t last_chunk_rows = 0;
-  std::unique_ptr<Pacer> pacer;
+  explicit Shared(const std::atomic<bool>* cancel) : cancel(cancel) {}
+
+  // Whether workers must stop: a worker failed or the run is cancelled.
+  bool StopLocked() const EXCLUSIVE_LOCKS_REQUIRED(mu) { return failed || stopping || (cancel && cancel->load()); }
+
+  // The partition a worker works on next: `current` while it may go on,
+  // else an unclaimed one; -1 when the worker must leave (run stopping,
+  // nothing left, or more workers than wanted: then it is no longer
+  // counted as running, so two surplus workers never both leave for one).
+  int Claim(int current, bool* retired) EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    bool surplus = running > want;
+    if (current >= 0 && !StopLocked() && !surplus) return current;
+    if (current >= 0) claimed[static_cast<size_t>(current)] = false;
+    if (StopLocked()) return -1;
+    if (surplus) {
+      --running;
+      *retired = true;
+      changed.notify_all();
+      return -1;
+    }
+    for (size_t i = 0; i < parts.size(); ++i) {
+      if (!claimed[i] && !finished[i]) {
+        claimed[i] = true;
+        return static_cast<int>(i);
+      }
+    }
+    return -1;
+  }
+
+  bool AllDoneLocked() const EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    return std::all_of(finished.begin(), finished.end(), [](bool f) { return f; });
+  }
+  bool OpenPartsLocked() const EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    for (size_t i = 0; i < parts.size(); ++i) {
+      if (!claimed[i] && !finished[i]) return true;
+    }
+    return false;
+  }
+
+  const std::atomic<bool>* const cancel;
+  Mutex mu;
+  std::condition_variable_any changed;  // any change below, a failure, a cancel
+  std::vector<int> parts;               // partition (worker column) ids; fixed before workers start
+  std::vector<bool> claimed GUARDED_BY(mu);
+  std::vector<bool> finished GUARDED_BY(mu);
+  int running GUARDED_BY(mu) = 0;   // workers started and not yet gone
+  int starting GUARDED_BY(mu) = 0;  // started, not yet past their first claim
+  int want GUARDED_BY(mu) = 1;
+  bool conn_in_use GUARDED_BY(mu) = false;  // conn_ lent to a worker
+  bool failed GUARDED_BY(mu) = false;
+  Status error GUARDED_BY(mu);       // the first fatal error (sticky)
+  bool stopping GUARDED_BY(mu) = false;  // cancel seen by the coordinator
+  int64_t run_rows GUARDED_BY(mu) = 0;
+  int64_t run_chunks GUARDED_BY(mu) = 0;
+  int64_t last_chunk_rows GUARDED_BY(mu) = 0;
+  std::map<int, std::string> retrying GUARDED_BY(mu);  // worker slot -> what it is retrying
+  std::shared_ptr<Pacer> pacer;  // set before workers start
 };
 
-Status Backfiller::Recover(db::Connection& conn, const Status& error, int* attempts) {
-  ++*attempts;
-  switch (error.code()) {
-    case StatusCode::kUnavailable:
-    case StatusCode::kInDoubt: {
-      // The connection broke (maybe inside COMMIT). Reconnect with backoff;
-      // the next chunk re-reads the checkpoint, which settles whether the
-      // last commit happened.
-      if (*attempts > 40) return error.WithContext("giving up after " + std::to_string(*attempts) + " reconnects");
-      clock_->SleepMicros(std::min<int64_t>(5'000'000, 100'000LL << std::min(*attempts, 6)));
-      if (!conn.Reconnect().ok()) return Status::Ok();  // try again next round
-      for (const auto& s : conn.dialect().BackfillSessionSetup()) conn.Exec(s).IgnoreError();
+void Backfiller::Fail(Shared& sh, const Status& error) {
+  {
+    MutexLock l(&sh.mu);
+    if (!sh.failed) {
+      sh.failed = true;
+      sh.error = error;
+    }
+  }
+  sh.changed.notify_all();
+  if (sh.pacer) sh.pacer->Interrupt();
+}
+
+bool Backfiller::Sleep(Shared& sh, int64_t micros) {
+  MutexLock l(&sh.mu);
+  const int64_t until = clock_->NowMicros() + micros;
+  for (int64_t now = clock_->NowMicros();; now = clock_->NowMicros()) {
+    if (sh.StopLocked()) return false;
+    if (now >= until) return true;
+    clock_->WaitFor(&sh.changed, &sh.mu, std::min(until - now, kSliceMicros));
+  }
+}
+
+void Backfiller::Note(Shared& sh, int slot, std::string text) {
+  std::string all;
+  {
+    MutexLock l(&sh.mu);
+    if (text.empty()) {
+      if (sh.retrying.erase(slot) == 0) return;
+    } else {
+      sh.retrying[slot] = std::move(text);
+    }
+    for (const auto& [w, t] : sh.retrying) all += (all.empty() ? "" : "; ") + t;
+  }
+  if (sh.pacer) sh.pacer->SetNote(all);
+}
+
+std::string Backfiller::TimeoutSql(const db::Dialect& d) const {
+  return settings_.statement_timeout_ms > 0 ? d.StatementTimeoutSql(settings_.statement_timeout_ms) : "";
+}
+
+std::vector<std::string> Backfiller::SessionSql(const db::Dialect& d, bool with_timeout) const {
+  std::vector<std::string> out = d.BackfillSessionSetup();
+  if (with_timeout && !TimeoutSql(d).empty()) out.push_back(TimeoutSql(d));
+  return out;
+}
+
+Status Backfiller::InitSession(db::Connection& conn, bool with_timeout) {
+  for (const auto& s : SessionSql(conn.dialect(), with_timeout)) SLUICE_RETURN_IF_ERROR(conn.AddSessionSetup(s));
+  return Status::Ok();
+}
+
+Status Backfiller::WaitToRetry(Shared& sh, db::Connection* conn, Backoff& backoff, const Status& error, int slot,
+                               bool* stopped) {
+  *stopped = false;
+  Status e = error;
+  for (;;) {
+    Result<int64_t> wait = backoff.Next(e);
+    if (!wait.ok()) return wait.status();
+    Note(sh, slot,
+         fmt::format("{} retrying ({} attempts over {:.1f} s): {}", slot < 0 ? "set-up" : "worker " + std::to_string(slot),
+                     backoff.attempts(), static_cast<double>(backoff.streak_micros()) / 1e6,
+                     e.message().substr(0, e.message().find('\n'))));
+    if (!Sleep(sh, *wait)) {
+      *stopped = true;
+      return Cancelled("backfill stopped while retrying: " + e.message());
+    }
+    if (!conn || !NeedsReconnect(e.code())) return Status::Ok();
+    // The session was lost (perhaps inside COMMIT): re-open it. The next
+    // chunk re-reads its checkpoint, which settles whether that commit
+    // happened.
+    Status r = conn->Reconnect();
+    if (r.ok()) {
+      // Adapters re-apply AddSessionSetup on reconnect; running the
+      // (idempotent) settings again covers those that do not.
+      for (const auto& s : SessionSql(conn->dialect(), slot >= 0)) conn->Exec(s).IgnoreError();
       return Status::Ok();
     }
-    case StatusCode::kAborted:
-      // Lock contention or serialization failure: retry the chunk.
-      if (*attempts > 200) return error.WithContext("chunk kept conflicting with other writers");
-      clock_->SleepMicros(20'000LL * std::min(*attempts, 25));
-      return Status::Ok();
-    default:
-      return error;
+    e = r.WithContext("reconnecting");
   }
 }
 
@@ -94,7 +203,6 @@ Status Backfiller::Prepare(const db::BackfillTask& task) {
   // version wants; recomputing them from the old columns would undo it.
   update_sql_ = "UPDATE " + d.Table(task.table) + " SET " + set + " WHERE " +
                 (task.skip_flag.empty() ? "" : d.Quote(task.skip_flag) + " IS NULL AND ");
-  for (const auto& s : d.BackfillSessionSetup()) SLUICE_RETURN_IF_ERROR(conn_.Exec(s));
 
   const std::string cp = d.StateTable("checkpoints");
   const std::string keys = KeyList(d, task.key);
@@ -143,11 +251,33 @@ Status Backfiller::Prepare(const db::BackfillTask& task) {
                                  "updated_at) VALUES ($1, $2, $3, $4, $5, 0, $6, 0, $7, $8)",
                              {Value::Text(migration_), Value::Text(task.table), Value::Int(static_cast<int64_t>(i)),
                               KeyValue(bounds[i]), KeyValue(bounds[i + 1]), Value::Int(offsets[i + 1] - offsets[i]),
-                              Value::Int(high_key.empty() ? 1 : 0), Value::Text(NowIso())});
+                              Value::Int(high_key.empty() ? 1 : 0), Value::Text(IsoTime(clock_->WallMicros()))});
       if (!ins.ok()) return ins.status();
     }
     return Status::Ok();
   });
+}
+
+Status Backfiller::LoadPartitions(const db::BackfillTask& task, Shared& sh, int64_t* base_done, int64_t* base_chunks,
+                                  int64_t* total) {
+  auto r = conn_.Query("SELECT worker, done, rows_done, rows_total, chunks FROM " +
+                           conn_.dialect().StateTable("checkpoints") + " WHERE migration = $1 AND tbl = $2 ORDER BY worker",
+                       {Value::Text(migration_), Value::Text(task.table)});
+  if (!r.ok()) return r.status();
+  MutexLock l(&sh.mu);
+  sh.parts.clear();
+  sh.finished.clear();
+  sh.claimed.clear();
+  *base_done = *base_chunks = *total = 0;
+  for (const auto& row : r->rows) {
+    sh.parts.push_back(static_cast<int>(row[0].AsInt()));
+    sh.finished.push_back(row[1].AsInt() != 0);
+    sh.claimed.push_back(false);
+    *base_done += row[2].AsInt();
+    *total += row[3].AsInt();
+    *base_chunks += row[4].AsInt();
+  }
+  return Status::Ok();
 }
 
 Status Backfiller::Chunk(db::Connection& conn, const db::BackfillTask& task, int part, int64_t chunk_rows,
@@ -155,11 +285,13 @@ Status Backfiller::Chunk(db::Connection& conn, const db::BackfillTask& task, int
   const db::Dialect& d = conn.dialect();
   const std::string cp = d.StateTable("checkpoints");
   const size_t nk = task.key.size();
-  int64_t started = clock_->NowMicros();
+  const int64_t started = clock_->NowMicros();
   *rows = 0;
   *done = false;
+  // Where the chunk is, for any error it returns (what is known so far).
+  std::string where = "backfill of " + task.table + " (partition " + std::to_string(part) + ")";
   const Value mig = Value::Text(migration_), tbl = Value::Text(task.table), worker = Value::Int(part);
-  return db::InTransaction(conn, [&]() -> Status {
+  Status s = db::InTransaction(conn, [&]() -> Status {
     auto r = conn.Query("SELECT last_key, high_key, chunks, done FROM " + cp +
                             " WHERE migration = $1 AND tbl = $2 AND worker = $3" + d.LockRowsClause(),
                         {mig, tbl, worker});
@@ -173,6 +305,8 @@ Status Backfiller::Chunk(db::Connection& conn, const db::BackfillTask& task, int
     SLUICE_ASSIGN_OR_RETURN(Key last, KeyFromJson(row[0].is_null() ? "" : row[0].text));
     SLUICE_ASSIGN_OR_RETURN(Key high, KeyFromJson(row[1].is_null() ? "" : row[1].text));
     int64_t chunk_no = row[2].AsInt() + 1;
+    where = "backfill of " + task.table + " rows " + KeyRangeToDisplay(last, {}) + " (partition " +
+            std::to_string(part) + ")";
 
     // The chunk's upper key: the n-th key after `last`, capped at `high`.
     std::string lower = last.empty() ? "" : KeyCompare(d, task.key, ">", 1) + " AND ";
@@ -184,104 +318,108 @@ Status Backfiller::Chunk(db::Connection& conn, const db::BackfillTask& task, int
     if (!b.ok()) return b.status();
     bool final = b->rows.empty();
     Key end = final ? high : RowKey(b->rows[0], nk);
+    where = "backfill of " + task.table + " rows " + KeyRangeToDisplay(last, end) + " (partition " +
+            std::to_string(part) + ")";
 
     auto u = conn.Query(update_sql_ + lower + KeyCompare(d, task.key, "<=", upper_param), KeyParams(last, end));
-    if (!u.ok()) {
-      return u.status().WithContext("backfill of " + task.table + " rows " + KeyToDisplay(last) + " .. " +
-                                    KeyToDisplay(end));
-    }
+    if (!u.ok()) return u.status();
     *rows = u->affected;
     if (!final && end == high) final = true;
     double millis = static_cast<double>(clock_->NowMicros() - started) / 1000.0;
+    const std::string now = IsoTime(clock_->WallMicros());
     auto c = conn.Query("UPDATE " + cp +
                             " SET last_key = $1, rows_done = rows_done + $2, chunks = $3, done = $4, updated_at = $5 "
                             "WHERE migration = $6 AND tbl = $7 AND worker = $8",
                         {Value::Text(KeyToJson(end)), Value::Int(*rows), Value::Int(chunk_no), Value::Int(final ? 1 : 0),
-                         Value::Text(NowIso()), mig, tbl, worker});
+                         Value::Text(now), mig, tbl, worker});
     if (!c.ok()) return c.status();
     auto h = conn.Query("INSERT INTO " + d.StateTable("chunks") +
                             " (migration, tbl, worker, chunk, from_key, to_key, rows, millis, committed_at) VALUES "
                             "($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                         {mig, tbl, worker, Value::Int(chunk_no), KeyValue(last), Value::Text(KeyToJson(end)),
-                         Value::Int(*rows), Value::Real(millis), Value::Text(NowIso())});
+                         Value::Int(*rows), Value::Real(millis), Value::Text(now)});
     if (!h.ok()) return h.status();
     *done = final;
     return Status::Ok();
   });
+  if (!s.ok()) return s.WithContext(where);
+  return s;
 }
 
-void Backfiller::Worker(Shared& sh, const db::BackfillTask& task, db::Connection* lent) {
+void Backfiller::Worker(Shared& sh, const db::BackfillTask& task, db::Connection* lent, int slot) {
+  Backoff backoff(clock_, settings_.retry_budget_ms * 1000,
+                  static_cast<uint64_t>(clock_->NowMicros()) * 7919 + static_cast<uint64_t>(slot));
   std::unique_ptr<db::Connection> own;
-  auto fail = [&](Status s) {
-    std::lock_guard<std::mutex> l(sh.mu);
-    if (!sh.failed) {
-      sh.failed = true;
-      sh.error = std::move(s);
-    }
-  };
-  auto leave = [&](int part) {
-    std::lock_guard<std::mutex> l(sh.mu);
-    if (part >= 0) sh.claimed[static_cast<size_t>(part)] = false;
-    if (lent) sh.conn_in_use = false;
-    --sh.running;
-    sh.changed.notify_all();
-  };
   db::Connection* conn = lent;
-  if (!conn) {
+  Status fatal = Status::Ok();
+  // A worker of its own connects first; too many connections, a restart
+  // and the like are ridden out like any other retryable error.
+  while (!conn) {
     auto c = hooks_.connect();
-    if (!c.ok()) {
-      fail(c.status().WithContext("backfill worker could not connect"));
-      leave(-1);
-      return;
+    Status s = c.ok() ? InitSession(**c, true) : c.status();
+    if (s.ok()) {
+      own = std::move(*c);
+      conn = own.get();
+      break;
     }
-    own = std::move(*c);
-    conn = own.get();
-    for (const auto& s : conn->dialect().BackfillSessionSetup()) conn->Exec(s).IgnoreError();
+    bool stopped = false;
+    s = WaitToRetry(sh, nullptr, backoff, s.WithContext("backfill worker could not connect"), slot, &stopped);
+    if (!s.ok()) {
+      if (!stopped) fatal = s;
+      break;
+    }
   }
-  int64_t chunk_rows = settings_.chunk_rows;
-  int attempts = 0;
+  if (backoff.attempts() > 0) Note(sh, slot, "");
+  backoff.Reset();
+
   int part = -1;
-  for (;;) {
-    if (part < 0) {
-      std::lock_guard<std::mutex> l(sh.mu);
-      if (sh.failed || sh.running > sh.want) break;
-      for (size_t i = 0; i < sh.parts.size(); ++i) {
-        if (!sh.claimed[i] && !sh.finished[i]) {
-          sh.claimed[i] = true;
-          part = static_cast<int>(i);
-          break;
-        }
-      }
+  bool retired = false;
+  {
+    MutexLock l(&sh.mu);
+    if (conn && fatal.ok()) part = sh.Claim(-1, &retired);
+    --sh.starting;
+  }
+  sh.changed.notify_all();
+
+  int64_t chunk_rows = settings_.chunk_rows;
+  Pacer& pacer = *sh.pacer;
+  while (part >= 0) {
+    if (!pacer.BeforeChunk().ok()) break;  // cancelled or failed elsewhere
+    {
+      // A pause or a hold may have lasted long: look again before writing.
+      MutexLock l(&sh.mu);
+      part = sh.Claim(part, &retired);
       if (part < 0) break;
     }
-    if (!sh.pacer->BeforeChunk().ok()) break;  // cancelled
-    int64_t cap = std::min(settings_.chunk_max_rows, sh.pacer->max_chunk_rows().value_or(settings_.chunk_max_rows));
+    int64_t cap = std::min(settings_.chunk_max_rows, pacer.max_chunk_rows().value_or(settings_.chunk_max_rows));
     int64_t n = std::clamp(chunk_rows, std::min(settings_.chunk_min_rows, cap), cap);
     bool done = false;
     int64_t rows = 0;
     int64_t t0 = clock_->NowMicros();
     Status s = Chunk(*conn, task, sh.parts[static_cast<size_t>(part)], n, &done, &rows);
     if (!s.ok()) {
-      Status r = Recover(*conn, s, &attempts);
-      if (!r.ok()) {
-        fail(r);
+      bool stopped = false;
+      s = WaitToRetry(sh, conn, backoff, s, slot, &stopped);
+      if (!s.ok()) {
+        if (!stopped) fatal = s;
         break;
       }
       continue;
     }
-    attempts = 0;
+    if (backoff.attempts() > 0) Note(sh, slot, "");
+    backoff.Reset();
     int64_t took = std::max<int64_t>(1, clock_->NowMicros() - t0);
     // Aim the next chunk at the target duration; change at most 2x per step
     // so one slow chunk (a checkpoint, a burst of writers) cannot swing it.
     if (rows > 0) {
-      double target = static_cast<double>(sh.pacer->chunk_target_ms().value_or(settings_.chunk_target_ms)) * 1000.0 *
-                      sh.pacer->chunk_scale();
+      double target = static_cast<double>(pacer.chunk_target_ms().value_or(settings_.chunk_target_ms)) * 1000.0 *
+                      pacer.chunk_scale();
       double factor = std::clamp(target / static_cast<double>(took), 0.5, 2.0);
       chunk_rows = std::clamp<int64_t>(static_cast<int64_t>(std::llround(static_cast<double>(n) * factor)),
                                        settings_.chunk_min_rows, settings_.chunk_max_rows);
     }
     {
-      std::lock_guard<std::mutex> l(sh.mu);
+      MutexLock l(&sh.mu);
       sh.run_rows += rows;
       sh.run_chunks += 1;
       sh.last_chunk_rows = rows;
@@ -290,80 +428,121 @@ void Backfiller::Worker(Shared& sh, const db::BackfillTask& task, db::Connection
         sh.claimed[static_cast<size_t>(part)] = false;
         part = -1;
       }
-      sh.changed.notify_all();
+      // Finished, tuned down or stopping: take the next partition, or
+      // release this one and leave.
+      part = sh.Claim(part, &retired);
     }
-    if (!sh.pacer->AfterChunk(rows, took).ok()) break;  // cancelled
-    {
-      // Tuned down: the surplus workers release their partitions.
-      std::lock_guard<std::mutex> l(sh.mu);
-      if (sh.running > sh.want && part >= 0) {
-        sh.claimed[static_cast<size_t>(part)] = false;
-        part = -1;
-      }
-    }
+    sh.changed.notify_all();
+    if (part >= 0 && !pacer.AfterChunk(rows, took).ok()) break;
   }
-  leave(part);
+  if (!fatal.ok()) Fail(sh, fatal);
+  {
+    MutexLock l(&sh.mu);
+    if (part >= 0) sh.claimed[static_cast<size_t>(part)] = false;
+    if (lent) sh.conn_in_use = false;
+    if (!retired) --sh.running;
+  }
+  sh.changed.notify_all();
+  Note(sh, slot, "");
+}
+
+Result<std::unique_ptr<SignalSource>> Backfiller::OpenSignals(const ThrottleSettings& ts) {
+  if (!hooks_.connect) return std::unique_ptr<SignalSource>();
+  auto signals = hooks_.connect();
+  if (!signals.ok()) return signals.status().WithContext("throttle signal session");
+  auto control = hooks_.connect();
+  if (!control.ok()) return control.status().WithContext("backfill control session");
+  std::unique_ptr<db::Connection> replica;
+  if (hooks_.connect_replica) {
+    auto c = hooks_.connect_replica();
+    // A replica that cannot be reached at the start is more likely a wrong
+    // URL than an outage: say so now rather than retrying.
+    if (!c.ok()) return FailedPrecondition("replica for the lag signal: " + c.status().message());
+    replica = std::move(*c);
+  }
+  SignalQueries q{ts.probe_sql, ts.replica_lag_sql, ts.lock_waiters_sql, ts.custom_sql};
+  return std::unique_ptr<SignalSource>(std::make_unique<ConnectionSignals>(
+      migration_, std::move(q), std::move(*signals), std::move(*control), std::move(replica), ts.signal_timeout_ms,
+      clock_));
 }
 
 Status Backfiller::Run(const db::BackfillTask& task) {
-  int attempts = 0;
-  for (;;) {
-    Status s = Prepare(task);
-    if (s.ok()) break;
-    SLUICE_RETURN_IF_ERROR(Recover(conn_, s, &attempts));
-  }
+  Shared sh(hooks_.cancel);
   const db::Dialect& d = conn_.dialect();
-  Shared sh;
-  int64_t base_done = 0, base_chunks = 0, total = 0;
-  {
-    auto r = conn_.Query("SELECT worker, done, rows_done, rows_total, chunks FROM " + d.StateTable("checkpoints") +
-                             " WHERE migration = $1 AND tbl = $2 ORDER BY worker",
-                         {Value::Text(migration_), Value::Text(task.table)});
-    if (!r.ok()) return r.status();
-    for (const auto& row : r->rows) {
-      sh.parts.push_back(static_cast<int>(row[0].AsInt()));
-      sh.finished.push_back(row[1].AsInt() != 0);
-      sh.claimed.push_back(false);
-      base_done += row[2].AsInt();
-      total += row[3].AsInt();
-      base_chunks += row[4].AsInt();
-    }
-  }
-
+  auto cancelled = [&] {
+    return Cancelled("backfill of " + task.table + " interrupted; rerun `sluice backfill` to continue");
+  };
   ThrottleSettings ts = settings_.throttle;
   if (ts.probe_sql.empty() && ts.probe_target_ms > 0) {
     const std::string keys = KeyList(d, task.key);
     ts.probe_sql = "SELECT " + keys + " FROM " + d.Table(task.table) + " ORDER BY " + keys + " LIMIT 1";
   }
   if (ts.lock_waiters_sql.empty()) ts.lock_waiters_sql = d.LockWaitersSql(task.table);
-  std::unique_ptr<db::Connection> signals, replica;
-  if (hooks_.connect) {
-    auto c = hooks_.connect();
-    if (!c.ok()) return c.status().WithContext("throttle signal session");
-    signals = std::move(*c);
-  }
   if (hooks_.connect_replica) {
-    auto c = hooks_.connect_replica();
-    if (!c.ok()) return c.status().WithContext("replica for the lag signal");
-    replica = std::move(*c);
     ts.replica_lag_sql = d.ReplicaOwnLagSql();
   } else if (ts.replica_lag_sql.empty()) {
     ts.replica_lag_sql = d.ReplicaLagSql();
   }
-  sh.pacer = std::make_unique<Pacer>(migration_, ts, std::move(signals), std::move(replica), clock_, hooks_.cancel);
 
-  const int max_workers = d.parallel_backfill() && hooks_.connect ? static_cast<int>(sh.parts.size()) : 1;
-  auto wanted = [&]() {
-    return std::clamp(static_cast<int>(sh.pacer->workers().value_or(settings_.workers)), 1, max_workers);
-  };
+  // Set-up: session settings, the first run's partitions, the checkpoints
+  // and the Pacer's sessions, retried like a chunk.
+  int64_t base_done = 0, base_chunks = 0, total = 0;
+  std::unique_ptr<SignalSource> source;
+  {
+    Backoff backoff(clock_, settings_.retry_budget_ms * 1000, static_cast<uint64_t>(clock_->NowMicros()));
+    bool prepared = false;
+    for (;;) {
+      if (CancelRequested()) return cancelled();
+      Status s = Status::Ok();
+      if (!conn_setup_) {
+        s = InitSession(conn_, false);
+        conn_setup_ = s.ok();
+      }
+      if (s.ok() && !prepared) {
+        s = Prepare(task);
+        prepared = s.ok();
+      }
+      if (s.ok() && !conn_timeout_) {
+        // Prepare may count every row; only what follows runs under the
+        // chunk statement timeout.
+        std::string t = TimeoutSql(d);
+        if (!t.empty()) s = conn_.AddSessionSetup(t);
+        conn_timeout_ = s.ok();
+      }
+      if (s.ok()) s = LoadPartitions(task, sh, &base_done, &base_chunks, &total);
+      if (s.ok()) {
+        auto src = OpenSignals(ts);
+        if (src.ok()) {
+          source = std::move(*src);
+          break;
+        }
+        s = src.status();
+      }
+      bool stopped = false;
+      s = WaitToRetry(sh, &conn_, backoff, s.WithContext("preparing the backfill of " + task.table), -1, &stopped);
+      if (!s.ok()) return stopped ? cancelled() : s;
+    }
+  }
+  sh.pacer = std::make_shared<Pacer>(migration_, ts, std::move(source), clock_, hooks_.cancel);
+  sh.pacer->Start();
+  // The Pacer's threads stop however Run ends.
+  struct StopPacer {
+    Pacer* p;
+    ~StopPacer() { p->Stop(); }
+  } stop_pacer{sh.pacer.get()};
+
+  const int max_workers =
+      d.parallel_backfill() && hooks_.connect ? std::max(1, static_cast<int>(sh.parts.size())) : 1;
   std::vector<std::thread> threads;
-  int64_t run_start = clock_->NowMicros();
+  int slots = 0;
+  const int64_t run_start = clock_->NowMicros();
+  int64_t last_report = run_start - kReportMicros;
   auto report = [&](bool done) {
     if (!hooks_.on_progress) return;
     Progress p;
     p.table = task.table;
     {
-      std::lock_guard<std::mutex> l(sh.mu);
+      MutexLock l(&sh.mu);
       p.rows_done = base_done + sh.run_rows;
       p.chunks = base_chunks + sh.run_chunks;
       p.chunk_rows = sh.last_chunk_rows;
@@ -379,44 +558,55 @@ Status Backfiller::Run(const db::BackfillTask& task) {
   };
 
   for (;;) {
-    bool all_done = false;
+    int want = std::clamp(static_cast<int>(sh.pacer->workers().value_or(settings_.workers)), 1, max_workers);
+    bool interrupt = false;
     {
-      std::unique_lock<std::mutex> l(sh.mu);
-      sh.want = wanted();
-      all_done = std::all_of(sh.finished.begin(), sh.finished.end(), [](bool f) { return f; });
-      bool cancelled = hooks_.cancel && hooks_.cancel->load();
-      bool open_parts = false;
-      for (size_t i = 0; i < sh.parts.size(); ++i) open_parts |= !sh.claimed[i] && !sh.finished[i];
-      if (all_done || sh.failed || cancelled) {
-        if (sh.running == 0) break;
-      } else {
-        while (!sh.failed && sh.running < sh.want && open_parts) {
-          db::Connection* lend = nullptr;
-          if (!sh.conn_in_use) {
-            sh.conn_in_use = true;
-            lend = &conn_;
-          }
-          ++sh.running;
-          threads.emplace_back([this, &sh, &task, lend] { Worker(sh, task, lend); });
-          // Let the new worker claim before deciding on another.
-          sh.changed.wait_for(l, std::chrono::milliseconds(20));
-          open_parts = false;
-          for (size_t i = 0; i < sh.parts.size(); ++i) open_parts |= !sh.claimed[i] && !sh.finished[i];
-        }
-        if (sh.running == 0 && !open_parts) break;  // nothing left to claim
+      MutexLock l(&sh.mu);
+      sh.want = want;
+      if (CancelRequested() && !sh.stopping) {
+        sh.stopping = true;
+        interrupt = true;
       }
-      sh.changed.wait_for(l, std::chrono::milliseconds(200));
+      if (sh.AllDoneLocked() || sh.StopLocked()) {
+        if (sh.running == 0) break;
+      } else if (sh.starting == 0 && sh.running < sh.want && sh.OpenPartsLocked()) {
+        // One at a time: the next worker is started once this one has
+        // claimed its partition.
+        db::Connection* lend = nullptr;
+        if (!sh.conn_in_use) {
+          sh.conn_in_use = true;
+          lend = &conn_;
+        }
+        ++sh.running;
+        ++sh.starting;
+        int slot = ++slots;
+        threads.emplace_back([this, &sh, &task, lend, slot] { Worker(sh, task, lend, slot); });
+        continue;
+      } else if (sh.running == 0 && sh.starting == 0 && !sh.OpenPartsLocked()) {
+        break;  // nothing left to claim
+      }
+      if (!interrupt) clock_->WaitFor(&sh.changed, &sh.mu, kSliceMicros);
     }
-    report(false);
+    if (interrupt) {
+      sh.changed.notify_all();
+      sh.pacer->Interrupt();
+    }
+    if (clock_->NowMicros() - last_report >= kReportMicros) {
+      last_report = clock_->NowMicros();
+      report(false);
+    }
   }
   for (auto& t : threads) t.join();
-  if (sh.failed) return sh.error;
-  bool all_done = std::all_of(sh.finished.begin(), sh.finished.end(), [](bool f) { return f; });
+  sh.pacer->Stop();
+  bool all_done = false;
+  {
+    MutexLock l(&sh.mu);
+    if (sh.failed) return sh.error;
+    all_done = sh.AllDoneLocked();
+  }
   report(all_done);
   if (all_done) return Status::Ok();
-  if (hooks_.cancel && hooks_.cancel->load()) {
-    return Cancelled("backfill of " + task.table + " interrupted; rerun `sluice backfill` to continue");
-  }
+  if (CancelRequested()) return cancelled();
   return Internal("backfill of " + task.table + " stopped with unfinished partitions");
 }
 

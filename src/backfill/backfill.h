@@ -24,6 +24,20 @@
 // row count; the Pacer (throttle.h) adds waits from production signals,
 // the rate limit and operator pause. Memory is constant in the table size.
 //
+// Errors: a retryable error (retry.h: lost connection, commit in doubt,
+// deadlock, server out of disk/memory/connections) is retried by the worker
+// that met it, with capped exponential backoff and jitter, re-opening its
+// session when it was lost; a streak of failures longer than
+// `retry_budget_ms` becomes fatal. The first fatal error of any worker is
+// sticky (LevelDB's RecordBackgroundError): it is recorded, wakes every
+// other worker and the coordinator, each worker stops after at most the
+// chunk it is in, and Run() returns that error, naming table and key range.
+//
+// Cancellation: `hooks.cancel` is watched by every wait (pace, pause,
+// windows, rate limit, retry backoff) in slices of at most 100 ms; each
+// worker finishes at most the chunk it is in. Every time read and wait goes
+// through `hooks.clock`.
+//
 //   backfill::Backfiller bf(conn, "002_orders", settings, hooks);
 //   Status s = bf.Run(task);   // resumes from the stored checkpoints
 #pragma once
@@ -33,6 +47,7 @@
 #include <memory>
 #include <string>
 
+#include "backfill/retry.h"
 #include "backfill/throttle.h"
 #include "common/clock.h"
 #include "db/adapter.h"
@@ -50,6 +65,15 @@ struct Settings {
   int64_t chunk_min_rows = 100;
   int64_t chunk_max_rows = 50000;
   int64_t workers = 1;            // concurrent chunk writers (PostgreSQL)
+  // How long one worker's streak of retryable failures (lost connection,
+  // server restart, disk full, too many connections...) may last before
+  // the backfill fails with the last error. Longer rides out longer
+  // outages; shorter hands control back to the operator sooner.
+  int64_t retry_budget_ms = 300'000;
+  // Statement timeout of the chunk sessions (0 = none): a chunk statement
+  // blocked longer (behind an application's lock, say) is cancelled and
+  // the chunk fails with the database's error instead of hanging.
+  int64_t statement_timeout_ms = 0;
   ThrottleSettings throttle;
 };
 
@@ -71,7 +95,9 @@ using Connector = std::function<Result<std::unique_ptr<db::Connection>>()>;
 
 struct Hooks {
   std::function<void(const Progress&)> on_progress;  // at most ~5 times a second
-  const std::atomic<bool>* cancel = nullptr;         // checked between chunks
+  // Set (e.g. by a signal handler) to stop: every worker stops after at most
+  // its current chunk; waits notice it within 100 ms.
+  const std::atomic<bool>* cancel = nullptr;
   Clock* clock = nullptr;                            // defaults to the real clock
   Connector connect;          // required for workers > 1 and for signals
   Connector connect_replica;  // optional: replica for the lag signal
@@ -90,11 +116,34 @@ class Backfiller {
  private:
   struct Shared;
   Status Prepare(const db::BackfillTask& task);
+  // Reads the partitions' checkpoint rows into `sh`.
+  Status LoadPartitions(const db::BackfillTask& task, Shared& sh, int64_t* base_done, int64_t* base_chunks,
+                        int64_t* total);
+  // The Pacer's inputs: signal and control sessions (and the replica).
+  Result<std::unique_ptr<SignalSource>> OpenSignals(const ThrottleSettings& ts);
   // One chunk of partition `part`. Sets *done when the partition is finished.
   Status Chunk(db::Connection& conn, const db::BackfillTask& task, int part, int64_t chunk_rows, bool* done,
                int64_t* rows);
-  Status Recover(db::Connection& conn, const Status& error, int* attempts);
-  void Worker(Shared& sh, const db::BackfillTask& task, db::Connection* conn);
+  void Worker(Shared& sh, const db::BackfillTask& task, db::Connection* lent, int slot);
+  // The backfill's session settings (with the chunk statement timeout or
+  // not), applied now and after every reconnect.
+  std::vector<std::string> SessionSql(const db::Dialect& d, bool with_timeout) const;
+  std::string TimeoutSql(const db::Dialect& d) const;  // "" when none
+  Status InitSession(db::Connection& conn, bool with_timeout);
+  // After `error`: backs off (re-opening `conn` when the session was lost)
+  // and returns OK to retry. Otherwise sets *stopped when the run failed
+  // elsewhere or was cancelled meanwhile, and else returns the fatal error
+  // (whatever its code: a database error may well be kCancelled). `slot`
+  // names the worker in progress notes (-1: the coordinator, before the
+  // chunk statement timeout applies).
+  Status WaitToRetry(Shared& sh, db::Connection* conn, Backoff& backoff, const Status& error, int slot,
+                     bool* stopped);
+  // Sleeps on the clock; false as soon as the run fails or is cancelled.
+  bool Sleep(Shared& sh, int64_t micros);
+  // Records the first fatal error and wakes everyone.
+  void Fail(Shared& sh, const Status& error);
+  void Note(Shared& sh, int slot, std::string text);
+  bool CancelRequested() const { return hooks_.cancel && hooks_.cancel->load(); }
 
   db::Connection& conn_;
   std::string migration_;
@@ -102,6 +151,10 @@ class Backfiller {
   Hooks hooks_;
   Clock* clock_;
   std::string update_sql_;
+  // conn_ has the backfill's session settings / the chunk statement
+  // timeout (once per Backfiller, not per Run).
+  bool conn_setup_ = false;
+  bool conn_timeout_ = false;
 };
 
 }  // namespace sluice::backfill

@@ -30,7 +30,7 @@ Result<Control> ReadControl(db::Connection& conn, const std::string& migration) 
   return c;
 }
 
-Status WriteControl(db::Connection& conn, const std::string& migration, const ControlChange& change) {
+Status WriteControl(db::Connection& conn, const std::string& migration, const ControlChange& change, Clock* clock) {
   const std::string t = conn.dialect().StateTable("control");
   return db::InTransaction(conn, [&]() -> Status {
     SLUICE_ASSIGN_OR_RETURN(Control c, ReadControl(conn, migration));
@@ -50,12 +50,12 @@ Status WriteControl(db::Connection& conn, const std::string& migration, const Co
                               "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                           {Value::Text(migration), Value::Int(c.paused ? 1 : 0), OptReal(c.max_rows_per_second),
                            OptInt(c.chunk_target_ms), OptInt(c.workers),
-                           c.throttle.empty() ? Value::Null() : Value::Text(c.throttle), Value::Text(NowIso())});
+                           c.throttle.empty() ? Value::Null() : Value::Text(c.throttle), Value::Text(IsoTime(clock->WallMicros()))});
     return ins.status();
   });
 }
 
-Status ReportThrottle(db::Connection& conn, const std::string& migration, const std::string& reason) {
+Status ReportThrottle(db::Connection& conn, const std::string& migration, const std::string& reason, Clock* clock) {
   const std::string t = conn.dialect().StateTable("control");
   return db::InTransaction(conn, [&]() -> Status {
     auto up = conn.Query("UPDATE " + t + " SET throttle = $1 WHERE migration = $2",
@@ -64,7 +64,7 @@ Status ReportThrottle(db::Connection& conn, const std::string& migration, const 
     if (up->affected > 0) return Status::Ok();
     auto ins = conn.Query("INSERT INTO " + t + " (migration, paused, throttle, updated_at) VALUES ($1, 0, $2, $3)",
                           {Value::Text(migration), reason.empty() ? Value::Null() : Value::Text(reason),
-                           Value::Text(NowIso())});
+                           Value::Text(IsoTime(clock->WallMicros()))});
     return ins.status();
   });
 }

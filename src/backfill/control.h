@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 
+#include "common/clock.h"
 #include "db/adapter.h"
 #include "sluice/status.h"
 
@@ -34,9 +35,11 @@ struct ControlChange {
 };
 
 Result<Control> ReadControl(db::Connection& conn, const std::string& migration);
-// Applies `change` in its own transaction.
-Status WriteControl(db::Connection& conn, const std::string& migration, const ControlChange& change);
+// Applies `change` in its own transaction. `clock` stamps updated_at.
+Status WriteControl(db::Connection& conn, const std::string& migration, const ControlChange& change,
+                    Clock* clock = Clock::Real());
 // Records the running backfill's throttle reason ("" = full speed).
-Status ReportThrottle(db::Connection& conn, const std::string& migration, const std::string& reason);
+Status ReportThrottle(db::Connection& conn, const std::string& migration, const std::string& reason,
+                      Clock* clock = Clock::Real());
 
 }  // namespace sluice::backfill

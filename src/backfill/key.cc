@@ -1,5 +1,7 @@
 #include "backfill/key.h"
 
+#include <stdexcept>
+
 #include <nlohmann/json.hpp>
 
 namespace sluice::backfill {
@@ -26,7 +28,11 @@ std::string Hex(const std::string& s) {
   return out;
 }
 
+// Throws std::invalid_argument on anything but an even number of hex digits.
 std::string Unhex(const std::string& s) {
+  if (s.size() % 2 != 0 || s.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+    throw std::invalid_argument("'" + s + "' is not hex");
+  }
   std::string out;
   for (size_t i = 0; i + 1 < s.size(); i += 2) out.push_back(static_cast<char>(std::stoi(s.substr(i, 2), nullptr, 16)));
   return out;
@@ -60,16 +66,29 @@ Result<Key> KeyFromJson(const std::string& text) {
   if (text.empty()) return out;
   try {
     auto j = nlohmann::json::parse(text);
+    if (!j.is_array() || j.empty()) throw std::invalid_argument("not a non-empty array");
     for (const auto& e : j) {
       std::string tag = e.at(0).get<std::string>();
       std::string v = e.at(1).get<std::string>();
+      if (e.size() != 2) throw std::invalid_argument("an element is not a [tag, text] pair");
       db::Value val;
-      if (tag == "n") val.type = db::Value::Type::kNull;
-      if (tag == "i") val.type = db::Value::Type::kInt;
-      if (tag == "r") val.type = db::Value::Type::kReal;
-      if (tag == "t") val.type = db::Value::Type::kText;
-      if (tag == "b") val.type = db::Value::Type::kBlob, v = Unhex(v);
-      if (tag == "x") val.type = db::Value::Type::kText, v = Unhex(v);
+      if (tag == "n") {
+        val.type = db::Value::Type::kNull;
+      } else if (tag == "i") {
+        val.type = db::Value::Type::kInt;
+      } else if (tag == "r") {
+        val.type = db::Value::Type::kReal;
+      } else if (tag == "t") {
+        val.type = db::Value::Type::kText;
+      } else if (tag == "b") {
+        val.type = db::Value::Type::kBlob;
+        v = Unhex(v);
+      } else if (tag == "x") {
+        val.type = db::Value::Type::kText;
+        v = Unhex(v);
+      } else {
+        throw std::invalid_argument("unknown type tag '" + tag + "'");
+      }
       val.text = v;
       out.push_back(std::move(val));
     }
@@ -88,10 +107,18 @@ std::string KeyToDisplay(const Key& key) {
     } else if (key[i].type == db::Value::Type::kInt || key[i].type == db::Value::Type::kReal) {
       out += key[i].text;
     } else {
-      out += "'" + key[i].text + "'";
+      out += "'";
+      for (char c : key[i].text) out += c == '\'' ? std::string("''") : std::string(1, c);
+      out += "'";
     }
   }
   return out + ")";
+}
+
+std::string KeyRangeToDisplay(const Key& from, const Key& to) {
+  std::string out = from.empty() ? "from the start" : "after " + KeyToDisplay(from);
+  if (!to.empty()) out += " through " + KeyToDisplay(to);
+  return out;
 }
 
 std::string KeyList(const db::Dialect& d, const std::vector<std::string>& key, const char* suffix) {

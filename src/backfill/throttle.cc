@@ -2,7 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <ctime>
+#include <cstdio>
 
 #include <fmt/format.h>
 
@@ -12,232 +12,371 @@ Result<std::pair<int, int>> ParseWindow(const std::string& w) {
   int h1 = 0, m1 = 0, h2 = 0, m2 = 0;
   char tail = 0;
   if (std::sscanf(w.c_str(), "%d:%d-%d:%d%c", &h1, &m1, &h2, &m2, &tail) != 4 || h1 < 0 || h1 > 24 || h2 < 0 ||
-      h2 > 24 || m1 < 0 || m1 > 59 || m2 < 0 || m2 > 59) {
+      h2 > 24 || m1 < 0 || m1 > 59 || m2 < 0 || m2 > 59 || (h1 == 24 && m1 > 0) || (h2 == 24 && m2 > 0)) {
     return InvalidArgument("time window '" + w + "' is not HH:MM-HH:MM (UTC), e.g. 22:00-06:00");
   }
   return std::make_pair(h1 * 60 + m1, h2 * 60 + m2);
 }
 
+bool InWindow(std::pair<int, int> w, int minute) {
+  int from = w.first % 1440, to = w.second % 1440;  // 24:00 is midnight
+  if (from == to) return true;                       // "00:00-00:00": all day
+  if (from < to) return minute >= from && minute < to;
+  return minute >= from || minute < to;  // wraps midnight
+}
+
 namespace {
 
-int UtcMinuteOfDay() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  return tm.tm_hour * 60 + tm.tm_min;
-}
-
-bool InWindow(std::pair<int, int> w, int minute) {
-  if (w.first == w.second) return true;  // "00:00-00:00": all day
-  if (w.first < w.second) return minute >= w.first && minute < w.second;
-  return minute >= w.first || minute < w.second;  // wraps midnight
-}
-
+// Longest single wait: cancel (an atomic set by a signal handler, which
+// cannot notify) is noticed within this.
 constexpr int64_t kSliceMicros = 100'000;
+// Stop() waits this long for a thread inside a query before leaving it.
+constexpr int64_t kStopGraceMicros = 250'000;
 constexpr double kMinPace = 0.02;
+// A signal that could not be read counts as this multiple of its limit.
+constexpr double kFailedRatio = 2.0;
+constexpr Signal kSignals[] = {Signal::kProbe, Signal::kReplicaLag, Signal::kLockWaiters, Signal::kCustom};
+
+std::string FirstLine(const std::string& s) { return s.substr(0, s.find('\n')); }
 
 }  // namespace
 
-Pacer::Pacer(std::string migration, ThrottleSettings settings, std::unique_ptr<db::Connection> signals,
-             std::unique_ptr<db::Connection> replica, Clock* clock, const std::atomic<bool>* cancel)
+Pacer::Pacer(std::string migration, ThrottleSettings settings, std::unique_ptr<SignalSource> source, Clock* clock,
+             const std::atomic<bool>* cancel)
     : migration_(std::move(migration)),
       settings_(std::move(settings)),
-      signals_(std::move(signals)),
-      replica_(std::move(replica)),
-      clock_(clock),
+      source_(std::move(source)),
+      clock_(clock ? clock : Clock::Real()),
       cancel_(cancel) {
   for (const auto& w : settings_.windows) {
     auto p = ParseWindow(w);
     if (p.ok()) windows_.push_back(*p);  // validated by the plan parser
   }
-  rate_start_ = clock_->NowMicros();
-  rate_ = settings_.max_rows_per_second;
-  PollLocked(clock_->NowMicros());
+  MutexLock l(&mu_);
+  SetRateLocked(settings_.max_rows_per_second, clock_->NowMicros());
+  probed_ = std::none_of(std::begin(kSignals), std::end(kSignals), [&](Signal s) { return Enabled(s); });
 }
 
-std::optional<double> Pacer::Number(db::Connection* conn, const std::string& sql, double* millis) {
-  if (!conn || sql.empty()) return std::nullopt;
-  int64_t t0 = clock_->NowMicros();
-  auto r = conn->Query(sql);
-  if (millis) *millis = static_cast<double>(clock_->NowMicros() - t0) / 1000.0;
-  if (!r.ok()) {
-    // A signal that cannot be read does not stop the backfill; a lost
-    // session is re-opened for the next poll.
-    if (r.status().code() == StatusCode::kUnavailable) conn->Reconnect().IgnoreError();
-    return std::nullopt;
+Pacer::~Pacer() { Stop(); }
+
+bool Pacer::Enabled(Signal s) const {
+  if (!source_) return false;
+  switch (s) {
+    case Signal::kProbe: return settings_.probe_target_ms > 0 && !settings_.probe_sql.empty();
+    case Signal::kReplicaLag: return settings_.max_replica_lag_seconds > 0 && !settings_.replica_lag_sql.empty();
+    case Signal::kLockWaiters: return settings_.max_lock_waiters >= 0 && !settings_.lock_waiters_sql.empty();
+    case Signal::kCustom: return !settings_.custom_sql.empty();
   }
-  if (r->rows.empty() || r->rows[0].empty() || r->rows[0][0].is_null()) return 0.0;
-  return r->rows[0][0].AsReal(0);
+  return false;
 }
 
-void Pacer::Poll() {
-  std::lock_guard<std::mutex> l(mu_);
-  PollLocked(clock_->NowMicros());
+void Pacer::Start() {
+  PollControl();
+  auto self = shared_from_this();
+  const bool probe_thread = std::any_of(std::begin(kSignals), std::end(kSignals), [&](Signal s) { return Enabled(s); });
+  {
+    MutexLock l(&mu_);
+    if (stop_) return;
+    done_[0] = !source_;  // no source: no control row to read
+    done_[1] = !probe_thread;
+  }
+  if (source_) threads_[0] = std::thread([self] { self->Loop(false); });
+  if (probe_thread) threads_[1] = std::thread([self] { self->Loop(true); });
 }
 
-void Pacer::PollLocked(int64_t now) {
-  last_poll_ = now;
-  if (signals_) {
-    auto c = ReadControl(*signals_, migration_);
-    if (c.ok()) {
-      control_ = *c;
-    } else if (c.status().code() == StatusCode::kUnavailable) {
-      signals_->Reconnect().IgnoreError();
+void Pacer::Loop(bool probe) {
+  for (bool first = true;; first = false) {
+    // The control row was read by Start just now.
+    if (probe || !first) {
+      if (probe) {
+        ProbeSignals();
+      } else {
+        PollControl();
+      }
+    }
+    MutexLock l(&mu_);
+    const int64_t due = clock_->NowMicros() + settings_.poll_ms * 1000;
+    for (int64_t now = clock_->NowMicros(); !stop_ && now < due; now = clock_->NowMicros()) {
+      clock_->WaitFor(&cv_, &mu_, due - now);
+    }
+    if (stop_) {
+      done_[probe ? 1 : 0] = true;
+      cv_.notify_all();
+      return;
     }
   }
-  double new_rate = control_.max_rows_per_second.value_or(settings_.max_rows_per_second);
-  if (new_rate != rate_) {  // tuned: restart the bucket at the new rate
-    rate_ = new_rate;
-    rate_start_ = now;
-    rate_rows_ = 0;
-  }
-  outside_window_ = false;
-  if (!windows_.empty()) {
-    int minute = UtcMinuteOfDay();
-    outside_window_ = std::none_of(windows_.begin(), windows_.end(), [&](auto w) { return InWindow(w, minute); });
-  }
+}
 
-  // The worst signal, as a ratio of its limit (> 1 means over the limit).
+void Pacer::Interrupt() {
+  {
+    MutexLock l(&mu_);
+    interrupted_ = true;
+  }
+  cv_.notify_all();
+}
+
+void Pacer::Stop() {
+  bool done[2];
+  {
+    MutexLock l(&mu_);
+    stop_ = true;
+    interrupted_ = true;
+    cv_.notify_all();
+    const int64_t until = clock_->NowMicros() + kStopGraceMicros;
+    for (int64_t now = clock_->NowMicros(); !(done_[0] && done_[1]) && now < until; now = clock_->NowMicros()) {
+      clock_->WaitFor(&cv_, &mu_, std::min(until - now, kSliceMicros));
+    }
+    done[0] = done_[0];
+    done[1] = done_[1];
+  }
+  for (int i = 0; i < 2; ++i) {
+    if (!threads_[i].joinable()) continue;
+    if (done[i]) {
+      threads_[i].join();
+    } else {
+      threads_[i].detach();  // still inside a query; it holds its own reference
+    }
+  }
+}
+
+void Pacer::ProbeSignals() {
   double worst = 0;
   std::string why;
-  auto consider = [&](double ratio, std::string text) {
+  bool failed = false;
+  for (Signal s : kSignals) {
+    if (!Enabled(s)) continue;
+    const int64_t t0 = clock_->NowMicros();
+    {
+      MutexLock l(&mu_);
+      if (stop_) return;
+      in_flight_ = s;
+      in_flight_since_ = t0;
+    }
+    Result<double> r = source_->Measure(s);  // outside the mutex: may take up to its timeout
+    const int64_t took = clock_->NowMicros() - t0;
+    {
+      MutexLock l(&mu_);
+      in_flight_.reset();
+    }
+    const std::string name(SignalName(s));
+    double ratio = 0;
+    std::string text;
+    if (!r.ok()) {
+      ratio = kFailedRatio;
+      text = took >= settings_.signal_timeout_ms * 900
+                 ? fmt::format("{} did not answer within {} ms (counted as over its limit)", name,
+                               settings_.signal_timeout_ms)
+                 : fmt::format("{} could not be read: {} (counted as over its limit)", name,
+                               FirstLine(r.status().message()));
+    } else {
+      const double v = *r;
+      switch (s) {
+        case Signal::kProbe:
+          ratio = v / static_cast<double>(settings_.probe_target_ms);
+          text = fmt::format("probe latency {:.1f} ms (target {} ms)", v, settings_.probe_target_ms);
+          break;
+        case Signal::kReplicaLag:
+          ratio = v / settings_.max_replica_lag_seconds;
+          text = fmt::format("replica lag {:.1f} s (max {:g} s)", v, settings_.max_replica_lag_seconds);
+          break;
+        case Signal::kLockWaiters: {
+          double limit = static_cast<double>(settings_.max_lock_waiters);
+          ratio = limit > 0 ? v / limit : (v > 0 ? 1 + v : 0);
+          text = fmt::format("{:g} sessions waiting for locks on the table (max {})", v, settings_.max_lock_waiters);
+          break;
+        }
+        case Signal::kCustom:
+          ratio = settings_.custom_max > 0 ? v / settings_.custom_max : (v > 0 ? 1 + v : 0);
+          text = fmt::format("custom signal {:g} (max {:g})", v, settings_.custom_max);
+          break;
+      }
+    }
     if (ratio > worst) {
       worst = ratio;
       why = std::move(text);
-    }
-  };
-  if (settings_.probe_target_ms > 0) {
-    double ms = 0;
-    if (Number(signals_.get(), settings_.probe_sql, &ms)) {
-      consider(ms / static_cast<double>(settings_.probe_target_ms),
-               fmt::format("probe latency {:.1f} ms (target {} ms)", ms, settings_.probe_target_ms));
+      failed = !r.ok();
     }
   }
-  if (settings_.max_replica_lag_seconds > 0) {
-    db::Connection* on = replica_ ? replica_.get() : signals_.get();
-    if (auto lag = Number(on, settings_.replica_lag_sql, nullptr)) {
-      consider(*lag / settings_.max_replica_lag_seconds,
-               fmt::format("replica lag {:.1f} s (max {:g} s)", *lag, settings_.max_replica_lag_seconds));
+  {
+    MutexLock l(&mu_);
+    if (stop_) return;
+    worst_ = worst;
+    signal_why_ = why;
+    if (worst > 1) {
+      // Already at the slowest pace and still over the limit: hold entirely
+      // until the signal falls back under it.
+      holding_ = pace_ <= kMinPace;
+      pace_ = std::max(kMinPace, pace_ * std::clamp(1.0 / worst, 0.5, 0.9));
+      if (holding_) signal_why_ += failed ? "; holding until it answers" : "; holding until it falls";
+    } else {
+      holding_ = false;
+      if (worst < 0.8) pace_ = std::min(1.0, pace_ * 1.25 + 0.01);
     }
+    probed_ = true;
   }
-  if (settings_.max_lock_waiters >= 0) {
-    if (auto n = Number(signals_.get(), settings_.lock_waiters_sql, nullptr)) {
-      double limit = static_cast<double>(settings_.max_lock_waiters);
-      consider(limit > 0 ? *n / limit : (*n > 0 ? 1 + *n : 0),
-               fmt::format("{:g} sessions waiting for locks on the table (max {})", *n, settings_.max_lock_waiters));
-    }
-  }
-  if (!settings_.custom_sql.empty()) {
-    if (auto v = Number(signals_.get(), settings_.custom_sql, nullptr)) {
-      consider(settings_.custom_max > 0 ? *v / settings_.custom_max : (*v > 0 ? 1 + *v : 0),
-               fmt::format("custom signal {:g} (max {:g})", *v, settings_.custom_max));
-    }
-  }
+  cv_.notify_all();
+}
 
-  if (worst > 1) {
-    // Already at the slowest pace and still over the limit: hold entirely
-    // until the signal falls back under it.
-    holding_ = pace_ <= kMinPace;
-    pace_ = std::max(kMinPace, pace_ * std::clamp(1.0 / worst, 0.5, 0.9));
-  } else {
-    holding_ = false;
-    if (worst < 0.8) pace_ = std::min(1.0, pace_ * 1.25 + 0.01);
+void Pacer::PollControl() {
+  Result<Control> c = source_ ? source_->ReadControl() : Result<Control>(Control{});
+  const int64_t now = clock_->NowMicros();
+  const int minute = static_cast<int>((clock_->WallMicros() / 60'000'000) % 1440);
+  std::string reason;
+  bool report = false;
+  {
+    MutexLock l(&mu_);
+    if (c.ok()) {
+      control_ = *c;
+      control_error_.clear();
+    } else {
+      // Fail closed: the operator may have paused; hold until it reads.
+      control_error_ = FirstLine(c.status().message());
+    }
+    SetRateLocked(control_.max_rows_per_second.value_or(settings_.max_rows_per_second), now);
+    outside_window_ =
+        !windows_.empty() && std::none_of(windows_.begin(), windows_.end(), [&](auto w) { return InWindow(w, minute); });
+    reason = ReasonLocked(now);
+    report = source_ && (!reported_ || reason != reported_reason_);
   }
+  cv_.notify_all();
+  if (report && source_->ReportThrottle(reason).ok()) {
+    MutexLock l(&mu_);
+    reported_ = true;
+    reported_reason_ = reason;
+  }
+}
+
+bool Pacer::StuckLocked(int64_t now) const {
+  return in_flight_ && now - in_flight_since_ > (settings_.signal_timeout_ms + settings_.poll_ms) * 1000;
+}
+
+bool Pacer::HoldingLocked(int64_t now) const {
+  return control_.paused || !control_error_.empty() || outside_window_ || holding_ || !probed_ || StuckLocked(now);
+}
+
+std::string Pacer::ReasonLocked(int64_t now) const {
   std::string reason;
   if (control_.paused) {
     reason = "paused (sluice resume " + migration_ + " to continue)";
+  } else if (!control_error_.empty()) {
+    reason = "holding: the control row could not be read (" + control_error_ + ")";
   } else if (outside_window_) {
     std::string list;
     for (const auto& w : settings_.windows) list += (list.empty() ? "" : ", ") + w;
     reason = "outside allowed window " + list + " UTC";
+  } else if (StuckLocked(now)) {
+    // Whole seconds: the reason (and the control row) changes once a second.
+    reason = fmt::format("{} has not answered for {:.0f} s (timeout {} ms); holding until it answers",
+                         SignalName(*in_flight_), static_cast<double>(now - in_flight_since_) / 1e6,
+                         settings_.signal_timeout_ms);
+  } else if (!probed_) {
+    reason = "waiting for the first reading of the throttle signals";
   } else if (holding_) {
-    reason = why + "; holding until it falls";
-  } else if (worst > 1) {
-    reason = fmt::format("{}; pace {:.0f}%", why, pace_ * 100);
+    reason = signal_why_;
+  } else if (worst_ > 1) {
+    reason = fmt::format("{}; pace {:.0f}%", signal_why_, pace_ * 100);
   } else if (pace_ < 1) {
     reason = fmt::format("recovering; pace {:.0f}%", pace_ * 100);
   } else if (rate_ > 0) {
     reason = fmt::format("rate limit {:g} rows/s", rate_);
   }
-  reason_ = reason;
-  if (signals_ && reason_ != reported_reason_) {
-    if (ReportThrottle(*signals_, migration_, reason_).ok()) reported_reason_ = reason_;
-  }
+  if (!note_.empty()) reason = reason.empty() ? note_ : reason + "; " + note_;
+  return reason;
+}
+
+void Pacer::SetRateLocked(double rate, int64_t now) {
+  if (rate == rate_) return;
+  if (rate_ > 0) RefillLocked(now);
+  const double cap = std::max(1.0, std::floor(rate / 2));
+  tokens_ = rate_ > 0 ? std::min(tokens_, cap) : cap;  // a new limit starts with a full bucket
+  rate_ = rate;
+  bucket_at_ = now;
+}
+
+void Pacer::RefillLocked(int64_t now) {
+  if (rate_ <= 0) return;
+  const double cap = std::max(1.0, std::floor(rate_ / 2));
+  tokens_ = std::min(cap, tokens_ + static_cast<double>(now - bucket_at_) * rate_ / 1e6);
+  bucket_at_ = now;
 }
 
 Status Pacer::BeforeChunk() {
+  MutexLock l(&mu_);
   for (;;) {
-    if (IsCancelled()) return Cancelled("backfill interrupted");
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      int64_t now = clock_->NowMicros();
-      if (now - last_poll_ >= settings_.poll_ms * 1000) PollLocked(now);
-      if (!control_.paused && !outside_window_ && !holding_) return Status::Ok();
-    }
-    clock_->SleepMicros(kSliceMicros);
+    if (interrupted_ || IsCancelled()) return Cancelled("backfill interrupted");
+    if (!HoldingLocked(clock_->NowMicros())) return Status::Ok();
+    clock_->WaitFor(&cv_, &mu_, kSliceMicros);
   }
 }
 
 Status Pacer::AfterChunk(int64_t rows, int64_t chunk_micros) {
-  int64_t chunk_end = clock_->NowMicros();
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    rate_rows_ += rows;
+  MutexLock l(&mu_);
+  const int64_t end = clock_->NowMicros();
+  if (rate_ > 0) {
+    RefillLocked(end);
+    tokens_ -= static_cast<double>(rows);
   }
   for (;;) {
-    if (IsCancelled()) return Cancelled("backfill interrupted");
-    int64_t now = clock_->NowMicros();
+    if (interrupted_ || IsCancelled()) return Cancelled("backfill interrupted");
+    const int64_t now = clock_->NowMicros();
     int64_t due = now;
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      if (now - last_poll_ >= settings_.poll_ms * 1000) PollLocked(now);
-      if (pace_ < 1) {
-        double wait = static_cast<double>(chunk_micros) * (1 - pace_) / pace_;
-        due = std::max(due, chunk_end + static_cast<int64_t>(std::min(wait, 10e6)));
-      }
-      if (rate_ > 0) {
-        due = std::max(due, rate_start_ + static_cast<int64_t>(static_cast<double>(rate_rows_) / rate_ * 1e6));
-      }
+    if (pace_ < 1) {
+      double wait = static_cast<double>(chunk_micros) * (1 - pace_) / pace_;
+      due = std::max(due, end + static_cast<int64_t>(std::min(wait, 10e6)));
+    }
+    if (rate_ > 0) {
+      RefillLocked(now);
+      if (tokens_ < 0) due = std::max(due, now + static_cast<int64_t>(std::ceil(-tokens_ * 1e6 / rate_)));
     }
     if (due <= now) return Status::Ok();
-    clock_->SleepMicros(std::min(due - now, kSliceMicros));
+    clock_->WaitFor(&cv_, &mu_, std::min(due - now, kSliceMicros));
   }
 }
 
 std::string Pacer::reason() const {
-  std::lock_guard<std::mutex> l(mu_);
-  return reason_;
+  MutexLock l(&mu_);
+  return ReasonLocked(clock_->NowMicros());
 }
 
 double Pacer::pace() const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   return pace_;
 }
 
+bool Pacer::holding() const {
+  MutexLock l(&mu_);
+  return HoldingLocked(clock_->NowMicros());
+}
+
 std::optional<int64_t> Pacer::chunk_target_ms() const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   return control_.chunk_target_ms;
 }
 
 std::optional<int64_t> Pacer::workers() const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   return control_.workers;
 }
 
 std::optional<int64_t> Pacer::max_chunk_rows() const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   if (rate_ <= 0) return std::nullopt;
   return std::max<int64_t>(1, static_cast<int64_t>(rate_ / 2));
 }
 
 double Pacer::chunk_scale() const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   return std::clamp(pace_, 0.1, 1.0);
 }
 
 bool Pacer::paused() const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   return control_.paused;
+}
+
+void Pacer::SetNote(std::string note) {
+  MutexLock l(&mu_);
+  note_ = std::move(note);
 }
 
 }  // namespace sluice::backfill

@@ -10,32 +10,52 @@
 //   custom     a query returning a number, against a maximum
 //   windows    allowed UTC time windows ("22:00-06:00"); outside them the
 //              backfill holds as if paused
-//   rate       a maximum rows/s over all workers (token bucket)
+//   rate       a maximum rows/s over all workers (token bucket holding at
+//              most half a second of rows)
 //
 // The pace is a duty cycle in (0, 1]: after a chunk that took t, a worker
-// waits t * (1 - pace) / pace. A signal over its limit cuts the pace in
-// proportion to how far over it is (at most halving per evaluation); below
-// 80% of every limit the pace recovers by a quarter per evaluation. A signal
-// still over its limit at the slowest pace (2%) holds the backfill entirely
-// until it falls. So the backfill slows smoothly under pressure, stops when
-// slowing is not enough, and speeds up again, instead of sleeping a fixed
-// delay.
+// waits t * (1 - pace) / pace (at most 10 s). A signal over its limit cuts
+// the pace in proportion to how far over it is (at most halving per
+// reading); below 80% of every limit the pace recovers by a quarter per
+// reading. A signal still over its limit at the slowest pace (2%) holds the
+// backfill entirely until it falls.
 //
-// Thread-safe: all workers of one backfill share one Pacer. Signals and the
-// control row are read by whichever worker finds them stale (every
-// `poll_ms`), on the Pacer's own connections, never inside a chunk.
+// Fail closed: a signal whose query fails or is cancelled by its statement
+// timeout counts as twice its limit for that reading (the pace halves; a
+// signal that keeps failing ends in a hold), and the reason names it
+// ("custom signal did not answer within 2000 ms (counted as over its
+// limit)"). A signal query still running well past its timeout (a database
+// that cannot cancel it) holds the backfill until it answers ("custom
+// signal has not answered for 12 s"). The control row not being readable
+// holds too (the operator may have paused). Nothing holds silently: the
+// reason is in the progress line and, through the control row, in `status`.
+//
+// Threads: signals are read by a probe thread, the control row by a control
+// thread, each on its own session (Start), never under the Pacer's mutex:
+// a slow or hung signal query stalls neither the workers (they keep the
+// last readings) nor pause/tune/status. Workers only read the state and
+// wait. Every wait is on the Clock, in slices of at most 100 ms, and ends
+// when `cancel` is set or Interrupt() is called.
+//
+// Thread-safety: all methods may be called from any thread.
+//
+//   auto pacer = std::make_shared<Pacer>("002_x", settings, std::move(source), clock, &cancel);
+//   pacer->Start();
+//   while (pacer->BeforeChunk().ok()) { ...chunk...; if (!pacer->AfterChunk(rows, micros).ok()) break; }
+//   pacer->Stop();
 #pragma once
 
 #include <atomic>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "backfill/control.h"
+#include "backfill/signals.h"
 #include "common/clock.h"
-#include "db/adapter.h"
+#include "common/thread_annotations.h"
 #include "sluice/status.h"
 
 namespace sluice::backfill {
@@ -51,30 +71,57 @@ struct ThrottleSettings {
   std::string custom_sql;
   double custom_max = 0;
   std::vector<std::string> windows;  // "HH:MM-HH:MM" UTC; empty = always
+  // How often the signals and the control row are read.
   int64_t poll_ms = 250;
+  // Statement timeout of each signal query and control-row access. A signal
+  // that takes longer is cancelled and counts as over its limit; longer
+  // gives slow signal queries a chance, shorter notices a hang sooner.
+  int64_t signal_timeout_ms = 2000;
 };
 
 // Parses "HH:MM-HH:MM"; the window may wrap midnight. Returns minutes since
 // midnight UTC [from, to). kInvalidArgument on a malformed window.
 Result<std::pair<int, int>> ParseWindow(const std::string& window);
+// True when `minute` (since midnight UTC) lies in `window`; a window whose
+// ends are equal ("00:00-00:00") is the whole day.
+bool InWindow(std::pair<int, int> window, int minute);
 
-class Pacer {
+class Pacer : public std::enable_shared_from_this<Pacer> {
  public:
-  // `signals` runs probe/lag/waiter/custom queries and reads the control
-  // row; `replica` (optional) answers the replica-lag query.
-  Pacer(std::string migration, ThrottleSettings settings, std::unique_ptr<db::Connection> signals,
-        std::unique_ptr<db::Connection> replica, Clock* clock, const std::atomic<bool>* cancel);
+  // `source` (may be null: no signals, no control row) provides the
+  // readings; signals without a query or a limit in `settings` are off.
+  Pacer(std::string migration, ThrottleSettings settings, std::unique_ptr<SignalSource> source, Clock* clock,
+        const std::atomic<bool>* cancel);
+  ~Pacer();
+  Pacer(const Pacer&) = delete;
+  Pacer& operator=(const Pacer&) = delete;
 
-  // Blocks while the migration is paused or outside its windows. Returns
-  // kCancelled when `cancel` is set meanwhile.
+  // Reads the control row once (so a paused migration writes no chunk),
+  // then starts the probe and control threads. The Pacer must be owned by a
+  // std::shared_ptr (the threads share it).
+  void Start();
+  // Interrupt(), then stops the threads: each is joined, unless it is still
+  // inside a query after a short grace (a database without statement
+  // timeouts), in which case it is left to finish on its own (it owns its
+  // share of the Pacer and its session). Idempotent.
+  void Stop();
+  // From now on every wait returns kCancelled at once (a worker failed, or
+  // the run is being cancelled).
+  void Interrupt();
+
+  // Blocks while the migration is paused, outside its windows, held by a
+  // signal, or before the first reading of the signals. kCancelled when
+  // `cancel` is set or Interrupt() is called meanwhile.
   Status BeforeChunk();
   // Accounts a committed chunk and waits as long as the pace and the rate
-  // limit require. Returns kCancelled when `cancel` is set meanwhile.
+  // limit require. kCancelled as above.
   Status AfterChunk(int64_t rows, int64_t chunk_micros);
 
   // Current reason for slowing down ("" = full speed), for progress output.
   std::string reason() const;
   double pace() const;
+  // True while BeforeChunk would wait.
+  bool holding() const;
   // Operator overrides from `sluice tune` (unset = the plan's settings).
   std::optional<int64_t> chunk_target_ms() const;
   std::optional<int64_t> workers() const;
@@ -86,37 +133,64 @@ class Pacer {
   // reduced: under pressure chunks get shorter too, so each holds its row
   // locks for less time, not just less often.
   double chunk_scale() const;
+  // A note shown with the reason (a worker retrying after an error); "" to
+  // clear.
+  void SetNote(std::string note);
 
-  // Refreshes signals and control now (also called internally when stale).
-  void Poll();
+  // One reading of every signal, then the pace update. Runs the queries
+  // outside the mutex. Called by the probe thread; tests call it directly.
+  void ProbeSignals();
+  // Reads the control row, re-evaluates the windows and the reason and
+  // reports it when it changed. Called by the control thread; tests call it
+  // directly.
+  void PollControl();
 
  private:
   bool IsCancelled() const { return cancel_ && cancel_->load(); }
-  // Sleeps up to `micros` in slices, polling; false when cancelled.
-  bool Wait(int64_t micros);
-  void PollLocked(int64_t now);
-  std::optional<double> Number(db::Connection* conn, const std::string& sql, double* millis);
+  bool Enabled(Signal s) const;
+  // Whether BeforeChunk must wait now, and why.
+  bool HoldingLocked(int64_t now) const EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string ReasonLocked(int64_t now) const EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The signal query that has been running longer than its timeout plus a
+  // poll interval, if any.
+  bool StuckLocked(int64_t now) const EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RefillLocked(int64_t now) EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SetRateLocked(double rate, int64_t now) EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Loops of the two threads: a reading every poll_ms until Stop.
+  void Loop(bool probe);
 
   const std::string migration_;
   const ThrottleSettings settings_;
   std::vector<std::pair<int, int>> windows_;
-  std::unique_ptr<db::Connection> signals_;
-  std::unique_ptr<db::Connection> replica_;
-  Clock* clock_;
-  const std::atomic<bool>* cancel_;
+  const std::unique_ptr<SignalSource> source_;
+  Clock* const clock_;
+  const std::atomic<bool>* const cancel_;
 
-  mutable std::mutex mu_;
-  int64_t last_poll_ = 0;
-  double pace_ = 1.0;
-  std::string reason_;
-  std::string reported_reason_;
-  Control control_;
-  bool outside_window_ = false;
-  bool holding_ = false;  // a signal stayed over its limit at the slowest pace
-  // Token bucket for the rate limit, shared by all workers.
-  int64_t rate_start_ = 0;
-  int64_t rate_rows_ = 0;
-  double rate_ = 0;
+  mutable Mutex mu_;
+  mutable std::condition_variable_any cv_;  // any state change, Interrupt, Stop
+  double pace_ GUARDED_BY(mu_) = 1.0;
+  bool holding_ GUARDED_BY(mu_) = false;  // a signal stayed over its limit at the slowest pace
+  bool probed_ GUARDED_BY(mu_) = false;   // the signals have been read once
+  std::string signal_why_ GUARDED_BY(mu_);  // the worst signal's text at the last reading
+  double worst_ GUARDED_BY(mu_) = 0;
+  std::optional<Signal> in_flight_ GUARDED_BY(mu_);
+  int64_t in_flight_since_ GUARDED_BY(mu_) = 0;
+  Control control_ GUARDED_BY(mu_);
+  std::string control_error_ GUARDED_BY(mu_);  // the control row could not be read
+  bool outside_window_ GUARDED_BY(mu_) = false;
+  std::string note_ GUARDED_BY(mu_);
+  std::string reported_reason_ GUARDED_BY(mu_);
+  bool reported_ GUARDED_BY(mu_) = false;
+  // Token bucket of the rate limit, shared by all workers: up to half a
+  // second of rows; a chunk takes its rows (possibly below zero) and its
+  // worker waits until the bucket is back at zero.
+  double rate_ GUARDED_BY(mu_) = 0;
+  double tokens_ GUARDED_BY(mu_) = 0;
+  int64_t bucket_at_ GUARDED_BY(mu_) = 0;
+  bool interrupted_ GUARDED_BY(mu_) = false;
+  bool stop_ GUARDED_BY(mu_) = false;
+  bool done_[2] GUARDED_BY(mu_) = {true, true};  // control, probe thread finished
+  std::thread threads_[2];  // touched only by Start and Stop
 };
 
 }  // namespace sluice::backfill

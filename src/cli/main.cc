@@ -211,8 +211,15 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  std::signal(SIGINT, OnSigint);
-  std::signal(SIGTERM, OnSigint);
+  // SIGTERM (kill, a service manager) is the first Ctrl-C: every worker
+  // stops after the chunk in flight; a second SIGINT or SIGTERM leaves at
+  // once. SA_RESTART: a system call the signal interrupts resumes.
+  struct sigaction on_stop {};
+  on_stop.sa_handler = OnSigint;
+  sigemptyset(&on_stop.sa_mask);
+  on_stop.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &on_stop, nullptr);
+  sigaction(SIGTERM, &on_stop, nullptr);
   bool tty = isatty(STDOUT_FILENO);
   sluice::cli::ProgressPrinter progress(tty);
   if (chunk_ms > 0) bopts.chunk_target_ms = chunk_ms;

@@ -92,7 +92,8 @@ Db PgDb(int rows) {
   d.url = c->CreateDatabase("bf");
   c->Psql(d.url, "CREATE TABLE orders (id bigint PRIMARY KEY, email text NOT NULL); INSERT INTO orders SELECT i, "
                  "'User' || i || '@Example.COM' FROM generate_series(1, " +
-                     std::to_string(rows) + ") i; CREATE TABLE signal (v float8); INSERT INTO signal VALUES (0)");
+                     std::to_string(rows) + ") i; CREATE TABLE signal (v float8); INSERT INTO signal VALUES (0); "
+                     "CREATE SEQUENCE readings");
   Options o;
   o.db_url = d.url;
   o.actor = "test";
@@ -102,10 +103,18 @@ Db PgDb(int rows) {
   return d;
 }
 
-// Pause, tune and resume a running backfill from a second process; each is
-// honoured within two seconds.
-void PauseTuneResume(Db& db, const TempDir& dir, std::vector<std::string> extra) {
-  auto st = db.Sluice({"start", dir.Write("001_lower.yaml", kPlan)});
+int64_t Count(Db& db, const std::string& sql) {
+  std::string v = db.Value(sql);
+  return v.empty() ? 0 : std::stoll(v);
+}
+
+// Pause, tune and resume a running backfill from a second process. Once the
+// backfill reports "paused" (its Pacer read the control row), each of the
+// `workers` commits at most the chunk it had in flight, for as long as
+// `observe` lasts.
+void PauseTuneResume(Db& db, const TempDir& dir, std::vector<std::string> extra, int workers,
+                     const std::string& plan, const std::function<void()>& observe) {
+  auto st = db.Sluice({"start", dir.Write("001_lower.yaml", plan)});
   ASSERT_EQ(st.exit_code, 0) << st.err;
   std::vector<std::string> args = {"backfill", "--rate", "20000", "--chunk-rows", "500"};
   args.insert(args.end(), extra.begin(), extra.end());
@@ -115,24 +124,28 @@ void PauseTuneResume(Db& db, const TempDir& dir, std::vector<std::string> extra)
 
   auto p = db.Sluice({"pause", "001_lower"});
   ASSERT_EQ(p.exit_code, 0) << p.err;
-  std::this_thread::sleep_for(2s);
-  int64_t held = db.RowsDone();
-  std::this_thread::sleep_for(1500ms);
-  EXPECT_EQ(db.RowsDone(), held) << "the backfill kept writing more than 2 s after `sluice pause`";
-  nlohmann::json s = db.Status();
+  nlohmann::json s;
+  ASSERT_TRUE(Eventually([&] {
+    s = db.Status();
+    return s["backfill"]["throttle"].get<std::string>().find("paused") != std::string::npos;
+  })) << s.dump();
+  const std::string chunks = "SELECT count(*) FROM " + db.State("chunks");
+  int64_t held = Count(db, chunks);
   EXPECT_EQ(s["backfill"]["paused"], true) << s.dump();
-  EXPECT_NE(s["backfill"]["throttle"].get<std::string>().find("paused"), std::string::npos) << s.dump();
   EXPECT_EQ(s["backfill"]["state"], "running") << s.dump();
 
   // Tune while paused: a lower rate caps the chunk size at half a second of
   // rows, which the chunk history shows once the backfill resumes.
   auto t = db.Sluice({"tune", "001_lower", "--rate", "2000"});
   ASSERT_EQ(t.exit_code, 0) << t.err;
+  ASSERT_TRUE(db.Status()["backfill"]["paused"].get<bool>());
+  observe();
+  EXPECT_LE(Count(db, chunks) - held, workers) << "the backfill kept writing after it reported `paused`";
+  held = Count(db, chunks);
   auto r = db.Sluice({"resume", "001_lower"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::string resumed_at = db.Value("SELECT max(committed_at) FROM " + db.State("chunks"));
-  ASSERT_TRUE(Eventually([&] { return db.RowsDone() > held; })) << "the backfill did not resume";
-  std::this_thread::sleep_for(2s);
+  ASSERT_TRUE(Eventually([&] { return Count(db, chunks) >= held + 4; })) << "the backfill did not resume";
   // Chunks committed after the resume are at most 2000/2 rows.
   EXPECT_EQ(db.Value("SELECT count(*) FROM " + db.State("chunks") + " WHERE committed_at > '" + resumed_at +
                      "' AND rows > 1000"),
@@ -157,7 +170,9 @@ void PauseTuneResume(Db& db, const TempDir& dir, std::vector<std::string> extra)
 TEST(BackfillControl, SqlitePauseTuneResumeFromAnotherProcess) {
   TempDir dir;
   Db db = SqliteDb(dir, 120000);
-  PauseTuneResume(db, dir, {});
+  // An observation window: a SQLite signal query cannot count its own
+  // readings, so nothing but time can show that nothing happens.
+  PauseTuneResume(db, dir, {}, 1, kPlan, [] { std::this_thread::sleep_for(1500ms); });
 }
 
 TEST(BackfillControl, PostgresPauseTuneResumeWithWorkers) {
@@ -165,7 +180,19 @@ TEST(BackfillControl, PostgresPauseTuneResumeWithWorkers) {
   TempDir dir;
   Db db = PgDb(120000);
   ASSERT_TRUE(db.m);
-  PauseTuneResume(db, dir, {"--workers", "2"});
+  // A signal that never throttles but counts its readings: the Pacer keeps
+  // reading signals while paused, so "four readings later" is a window
+  // defined by the backfill's own activity.
+  std::string plan = std::string(kPlan) + R"(
+backfill:
+  throttle:
+    custom_sql: SELECT 0 FROM nextval('public.readings')
+    custom_max: 10
+)";
+  PauseTuneResume(db, dir, {"--workers", "2"}, 2, plan, [&] {
+    int64_t readings = Count(db, "SELECT last_value FROM public.readings");
+    EXPECT_TRUE(Eventually([&] { return Count(db, "SELECT last_value FROM public.readings") >= readings + 4; }));
+  });
   // Parallel workers walked disjoint partitions: together they cover every
   // row exactly once.
   EXPECT_EQ(db.Value("SELECT count(DISTINCT worker) > 1 FROM sluice.chunks"), "t");
@@ -183,9 +210,10 @@ backfill:
   chunk_max_rows: 200
   max_rows_per_second: 5000
   throttle:
-    custom_sql: SELECT v FROM public.signal
+    custom_sql: SELECT v FROM public.signal, nextval('public.readings')
     custom_max: 10
 )";
+  // Each reading of the signal takes a number: the test counts readings.
   ASSERT_EQ(db.Sluice({"start", dir.Write("001_lower.yaml", plan)}).exit_code, 0);
   int pid = db.Spawn({"backfill"}, dir.path());
   ASSERT_TRUE(Eventually([&] { return db.RowsDone() > 0; }));
@@ -197,10 +225,14 @@ backfill:
   ASSERT_TRUE(Eventually([&] {
     return db.Status()["backfill"]["throttle"].get<std::string>().find("holding") != std::string::npos;
   })) << db.Status().dump();
-  std::this_thread::sleep_for(1s);
-  int64_t held = db.RowsDone();
-  std::this_thread::sleep_for(2s);
-  EXPECT_EQ(db.RowsDone(), held) << "progress continued while the signal was over its limit";
+  // Held: four more readings of the signal later, no chunk beyond the one
+  // that may have been in flight.
+  const std::string chunks = "SELECT count(*) FROM sluice.chunks";
+  int64_t chunks_held = Count(db, chunks), held = db.RowsDone();
+  int64_t readings = Count(db, "SELECT last_value FROM public.readings");
+  ASSERT_TRUE(Eventually([&] { return Count(db, "SELECT last_value FROM public.readings") >= readings + 4; }));
+  EXPECT_LE(Count(db, chunks) - chunks_held, 1) << "progress continued while the signal was over its limit";
+  held = db.RowsDone();
   EXPECT_LT(held, 60000);
   db.Value("UPDATE signal SET v = 0 RETURNING v");
   ASSERT_TRUE(Eventually([&] { return db.RowsDone() > held; })) << "progress did not resume";
