@@ -182,13 +182,9 @@ Status Backfiller::WaitToRetry(Shared& sh, db::Connection* conn, Backoff& backof
     // The session was lost (perhaps inside COMMIT): re-open it. The next
     // chunk re-reads its checkpoint, which settles whether that commit
     // happened.
+    // Reconnect re-applies the session settings (AddSessionSetup).
     Status r = conn->Reconnect();
-    if (r.ok()) {
-      // Adapters re-apply AddSessionSetup on reconnect; running the
-      // (idempotent) settings again covers those that do not.
-      for (const auto& s : SessionSql(conn->dialect(), slot >= 0)) conn->Exec(s).IgnoreError();
-      return Status::Ok();
-    }
+    if (r.ok()) return Status::Ok();
     e = r.WithContext("reconnecting");
   }
 }
@@ -292,6 +288,14 @@ Status Backfiller::Chunk(db::Connection& conn, const db::BackfillTask& task, int
   std::string where = "backfill of " + task.table + " (partition " + std::to_string(part) + ")";
   const Value mig = Value::Text(migration_), tbl = Value::Text(task.table), worker = Value::Int(part);
   Status s = db::InTransaction(conn, [&]() -> Status {
+    if (!settings_.chunk_guard_sql.empty()) {
+      auto g = conn.Query(settings_.chunk_guard_sql, {mig});
+      if (!g.ok()) return g.status();
+      if (g->rows.empty()) {
+        return FailedPrecondition("migration '" + migration_ + "' is no longer active (another sluice process "
+                                  "completed or rolled it back); the backfill stops");
+      }
+    }
     auto r = conn.Query("SELECT last_key, high_key, chunks, done FROM " + cp +
                             " WHERE migration = $1 AND tbl = $2 AND worker = $3" + d.LockRowsClause(),
                         {mig, tbl, worker});

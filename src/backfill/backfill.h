@@ -74,6 +74,11 @@ struct Settings {
   // blocked longer (behind an application's lock, say) is cancelled and
   // the chunk fails with the database's error instead of hanging.
   int64_t statement_timeout_ms = 0;
+  // Runs first in every chunk's transaction with $1 = the migration name
+  // and must return a row (e.g. "the migration is still active", locking
+  // its row so a rollback cannot drop columns under the chunk). No row: the
+  // run stops with kFailedPrecondition. "" = no guard.
+  std::string chunk_guard_sql;
   ThrottleSettings throttle;
 };
 

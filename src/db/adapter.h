@@ -109,6 +109,9 @@ class Dialect {
   // Appended to a SELECT that reads a row the transaction will update
   // (" FOR UPDATE" where row locks exist).
   virtual std::string LockRowsClause() const { return ""; }
+  // The same for rows the transaction only needs kept as they are
+  // (" FOR SHARE"): other readers go on, writers wait.
+  virtual std::string SharedLockRowsClause() const { return ""; }
 
   // How an application session selects `version` (for docs and `status`).
   virtual std::string VersionSelectHint(const std::string& version) const = 0;

@@ -75,6 +75,11 @@ Result<BackfillSummary> Engine::Backfill(const std::string& migration, const Bac
       SLUICE_RETURN_IF_ERROR(RequireActive(store, name));
       return store.SetField(name, "backfill", "running");
     }));
+    // Each chunk holds the migration's row (shared) while it writes: a
+    // complete or rollback, which locks it for update, waits for the chunk
+    // and the next chunk sees the phase it left.
+    s.chunk_guard_sql = "SELECT 1 FROM " + conn->dialect().StateTable("migrations") +
+                        " WHERE name = $1 AND phase = 'active'" + conn->dialect().SharedLockRowsClause();
     backfill::ThrottleSettings& ts = s.throttle;
     ts.max_rows_per_second = options.max_rows_per_second.value_or(pb.max_rows_per_second.value_or(0));
     ts.probe_sql = pb.probe_query.value_or("");
@@ -129,9 +134,10 @@ Result<BackfillSummary> Engine::Backfill(const std::string& migration, const Bac
     // reconnecting; this session may have died meanwhile too (and with it
     // its advisory lock, which the checkpoint row locks make harmless).
     if (!conn->Query("SELECT 1").ok()) {
-      for (int i = 0; i < 20; ++i) {
+      auto cancelled = [&] { return options.cancel && options.cancel->load(); };
+      for (int i = 0; i < 20 && !cancelled(); ++i) {
         if (conn->Reconnect().ok()) break;
-        Clock::Real()->SleepMicros(500'000);
+        for (int slice = 0; slice < 10 && !cancelled(); ++slice) Clock::Real()->SleepMicros(50'000);
       }
       lock.Release();
       (void)lock.Acquire(*conn, "migration:" + name, "migration '" + name + "'");

@@ -52,6 +52,7 @@ class PostgresDialect : public Dialect {
   std::string LockTimeoutSql(int64_t lock_timeout_ms) const override;
   std::string StatementTimeoutSql(int64_t statement_timeout_ms) const override;
   std::string LockRowsClause() const override { return " FOR UPDATE"; }
+  std::string SharedLockRowsClause() const override { return " FOR SHARE"; }
   std::string OldReadPath(const VersionSpec& version, const TableMapping& table) const override;
   std::string NewReadPath(const VersionSpec& version, const TableMapping& table) const override;
   std::string RowHash(const std::vector<std::string>& exprs) const override;
