@@ -1,6 +1,7 @@
 #include "verify/compare.h"
 
 #include <algorithm>
+#include <cctype>
 #include <map>
 #include <set>
 
@@ -22,13 +23,17 @@ void ReadSums(const db::Row& row, Agg* aa, Agg* bb) {
   bb->sum = (static_cast<uint64_t>(row[3].AsInt()) << 32) + static_cast<uint64_t>(row[4].AsInt());
 }
 
-std::vector<std::string> Names(const std::string& prefix, size_t n) {
-  std::vector<std::string> out;
-  for (size_t i = 0; i < n; ++i) out.push_back(prefix + std::to_string(i));
-  return out;
-}
-
 }  // namespace
+
+bool IsIntegerType(const std::string& type) {
+  std::string t;
+  for (char c : type) t += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (const char* n : {"integer", "int", "bigint", "smallint", "int2", "int4", "int8", "serial", "bigserial",
+                        "smallserial"}) {
+    if (t == n) return true;
+  }
+  return false;
+}
 
 Comparer::Comparer(Side a, Side b, std::vector<std::string> names, int64_t chunk_rows, int64_t leaf_rows,
                    int64_t max_reported, const std::atomic<bool>* cancel)
@@ -93,20 +98,29 @@ bool Comparer::Fused() const {
 
 // The chunk after `lo`: at most chunk_rows keys in key order. Sets *hi to
 // its last key, or to none when it reaches the end of the table (so the
-// last range is open and bisection sees the same rows). The last key comes
-// from ORDER BY ... DESC LIMIT 1 over the chunk, which works for any
-// ordered type and any number of key columns.
+// last range is open and bisection sees the same rows). One statement: the
+// hashes of the chunk and its last key, by max() over an integer key, else
+// as the chunk_rows-th key after `lo` found by ORDER BY ... LIMIT 1 OFFSET
+// (an index walk that hashes nothing), which works for any ordered type and
+// any number of key columns (uuid has no max()).
 Status Comparer::NextChunk(const Bound& lo, Bound* hi, Agg* aa, Agg* bb) {
   std::vector<db::Value> params;
   const size_t n = a_.key.size();
-  std::string desc;
-  for (const auto& o : Names("sluice_o", n)) desc += (desc.empty() ? "" : ", ") + o + " DESC";
-  std::string sql = "WITH sluice_c AS (SELECT " + Aliased(a_.key_out, "sluice_k") + ", " + Aliased(a_.key, "sluice_o") +
-                    ", " + a_.hash + " AS sluice_ha, " + b_.hash + " AS sluice_hb FROM " + a_.rel +
-                    Where(a_, lo, Bound(), &params) + " ORDER BY " + Join(a_.key) + " LIMIT " +
-                    std::to_string(chunk_rows_) + ") SELECT sluice_s.*, sluice_l.* FROM (SELECT " + kSums +
-                    " FROM sluice_c) AS sluice_s LEFT JOIN (SELECT " + Join(Names("sluice_k", n)) +
-                    " FROM sluice_c ORDER BY " + desc + " LIMIT 1) AS sluice_l ON 1 = 1";
+  std::string sql;
+  if (a_.integer_key && n == 1) {
+    sql = "SELECT " + std::string(kSums) + ", max(sluice_k) FROM (SELECT " + a_.key_out[0] + " AS sluice_k, " +
+          a_.hash + " AS sluice_ha, " + b_.hash + " AS sluice_hb FROM " + a_.rel + Where(a_, lo, Bound(), &params) +
+          " ORDER BY " + Join(a_.key) + " LIMIT " + std::to_string(chunk_rows_) + ") AS sluice_chunk";
+  } else {
+    std::string chunk = "SELECT " + a_.hash + " AS sluice_ha, " + b_.hash + " AS sluice_hb FROM " + a_.rel +
+                        Where(a_, lo, Bound(), &params) + " ORDER BY " + Join(a_.key) + " LIMIT " +
+                        std::to_string(chunk_rows_);
+    std::string last = "SELECT " + Aliased(a_.key_out, "sluice_k") + " FROM " + a_.rel +
+                       Where(a_, lo, Bound(), &params) + " ORDER BY " + Join(a_.key) + " LIMIT 1 OFFSET " +
+                       std::to_string(chunk_rows_ - 1);
+    sql = std::string("SELECT sluice_s.*, sluice_l.* FROM (SELECT ") + kSums + " FROM (" + chunk +
+          ") AS sluice_chunk) AS sluice_s LEFT JOIN (" + last + ") AS sluice_l ON 1 = 1";
+  }
   out_->scan_queries++;
   auto r = a_.conn->Query(sql, params);
   if (!r.ok()) return r.status().WithContext("checksum of " + RangeText(lo, Bound()));

@@ -49,7 +49,16 @@ struct Side {
   std::vector<std::string> values;   // compared values (shown as evidence)
   std::string hash;                  // 64-bit row hash over `values`
   std::string filter;                // extra predicate, may be empty
+  // The key is one integer column: max() gives a chunk's last key in the
+  // scan that hashes it (the fastest form). Other keys (uuid has no max(),
+  // text's max() depends on collation rules) find it with ORDER BY ...
+  // LIMIT 1 OFFSET in the same statement.
+  bool integer_key = false;
 };
+
+// True for the names of integer column types (a key that max() orders
+// exactly as ORDER BY does in every database).
+bool IsIntegerType(const std::string& type);
 
 struct Agg {
   int64_t count = 0;

@@ -136,6 +136,7 @@ Status ChecksumChecks(db::Connection& conn, const db::VersionSpec& version, cons
   }
   a.key_out = a.key;
   b.key_out = b.key;
+  a.integer_key = b.integer_key = m.key.size() == 1 && IsIntegerType(ByPhysical(m, m.key[0])->type);
   std::vector<std::string> names, excluded;
   for (const auto& col : m.columns) {
     const db::Forward* f = ForwardFor(m, col.physical);
