@@ -273,6 +273,9 @@ struct MigrateOptions {
   BackfillOptions backfill;
   // Called before each lifecycle step of each plan ("start 002_x", ...).
   std::function<void(const std::string& step, const std::string& migration)> on_step;
+  // Called for each file of the folder that is not applied, with why (not
+  // a plan file, already applied).
+  std::function<void(const std::string& file, const std::string& why)> on_skip;
 };
 
 // A parameter for Session::Query: NULL, integer, real or text.
@@ -381,7 +384,10 @@ class Migrator {
 
   // Applies the unapplied plans of `dir` in file-name order: start,
   // backfill, verify, complete each, stopping at the first failure. Returns
-  // the names it completed.
+  // the names it completed. Like Flyway's validate, it first refuses
+  // (changing nothing) when two files name the same migration, or when a
+  // plan already applied was edited since (its text differs from the one
+  // recorded at its start).
   Result<std::vector<std::string>> Migrate(const std::string& dir, const MigrateOptions& options);
 
   // SQLite: the SQL an application connection runs to use `version`

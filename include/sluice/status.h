@@ -22,6 +22,17 @@
 //   kPermissionDenied    the role lacks a privilege: grant it (the message
 //                        names what), retrying will not help
 //
+// Retryable (the same operation may succeed later, with backoff and a
+// bound): kUnavailable (after reconnecting), kAborted (the whole
+// transaction), kResourceExhausted (back off longer), kInDoubt (only after
+// re-reading what the COMMIT would have written). Everything else needs a
+// change first (plan, argument, privilege, operator action) and must not be
+// retried as is. Database errors: kAborted also covers a statement timeout
+// (message "statement timed out", SQLSTATE 57014); kCancelled means a
+// cancel from outside. The sluice command maps each class to its own exit
+// code (docs/cli.md "Exit codes": 5 = retry later, 6 = permission, 7 =
+// operator must act, 2 = bad argument, 1 = fix the plan/name or a bug).
+//
 // Thread-safety: a Status is a value; copies are independent.
 //
 //   sluice::Status s = DoThing();

@@ -34,14 +34,34 @@ double ParseDuration(const std::string& text) {
 }
 
 // Prints a failed status: the first line is the one-line reason.
+// One exit code per next action (docs/cli.md, "Exit codes"). 3 (verification
+// failed) and 4 (watch aborted) are returned by their verbs, not from here.
 int Fail(const sluice::Status& s) {
   fmt::print(stderr, "sluice: error: {}\n", s.message());
   if (!s.detail().empty()) fmt::print(stderr, "sluice: detail: {}\n", s.detail());
+  using sluice::StatusCode;
   switch (s.code()) {
-    case sluice::StatusCode::kInvalidArgument: return 2;
-    case sluice::StatusCode::kCancelled: return 130;
-    default: return 1;
+    case StatusCode::kInvalidArgument:  // fix the command line (or the SQL it names)
+      return 2;
+    case StatusCode::kUnavailable:  // transient: run the same command again later
+    case StatusCode::kResourceExhausted:
+    case StatusCode::kAborted:
+    case StatusCode::kInDoubt:
+      return 5;
+    case StatusCode::kPermissionDenied:  // grant the privilege named
+      return 6;
+    case StatusCode::kFailedPrecondition:  // an operator must act (gate, phase, data, lock budget)
+      return 7;
+    case StatusCode::kCancelled:
+      return 130;
+    case StatusCode::kOk:  // not reached: Fail is for errors
+    case StatusCode::kInvalidPlan:  // fix the plan
+    case StatusCode::kNotFound:
+    case StatusCode::kAlreadyExists:
+    case StatusCode::kInternal:
+      return 1;
   }
+  return 1;
 }
 
 }  // namespace
@@ -252,12 +272,11 @@ int main(int argc, char** argv) {
                  r->ok ? "true" : "false", r->checked_against_database ? "true" : "false",
                  r->errors.size(), r->warnings.size());
     }
-    for (const auto& w : r->warnings) fmt::print(stderr, "{}\n", w);
+    // A failure's first line says so (docs/cli.md); the details follow.
+    if (!r->ok) fmt::print(stderr, "sluice: error: {} has {} error(s):\n", plan_path, r->errors.size());
     for (const auto& e : r->errors) fmt::print(stderr, "{}\n", e);
-    if (!r->ok) {
-      fmt::print(stderr, "sluice: error: {} has {} error(s)\n", plan_path, r->errors.size());
-      return 1;
-    }
+    for (const auto& w : r->warnings) fmt::print(stderr, "{}\n", w);
+    if (!r->ok) return 1;
     if (!json) {
       fmt::print("{}: ok{}\n", plan_path,
                  r->checked_against_database ? " (checked against the database)" : " (syntax only; pass --db to "
@@ -424,6 +443,7 @@ int main(int argc, char** argv) {
       progress.Finish();
       fmt::print("{} {}\n", step, name);
     };
+    mo.on_skip = [&](const std::string& file, const std::string& why) { fmt::print("skip {}: {}\n", file, why); };
     auto r = m.Migrate(dir, mo);
     progress.Finish();
     if (!r.ok()) return Fail(r.status());

@@ -10,9 +10,17 @@
 // Errors: nothing throws. Every fallible method returns a Status whose code
 // says what to do next (see include/sluice/status.h): kUnavailable when the
 // connection was lost (reconnect and retry), kAborted for serialization
-// failures and deadlocks (retry the transaction), kInDoubt when a COMMIT's
-// outcome is unknown (re-read state before retrying). detail() carries the
-// SQLSTATE or SQLite extended code.
+// failures, deadlocks, lock and statement timeouts (retry the transaction),
+// kResourceExhausted when the server is out of disk, memory or connections
+// (back off, retry), kInDoubt when a COMMIT's outcome is unknown (re-read
+// state before retrying), kPermissionDenied (grant), kNotFound /
+// kAlreadyExists / kInvalidArgument for wrong SQL, kFailedPrecondition when
+// the data or database refuses. detail() carries "SQLSTATE XXXXX" or the
+// SQLite extended code's name ("SQLITE_FULL (13)"). The full tables:
+// postgres/postgres_errors.cc, sqlite/sqlite_errors.cc.
+//
+// Test seams: fault_injection.h wraps an adapter to inject failures, and
+// TEST_SetAdapterWrapper (below) puts such a wrapper under the engine.
 //
 // Thread-safety: a Connection is used by one thread at a time. Adapters and
 // Dialects are immutable and may be shared.
@@ -21,6 +29,7 @@
 // out-of-tree adapter keeps compiling.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -76,6 +85,10 @@ class Dialect {
   // "events", ...), and the statements that create them if missing.
   virtual std::string StateTable(std::string_view base) const = 0;
   virtual std::vector<std::string> StateSchema() const = 0;
+  // Runs inside a transaction before StateSchema(): serialises processes
+  // that create the state tables at once ("" where the write transaction
+  // already does).
+  virtual std::string StateSetupLockSql() const { return {}; }
 
   // Statements a backfill session runs once after connecting, so that the
   // dual-write triggers skip rows the backfill rewrites itself.
@@ -98,7 +111,14 @@ class Dialect {
   // current transaction (empty where the database has none).
   virtual std::string LockTimeoutSql(int64_t lock_timeout_ms) const { return {}; }
   // A session statement that bounds how long any one statement of this
-  // session may run (0 = no limit); "" where the database has none.
+  // session may run (0 = no limit); "" where the database has none. Apply
+  // it with Connection::AddSessionSetup so it survives reconnects. A
+  // statement that runs longer fails with kAborted, a message starting
+  // "statement timed out" and detail "SQLSTATE 57014" (PostgreSQL's
+  // statement_timeout) or "SQLITE_INTERRUPT (9)" (SQLite: sluice's own
+  // sluice_statement_timeout(), which bounds execution; lock waits are
+  // bounded by the busy timeout instead). A cancel from outside (e.g.
+  // pg_cancel_backend) is kCancelled, not this.
   virtual std::string StatementTimeoutSql(int64_t statement_timeout_ms) const { return {}; }
 
   // Backfill throttle signals. Each returns a query yielding one number, or
@@ -174,13 +194,20 @@ class Connection {
   // The migrated schema, excluding sluice's own objects.
   virtual Result<Schema> Introspect() = 0;
 
-  // Re-establishes a lost connection. Everything added with
-  // AddSessionSetup is re-applied, in order, so a reconnected session is
-  // the session it was (version selection, backfill settings, timeouts).
+  // Re-establishes a lost connection (an open transaction is gone). Then
+  // everything added with AddSessionSetup is re-applied, in order, so a
+  // reconnected session is the session it was (version selection, backfill
+  // settings, timeouts). If the new connection cannot be made, or one setup
+  // statement fails, Reconnect returns that error and leaves the connection
+  // closed (every statement kUnavailable) rather than usable without its
+  // setup; calling Reconnect again retries.
   virtual Status Reconnect() = 0;
 
   // Runs `sql` (session-level settings: SET ..., SQLite TEMP views of a
-  // version) now and again after every Reconnect().
+  // version, StatementTimeoutSql) now and, when it succeeds, remembers it
+  // to run again after every Reconnect(). On failure nothing is remembered
+  // and the error is returned. Call it outside a transaction (kInternal
+  // otherwise: a rollback would undo what a reconnect would re-apply).
   virtual Status AddSessionSetup(std::string sql) { return Exec(sql); }
 
   // Sessions that hold locks on `tables` (qualified names as Dialect::Table
@@ -222,6 +249,15 @@ struct OpenOptions {
 //   postgresql://..., postgres://..., libpq "key=value" strings.
 // kInvalidArgument names what is wrong with an unusable URL.
 Result<std::unique_ptr<Adapter>> OpenAdapter(const std::string& url, const OpenOptions& options = {});
+
+// TEST ONLY. While set, OpenAdapter passes every adapter it makes through
+// `wrap` and returns the result, so in-process tests can put a wrapper
+// (e.g. FaultInjectingAdapter, src/db/fault_injection.h) under the engine
+// without changing the public API. An empty function removes it. Set it
+// before the code under test opens adapters and clear it afterwards; the
+// setting is process-wide (guarded by a mutex). Never used by sluice itself.
+using AdapterWrapFn = std::function<std::unique_ptr<Adapter>(std::unique_ptr<Adapter>)>;
+void TEST_SetAdapterWrapper(AdapterWrapFn wrap);
 
 // Runs `fn` inside Begin/Commit; rolls back if `fn` or Commit fails.
 template <typename Fn>

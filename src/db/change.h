@@ -147,6 +147,35 @@ struct VersionSpec {
   std::vector<std::string> hidden_tables;
 };
 
+// A statement the adapter will execute for a step.
+//
+// On databases where a phase cannot be one transaction (PostgreSQL: CREATE
+// INDEX CONCURRENTLY), the engine runs a phase's statements in three groups:
+//   prepare  each in its own short transaction, first (VALIDATE CONSTRAINT:
+//            scans without blocking writers; harmless if repeated)
+//   main     everything else, in ONE transaction together with the phase
+//            change, retried as a whole when a lock is not granted in time
+//   outside  after main, each outside any transaction (CONCURRENTLY);
+//            written to be safe to repeat
+// On SQLite the whole phase is one transaction and the groups are ignored.
+struct Statement {
+  std::string sql;
+  // Must run outside a transaction (CREATE INDEX CONCURRENTLY).
+  bool outside_transaction = false;
+  // Runs before the main transaction (see above).
+  bool prepare = false;
+  // outside_transaction index builds: the qualified index name, so a build
+  // that failed half-way (an INVALID index) is dropped and rebuilt.
+  std::string rebuild_invalid_index;
+  // Optional query run first in the same transaction; if it returns a row,
+  // the statement is not run and the step fails with guard_message.
+  std::string guard_sql;
+  std::string guard_message;
+  // SQLite: the statement edits sqlite_schema directly; the adapter bumps
+  // the schema cookie so every connection reloads the schema.
+  bool schema_edit = false;
+};
+
 // --- steps -----------------------------------------------------------------
 
 struct CreateTableStep {
@@ -225,6 +254,11 @@ struct RefreshVersionViewsStep {
   bool drop = true;
 };
 
+// Statements recorded when the migration started (src/engine/record.h) and
+// replayed verbatim: a later phase runs exactly what start planned, even
+// under a newer sluice that would render the steps differently.
+struct RecordedSqlStep { std::vector<Statement> statements; };
+
 using StepBody =
     std::variant<CreateTableStep, DropTableStep, RenameTableStep, AddColumnStep, DropColumnStep,
                  RenameColumnStep, SetDefaultStep, SetCommentStep, AddNotNullGuardStep,
@@ -234,7 +268,7 @@ using StepBody =
                  AddTableConstraintStep, DropConstraintStep, RenameConstraintStep,
                  SetReplicaIdentityStep, RawSqlStep, CreateDualWriteStep, DropDualWriteStep,
                  CreateVersionStep, FinalizeVersionStep, DropVersionStep, SetLiveStep,
-                 RefreshVersionViewsStep>;
+                 RefreshVersionViewsStep, RecordedSqlStep>;
 
 struct Step {
   StepBody body;
@@ -242,35 +276,6 @@ struct Step {
   // Rollback steps: index of the start step this one undoes, so a start
   // that stopped half-way is undone exactly as far as it got.
   int undoes = -1;
-};
-
-// A statement the adapter will execute for a step.
-//
-// On databases where a phase cannot be one transaction (PostgreSQL: CREATE
-// INDEX CONCURRENTLY), the engine runs a phase's statements in three groups:
-//   prepare  each in its own short transaction, first (VALIDATE CONSTRAINT:
-//            scans without blocking writers; harmless if repeated)
-//   main     everything else, in ONE transaction together with the phase
-//            change, retried as a whole when a lock is not granted in time
-//   outside  after main, each outside any transaction (CONCURRENTLY);
-//            written to be safe to repeat
-// On SQLite the whole phase is one transaction and the groups are ignored.
-struct Statement {
-  std::string sql;
-  // Must run outside a transaction (CREATE INDEX CONCURRENTLY).
-  bool outside_transaction = false;
-  // Runs before the main transaction (see above).
-  bool prepare = false;
-  // outside_transaction index builds: the qualified index name, so a build
-  // that failed half-way (an INVALID index) is dropped and rebuilt.
-  std::string rebuild_invalid_index;
-  // Optional query run first in the same transaction; if it returns a row,
-  // the statement is not run and the step fails with guard_message.
-  std::string guard_sql;
-  std::string guard_message;
-  // SQLite: the statement edits sqlite_schema directly; the adapter bumps
-  // the schema cookie so every connection reloads the schema.
-  bool schema_edit = false;
 };
 
 // Backfill work for one physical table: rewrite `assignments` for every row

@@ -1,6 +1,7 @@
 // The one place that knows which adapters exist: it turns a database URL into
 // an adapter. Everything else sees only db::Adapter.
 #include <cstdlib>
+#include <mutex>
 
 #include "common/sql_text.h"
 #include "db/adapter.h"
@@ -15,9 +16,36 @@ bool EndsWith(const std::string& s, std::string_view p) {
   return s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
 }
 
+std::mutex wrap_mu;
+AdapterWrapFn& WrapFn() {
+  static AdapterWrapFn* fn = new AdapterWrapFn();  // never destroyed: usable at exit
+  return *fn;
+}
+
+Result<std::unique_ptr<Adapter>> Open(const std::string& url, const OpenOptions& options);
+
 }  // namespace
 
+void TEST_SetAdapterWrapper(AdapterWrapFn wrap) {
+  std::lock_guard<std::mutex> l(wrap_mu);
+  WrapFn() = std::move(wrap);
+}
+
 Result<std::unique_ptr<Adapter>> OpenAdapter(const std::string& url, const OpenOptions& options) {
+  auto a = Open(url, options);
+  if (!a.ok()) return a;
+  AdapterWrapFn wrap;
+  {
+    std::lock_guard<std::mutex> l(wrap_mu);
+    wrap = WrapFn();
+  }
+  if (!wrap) return a;
+  return wrap(std::move(*a));
+}
+
+namespace {
+
+Result<std::unique_ptr<Adapter>> Open(const std::string& url, const OpenOptions& options) {
   if (StartsWith(url, "sqlite:")) {
     std::string rest = url.substr(7);
     std::string path;
@@ -49,5 +77,7 @@ Result<std::unique_ptr<Adapter>> OpenAdapter(const std::string& url, const OpenO
                          "': use sqlite:PATH, sqlite:///ABSOLUTE/PATH, postgresql://... or a libpq "
                          "'key=value' string");
 }
+
+}  // namespace
 
 }  // namespace sluice::db

@@ -18,6 +18,9 @@ Result<bool> StateStore::Exists() {
 }
 
 Status StateStore::Ensure() {
+  // Two processes creating the tables at once would collide in the catalog.
+  const std::string serialise = d_.StateSetupLockSql();
+  if (!serialise.empty()) SLUICE_RETURN_IF_ERROR(c_.Exec(serialise));
   for (const auto& ddl : d_.StateSchema()) SLUICE_RETURN_IF_ERROR(c_.Exec(ddl));
   return Status::Ok();
 }
@@ -56,6 +59,15 @@ constexpr const char* kColumns =
 
 Result<std::optional<MigrationRecord>> StateStore::Get(const std::string& name) {
   auto r = c_.Query(std::string("SELECT ") + kColumns + " FROM " + T("migrations") + " WHERE name = $1",
+                    {Value::Text(name)});
+  if (!r.ok()) return r.status();
+  if (r->rows.empty()) return std::optional<MigrationRecord>();
+  return std::optional<MigrationRecord>(FromRow(r->rows[0]));
+}
+
+Result<std::optional<MigrationRecord>> StateStore::LockRecord(const std::string& name) {
+  auto r = c_.Query(std::string("SELECT ") + kColumns + " FROM " + T("migrations") + " WHERE name = $1" +
+                        d_.LockRowsClause(),
                     {Value::Text(name)});
   if (!r.ok()) return r.status();
   if (r->rows.empty()) return std::optional<MigrationRecord>();
@@ -102,6 +114,17 @@ Status StateStore::SetPhase(const std::string& name, const std::string& phase) {
                         " WHERE name = $2",
                     params);
   return r.status();
+}
+
+Result<int64_t> StateStore::SetPhaseIf(const std::string& name, const std::string& from, const std::string& to) {
+  std::string extra = to == kComplete ? ", completed_at = $4" : "";
+  std::vector<Value> params = {Value::Text(to), Value::Text(name), Value::Text(from)};
+  if (!extra.empty()) params.push_back(Value::Text(NowIso()));
+  auto r = c_.Query("UPDATE " + T("migrations") + " SET phase = $1, updated_at = '" + NowIso() + "'" + extra +
+                        " WHERE name = $2 AND phase = $3",
+                    params);
+  if (!r.ok()) return r.status();
+  return r->affected;
 }
 
 Status StateStore::SetField(const std::string& name, const std::string& column, const std::string& value) {
@@ -215,6 +238,58 @@ Status StateStore::AddVerification(const std::string& migration, bool passed, co
                     {Value::Text(migration), Value::Text(NowIso()), Value::Int(passed ? 1 : 0),
                      Value::Text(report_json)});
   return r.status();
+}
+
+Result<std::string> StateStore::ClaimOwner(const std::string& table) {
+  auto r = c_.Query("SELECT migration FROM " + T("claims") + " WHERE tbl = $1", {Value::Text(table)});
+  if (!r.ok()) return r.status();
+  return r->rows.empty() ? std::string() : r->rows[0][0].text;
+}
+
+Status StateStore::Claim(const std::string& migration, const std::string& table) {
+  SLUICE_ASSIGN_OR_RETURN(std::string owner, ClaimOwner(table));
+  if (owner == migration) return Status::Ok();
+  if (!owner.empty()) {
+    return FailedPrecondition("table '" + table + "' is being changed by migration '" + owner +
+                              "'; complete or roll it back before starting '" + migration + "'");
+  }
+  // A concurrent start that claimed the table first (not yet visible to
+  // this transaction) makes this insert wait for it and then fail on the
+  // primary key: exactly one of them wins.
+  auto r = c_.Query("INSERT INTO " + T("claims") + " (tbl, migration, claimed_at) VALUES ($1, $2, $3)",
+                    {Value::Text(table), Value::Text(migration), Value::Text(NowIso())});
+  if (!r.ok() && r.status().code() == StatusCode::kFailedPrecondition) {
+    return FailedPrecondition("table '" + table + "' was claimed by another migration started at the same time; "
+                              "nothing was changed by starting '" + migration + "' (see `sluice status`)");
+  }
+  return r.status();
+}
+
+Status StateStore::ReleaseClaims(const std::string& migration) {
+  return c_.Query("DELETE FROM " + T("claims") + " WHERE migration = $1", {Value::Text(migration)}).status();
+}
+
+Result<std::optional<StateStore::StoredRecording>> StateStore::GetRecording(const std::string& migration) {
+  auto r = c_.Query("SELECT format, sluice_version, compiled FROM " + T("recordings") + " WHERE migration = $1",
+                    {Value::Text(migration)});
+  if (!r.ok()) return r.status();
+  if (r->rows.empty()) return std::optional<StoredRecording>();
+  StoredRecording out;
+  out.format = static_cast<int>(r->rows[0][0].AsInt());
+  out.sluice_version = r->rows[0][1].text;
+  out.json = r->rows[0][2].text;
+  return std::optional<StoredRecording>(std::move(out));
+}
+
+Status StateStore::PutRecording(const std::string& migration, int format, const std::string& sluice_version,
+                                const std::string& json) {
+  return c_.Query("INSERT INTO " + T("recordings") +
+                      " (migration, format, sluice_version, compiled, recorded_at) VALUES ($1, $2, $3, $4, $5) "
+                      "ON CONFLICT (migration) DO UPDATE SET format = excluded.format, sluice_version = "
+                      "excluded.sluice_version, compiled = excluded.compiled, recorded_at = excluded.recorded_at",
+                  {Value::Text(migration), Value::Int(format), Value::Text(sluice_version), Value::Text(json),
+                   Value::Text(NowIso())})
+      .status();
 }
 
 }  // namespace sluice::engine

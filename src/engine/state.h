@@ -81,10 +81,16 @@ class StateStore {
   Status Ensure();
 
   Result<std::optional<MigrationRecord>> Get(const std::string& name);
+  // Get, locking the row until the transaction ends (PostgreSQL FOR
+  // UPDATE; SQLite's write transaction holds the whole database).
+  Result<std::optional<MigrationRecord>> LockRecord(const std::string& name);
   // All migrations, oldest first.
   Result<std::vector<MigrationRecord>> List();
   Status Upsert(const MigrationRecord& rec);
   Status SetPhase(const std::string& name, const std::string& phase);
+  // Moves the phase only if it is still `from`; returns the rows changed
+  // (0 when another process moved it first).
+  Result<int64_t> SetPhaseIf(const std::string& name, const std::string& from, const std::string& to);
   Status SetField(const std::string& name, const std::string& column, const std::string& value);
   Result<int64_t> NextSeq();
 
@@ -103,6 +109,26 @@ class StateStore {
   // Rows/s of the chunks committed in the last `seconds` seconds.
   Result<double> RecentBackfillRate(const std::string& migration, int seconds);
   Result<std::optional<VerificationRecord>> LastVerification(const std::string& migration);
+
+  // Table ownership: an in-flight migration claims the physical tables it
+  // changes inside start's transaction (a unique row per table), so two
+  // starts racing for one table cannot both succeed. The owner of `table`,
+  // or "" when unclaimed.
+  Result<std::string> ClaimOwner(const std::string& table);
+  // kFailedPrecondition naming the owner when another migration holds it.
+  Status Claim(const std::string& migration, const std::string& table);
+  Status ReleaseClaims(const std::string& migration);
+
+  // The migration's recording (src/engine/record.h): its format and JSON,
+  // or nullopt when it has none (started by an older sluice).
+  struct StoredRecording {
+    int format = 0;
+    std::string sluice_version;
+    std::string json;
+  };
+  Result<std::optional<StoredRecording>> GetRecording(const std::string& migration);
+  Status PutRecording(const std::string& migration, int format, const std::string& sluice_version,
+                      const std::string& json);
   Status AddVerification(const std::string& migration, bool passed, const std::string& report_json);
 
   db::Connection& conn() { return c_; }

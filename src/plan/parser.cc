@@ -5,6 +5,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <functional>
 #include <regex>
@@ -12,6 +13,7 @@
 #include <sstream>
 
 #include "common/sql_text.h"
+#include "common/utf8.h"
 
 namespace sluice::plan {
 
@@ -1107,6 +1109,24 @@ Result<Plan> ParsePlanText(const std::string& text, const std::string& file, std
       r.Error(comma, std::string("cannot parse JSON: trailing comma before '") + closer + "'");
       return DiagnosticsToStatus(r.diags());
     }
+  }
+
+  // sluice stores plans and the names in them as text and JSON: every byte
+  // must be UTF-8. Name the first bad byte's line and column.
+  if (auto bad = FirstInvalidUtf8(text)) {
+    SourceLoc loc{1, 1};
+    for (size_t i = 0; i < *bad; ++i) {
+      if (text[i] == '\n') {
+        ++loc.line;
+        loc.column = 1;
+      } else if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) {
+        ++loc.column;
+      }
+    }
+    char byte[8];
+    snprintf(byte, sizeof byte, "0x%02x", static_cast<unsigned char>(text[*bad]));
+    r.Error(loc, std::string("the plan is not valid UTF-8 (byte ") + byte + "); save it as UTF-8");
+    return DiagnosticsToStatus(r.diags());
   }
 
   YAML::Node root;

@@ -1,66 +1,248 @@
 #include "db/postgres/postgres_adapter.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <map>
 
 #include "common/sql_text.h"
 #include "db/postgres/postgres_dialect.h"
+#include "db/postgres/postgres_errors.h"
 
 namespace sluice::db {
 namespace {
 
-// Maps a libpq failure to a Status whose code says what to do next.
+std::string TrimEnd(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// libpq's message on one line: LOCATION lines (verbose errors) dropped, the
+// others joined. When `sqlstate` is given, the last "SEVERITY:  XXXXX: "
+// code of a verbose message is stored there and removed from the text.
+std::string OneLine(const std::string& msg, std::string* sqlstate = nullptr) {
+  std::string out;
+  size_t pos = 0;
+  while (pos < msg.size()) {
+    size_t nl = msg.find('\n', pos);
+    std::string line = msg.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+    pos = nl == std::string::npos ? msg.size() : nl + 1;
+    if (line.rfind("LOCATION:", 0) == 0) continue;
+    for (size_t p = line.find(":  "); sqlstate && p != std::string::npos; p = line.find(":  ", p + 1)) {
+      if (p + 10 > line.size() || line[p + 8] != ':' || line[p + 9] != ' ') continue;
+      std::string code = line.substr(p + 3, 5);
+      if (std::all_of(code.begin(), code.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z'); })) {
+        *sqlstate = code;
+        line.erase(p + 3, 7);
+      }
+    }
+    line = TrimEnd(line);
+    if (line.empty()) continue;
+    out += (out.empty() ? "" : " ") + line;
+  }
+  return out;
+}
+
+// Maps a libpq failure to a Status whose code says what to do next
+// (postgres_errors.cc has the table); detail() is "SQLSTATE XXXXX".
 Status FromPg(PGconn* conn, const PGresult* res, std::string_view context) {
   std::string msg;
+  std::string primary;
   std::string state;
   if (res) {
     const char* m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
     const char* s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
     const char* detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
     const char* hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
-    if (m) msg = m;
+    if (m) primary = msg = m;
     if (detail) msg += " (" + std::string(detail) + ")";
     if (hint) msg += " hint: " + std::string(hint);
     if (s) state = s;
   }
   if (msg.empty() && conn) msg = PQerrorMessage(conn);
-  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  if (msg.empty()) msg = "out of memory in the PostgreSQL client library";
+  msg = OneLine(msg);
   std::string full = context.empty() ? msg : std::string(context) + ": " + msg;
   std::string detail = state.empty() ? "" : "SQLSTATE " + state;
-  if (conn && PQstatus(conn) == CONNECTION_BAD) return Status(StatusCode::kUnavailable, full, detail);
-  if (state.rfind("08", 0) == 0 || state == "57P01" || state == "57P02" || state == "57P03") {
-    return Status(StatusCode::kUnavailable, full, detail);
+  if (!conn || PQstatus(conn) == CONNECTION_BAD) {
+    return Status(StatusCode::kUnavailable, "lost the connection to PostgreSQL: " + full, detail);
   }
-  if (state == "40001" || state == "40P01" || state == "55P03") return Status(StatusCode::kAborted, full, detail);
-  if (state == "57014") return Status(StatusCode::kCancelled, full, detail);
-  if (state.rfind("23", 0) == 0) return Status(StatusCode::kFailedPrecondition, full, detail);
-  if (state == "42501") return Status(StatusCode::kFailedPrecondition, full + " (permission denied)", detail);
-  return Status(StatusCode::kInvalidArgument, full, detail);
+  if (!res) return Status(StatusCode::kResourceExhausted, full, detail);
+  if (IsStatementTimeout(state, primary)) {
+    full = "statement timed out (it ran longer than the session's statement_timeout): " + full;
+  }
+  return Status(PostgresErrorCode(state, primary), full, detail);
 }
 
 void IgnoreNotice(void*, const char*) {}
 
+// The value of `keyword` among libpq options (PQconninfo/PQconninfoParse
+// output), or nullptr.
+const char* OptionValue(const PQconninfoOption* opts, std::string_view keyword) {
+  for (const PQconninfoOption* o = opts; o && o->keyword; ++o) {
+    if (keyword == o->keyword) return o->val;
+  }
+  return nullptr;
+}
+
+// "postgresql://user@host:port/db" from a connection string, without the
+// password or any other option.
+std::string DescribeConninfo(const std::string& conninfo) {
+  if (conninfo.empty()) return "postgresql (from the PG* environment)";
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
+  if (err) PQfreemem(err);
+  if (!opts) return "postgresql (malformed connection string)";
+  auto get = [&](const char* k) {
+    const char* v = OptionValue(opts, k);
+    return std::string(v ? v : "");
+  };
+  std::string host = get("host").empty() ? get("hostaddr") : get("host");
+  std::string out = "postgresql://" + (get("user").empty() ? "" : get("user") + "@") + host +
+                    (get("port").empty() ? "" : ":" + get("port")) + "/" + get("dbname");
+  if (!get("service").empty()) out += " (service " + get("service") + ")";
+  PQconninfoFree(opts);
+  return out;
+}
+
+// Waits for a connection started with PQconnectStartParams. Like libpq's
+// blocking connect, each socket (host or address tried) gets `timeout_s`
+// (0 = no limit). False when it gave up because of the timeout.
+bool CompleteConnect(PGconn* c, int timeout_s) {
+  using Clock = std::chrono::steady_clock;
+  PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+  int last_fd = -2;
+  Clock::time_point deadline;
+  while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+    int fd = PQsocket(c);
+    if (fd < 0) return true;  // failed; PQerrorMessage says why
+    if (fd != last_fd) {
+      last_fd = fd;
+      deadline = Clock::now() + std::chrono::seconds(timeout_s);
+    }
+    int wait_ms = -1;
+    if (timeout_s > 0) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      if (left <= 0) return false;
+      wait_ms = static_cast<int>(std::min<int64_t>(left, 1000));
+    }
+    pollfd p{fd, static_cast<short>(st == PGRES_POLLING_READING ? POLLIN : POLLOUT), 0};
+    int rc = poll(&p, 1, wait_ms);
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc < 0) return true;
+    if (rc == 0) continue;  // re-check the deadline
+    st = PQconnectPoll(c);
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<PostgresConnectParams> BuildPostgresConnectParams(const std::string& conninfo) {
+  PostgresConnectParams out;
+  bool has_service = false;
+  std::vector<std::string> explicit_keys;
+  if (!conninfo.empty()) {
+    char* err = nullptr;
+    PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
+    if (!opts) {
+      std::string why = err ? TrimEnd(err) : "out of memory";
+      if (err) PQfreemem(err);
+      return InvalidArgument("malformed PostgreSQL connection string: " + why +
+                             " (use postgresql://user@host:port/dbname?option=value or 'host=... dbname=...')");
+    }
+    for (const PQconninfoOption* o = opts; o->keyword; ++o) {
+      if (o->val && *o->val) explicit_keys.push_back(o->keyword);
+    }
+    const char* service = OptionValue(opts, "service");
+    has_service = service && *service;
+    PQconninfoFree(opts);
+  }
+  if (!has_service) {
+    // PQconndefaults: the values the PG* environment (and a PGSERVICE
+    // service file) would supply.
+    PQconninfoOption* env = PQconndefaults();
+    for (const auto& [key, value] : kPostgresConnectDefaults) {
+      const char* from_env = env ? OptionValue(env, key) : nullptr;
+      bool user_set = (from_env && *from_env) ||
+                      std::find(explicit_keys.begin(), explicit_keys.end(), key) != explicit_keys.end();
+      if (user_set) continue;
+      out.keywords.push_back(key);
+      out.values.push_back(value);
+    }
+    if (env) PQconninfoFree(env);
+  }
+  if (!conninfo.empty()) {
+    out.keywords.push_back("dbname");
+    out.values.push_back(conninfo);
+  }
+  return out;
+}
+
+namespace {
+
 class PgConnection : public Connection {
  public:
   PgConnection(const PostgresDialect& d, PostgresOptions o) : d_(d), o_(std::move(o)) {}
-  ~PgConnection() override {
-    if (conn_) PQfinish(conn_);
-  }
+  ~PgConnection() override { Close(); }
 
   Status Open() {
-    if (conn_) PQfinish(conn_);
-    conn_ = PQconnectdb(o_.conninfo.c_str());
-    if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
-      std::string err = conn_ ? PQerrorMessage(conn_) : "out of memory";
-      while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
-      if (conn_) PQfinish(conn_);
-      conn_ = nullptr;
-      return Unavailable("cannot connect to PostgreSQL (" + Describe() + "): " + err);
+    Close();
+    SLUICE_ASSIGN_OR_RETURN(PostgresConnectParams params, BuildPostgresConnectParams(o_.conninfo));
+    std::vector<const char*> keys, vals;
+    for (size_t i = 0; i < params.keywords.size(); ++i) {
+      keys.push_back(params.keywords[i].c_str());
+      vals.push_back(params.values[i].c_str());
     }
+    keys.push_back(nullptr);
+    vals.push_back(nullptr);
+    PGconn* c = PQconnectStartParams(keys.data(), vals.data(), 1);
+    if (!c) return ResourceExhausted("cannot connect to PostgreSQL: out of memory");
+    bool in_time = true;
+    int timeout_s = 0;
+    if (PQstatus(c) != CONNECTION_BAD) {
+      PQconninfoOption* eff = PQconninfo(c);
+      auto has_comma = [&](const char* k) {
+        const char* v = OptionValue(eff, k);
+        return v && std::string_view(v).find(',') != std::string_view::npos;
+      };
+      bool several_hosts = has_comma("host") || has_comma("hostaddr");
+      const char* t = OptionValue(eff, "connect_timeout");
+      timeout_s = t ? std::atoi(t) : 0;
+      if (timeout_s == 1) timeout_s = 2;  // libpq's minimum
+      if (eff) PQconninfoFree(eff);
+      if (several_hosts) {
+        // libpq moves on to the next host when one times out; only its
+        // blocking connect can do that. Errors then carry no SQLSTATE.
+        PQfinish(c);
+        c = PQconnectdbParams(keys.data(), vals.data(), 1);
+        if (!c) return ResourceExhausted("cannot connect to PostgreSQL: out of memory");
+      } else {
+        // Verbose errors carry the SQLSTATE of a refused connection (too
+        // many connections, authentication, no such database).
+        PQsetErrorVerbosity(c, PQERRORS_VERBOSE);
+        in_time = CompleteConnect(c, timeout_s);
+      }
+    }
+    if (PQstatus(c) != CONNECTION_OK) {
+      std::string state;
+      std::string err = OneLine(PQerrorMessage(c), &state);
+      PQfinish(c);
+      if (!in_time) {
+        err = "no connection within " + std::to_string(timeout_s) +
+              " s (connect_timeout; set it in the URL to change it)" + (err.empty() ? "" : ": " + err);
+      }
+      StatusCode code = state.empty() ? StatusCode::kUnavailable : PostgresErrorCode(state, err);
+      return Status(code, "cannot connect to PostgreSQL (" + Describe() + "): " + err,
+                    state.empty() ? "" : "SQLSTATE " + state);
+    }
+    conn_ = c;
+    PQsetErrorVerbosity(conn_, PQERRORS_DEFAULT);
     PQsetNoticeProcessor(conn_, IgnoreNotice, nullptr);
     in_txn_ = false;
     if (PQserverVersion(conn_) < 150000) {
@@ -73,7 +255,23 @@ class PgConnection : public Connection {
     return Exec("SET application_name = " + sql::QuoteLiteral(app.substr(0, 63)));
   }
 
-  const Dialect& dialect() const override { return d_; }
+  void Close() {
+    if (conn_) PQfinish(conn_);
+    conn_ = nullptr;
+    in_txn_ = false;
+  }
+
+  // For TEST_PostgresConnectionOption.
+  std::string Option(const std::string& keyword) const {
+    if (!conn_) return "";
+    PQconninfoOption* opts = PQconninfo(conn_);
+    const char* v = OptionValue(opts, keyword);
+    std::string out = v ? v : "";
+    if (opts) PQconninfoFree(opts);
+    return out;
+  }
+
+const Dialect& dialect() const override { return d_; }
 
   Result<QueryResult> Query(std::string_view sql, const std::vector<Value>& params) override {
     if (!conn_) return Unavailable("not connected");
@@ -159,8 +357,9 @@ class PgConnection : public Connection {
   Status Commit() override {
     in_txn_ = false;
     Status s = Exec("COMMIT");
-    if (!s.ok() && (s.code() == StatusCode::kUnavailable || !conn_ || PQstatus(conn_) == CONNECTION_BAD)) {
-      // The COMMIT may or may not have reached the server.
+    if (!s.ok() && (!conn_ || PQstatus(conn_) == CONNECTION_BAD || s.detail().empty())) {
+      // The COMMIT may or may not have reached the server. (An error the
+      // server reported, with its SQLSTATE, means it rolled back.)
       return Status(StatusCode::kInDoubt, "connection lost during COMMIT: " + s.message(), s.detail());
     }
     return s;
@@ -174,7 +373,31 @@ class PgConnection : public Connection {
 
   Result<Schema> Introspect() override;
 
-  Status Reconnect() override { return Open(); }
+  // A new session, then every AddSessionSetup statement in order. If one
+  // fails the connection is closed again (statements return kUnavailable):
+  // a session without its setup (another version, no timeout) must not be
+  // used by mistake.
+  Status Reconnect() override {
+    SLUICE_RETURN_IF_ERROR(Open());
+    for (const auto& sql : setup_) {
+      Status s = Exec(sql);
+      if (!s.ok()) {
+        Close();
+        return Status(s.code(), "reconnected, but re-applying the session setup `" + sql.substr(0, 80) +
+                                    "` failed: " + s.message(), s.detail());
+      }
+    }
+    return Status::Ok();
+  }
+
+  Status AddSessionSetup(std::string sql) override {
+    // A rollback would undo a SET made inside a transaction, while a
+    // reconnect would re-apply it: refuse the ambiguity.
+    if (in_txn_) return Internal("AddSessionSetup called inside a transaction: `" + sql.substr(0, 80) + "`");
+    SLUICE_RETURN_IF_ERROR(Exec(sql));
+    setup_.push_back(std::move(sql));
+    return Status::Ok();
+  }
 
   std::string DescribeLockHolders(const std::vector<std::string>& tables) override {
     std::vector<Value> params;
@@ -231,7 +454,7 @@ class PgConnection : public Connection {
   }
 
   std::string Describe() const override {
-    if (!conn_) return o_.conninfo.find('@') != std::string::npos ? "postgresql" : "postgresql " + o_.conninfo;
+    if (!conn_ || PQstatus(conn_) != CONNECTION_OK) return DescribeConninfo(o_.conninfo);
     return std::string("postgresql://") + PQuser(conn_) + "@" + (PQhost(conn_) ? PQhost(conn_) : "") + ":" +
            PQport(conn_) + "/" + PQdb(conn_);
   }
@@ -241,6 +464,7 @@ class PgConnection : public Connection {
   PostgresOptions o_;
   PGconn* conn_ = nullptr;
   bool in_txn_ = false;
+  std::vector<std::string> setup_;  // AddSessionSetup, re-applied by Reconnect
 };
 
 std::string FkAction(const std::string& c) {
@@ -422,6 +646,11 @@ class PgAdapter : public Adapter {
 
 std::unique_ptr<Adapter> MakePostgresAdapter(PostgresOptions options) {
   return std::make_unique<PgAdapter>(std::move(options));
+}
+
+std::string TEST_PostgresConnectionOption(Connection& conn, const std::string& keyword) {
+  auto* pg = dynamic_cast<PgConnection*>(&conn);
+  return pg ? pg->Option(keyword) : "";
 }
 
 }  // namespace sluice::db

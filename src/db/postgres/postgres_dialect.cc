@@ -166,6 +166,11 @@ std::vector<std::string> PostgresDialect::StateSchema() const {
       "CREATE TABLE IF NOT EXISTS " + t("versions") +
           " (version text PRIMARY KEY, migration text NOT NULL, setup_sql text NOT NULL, live bigint NOT NULL "
           "DEFAULT 0, created_at text NOT NULL)",
+      "CREATE TABLE IF NOT EXISTS " + t("claims") +
+          " (tbl text PRIMARY KEY, migration text NOT NULL, claimed_at text NOT NULL)",
+      "CREATE TABLE IF NOT EXISTS " + t("recordings") +
+          " (migration text PRIMARY KEY, format bigint NOT NULL, sluice_version text NOT NULL, compiled text NOT "
+          "NULL, recorded_at text NOT NULL)",
       "CREATE TABLE IF NOT EXISTS " + t("control") +
           " (migration text PRIMARY KEY, paused bigint NOT NULL DEFAULT 0, max_rows_per_second double precision, "
           "chunk_target_ms bigint, workers bigint, throttle text, updated_at text NOT NULL)",
@@ -189,6 +194,14 @@ std::string PostgresDialect::SessionSetupSql(const std::string& version) const {
 
 std::string PostgresDialect::LockTimeoutSql(int64_t ms) const {
   return "SET LOCAL lock_timeout = '" + std::to_string(ms) + "ms'";
+}
+
+// Session-level (not LOCAL): it is session setup, re-applied after a
+// reconnect. A statement that runs longer fails with SQLSTATE 57014 and
+// "canceling statement due to statement timeout" (kAborted, see
+// postgres_errors.h).
+std::string PostgresDialect::StatementTimeoutSql(int64_t ms) const {
+  return "SET statement_timeout = '" + std::to_string(ms < 0 ? 0 : ms) + "ms'";
 }
 
 std::string PostgresDialect::OldReadPath(const VersionSpec&, const TableMapping& m) const {
@@ -495,14 +508,23 @@ struct Renderer {
         (s.type == "INDEX" ? "USING INDEX " + Q(s.index) : s.type));
   }
   void operator()(const RawSqlStep& s) { Sql(s.sql); }
+  void operator()(const RecordedSqlStep& s) { out.insert(out.end(), s.statements.begin(), s.statements.end()); }
 
-  std::string FunctionName(const TableMapping& m) const {
-    return Q(d.schema()) + "." + Q(PostgresDialect::Ident63("_sluice_dw_" + m.physical));
+  // Per migration, so a second migration can never replace (CREATE OR
+  // REPLACE) another's dual-write; the triggers' "~" sorts after every
+  // ASCII name, so they fire after the table's own BEFORE triggers (which
+  // fire in name order) and see the row as those left it.
+  std::string FunctionName(const std::string& migration, const TableMapping& m) const {
+    return Q(d.schema()) + "." + Q(PostgresDialect::Ident63("_sluice_dw_" + migration + "_" + m.physical));
+  }
+  static std::string TriggerName(const std::string& migration, const char* event) {
+    return Q(PostgresDialect::Ident63("~sluice_dw_" + migration + "_" + event));
   }
 
   // The dual-write trigger function of one table. `live_is_new`: sessions
   // on the live alias count as the new version.
-  std::string DualWriteFunction(const std::string& version, const TableMapping& m, bool live_is_new) const {
+  std::string DualWriteFunction(const std::string& migration, const std::string& version, const TableMapping& m,
+                                bool live_is_new) const {
     std::string table_ref = T(m.physical);
     std::vector<std::pair<std::string, std::string>> new_cols, old_cols;
     for (const auto& c : m.columns) new_cols.push_back({c.logical, c.physical});
@@ -551,16 +573,16 @@ struct Renderer {
     if (!m.write_flag.empty()) body += "    NEW." + Q(m.write_flag) + " := NULL;\n";
     body += "  END IF;\n  RETURN NEW;\nEND\n";
     std::string tag = DollarTag(body);
-    return "CREATE OR REPLACE FUNCTION " + FunctionName(m) + "() RETURNS trigger LANGUAGE plpgsql AS " + tag + "\n" +
+    return "CREATE OR REPLACE FUNCTION " + FunctionName(migration, m) + "() RETURNS trigger LANGUAGE plpgsql AS " + tag + "\n" +
            body + tag;
   }
 
   void operator()(const CreateDualWriteStep& s) {
     const TableMapping& m = s.table;
-    Sql(DualWriteFunction(s.version, m, false));
+    Sql(DualWriteFunction(s.migration, s.version, m, false));
     const std::string not_backfill = "current_setting('sluice.backfill', true) IS DISTINCT FROM 'on'";
-    Sql("CREATE OR REPLACE TRIGGER \"_sluice_dual_write_insert\" BEFORE INSERT ON " + T(m.physical) +
-        " FOR EACH ROW WHEN (" + not_backfill + ") EXECUTE FUNCTION " + FunctionName(m) + "()");
+    Sql("CREATE TRIGGER " + TriggerName(s.migration, "insert") + " BEFORE INSERT ON " + T(m.physical) +
+        " FOR EACH ROW WHEN (" + not_backfill + ") EXECUTE FUNCTION " + FunctionName(s.migration, m) + "()");
     // Updates call the function only when a column that either direction
     // reads changed, or a guarded new column is still empty.
     std::set<std::string> watch;
@@ -585,13 +607,14 @@ struct Renderer {
     if (m.not_null_guards.empty()) {
       for (const auto& w : watch) of += (of.empty() ? " OF " : ", ") + Q(w);
     }
-    Sql("CREATE OR REPLACE TRIGGER \"_sluice_dual_write_update\" BEFORE UPDATE" + of + " ON " + T(m.physical) +
-        " FOR EACH ROW WHEN (" + not_backfill + " AND (" + cond + ")) EXECUTE FUNCTION " + FunctionName(m) + "()");
+    Sql("CREATE TRIGGER " + TriggerName(s.migration, "update") + " BEFORE UPDATE" + of + " ON " + T(m.physical) +
+        " FOR EACH ROW WHEN (" + not_backfill + " AND (" + cond + ")) EXECUTE FUNCTION " + FunctionName(s.migration, m) +
+        "()");
   }
   void operator()(const DropDualWriteStep& s) {
-    Sql("DROP TRIGGER IF EXISTS \"_sluice_dual_write_insert\" ON " + T(s.table.physical));
-    Sql("DROP TRIGGER IF EXISTS \"_sluice_dual_write_update\" ON " + T(s.table.physical));
-    Sql("DROP FUNCTION IF EXISTS " + FunctionName(s.table) + "()");
+    Sql("DROP TRIGGER IF EXISTS " + TriggerName(s.migration, "insert") + " ON " + T(s.table.physical));
+    Sql("DROP TRIGGER IF EXISTS " + TriggerName(s.migration, "update") + " ON " + T(s.table.physical));
+    Sql("DROP FUNCTION IF EXISTS " + FunctionName(s.migration, s.table) + "()");
   }
 
   // A view exposing `cols` (physical AS logical) of `physical`, with the
@@ -661,7 +684,8 @@ struct Renderer {
         QuoteLiteral(schema) + ", r.relname, coalesce(r.cols, ''), " + QuoteLiteral(d.schema()) +
         ", r.relname); FOR c IN SELECT a.attname, pg_get_expr(ad.adbin, ad.adrelid) AS def FROM pg_attribute a JOIN "
         "pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum WHERE a.attrelid = format('%I.%I', " +
-        QuoteLiteral(d.schema()) + ", r.relname)::regclass AND a.attgenerated = '' LOOP EXECUTE format('ALTER VIEW "
+        QuoteLiteral(d.schema()) + ", r.relname)::regclass AND a.attgenerated = '' AND NOT a.attisdropped AND "
+        "a.attname NOT LIKE '\\_sluice\\_%' LOOP EXECUTE format('ALTER VIEW "
         "%I.%I ALTER COLUMN %I SET DEFAULT %s', " + QuoteLiteral(schema) +
         ", r.relname, c.attname, c.def); END LOOP; END LOOP; END $sluice$");
   }
@@ -700,7 +724,7 @@ struct Renderer {
     FillUnknownTables(live, s.spec, to_new);
     // Writes through the alias now count as the version it points at.
     for (const auto& m : s.spec.tables) {
-      if (m.has_dual_write() && !m.created) Sql(DualWriteFunction(s.spec.name, m, to_new));
+      if (m.has_dual_write() && !m.created) Sql(DualWriteFunction(s.spec.migration, s.spec.name, m, to_new));
     }
   }
 };

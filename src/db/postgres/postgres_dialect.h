@@ -45,10 +45,12 @@ class PostgresDialect : public Dialect {
   bool IsVolatile(std::string_view expr) const override;
   std::string StateTable(std::string_view base) const override;
   std::vector<std::string> StateSchema() const override;
+  std::string StateSetupLockSql() const override { return "SELECT pg_advisory_xact_lock(20830, 0)"; }
   std::vector<std::string> BackfillSessionSetup() const override;
   std::string VersionSelectHint(const std::string& version) const override;
   std::string SessionSetupSql(const std::string& version) const override;
   std::string LockTimeoutSql(int64_t lock_timeout_ms) const override;
+  std::string StatementTimeoutSql(int64_t statement_timeout_ms) const override;
   std::string LockRowsClause() const override { return " FOR UPDATE"; }
   std::string OldReadPath(const VersionSpec& version, const TableMapping& table) const override;
   std::string NewReadPath(const VersionSpec& version, const TableMapping& table) const override;

@@ -10,14 +10,15 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
-#include <map>
 #include <chrono>
+#include <map>
 #include <cstring>
 #include <ctime>
 #include <set>
 
 #include "common/sql_text.h"
 #include "db/sqlite/sqlite_dialect.h"
+#include "db/sqlite/sqlite_errors.h"
 
 namespace sluice::db {
 namespace {
@@ -36,32 +37,6 @@ std::string HostName() {
   char buf[256] = {0};
   gethostname(buf, sizeof buf - 1);
   return buf;
-}
-
-Status FromSqlite(sqlite3* db, int rc, std::string_view context) {
-  int ext = db ? sqlite3_extended_errcode(db) : rc;
-  std::string msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-  std::string detail = std::string(sqlite3_errstr(ext)) + " (" + std::to_string(ext) + ")";
-  std::string full = context.empty() ? msg : std::string(context) + ": " + msg;
-  switch (rc & 0xff) {
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-      return Status(StatusCode::kAborted, full + " (the database is locked by another connection)", detail);
-    case SQLITE_CONSTRAINT:
-      return Status(StatusCode::kFailedPrecondition, full, detail);
-    case SQLITE_INTERRUPT:
-      return Status(StatusCode::kCancelled, full, detail);
-    case SQLITE_CANTOPEN:
-    case SQLITE_IOERR:
-    case SQLITE_FULL:
-    case SQLITE_PROTOCOL:
-      return Status(StatusCode::kUnavailable, full, detail);
-    case SQLITE_NOTADB:
-    case SQLITE_CORRUPT:
-      return Status(StatusCode::kFailedPrecondition, full, detail);
-    default:
-      return Status(StatusCode::kInvalidArgument, full, detail);
-  }
 }
 
 // The canonical text of a REAL: integral values below 1e15 as integers,
@@ -260,7 +235,7 @@ class SqliteConnection : public Connection {
   SqliteConnection(const SqliteDialect& d, SqliteOptions o) : dialect_(d), opts_(std::move(o)) {}
   ~SqliteConnection() override {
     for (const auto& l : std::set<std::string>(locks_)) Unlock(l).IgnoreError();
-    if (db_) sqlite3_close_v2(db_);
+    Close();
   }
 
   Status Open() {
@@ -275,10 +250,10 @@ class SqliteConnection : public Connection {
     int flags = SQLITE_OPEN_READWRITE | (opts_.create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
     int rc = sqlite3_open_v2(opts_.path.c_str(), &db_, flags, nullptr);
     if (rc != SQLITE_OK) {
-      Status s = FromSqlite(db_, rc, "cannot open '" + opts_.path + "'");
+      Status s = Error(rc, "cannot open '" + opts_.path + "'");
       sqlite3_close_v2(db_);
       db_ = nullptr;
-      return Status(StatusCode::kUnavailable, s.message(), s.detail());
+      return s;
     }
     sqlite3_extended_result_codes(db_, 1);
     sqlite3_busy_timeout(db_, opts_.busy_timeout_ms);
@@ -288,6 +263,12 @@ class SqliteConnection : public Connection {
                                nullptr, nullptr, nullptr);
     sqlite3_create_function_v2(db_, "sluice_md5_64", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr, SluiceMd5_64,
                                nullptr, nullptr, nullptr);
+    // sluice_statement_timeout(ms): SqliteDialect::StatementTimeoutSql.
+    // Not deterministic: it must run every time, it sets connection state.
+    sqlite3_create_function_v2(db_, "sluice_statement_timeout", 1, SQLITE_UTF8 | SQLITE_DIRECTONLY, this,
+                               SetStatementTimeout, nullptr, nullptr, nullptr);
+    statement_timeout_ms_ = 0;
+    sqlite3_progress_handler(db_, 0, nullptr, nullptr);
     // Fails here, not later, when the file is not a database.
     auto r = Query("SELECT count(*) FROM sqlite_schema", {});
     if (!r.ok()) return r.status().WithContext("'" + opts_.path + "' is not a usable SQLite database");
@@ -298,9 +279,10 @@ class SqliteConnection : public Connection {
 
   Result<QueryResult> Query(std::string_view sql, const std::vector<Value>& params) override {
     if (!db_) return Unavailable("connection is closed");
+    StartDeadline();
     sqlite3_stmt* st = nullptr;
     int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &st, nullptr);
-    if (rc != SQLITE_OK) return FromSqlite(db_, rc, "");
+    if (rc != SQLITE_OK) return Error(rc, "");
     QueryResult out;
     int n = sqlite3_bind_parameter_count(st);
     for (int i = 1; i <= n; ++i) {
@@ -326,7 +308,7 @@ class SqliteConnection : public Connection {
       }
       if (rc != SQLITE_OK) {
         sqlite3_finalize(st);
-        return FromSqlite(db_, rc, "bind");
+        return Error(rc, "bind");
       }
     }
     int cols = sqlite3_column_count(st);
@@ -360,7 +342,7 @@ class SqliteConnection : public Connection {
       out.rows.push_back(std::move(row));
     }
     if (rc != SQLITE_DONE) {
-      Status s = FromSqlite(db_, rc, "");
+      Status s = Error(rc, "");
       sqlite3_finalize(st);
       return s;
     }
@@ -371,11 +353,12 @@ class SqliteConnection : public Connection {
 
   Status Exec(std::string_view sql) override {
     if (!db_) return Unavailable("connection is closed");
+    StartDeadline();
     std::string s(sql);
     char* err = nullptr;
     int rc = sqlite3_exec(db_, s.c_str(), nullptr, nullptr, &err);
     if (err) sqlite3_free(err);
-    if (rc != SQLITE_OK) return FromSqlite(db_, rc, "");
+    if (rc != SQLITE_OK) return Error(rc, "");
     return Status::Ok();
   }
 
@@ -413,23 +396,43 @@ class SqliteConnection : public Connection {
   }
   Status Commit() override {
     Status s = Exec("COMMIT");
-    if (s.ok() || sqlite3_get_autocommit(db_)) in_txn_ = false;
+    if (s.ok() || !db_ || sqlite3_get_autocommit(db_)) in_txn_ = false;
     return s;
   }
   Status Rollback() override {
     in_txn_ = false;
-    if (sqlite3_get_autocommit(db_)) return Status::Ok();
+    if (!db_ || sqlite3_get_autocommit(db_)) return Status::Ok();
     return Exec("ROLLBACK");
   }
   bool in_transaction() const override { return in_txn_; }
 
   Result<Schema> Introspect() override;
 
+  // A new connection, then every AddSessionSetup statement in order (TEMP
+  // views of a version, PRAGMAs, the statement timeout). If one fails the
+  // connection is closed again: a session without its setup must not be
+  // used by mistake.
   Status Reconnect() override {
-    if (db_) sqlite3_close_v2(db_);
-    db_ = nullptr;
-    in_txn_ = false;
-    return Open();
+    Close();
+    SLUICE_RETURN_IF_ERROR(Open());
+    for (const auto& sql : setup_) {
+      Status s = Exec(sql);
+      if (!s.ok()) {
+        Close();
+        return Status(s.code(), "reopened, but re-applying the session setup `" + sql.substr(0, 80) +
+                                    "` failed: " + s.message(), s.detail());
+      }
+    }
+    return Status::Ok();
+  }
+
+  Status AddSessionSetup(std::string sql) override {
+    // A rollback would undo setup made inside a transaction, while a
+    // reconnect would re-apply it: refuse the ambiguity.
+    if (in_txn_) return Internal("AddSessionSetup called inside a transaction: `" + sql.substr(0, 80) + "`");
+    SLUICE_RETURN_IF_ERROR(Exec(sql));
+    setup_.push_back(std::move(sql));
+    return Status::Ok();
   }
 
   Result<LockAttempt> TryLock(const std::string& name) override {
@@ -474,11 +477,63 @@ class SqliteConnection : public Connection {
   std::string Describe() const override { return "sqlite:" + opts_.path; }
 
  private:
+  void Close() {
+    if (db_) sqlite3_close_v2(db_);
+    db_ = nullptr;
+    in_txn_ = false;
+  }
+
+  // Maps a SQLite failure to a Status (sqlite_errors.cc has the table);
+  // detail() is the extended code's name.
+  Status Error(int rc, std::string_view context) {
+    int ext = db_ ? sqlite3_extended_errcode(db_) : rc;
+    if ((ext & 0xff) != (rc & 0xff)) ext = rc;  // errcode from an earlier call
+    std::string msg = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+    std::string full = context.empty() ? msg : std::string(context) + ": " + msg;
+    bool timed_out = (rc & 0xff) == SQLITE_INTERRUPT && deadline_passed_;
+    StatusCode code = SqliteErrorCode(ext, msg, timed_out);
+    if (timed_out) {
+      full = "statement timed out (it ran longer than the session's statement timeout of " +
+             std::to_string(statement_timeout_ms_) + " ms): " + full;
+    } else if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) {
+      full += " (the database is locked by another connection)";
+    }
+    return Status(code, full, SqliteCodeName(ext));
+  }
+
+  // SQLite has no statement timeout: sluice_statement_timeout(ms) arms a
+  // progress handler that interrupts a statement (SQLITE_INTERRUPT) once it
+  // has run `ms` since Query/Exec started it. Waiting for a lock is not
+  // running: busy_timeout bounds that.
+  static void SetStatementTimeout(sqlite3_context* ctx, int, sqlite3_value** argv) {
+    auto* self = static_cast<SqliteConnection*>(sqlite3_user_data(ctx));
+    int64_t ms = sqlite3_value_int64(argv[0]);
+    self->statement_timeout_ms_ = ms > 0 ? ms : 0;
+    sqlite3_progress_handler(self->db_, ms > 0 ? 1000 : 0, ms > 0 ? Progress : nullptr, self);
+    sqlite3_result_int64(ctx, self->statement_timeout_ms_);
+  }
+  static int Progress(void* arg) {
+    auto* self = static_cast<SqliteConnection*>(arg);
+    if (self->statement_timeout_ms_ <= 0 || std::chrono::steady_clock::now() < self->deadline_) return 0;
+    self->deadline_passed_ = true;
+    return 1;
+  }
+  void StartDeadline() {
+    deadline_passed_ = false;
+    if (statement_timeout_ms_ > 0) {
+      deadline_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(statement_timeout_ms_);
+    }
+  }
+
   const SqliteDialect& dialect_;
   SqliteOptions opts_;
   sqlite3* db_ = nullptr;
   bool in_txn_ = false;
   std::set<std::string> locks_;
+  std::vector<std::string> setup_;  // AddSessionSetup, re-applied by Reconnect
+  int64_t statement_timeout_ms_ = 0;
+  std::chrono::steady_clock::time_point deadline_;
+  bool deadline_passed_ = false;
 };
 
 // --- introspection ------------------------------------------------------------

@@ -295,6 +295,7 @@ struct Renderer {
   void operator()(const RenameConstraintStep&) {}
   void operator()(const SetReplicaIdentityStep&) {}
   void operator()(const RawSqlStep& s) { Sql(s.sql); }
+  void operator()(const RecordedSqlStep& s) { out.insert(out.end(), s.statements.begin(), s.statements.end()); }
   void operator()(const CreateDualWriteStep& s) {
     const TableMapping& m = s.table;
     // Writes through the old version: new := up(row), after the row is
@@ -535,6 +536,10 @@ std::vector<std::string> SqliteDialect::StateSchema() const {
       "NOT NULL, at TEXT NOT NULL, passed INTEGER NOT NULL, report TEXT NOT NULL)",
       "CREATE TABLE IF NOT EXISTS \"_sluice_versions\" (version TEXT PRIMARY KEY, migration TEXT NOT NULL, "
       "setup_sql TEXT NOT NULL, live INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL)",
+      "CREATE TABLE IF NOT EXISTS \"_sluice_claims\" (tbl TEXT PRIMARY KEY, migration TEXT NOT NULL, claimed_at "
+      "TEXT NOT NULL)",
+      "CREATE TABLE IF NOT EXISTS \"_sluice_recordings\" (migration TEXT PRIMARY KEY, format INTEGER NOT NULL, "
+      "sluice_version TEXT NOT NULL, compiled TEXT NOT NULL, recorded_at TEXT NOT NULL)",
       "CREATE TABLE IF NOT EXISTS \"_sluice_control\" (migration TEXT PRIMARY KEY, paused INTEGER NOT NULL DEFAULT "
       "0, max_rows_per_second REAL, chunk_target_ms INTEGER, workers INTEGER, throttle TEXT, updated_at TEXT NOT "
       "NULL)",
@@ -547,6 +552,14 @@ std::vector<std::string> SqliteDialect::StateSchema() const {
 std::string SqliteDialect::VersionSelectHint(const std::string& version) const {
   return "on each connection run the SQL in: SELECT setup_sql FROM _sluice_versions WHERE version = " +
          QuoteLiteral(version);
+}
+
+// SQLite has no statement_timeout; sluice's connections register
+// sluice_statement_timeout(ms), which interrupts a statement that has run
+// that long (see SqliteConnection). Only connections opened by sluice know
+// the function.
+std::string SqliteDialect::StatementTimeoutSql(int64_t ms) const {
+  return "SELECT sluice_statement_timeout(" + std::to_string(ms < 0 ? 0 : ms) + ")";
 }
 
 std::string SqliteDialect::OldReadPath(const VersionSpec&, const TableMapping& m) const { return Q(m.physical); }

@@ -35,6 +35,7 @@ class SqliteDialect : public Dialect {
   std::string StateTable(std::string_view base) const override;
   std::vector<std::string> StateSchema() const override;
   std::string VersionSelectHint(const std::string& version) const override;
+  std::string StatementTimeoutSql(int64_t statement_timeout_ms) const override;
   std::string RowHash(const std::vector<std::string>& exprs) const override;
   std::string CanonicalText(std::string_view expr, std::string_view type) const override;
   std::string BinaryOrder(std::string_view expr, std::string_view type) const override;

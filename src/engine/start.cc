@@ -1,0 +1,349 @@
+// Lint, plan preview and start (expand + dual-write + the new version's
+// read path).
+#include <functional>
+#include <set>
+#include <type_traits>
+#include <variant>
+
+#include <nlohmann/json.hpp>
+
+#include "common/sql_text.h"
+#include "engine/engine.h"
+#include "engine/phase.h"
+#include "engine/record.h"
+#include "engine/schema_json.h"
+#include "plan/parser.h"
+
+namespace sluice::engine {
+
+// `up` must resolve (the backfill would fail), `down` should (writes
+// through the new version would fail).
+Status CheckExpressions(db::Connection& conn, const CompiledMigration& c, std::vector<std::string>* warnings) {
+  const db::Dialect& d = conn.dialect();
+  std::vector<std::string> errors;
+  for (const auto& m : c.version.tables) {
+    if (m.created) continue;
+    for (const auto& f : m.forward) {
+      auto r = conn.Query("SELECT " + sql::ScalarExpression(f.expr) + " FROM " + d.Table(m.physical) + " WHERE 1 = 0");
+      if (!r.ok() && r.status().code() == StatusCode::kAborted) return r.status();  // lock wait: retried
+      if (!r.ok()) {
+        errors.push_back(f.origin + ": 'up' for " + m.physical + "." + f.target + " does not work on this database: " +
+                         r.status().message());
+      }
+    }
+    if (m.backward.empty()) continue;
+    std::string row;
+    for (size_t i = 0; i < m.columns.size(); ++i) {
+      const auto& col = m.columns[i];
+      std::string v = col.exists_before ? d.Quote(col.physical)
+                                        : (col.type.empty() ? "NULL" : "CAST(NULL AS " + col.type + ")");
+      row += (i ? ", " : "") + v + " AS " + d.Quote(col.logical);
+    }
+    for (const auto& b : m.backward) {
+      auto r = conn.Query("SELECT " + sql::ScalarExpression(b.expr) + " FROM (SELECT " + row + " FROM " +
+                          d.Table(m.physical) + ") AS sluice_row WHERE 1 = 0");
+      if (!r.ok() && r.status().code() == StatusCode::kAborted) return r.status();
+      if (!r.ok()) {
+        warnings->push_back(b.origin + ": warning: 'down' for " + m.physical + "." + b.target +
+                            " does not work on this database, so writes through the new version will fail: " +
+                            r.status().message());
+      }
+    }
+  }
+  if (errors.empty()) return Status::Ok();
+  std::string msg;
+  for (const auto& e : errors) msg += (msg.empty() ? "" : "\n") + e;
+  return InvalidPlan(msg);
+}
+
+Result<LintResult> Engine::Lint(const std::string& plan_path) {
+  LintResult out;
+  std::vector<plan::Diagnostic> warnings;
+  auto p = plan::ParsePlanFile(plan_path, &warnings);
+  out.warnings = WarningsToStrings(warnings);
+  if (!p.ok()) {
+    if (p.status().code() == StatusCode::kNotFound) return p.status();
+    out.ok = false;
+    std::string msg = p.status().message();
+    size_t pos = 0;
+    while (pos <= msg.size()) {
+      size_t nl = msg.find('\n', pos);
+      out.errors.push_back(msg.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos));
+      if (nl == std::string::npos) break;
+      pos = nl + 1;
+    }
+    return out;
+  }
+  if (!adapter_) return out;
+  SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
+  out.checked_against_database = true;
+  StateStore store(*conn);
+  SLUICE_ASSIGN_OR_RETURN(db::Schema schema, conn->Introspect());
+  SLUICE_ASSIGN_OR_RETURN(std::string prev, PreviousVersion(store));
+  auto compiled = Compile(*p, schema, conn->dialect(), {"", prev});
+  auto split = [&](const std::string& msg) {
+    size_t pos = 0;
+    while (pos <= msg.size()) {
+      size_t nl = msg.find('\n', pos);
+      out.errors.push_back(msg.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos));
+      if (nl == std::string::npos) break;
+      pos = nl + 1;
+    }
+  };
+  if (!compiled.ok()) {
+    out.ok = false;
+    split(compiled.status().message());
+    return out;
+  }
+  for (const auto& w : WarningsToStrings(compiled->warnings)) out.warnings.push_back(w);
+  Status ex = CheckExpressions(*conn, *compiled, &out.warnings);
+  if (!ex.ok()) {
+    out.ok = false;
+    split(ex.message());
+  }
+  return out;
+}
+
+Result<PlanPreview> Engine::Preview(const std::string& plan_path) {
+  std::vector<plan::Diagnostic> warnings;
+  SLUICE_ASSIGN_OR_RETURN(plan::Plan p, plan::ParsePlanFile(plan_path, &warnings));
+  SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
+  StateStore store(*conn);
+  SLUICE_ASSIGN_OR_RETURN(db::Schema schema, conn->Introspect());
+  SLUICE_ASSIGN_OR_RETURN(std::string prev, PreviousVersion(store));
+  SLUICE_ASSIGN_OR_RETURN(auto c, Compile(p, schema, conn->dialect(), {"", prev}));
+  const db::Dialect& d = conn->dialect();
+  PlanPreview out;
+  out.migration = c.name;
+  out.version = c.version.name;
+  out.database = std::string(d.name());
+  out.warnings = WarningsToStrings(warnings);
+  for (const auto& w : WarningsToStrings(c.warnings)) out.warnings.push_back(w);
+  auto render = [&](const std::string& phase, const std::vector<db::Step>& steps) {
+    PhaseSql ps;
+    ps.phase = phase;
+    for (const auto& s : steps) {
+      for (const auto& st : d.Render(s)) {
+        std::string text;
+        if (!st.guard_sql.empty()) text += "-- refuse if this returns a row: " + st.guard_sql + "\n";
+        if (st.schema_edit) text += "-- direct schema edit; the schema cookie is bumped afterwards\n";
+        if (st.outside_transaction) text += "-- runs outside a transaction\n";
+        text += st.sql;
+        ps.statements.push_back(text);
+      }
+    }
+    out.phases.push_back(std::move(ps));
+  };
+  render("start", c.start);
+  PhaseSql bf;
+  bf.phase = "backfill";
+  for (const auto& t : c.backfill) {
+    std::string set;
+    for (size_t i = 0; i < t.assignments.size(); ++i) {
+      set += (i ? ", " : "") + d.Quote(t.assignments[i].target) + " = " + sql::ScalarExpression(t.assignments[i].expr);
+    }
+    std::string key;
+    for (size_t i = 0; i < t.key.size(); ++i) key += (i ? ", " : "") + d.Quote(t.key[i]);
+    bf.statements.push_back("-- per chunk, in one transaction with its checkpoint, walking (" + key +
+                            ") in order up to the highest key present at the first chunk:\nUPDATE " + d.Table(t.table) +
+                            " SET " + set + " WHERE " +
+                            (t.skip_flag.empty() ? "" : d.Quote(t.skip_flag) + " IS NULL AND ") + "(" + key +
+                            ") > (<last checkpoint>) AND (" + key + ") <= (<chunk end>)");
+  }
+  out.phases.push_back(std::move(bf));
+  render("complete", c.complete);
+  render("rollback", c.rollback);
+  return out;
+}
+
+// --- start --------------------------------------------------------------------------
+
+namespace {
+
+// The existing tables a plan's operations name (before compiling: a table
+// another in-flight migration has changed may no longer compile cleanly).
+std::set<std::string> TablesNamed(const plan::Plan& p) {
+  std::set<std::string> out;
+  for (const auto& op : p.operations) {
+    std::visit(
+        [&](const auto& o) {
+          using T = std::decay_t<decltype(o)>;
+          if constexpr (requires { o.table.value; }) out.insert(o.table.value);
+          if constexpr (std::is_same_v<T, plan::RenameTable>) out.insert(o.from.value);
+          if constexpr (std::is_same_v<T, plan::DropTable>) out.insert(o.name.value);
+        },
+        op.body);
+  }
+  return out;
+}
+
+// kFailedPrecondition when another in-flight migration changes one of
+// `tables` or uses `version`.
+Status RefuseConflicts(const std::vector<MigrationRecord>& all, const std::string& name,
+                       const std::set<std::string>& tables, const std::string& version) {
+  for (const auto& m : all) {
+    if (!m.in_flight() || m.name == name) continue;
+    for (const auto& t : m.tables) {
+      if (tables.count(t)) {
+        return FailedPrecondition("table '" + t + "' is being changed by migration '" + m.name + "' (" + m.phase +
+                                  "); complete or roll it back before starting '" + name + "'");
+      }
+    }
+    if (!version.empty() && m.version == version) {
+      return FailedPrecondition("version name '" + version + "' is already used by migration '" + m.name + "'");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status Engine::Start(const std::string& plan_path) {
+  std::vector<plan::Diagnostic> warnings;
+  SLUICE_ASSIGN_OR_RETURN(plan::Plan p, plan::ParsePlanFile(plan_path, &warnings));
+  SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
+  const db::Dialect& d = conn->dialect();
+  StateStore store(*conn);
+  // A first look, to refuse early and cheaply; Transition checks again
+  // inside the transaction that performs the start.
+  SLUICE_ASSIGN_OR_RETURN(bool has_state, store.Exists());
+  std::vector<MigrationRecord> all;
+  std::optional<MigrationRecord> existing;
+  if (has_state) {
+    SLUICE_ASSIGN_OR_RETURN(existing, store.Get(p.name));
+    if (existing) {
+      if (existing->phase == kComplete) {
+        return FailedPrecondition("migration '" + p.name + "' is already complete");
+      }
+      if (existing->in_flight() && existing->plan_text != p.text) {
+        return FailedPrecondition("migration '" + p.name + "' is already " + existing->phase +
+                                  " with a different plan text; roll it back before starting the changed plan");
+      }
+      if (existing->phase == kActive || existing->phase == kCompleting) {
+        return Status::Ok();  // already started: rerunning converges
+      }
+      if (existing->phase == kRollingBack) {
+        return FailedPrecondition("migration '" + p.name + "' is being rolled back; rerun `sluice rollback " +
+                                  p.name + "` first");
+      }
+    }
+    SLUICE_ASSIGN_OR_RETURN(all, store.List());
+  }
+
+  MigrationRecord rec;
+  Recording recording;
+  if (existing && existing->phase == kStarting) {
+    // Resuming an interrupted start: replay what it recorded.
+    SLUICE_ASSIGN_OR_RETURN(Loaded l, LoadMigration(store, d, p.name));
+    rec = l.rec;
+    recording.compiled = std::move(l.compiled);
+  } else {
+    // Reading the catalog and checking the expressions touch the tables
+    // (PostgreSQL's pg_get_expr locks them): under the same lock timeout and
+    // retry budget as the phase itself, so a session holding a conflicting
+    // lock makes start fail naming it instead of waiting forever.
+    const bool timeout = !d.LockTimeoutSql(options_.lock_timeout_ms).empty();
+    auto bounded = [&](const std::vector<std::string>& tables, const std::function<Status()>& fn) -> Status {
+      return RetryLocks(*conn, options_, tables, [&]() -> Status {
+        if (timeout) {
+          SLUICE_RETURN_IF_ERROR(
+              conn->Exec("SET lock_timeout = '" + std::to_string(options_.lock_timeout_ms) + "ms'"));
+        }
+        Status st = fn();
+        if (timeout) conn->Exec("RESET lock_timeout").IgnoreError();
+        return st;
+      });
+    };
+    db::Schema schema;
+    SLUICE_RETURN_IF_ERROR(bounded({}, [&]() -> Status {
+      SLUICE_ASSIGN_OR_RETURN(schema, conn->Introspect());
+      return Status::Ok();
+    }));
+    // Read after the catalog: whatever another start committed before our
+    // look at the catalog is in this list, so its objects are blamed on it.
+    SLUICE_ASSIGN_OR_RETURN(has_state, store.Exists());
+    if (has_state) {
+      SLUICE_ASSIGN_OR_RETURN(all, store.List());
+    }
+    std::string prev;
+    for (const auto& m : all) {
+      if (m.phase == kComplete) prev = m.version;
+    }
+    SLUICE_RETURN_IF_ERROR(RefuseConflicts(all, p.name, TablesNamed(p), ""));
+    SLUICE_ASSIGN_OR_RETURN(CompiledMigration c, Compile(p, schema, d, {"", prev}));
+    std::vector<std::string> expr_warnings;
+    SLUICE_RETURN_IF_ERROR(bounded(std::vector<std::string>(c.tables.begin(), c.tables.end()), [&]() -> Status {
+      expr_warnings.clear();
+      return CheckExpressions(*conn, c, &expr_warnings);
+    }));
+    rec.name = p.name;
+    rec.version = c.version.name;
+    rec.previous_version = prev;
+    rec.plan_file = p.file;
+    rec.plan_format = p.format;
+    rec.plan_text = p.text;
+    rec.schema_before = SchemaToJson(schema);
+    rec.tables.assign(c.tables.begin(), c.tables.end());
+    rec.backfill = c.backfill.empty() ? "none" : "pending";
+    rec.live = "old";
+    recording = Record(c, d);
+  }
+  const CompiledMigration& c = recording.compiled;
+  nlohmann::json details = {{"plan_file", p.file}, {"version", c.version.name}, {"tables", rec.tables},
+                            {"sluice_version", SluiceVersion()}};
+
+  PhaseRun run;
+  run.migration = p.name;
+  run.phase = "start";
+  run.steps = c.start;
+  run.tables = rec.tables;
+  run.from = {"", kRolledBack, kStarting};
+  run.before = [&](const std::optional<MigrationRecord>& current) -> Status {
+    if (current && current->phase == kStarting) {
+      if (current->plan_text != p.text) {
+        return FailedPrecondition("migration '" + p.name + "' is being started with a different plan text by "
+                                  "another sluice process; nothing was changed");
+      }
+      return Status::Ok();  // resuming: the record and the claims are in place
+    }
+    // What the first look saw may have changed: decide again, in here.
+    SLUICE_ASSIGN_OR_RETURN(auto now, store.List());
+    std::string prev;
+    for (const auto& m : now) {
+      if (m.phase == kComplete) prev = m.version;
+    }
+    if (prev != rec.previous_version) {
+      return FailedPrecondition("migration '" + prev + "' completed while '" + p.name + "' was being started; "
+                                "nothing was changed: rerun `sluice start`");
+    }
+    SLUICE_RETURN_IF_ERROR(RefuseConflicts(now, p.name, c.tables, c.version.name));
+    for (const auto& t : rec.tables) SLUICE_RETURN_IF_ERROR(store.Claim(p.name, t));
+    SLUICE_ASSIGN_OR_RETURN(rec.seq, store.NextSeq());
+    rec.phase = kStarting;
+    SLUICE_RETURN_IF_ERROR(store.ClearProgress(p.name));
+    SLUICE_RETURN_IF_ERROR(store.Upsert(rec));
+    return store.PutRecording(p.name, recording.format, recording.sluice_version, RecordingToJson(recording));
+  };
+  run.record = [&](bool finished) -> Status {
+    if (!finished) return Status::Ok();
+    SLUICE_RETURN_IF_ERROR(MovePhase(store, p.name, kStarting, kActive));
+    return store.AddEvent(p.name, "start", options_.actor, "expanded: version " + c.version.name + " published",
+                          details.dump());
+  };
+  Status s = Transition(*conn, store, options_, run);
+  if (!s.ok() && !d.transactional_ddl()) {
+    // The catalog changes may have committed before a later statement (an
+    // index build) failed: undo them so the migration stays where it was.
+    // A lost connection is left to a rerun, which resumes.
+    auto now = store.Get(p.name);
+    if (s.code() != StatusCode::kUnavailable && now.ok() && *now && (*now)->phase == kStarting) {
+      Status undo = Rollback(p.name, false);
+      return s.WithContext(undo.ok() ? "start failed and was rolled back (the database is as before)"
+                                     : "start failed, and rolling it back failed too (" + undo.message() +
+                                           "); run `sluice rollback " + p.name + "`");
+    }
+  }
+  return s;
+}
+
+}  // namespace sluice::engine

@@ -1,0 +1,282 @@
+// Status, backfill control (pause/resume/tune), `migrate` over a folder of
+// plans, and application sessions on a version.
+#include <algorithm>
+#include <filesystem>
+#include <map>
+
+#include "backfill/control.h"
+#include "engine/engine.h"
+#include "plan/parser.h"
+
+namespace sluice::engine {
+
+Result<std::unique_ptr<db::Connection>> Engine::Connect() {
+  if (!adapter_) return InvalidArgument("no database given: pass --db URL or set SLUICE_DB");
+  return adapter_->Connect();
+}
+
+namespace {
+Status ChangeControl(Result<std::unique_ptr<db::Connection>> connected, const std::string& actor,
+                     const std::string& migration, const backfill::ControlChange& change, const std::string& kind,
+                     const std::string& message) {
+  SLUICE_ASSIGN_OR_RETURN(auto conn, std::move(connected));
+  StateStore store(*conn);
+  SLUICE_ASSIGN_OR_RETURN(bool has_state, store.Exists());
+  if (!has_state) return FailedPrecondition("no migration has been started in this database");
+  SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, kind.c_str()));
+  SLUICE_ASSIGN_OR_RETURN(auto rec, store.Get(name));
+  if (!rec) return NotFound("no migration named '" + name + "' (see `sluice status`)");
+  if (!rec->in_flight()) return FailedPrecondition("migration '" + name + "' is " + rec->phase + "; nothing to " + kind);
+  if (change.workers && *change.workers > 1 && !conn->dialect().parallel_backfill()) {
+    return InvalidArgument(std::string(conn->dialect().name()) + " allows one writer at a time; --workers must be 1");
+  }
+  SLUICE_RETURN_IF_ERROR(backfill::WriteControl(*conn, name, change));
+  return store.AddEvent(name, "backfill." + kind, actor, message);
+}
+}  // namespace
+
+Status Engine::Pause(const std::string& migration) {
+  backfill::ControlChange c;
+  c.paused = true;
+  return ChangeControl(Connect(), options_.actor, migration, c, "pause", "backfill paused");
+}
+
+Status Engine::Resume(const std::string& migration) {
+  backfill::ControlChange c;
+  c.paused = false;
+  return ChangeControl(Connect(), options_.actor, migration, c, "resume", "backfill resumed");
+}
+
+Status Engine::Tune(const std::string& migration, std::optional<double> rate, std::optional<int64_t> chunk_ms,
+                      std::optional<int64_t> workers, bool reset) {
+  if (!rate && !chunk_ms && !workers && !reset) {
+    return InvalidArgument("tune needs at least one of --rate, --chunk-ms, --workers, --reset");
+  }
+  if (rate && *rate < 0) return InvalidArgument("--rate must be >= 0 (0 = unlimited)");
+  if (chunk_ms && *chunk_ms <= 0) return InvalidArgument("--chunk-ms must be > 0");
+  if (workers && *workers <= 0) return InvalidArgument("--workers must be > 0");
+  backfill::ControlChange c;
+  c.reset = reset;
+  c.max_rows_per_second = rate;
+  c.chunk_target_ms = chunk_ms;
+  c.workers = workers;
+  std::string msg = reset ? "backfill tuned: overrides reset to the plan's settings;" : "backfill tuned:";
+  if (rate) msg += " rate " + (*rate > 0 ? std::to_string(static_cast<int64_t>(*rate)) + " rows/s" : "unlimited");
+  if (chunk_ms) msg += " chunk " + std::to_string(*chunk_ms) + " ms";
+  if (workers) msg += " workers " + std::to_string(*workers);
+  return ChangeControl(Connect(), options_.actor, migration, c, "tune", msg);
+}
+
+Result<std::vector<MigrationInfo>> Engine::List() {
+  SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
+  StateStore store(*conn);
+  std::vector<MigrationInfo> out;
+  SLUICE_ASSIGN_OR_RETURN(bool has_state, store.Exists());
+  if (!has_state) return out;
+  SLUICE_ASSIGN_OR_RETURN(auto all, store.List());
+  for (const auto& m : all) {
+    MigrationInfo i;
+    i.name = m.name;
+    i.phase = m.phase;
+    i.version = m.version;
+    i.previous_version = m.previous_version;
+    i.live = m.live;
+    i.backfill = m.backfill;
+    i.tables = m.tables;
+    i.created_at = m.created_at;
+    i.updated_at = m.updated_at;
+    i.completed_at = m.completed_at;
+    SLUICE_ASSIGN_OR_RETURN(auto cps, store.Checkpoints(m.name));
+    for (const auto& cp : cps) {
+      i.rows_done += cp.rows_done;
+      i.rows_total += cp.rows_total;
+      i.chunks += cp.chunks;
+    }
+    SLUICE_ASSIGN_OR_RETURN(auto overrides, store.Events(m.name, "gate.override"));
+    for (const auto& o : overrides) i.overrides.push_back(o.message + " (by " + o.actor + " at " + o.at + ")");
+    if (m.in_flight()) {
+      SLUICE_ASSIGN_OR_RETURN(backfill::Control c, backfill::ReadControl(*conn, m.name));
+      i.paused = c.paused;
+      i.throttle = m.backfill == "running" ? c.throttle : "";
+      i.tuned_rate = c.max_rows_per_second;
+      i.tuned_chunk_ms = c.chunk_target_ms;
+      i.tuned_workers = c.workers;
+      if (m.backfill == "running") {
+        SLUICE_ASSIGN_OR_RETURN(double rate, store.RecentBackfillRate(m.name, 10));
+        i.rows_per_second = rate;
+        if (rate > 0) i.eta_seconds = static_cast<double>(std::max<int64_t>(0, i.rows_total - i.rows_done)) / rate;
+      }
+    }
+    SLUICE_ASSIGN_OR_RETURN(auto v, store.LastVerification(m.name));
+    if (v) {
+      i.last_verify_passed = v->passed;
+      i.last_verify_at = v->at;
+    }
+    i.version_hint = conn->dialect().VersionSelectHint(m.version);
+    out.push_back(std::move(i));
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> Engine::Migrate(const std::string& dir, const MigrateOptions& options) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return NotFound("'" + dir + "' is not a directory");
+  auto skip = [&](const std::string& file, const std::string& why) {
+    if (options.on_skip) options.on_skip(file, why);
+  };
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    std::string ext = e.path().extension().string();
+    if (e.is_regular_file() && (ext == ".yaml" || ext == ".yml" || ext == ".json")) {
+      files.push_back(e.path());
+    } else {
+      skip(e.path().filename().string(), e.is_regular_file() ? "not a plan file (.yaml, .yml or .json)"
+                                                             : "not a regular file");
+    }
+  }
+  if (ec) return Unavailable("cannot read the folder '" + dir + "': " + ec.message());
+  std::sort(files.begin(), files.end(), [](const fs::path& a, const fs::path& b) {
+    return a.filename().string() < b.filename().string();
+  });
+  // Validate the whole folder before changing anything.
+  std::map<std::string, std::string> by_name;
+  std::map<std::string, std::string> text_of;
+  for (const auto& f : files) {
+    SLUICE_ASSIGN_OR_RETURN(plan::Plan p, plan::ParsePlanFile(f.string()));
+    auto [it, inserted] = by_name.emplace(p.name, f.filename().string());
+    if (!inserted) {
+      return InvalidArgument("'" + it->second + "' and '" + f.filename().string() + "' both name migration '" +
+                             p.name + "'; keep one of them (nothing was applied)");
+    }
+    text_of[p.name] = p.text;
+  }
+  std::map<std::string, MigrationRecord> recorded;
+  {
+    SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
+    StateStore store(*conn);
+    SLUICE_ASSIGN_OR_RETURN(bool has_state, store.Exists());
+    if (has_state) {
+      SLUICE_ASSIGN_OR_RETURN(auto all, store.List());
+      for (auto& m : all) recorded[m.name] = std::move(m);
+    }
+  }
+  for (const auto& [name, file] : by_name) {
+    auto it = recorded.find(name);
+    if (it == recorded.end() || it->second.phase == kRolledBack) continue;
+    if (it->second.plan_text != text_of[name]) {
+      return FailedPrecondition("'" + file + "' was changed after migration '" + name + "' was " +
+                                (it->second.phase == kComplete ? "applied" : "started") + " (its text differs from "
+                                "the one recorded then); restore the file, or write a new migration for the new "
+                                "change (nothing was applied)");
+    }
+  }
+  std::vector<std::string> applied;
+  auto step = [&](const char* what, const std::string& name) {
+    if (options.on_step) options.on_step(what, name);
+  };
+  for (const auto& f : files) {
+    SLUICE_ASSIGN_OR_RETURN(plan::Plan p, plan::ParsePlanFile(f.string()));
+    const std::string& name = p.name;
+    std::string phase;
+    {
+      SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
+      StateStore store(*conn);
+      SLUICE_ASSIGN_OR_RETURN(bool has_state, store.Exists());
+      if (has_state) {
+        SLUICE_ASSIGN_OR_RETURN(auto rec, store.Get(name));
+        if (rec) phase = rec->phase;
+      }
+    }
+    if (phase == kComplete) {
+      skip(f.filename().string(), "already applied");
+      continue;
+    }
+    if (phase != kActive) {
+      step("start", name);
+      SLUICE_RETURN_IF_ERROR(Start(f.string()).WithContext(name));
+    }
+    step("backfill", name);
+    auto b = Backfill(name, options.backfill);
+    if (!b.ok()) return b.status().WithContext(name);
+    step("verify", name);
+    SLUICE_ASSIGN_OR_RETURN(VerifyResult v, Verify(name, {}));
+    if (!v.passed) {
+      std::string why;
+      for (const auto& c : v.checks) {
+        if (!c.passed && !c.skipped) why += (why.empty() ? "" : "; ") + c.table + ": " + c.summary;
+      }
+      return FailedPrecondition(name + ": verification failed (" + why + "); the migration stays active: fix and "
+                                       "rerun, or `sluice rollback " + name + "`");
+    }
+    step("complete", name);
+    SLUICE_RETURN_IF_ERROR(Complete(name, {}).WithContext(name));
+    applied.push_back(name);
+  }
+  return applied;
+}
+
+namespace {
+
+class SessionImpl : public Session {
+ public:
+  explicit SessionImpl(std::unique_ptr<db::Connection> c) : c_(std::move(c)) {}
+  Result<Rows> Query(const std::string& sql, const std::vector<Param>& params) override {
+    std::vector<db::Value> vals;
+    for (const auto& p : params) {
+      if (std::holds_alternative<std::nullptr_t>(p)) vals.push_back(db::Value::Null());
+      if (std::holds_alternative<int64_t>(p)) vals.push_back(db::Value::Int(std::get<int64_t>(p)));
+      if (std::holds_alternative<double>(p)) vals.push_back(db::Value::Real(std::get<double>(p)));
+      if (std::holds_alternative<std::string>(p)) vals.push_back(db::Value::Text(std::get<std::string>(p)));
+    }
+    SLUICE_ASSIGN_OR_RETURN(db::QueryResult r, c_->Query(sql, vals));
+    Rows out;
+    out.columns = r.columns;
+    out.affected = r.affected;
+    for (const auto& row : r.rows) {
+      std::vector<std::optional<std::string>> o;
+      for (const auto& v : row) o.push_back(v.is_null() ? std::nullopt : std::optional<std::string>(v.text));
+      out.rows.push_back(std::move(o));
+    }
+    return out;
+  }
+  Status Exec(const std::string& sql) override { return c_->Exec(sql); }
+
+ private:
+  std::unique_ptr<db::Connection> c_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Session>> Engine::OpenSession(const std::string& version) {
+  SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
+  std::string setup;
+  if (conn->dialect().versioned_namespaces()) {
+    setup = conn->dialect().SessionSetupSql(version);
+  } else if (!version.empty()) {
+    SLUICE_ASSIGN_OR_RETURN(setup, VersionSetupSql(version));
+  }
+  if (!setup.empty()) {
+    SLUICE_RETURN_IF_ERROR(conn->Exec(setup).WithContext("selecting version '" + version + "'"));
+  }
+  return std::unique_ptr<Session>(new SessionImpl(std::move(conn)));
+}
+
+Result<std::string> Engine::VersionSetupSql(const std::string& version) {
+  SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
+  if (conn->dialect().versioned_namespaces()) return conn->dialect().SessionSetupSql(version) + "\n";
+  StateStore store(*conn);
+  SLUICE_ASSIGN_OR_RETURN(bool has_state, store.Exists());
+  if (!has_state) return NotFound("no versions exist yet");
+  std::string where = version == "live" ? "live = 1" : "version = $1";
+  auto r = conn->Query("SELECT setup_sql FROM " + conn->dialect().StateTable("versions") + " WHERE " + where,
+                       version == "live" ? std::vector<db::Value>{} : std::vector<db::Value>{db::Value::Text(version)});
+  if (!r.ok()) return r.status();
+  if (r->rows.empty()) {
+    if (version == "live") return std::string("-- sluice: no version is live; use the base tables\n");
+    return NotFound("no version named '" + version + "'");
+  }
+  return r->Scalar().text;
+}
+
+}  // namespace sluice::engine

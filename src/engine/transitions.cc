@@ -1,0 +1,197 @@
+// Switch, complete and rollback: the transitions after start, each through
+// the one door in phase.h.
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/engine.h"
+#include "engine/phase.h"
+#include "engine/record.h"
+
+namespace sluice::engine {
+
+namespace {
+// Wraps `steps` (which contract or roll back `l`'s tables) so the read paths
+// of other in-flight migrations, which show those tables unchanged, do not
+// pin the columns being dropped: their views go first and come back after.
+Result<std::vector<db::Step>> AroundOtherVersions(StateStore& store, const db::Dialect& d, const Loaded& l,
+                                                  std::vector<db::Step> steps) {
+  std::vector<std::string> tables = l.rec.tables;
+  for (const auto& m : l.compiled.version.tables) {
+    tables.push_back(m.logical);
+    tables.push_back(m.physical);
+  }
+  std::sort(tables.begin(), tables.end());
+  tables.erase(std::unique(tables.begin(), tables.end()), tables.end());
+  SLUICE_ASSIGN_OR_RETURN(auto all, store.List());
+  std::vector<db::Step> before, after;
+  for (const auto& m : all) {
+    if (m.name == l.rec.name || !m.in_flight() || m.phase == kRollingBack) continue;
+    SLUICE_ASSIGN_OR_RETURN(Loaded other, LoadMigration(store, d, m.name));
+    before.push_back({db::RefreshVersionViewsStep{other.compiled.version, tables, true}, "unpin " + m.version});
+    after.push_back({db::RefreshVersionViewsStep{other.compiled.version, tables, false}, "refresh " + m.version});
+  }
+  before.insert(before.end(), steps.begin(), steps.end());
+  before.insert(before.end(), after.begin(), after.end());
+  return before;
+}
+// Later phases replay what start recorded. A migration started by a sluice
+// that kept no recording (0.1) cannot be replayed faithfully: this sluice
+// would render its steps differently (e.g. its triggers' names).
+Status RequireRecording(const Loaded& l, const char* verb) {
+  if (l.recorded) return Status::Ok();
+  return FailedPrecondition("migration '" + l.rec.name + "' was started by an older sluice that kept no recording "
+                            "of its steps, so this sluice (" + SluiceVersion() + ") will not " + verb +
+                            " it: finish or roll it back with the sluice that started it");
+}
+
+}  // namespace
+
+Status Engine::Switch(const std::string& migration, bool back, const TransitionOptions& options) {
+  SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
+  StateStore store(*conn);
+  SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, "switch"));
+  SLUICE_ASSIGN_OR_RETURN(Loaded l, LoadMigration(store, conn->dialect(), name));
+  if (l.rec.phase != kActive) {
+    return FailedPrecondition("migration '" + name + "' is " + l.rec.phase + "; only an active migration can switch");
+  }
+  SLUICE_RETURN_IF_ERROR(RequireRecording(l, "switch"));
+  std::string baseline;
+  if (!back) {
+    SLUICE_ASSIGN_OR_RETURN(gates::Inputs in, GateInputs(store, l));
+    SLUICE_RETURN_IF_ERROR(PassGate(store, name, gates::EvaluateSwitch(in), options, options_.actor));
+    // The abort criteria compare against the probe as it was before.
+    if (l.plan.abort.present) baseline = MeasureProbe([this] { return Connect(); }, l, 20).ToJson();
+  }
+  const std::string target = back ? l.rec.previous_version : l.rec.version;
+  PhaseRun run;
+  run.migration = name;
+  run.phase = back ? "switch_back" : "switch";
+  run.steps = back ? l.switch_back : l.switch_to_new;
+  run.tables = l.rec.tables;
+  run.from = {kActive};
+  run.record = [&](bool finished) -> Status {
+    SLUICE_RETURN_IF_ERROR(store.SetField(name, "live", back ? "old" : "new"));
+    // Switching is repeatable: forget this marker so the next switch runs.
+    SLUICE_RETURN_IF_ERROR(store.ClearStep(name, run.phase));
+    return store.AddEvent(name, back ? "switch.back" : "switch", options_.actor,
+                          back ? "reads switched back to the previous version"
+                               : "reads switched to version '" + target + "'",
+                          baseline.empty() ? "" : "{\"baseline\": " + baseline + "}");
+  };
+  return Transition(*conn, store, options_, run);
+}
+
+Status Engine::Complete(const std::string& migration, const TransitionOptions& options) {
+  SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
+  StateStore store(*conn);
+  SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, "complete"));
+  SLUICE_ASSIGN_OR_RETURN(Loaded l, LoadMigration(store, conn->dialect(), name));
+  if (l.rec.phase == kComplete) return Status::Ok();  // rerun converges
+  if (l.rec.phase != kActive && l.rec.phase != kCompleting) {
+    return FailedPrecondition("migration '" + name + "' is " + l.rec.phase + "; only an active migration can complete");
+  }
+  SLUICE_RETURN_IF_ERROR(RequireRecording(l, "complete"));
+  if (l.rec.backfill == "pending" || l.rec.backfill == "running") {
+    return FailedPrecondition("the backfill of '" + name + "' has not finished; run `sluice backfill " + name +
+                              "` first (complete would drop the old columns it still reads)");
+  }
+  if (l.rec.phase == kActive) {
+    SLUICE_ASSIGN_OR_RETURN(gates::Inputs in, GateInputs(store, l));
+    // complete performs the switch itself when it has not happened, so the
+    // switch gate stands before it too.
+    if (l.rec.live != "new") {
+      SLUICE_RETURN_IF_ERROR(PassGate(store, name, gates::EvaluateSwitch(in), options, options_.actor));
+    }
+    SLUICE_RETURN_IF_ERROR(PassGate(store, name, gates::EvaluateComplete(in), options, options_.actor));
+  }
+  // Versions of earlier completed migrations retire now: their views may
+  // read columns this complete drops.
+  std::vector<db::Step> steps;
+  SLUICE_ASSIGN_OR_RETURN(auto all, store.List());
+  std::vector<std::string> retired;
+  for (const auto& m : all) {
+    if (m.phase != kComplete || m.version_retired || m.name == name) continue;
+    SLUICE_ASSIGN_OR_RETURN(Loaded old, LoadMigration(store, conn->dialect(), m.name));
+    steps.insert(steps.end(), old.retire.begin(), old.retire.end());
+    retired.push_back(m.name);
+  }
+  // complete performs the read switch itself when it has not happened.
+  if (l.rec.live != "new") steps.insert(steps.end(), l.switch_to_new.begin(), l.switch_to_new.end());
+  steps.insert(steps.end(), l.compiled.complete.begin(), l.compiled.complete.end());
+  SLUICE_ASSIGN_OR_RETURN(steps, AroundOtherVersions(store, conn->dialect(), l, std::move(steps)));
+  PhaseRun run;
+  run.migration = name;
+  run.phase = "complete";
+  run.steps = steps;
+  run.tables = l.rec.tables;
+  run.from = {kActive, kCompleting};
+  run.before = [&](const std::optional<MigrationRecord>& current) -> Status {
+    // Re-checked under the record's lock: a backfill or a rollback may
+    // have moved on since the first look.
+    if (current->backfill == "pending" || current->backfill == "running") {
+      return FailedPrecondition("the backfill of '" + name + "' has not finished; nothing was changed");
+    }
+    return Status::Ok();
+  };
+  run.record = [&](bool finished) -> Status {
+    for (const auto& r : retired) SLUICE_RETURN_IF_ERROR(store.SetField(r, "version_retired", "1"));
+    SLUICE_RETURN_IF_ERROR(store.SetField(name, "live", "new"));
+    SLUICE_ASSIGN_OR_RETURN(auto now, store.Get(name));
+    const std::string from = now ? now->phase : kActive;
+    if (!finished) return from == kCompleting ? Status::Ok() : MovePhase(store, name, from, kCompleting);
+    SLUICE_RETURN_IF_ERROR(MovePhase(store, name, from, kComplete));
+    SLUICE_RETURN_IF_ERROR(store.ReleaseClaims(name));
+    return store.AddEvent(name, "complete", options_.actor, "contracted: version " + l.rec.version + " is final");
+  };
+  return Transition(*conn, store, options_, run);
+}
+
+Status Engine::Rollback(const std::string& migration, bool force) {
+  SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
+  StateStore store(*conn);
+  SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, "roll back"));
+  SLUICE_ASSIGN_OR_RETURN(Loaded l, LoadMigration(store, conn->dialect(), name));
+  if (l.rec.phase == kRolledBack) return Status::Ok();
+  if (l.rec.phase == kComplete || l.rec.phase == kCompleting) {
+    return FailedPrecondition("migration '" + name + "' is " + l.rec.phase +
+                              "; its old columns are gone, so it cannot be rolled back (write a new migration "
+                              "instead)");
+  }
+  SLUICE_RETURN_IF_ERROR(RequireRecording(l, "roll back"));
+  if (l.compiled.irreversible && !force) {
+    std::string ops;
+    for (const auto& op : l.compiled.irreversible_ops) ops += "\n  " + op;
+    return FailedPrecondition("migration '" + name + "' cannot be rolled back exactly: its `sql` operations without "
+                              "`down` cannot be undone:" + ops +
+                              "\nNothing was changed. Undo their effects by hand and run `sluice rollback --force " +
+                              name + "` (which rolls back everything else and leaves that SQL's effects in place), "
+                              "or go forward with `sluice complete " + name + "`");
+  }
+  std::vector<db::Step> steps;
+  if (l.rec.live == "new") steps.insert(steps.end(), l.switch_back.begin(), l.switch_back.end());
+  steps.insert(steps.end(), l.compiled.rollback.begin(), l.compiled.rollback.end());
+  SLUICE_ASSIGN_OR_RETURN(steps, AroundOtherVersions(store, conn->dialect(), l, std::move(steps)));
+  PhaseRun run;
+  run.migration = name;
+  run.phase = "rollback";
+  run.steps = steps;
+  run.tables = l.rec.tables;
+  run.from = {kStarting, kActive, kRollingBack};
+  run.record = [&](bool finished) -> Status {
+    SLUICE_RETURN_IF_ERROR(store.SetField(name, "live", "old"));
+    SLUICE_ASSIGN_OR_RETURN(auto now, store.Get(name));
+    const std::string from = now ? now->phase : kActive;
+    if (!finished) return from == kRollingBack ? Status::Ok() : MovePhase(store, name, from, kRollingBack);
+    SLUICE_RETURN_IF_ERROR(MovePhase(store, name, from, kRolledBack));
+    SLUICE_RETURN_IF_ERROR(store.ReleaseClaims(name));
+    SLUICE_RETURN_IF_ERROR(store.ClearStep(name, "rollback"));
+    // A later `start` of the same migration must run its steps again, not
+    // find them marked done by the start this rollback undid.
+    SLUICE_RETURN_IF_ERROR(store.ClearStep(name, "start"));
+    return store.AddEvent(name, "rollback", options_.actor, "rolled back to the state before start");
+  };
+  return Transition(*conn, store, options_, run);
+}
+
+}  // namespace sluice::engine
