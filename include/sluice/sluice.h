@@ -135,6 +135,9 @@ struct VerifyOptions {
   // shadow-read key (key values as text, nullopt = NULL).
   std::function<void(const std::string& query, const std::vector<std::optional<std::string>>& key)>
       after_first_old_read;
+  // Set (e.g. by a signal handler) to stop: Verify returns kCancelled
+  // before its next query and records nothing. nullptr = never.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 // One round of `verify --watch`.
@@ -177,6 +180,9 @@ struct DiffOptions {
   std::string source_schema = "public", target_schema = "public";  // PostgreSQL
   int64_t chunk_rows = 10000;
   int64_t max_reported = 10;
+  // Set (e.g. by a signal handler) to stop: Diff returns kCancelled before
+  // its next query, having changed nothing. nullptr = never.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct DiffResult {

@@ -241,6 +241,7 @@ int main(int argc, char** argv) {
       if (comma == std::string::npos) break;
       pos = comma + 1;
     }
+    diff_opts.cancel = &g_cancel;  // stops between chunk queries (exit 130)
     auto r = sluice::Diff(diff_opts);
     if (!r.ok()) return Fail(r.status());
     if (json) {
@@ -319,13 +320,15 @@ int main(int argc, char** argv) {
                sluice::cli::FormatDuration(r->seconds));
     return 0;
   }
+  sluice::VerifyOptions vopts;
+  vopts.cancel = &g_cancel;
   if (verify->parsed() && !watch_window.empty()) {
     double seconds = ParseDuration(watch_window);
     if (seconds < 0) {
       fmt::print(stderr, "sluice: error: --watch {}: expected a duration like 90s, 10m or 1h\n", watch_window);
       return 2;
     }
-    auto r = m.Verify(migration);
+    auto r = m.Verify(migration, vopts);
     if (!r.ok()) return Fail(r.status());
     if (!json) sluice::cli::PrintVerify(*r);
     sluice::WatchOptions wo;
@@ -358,7 +361,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (verify->parsed()) {
-    auto r = m.Verify(migration);
+    auto r = m.Verify(migration, vopts);
     if (!r.ok()) return Fail(r.status());
     if (json) {
       fmt::print("{}\n", sluice::cli::VerifyJson(*r));

@@ -22,6 +22,7 @@ Result<DiffResult> Diff(const DiffOptions& options) {
   spec.key = options.key;
   spec.chunk_rows = options.chunk_rows;
   spec.max_reported = options.max_reported;
+  spec.cancel = options.cancel;
   SLUICE_ASSIGN_OR_RETURN(verify::DiffReport r, verify::Diff(**sc, **tc, spec));
   DiffResult out;
   out.same = r.same;

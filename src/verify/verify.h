@@ -19,15 +19,28 @@
 //                 against what `up` implies; above max_drift fails
 //   invariant     the plan's invariants on the new version
 //   shadow_read   the plan's validation queries, through the old and the
-//                 new version for deterministically sampled keys
+//                 new version for deterministically sampled keys; results
+//                 compared exactly as each version returns them (storage
+//                 class and text: '1.10' differs from '1.1', NULL from ''),
+//                 in order when the query has a top-level ORDER BY, as
+//                 multisets otherwise. A read that errors is a divergence.
+//
+// Keys of any type the database can order (uuid, text in any collation,
+// numeric, timestamptz, bytea, composites) walk the checksum chunks: see
+// compare.h.
 //
 // `Diff` compares one table in two databases (possibly of different
-// dialects) by portable chunk checksums and bisection.
+// dialects) by portable chunk checksums and bisection. Its key must
+// identify rows on both sides (checked up front).
+//
+// Long calls read `cancel` (Settings::cancel, DiffSpec::cancel) before each
+// query and return kCancelled once it is set.
 //
 // Everything here only reads. Not thread-safe; one call per connection at a
 // time.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -53,12 +66,22 @@ struct Check {
   std::vector<std::pair<std::string, double>> metrics;
 };
 
+// One verification. Stored as JSON (ToJson) in the state tables, where the
+// gates read `passed`, `at` (when it started) and `could_not_run`.
 struct Report {
   std::string migration;
-  std::string at;
+  std::string at;  // when the verification started (ISO-8601 UTC)
   bool passed = true;
+  // The verification did not complete (an error, a cancel): `passed` is
+  // false and `error` says why. Every gate treats it as a failed one.
+  bool could_not_run = false;
+  std::string error;
   std::vector<Check> checks;
   std::string ToJson() const;
+
+  // The report to record when Run could not complete, so a gate sees a
+  // failed verification instead of an older passing one.
+  static Report CouldNotRun(const std::string& migration, const std::string& started_at, const Status& why);
 };
 
 struct Invariant {
@@ -87,6 +110,9 @@ struct Settings {
   double max_divergence = 0;      // tolerated persistent divergence rate
   int64_t reread_delay_ms = 200;  // before re-reading a suspect key
   int reread_attempts = 3;        // re-reads of a key whose old value moves
+  // Set by another thread to stop: Run and ShadowRead return kCancelled
+  // before their next query. nullptr = never.
+  const std::atomic<bool>* cancel = nullptr;
   // Test hook: runs after the first old-version read of a shadow key.
   std::function<void(const std::string& query, const std::vector<db::Value>& key)> after_first_old_read;
 };
@@ -132,6 +158,9 @@ struct DiffSpec {
   int64_t chunk_rows = 10000;
   int64_t leaf_rows = 16;
   int64_t max_reported = 10;
+  // Set by another thread to stop: Diff returns kCancelled before its next
+  // query. nullptr = never.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct DiffReport {
@@ -153,6 +182,9 @@ struct DiffReport {
   std::string ToJson() const;
 };
 
+// kInvalidArgument (nothing compared) when the key is not unique on a side
+// or holds NULL, naming the key value; kCancelled when `spec.cancel` was
+// set; kNotFound for a missing table; query errors otherwise.
 Result<DiffReport> Diff(db::Connection& source, db::Connection& target, const DiffSpec& spec);
 
 }  // namespace sluice::verify

@@ -195,6 +195,8 @@ TEST_F(PgRobustness, TableWithoutUsableKeyIsRefusedBeforeAnyChange) {
   Pg()->Psql(db, "ALTER TABLE nokey ALTER COLUMN a SET NOT NULL");
   auto r = RunBounded(Cli(db, {"start", "--backfill", dir.File("nokey_add.yaml")}));
   EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = RunBounded(Cli(db, {"verify", "nokey_add"}));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   r = RunBounded(Cli(db, {"complete", "nokey_add"}));
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(Pg()->Psql(db, "SELECT string_agg(c, ',' ORDER BY a) FROM nokey"), "X,Y");
@@ -390,9 +392,12 @@ TEST_F(PgRobustness, VersionSelectionAndLiveAlias) {
   const std::string live_type =
       "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'public_live.customers'::regclass "
       "AND attname = 'score'";
-  // The switch gate wants the backfill done first.
+  // The switch gate wants the backfill done and verified first.
   auto bf = m->Backfill("vsel", {});
   ASSERT_TRUE(bf.ok()) << bf.status().message();
+  auto v0 = m->Verify("vsel");
+  ASSERT_TRUE(v0.ok()) << v0.status().message();
+  EXPECT_TRUE(v0->passed) << v0->json;
   auto r = RunBounded(Cli(db, {"switch", "vsel"}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(Pg()->Psql(db, live_type), "integer");

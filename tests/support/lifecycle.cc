@@ -112,10 +112,14 @@ void RunRollback(const Backend& b, const OperationCase& c, const TempDir& dir) {
     EXPECT_EQ(DataFingerprint(*m, c.tables), data_before);
   }
 
-  // (c) start again -> complete.
+  // (c) start again -> backfill -> verify -> complete (the gates need a
+  // verification after the backfill).
   SLUICE_ASSERT_OK(m->Start(plan));
   bf = m->Backfill(c.name, {});
   ASSERT_TRUE(bf.ok()) << bf.status().message();
+  auto v = m->Verify(c.name);
+  ASSERT_TRUE(v.ok()) << v.status().message();
+  EXPECT_TRUE(v->passed) << v->json;
   SLUICE_ASSERT_OK(m->Complete(c.name));
 }
 

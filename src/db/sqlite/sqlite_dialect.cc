@@ -587,6 +587,12 @@ std::string SqliteDialect::CanonicalText(std::string_view expr, std::string_view
   return "sluice_canon(" + std::string(expr) + ")";
 }
 
+std::string SqliteDialect::BinaryOrder(std::string_view expr, std::string_view) const {
+  // A column declared COLLATE NOCASE (or RTRIM) would order otherwise; the
+  // collation only affects text, so this is a no-op for other values.
+  return "(" + std::string(expr) + ") COLLATE BINARY";
+}
+
 std::string SqliteDialect::PortableRowHash(const std::vector<std::string>& texts) const {
   std::string s;
   for (size_t i = 0; i < texts.size(); ++i) {

@@ -38,6 +38,7 @@ class SqliteDialect : public Dialect {
   std::string StatementTimeoutSql(int64_t statement_timeout_ms) const override;
   std::string RowHash(const std::vector<std::string>& exprs) const override;
   std::string CanonicalText(std::string_view expr, std::string_view type) const override;
+  std::string BinaryOrder(std::string_view expr, std::string_view type) const override;
   std::string PortableRowHash(const std::vector<std::string>& canonical_texts) const override;
   std::string OldReadPath(const VersionSpec& version, const TableMapping& table) const override;
   std::string NewReadPath(const VersionSpec& version, const TableMapping& table) const override;

@@ -56,6 +56,80 @@ TEST(Gates, NoGateSettingsKeepTheSimplePathWorking) {
   EXPECT_EQ(f.Value("SELECT phase FROM _sluice_migrations"), "complete");
 }
 
+TEST(Gates, AMissingVerificationBlocksAMigrationThatBackfills) {
+  // (a) start --backfill; (b) complete without verify is refused and
+  // changes nothing; (c) after verify it completes.
+  Fixture f("");
+  auto co = f.Run({"complete"});
+  EXPECT_NE(co.exit_code, 0);
+  EXPECT_THAT(co.err, ::testing::HasSubstr("no verification recorded"));
+  EXPECT_EQ(f.Value("SELECT phase FROM _sluice_migrations"), "active");
+  EXPECT_EQ(f.Live(), "old");
+  auto g = f.Run({"gates", "--json"});
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  auto j = nlohmann::json::parse(g.out);
+  EXPECT_EQ(j[1]["passed"], false) << g.out;
+  EXPECT_EQ(j[2]["passed"], false) << g.out;
+  ASSERT_EQ(f.Run({"verify"}).exit_code, 0);
+  co = f.Run({"complete"});
+  ASSERT_EQ(co.exit_code, 0) << co.err;
+  EXPECT_EQ(f.Value("SELECT phase FROM _sluice_migrations"), "complete");
+}
+
+TEST(Gates, AVerificationFromBeforeTheBackfillEndedDoesNotCount) {
+  // An empty table verifies clean before any backfill; rows then arrive and
+  // the backfill runs. The earlier verification proves nothing about them.
+  TempDir dir;
+  std::string url = "sqlite:" + dir.File("app.db");
+  auto m = OpenSqlite(dir.File("app.db"));
+  auto s = m->Connect("");
+  ASSERT_TRUE(s.ok());
+  SLUICE_ASSERT_OK((*s)->Exec("CREATE TABLE orders (id INTEGER PRIMARY KEY, email TEXT NOT NULL)"));
+  auto run = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"--db", url});
+    return RunSluice(args);
+  };
+  ASSERT_EQ(run({"start", dir.Write("001_lower.yaml", kOps)}).exit_code, 0);
+  ASSERT_EQ(run({"verify"}).exit_code, 0);
+  SLUICE_ASSERT_OK((*s)->Exec("INSERT INTO orders (id, email) VALUES (1, 'A@X.COM'), (2, 'B@X.COM')"));
+  auto b = run({"backfill"});
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  auto sw = run({"switch"});
+  EXPECT_NE(sw.exit_code, 0);
+  EXPECT_THAT(sw.err, ::testing::HasSubstr("started before the backfill finished"));
+  EXPECT_EQ(QueryValue(*m, "SELECT live FROM _sluice_migrations"), "old");
+  ASSERT_EQ(run({"verify"}).exit_code, 0);
+  sw = run({"switch"});
+  EXPECT_EQ(sw.exit_code, 0) << sw.err;
+  EXPECT_EQ(QueryValue(*m, "SELECT live FROM _sluice_migrations"), "new");
+}
+
+TEST(Gates, NothingToVerifyIsNotHeldBack) {
+  // Only a new table and an index: no backfill, no dual-write.
+  TempDir dir;
+  std::string url = "sqlite:" + dir.File("app.db");
+  auto m = OpenSqlite(dir.File("app.db"));
+  auto s = m->Connect("");
+  ASSERT_TRUE(s.ok());
+  SLUICE_ASSERT_OK((*s)->Exec("CREATE TABLE orders (id INTEGER PRIMARY KEY, email TEXT NOT NULL)"));
+  std::string plan = dir.Write("001_tags.yaml", R"(
+operations:
+  - create_table:
+      name: tags
+      columns:
+        - {name: id, type: INTEGER, pk: true}
+        - {name: label, type: TEXT, nullable: true}
+  - create_index:
+      name: orders_email_idx
+      table: orders
+      columns: [email]
+)");
+  ASSERT_EQ(RunSluice({"--db", url, "start", plan}).exit_code, 0);
+  auto co = RunSluice({"--db", url, "complete"});
+  EXPECT_EQ(co.exit_code, 0) << co.err;
+  EXPECT_EQ(QueryValue(*m, "SELECT phase FROM _sluice_migrations"), "complete");
+}
+
 TEST(Gates, AFailedVerificationBlocksSwitchAndCompleteUntilForcedWithAReason) {
   // An invariant that does not hold makes the verification fail.
   Fixture f(R"(
