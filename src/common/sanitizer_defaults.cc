@@ -11,6 +11,13 @@
 // processes, whose stderr the tests capture, are collected and fail the run.
 //
 // The sanitizer runtimes look these functions up by name at start-up.
+//
+// No suppressions are needed today. Should one be (a report that is truly
+// not sluice's, e.g. a false positive inside an uninstrumented libpq), put
+// it in .sanitizer-<name>-suppressions.txt at the top of the tree with a
+// comment saying why, and append
+// ":suppressions=" SLUICE_SANITIZER_SUPPRESSIONS_DIR "/.sanitizer-<name>-suppressions.txt"
+// to that sanitizer's string below (LSan's: an __lsan_default_options).
 
 #define SLUICE_SANITIZER_HOOK extern "C" __attribute__((visibility("default"), used))
 
