@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages sluice needs to build, test and benchmark:
-# compilers and libraries, GoogleTest, and PostgreSQL 15 server binaries for
-# the test harness's throwaway clusters. Safe to rerun: it installs only what
+# compilers (GCC 12, clang 14 with its sanitizer runtimes) and libraries,
+# GoogleTest, and PostgreSQL 15 server binaries for the test harness's
+# throwaway clusters. Safe to rerun: it installs only what
 # is missing. Needs root (or sudo).
 #
 # The system-wide "main" PostgreSQL cluster that Debian creates on install is
@@ -10,6 +11,10 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake pkg-config git
+  # clang 14 for the clang and sanitizer builds (scripts/build.sh clang|asan|tsan):
+  # libclang-rt-14-dev holds the ASan/UBSan/TSan runtimes (only recommended
+  # by clang-14), llvm puts llvm-symbolizer on PATH for symbolized reports.
+  clang-14 libclang-rt-14-dev llvm
   libsqlite3-dev sqlite3
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libfmt-dev libxxhash-dev
   libpq-dev libpg-query-dev

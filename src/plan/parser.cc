@@ -823,7 +823,9 @@ std::optional<OperationBody> ParseCreateConstraint(Reader& r, const YAML::Node& 
   }
   for (const char* side : {"up", "down"}) {
     const auto& exprs = std::string(side) == "up" ? op.up : op.down;
-    for (const auto& [col, expr] : exprs) {
+    for (const auto& entry : exprs) {
+      // Not a structured binding: clang before 16 cannot capture one in a lambda.
+      const std::string& col = entry.first;
       bool listed = std::any_of(op.columns.begin(), op.columns.end(), [&](const Name& c) { return c.value == col; });
       if (!listed) {
         r.Error(m.KeyLoc(side), "'" + std::string(side) + "." + col + "' in " + ctx +

@@ -3,16 +3,12 @@
 // refused with the evidence and changes nothing; --force needs a reason and
 // is recorded; sign-offs unblock; a breached abort criterion switches reads
 // back by itself.
-#include <chrono>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "support/test_support.h"
 
 namespace sluice::testing {
 namespace {
-
-using namespace std::chrono_literals;
 
 constexpr const char* kOps = R"(
 operations:
@@ -45,6 +41,14 @@ struct Fixture {
   }
   std::string Value(const std::string& sql) { return QueryValue(*m, sql); }
   std::string Live() { return Value("SELECT live FROM _sluice_migrations WHERE name = '001_lower'"); }
+  // Moves the `at` times of `table`'s rows (those matching `where`, or all)
+  // `seconds` into the past, in the format NowIso() writes.
+  void Backdate(const std::string& table, const std::string& where, int seconds) {
+    auto s = m->Connect("");
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    SLUICE_EXPECT_OK((*s)->Exec("UPDATE " + table + " SET at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-" +
+                                std::to_string(seconds) + " seconds')" + (where.empty() ? "" : " WHERE " + where)));
+  }
 };
 
 TEST(Gates, NoGateSettingsKeepTheSimplePathWorking) {
@@ -201,21 +205,25 @@ gates:
 }
 
 TEST(Gates, StaleVerificationAndObservationWindow) {
+  // Ages are made by moving recorded times back in the state tables, not by
+  // sleeping: a slow run (sanitizer builds, a loaded machine) cannot change
+  // the outcome, as it did when the windows were 1 s and 2 s of real time.
   Fixture f(R"(
 gates:
   switch:
-    max_verify_age_seconds: 1
+    max_verify_age_seconds: 600
   complete:
-    observation_seconds: 2
+    observation_seconds: 600
 )");
   auto sw = f.Run({"switch"});
   EXPECT_NE(sw.exit_code, 0);
   EXPECT_THAT(sw.err, ::testing::HasSubstr("no verification recorded"));
   ASSERT_EQ(f.Run({"verify"}).exit_code, 0);
-  std::this_thread::sleep_for(2500ms);
+  f.Backdate("_sluice_verifications", "", 3600);
   sw = f.Run({"switch"});
   EXPECT_NE(sw.exit_code, 0);
-  EXPECT_THAT(sw.err, ::testing::HasSubstr("old (max 1 s)"));
+  EXPECT_THAT(sw.err, ::testing::HasSubstr("old (max 10 min)"));
+  EXPECT_EQ(f.Live(), "old");
   ASSERT_EQ(f.Run({"verify"}).exit_code, 0);
   ASSERT_EQ(f.Run({"switch"}).exit_code, 0);
 
@@ -223,7 +231,7 @@ gates:
   EXPECT_NE(co.exit_code, 0);
   EXPECT_THAT(co.err, ::testing::HasSubstr("observation window"));
   EXPECT_EQ(f.Value("SELECT phase FROM _sluice_migrations"), "active");
-  std::this_thread::sleep_for(2500ms);
+  f.Backdate("_sluice_events", "kind = 'switch'", 3600);
   co = f.Run({"complete"});
   ASSERT_EQ(co.exit_code, 0) << co.err;
   EXPECT_EQ(f.Value("SELECT phase FROM _sluice_migrations"), "complete");

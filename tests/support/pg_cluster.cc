@@ -201,18 +201,18 @@ PgCluster* PgCluster::Shared() {
     g_instance = new PgCluster();  // never deleted: used from atexit
     std::atexit(AtExitShutdown);
   });
-  std::lock_guard<std::mutex> lock(g_instance->mu_);
+  MutexLock lock(&g_instance->mu_);
   if (!g_instance->initialized_) g_instance->Init();
   return g_instance;
 }
 
 bool PgCluster::ok() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return initialized_ && error_.empty();
 }
 
 std::string PgCluster::error() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return error_;
 }
 
@@ -355,13 +355,12 @@ bool PgCluster::StartOnce(int port, std::string* err) {
 }
 
 void PgCluster::Init() {
-  // Called with mu_ held.
   auto t0 = std::chrono::steady_clock::now();
   initialized_ = true;
   error_.clear();
   owner_pid_ = getpid();
 
-  auto fail = [&](const std::string& msg) {
+  auto fail = [&](const std::string& msg) EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     error_ = msg.empty() ? "unknown error" : msg;
     if (!dir_.empty()) {
       if (std::filesystem::exists(data_dir() + "/postmaster.pid")) {
@@ -445,7 +444,7 @@ void PgCluster::Init() {
 }
 
 void PgCluster::Shutdown() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (!initialized_) return;
   if (getpid() != owner_pid_) return;  // a forked child (e.g. a death test) must not stop the parent's server
   if (!dir_.empty()) {
@@ -464,7 +463,7 @@ void PgCluster::Shutdown() {
 }
 
 void PgCluster::Stop() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (!initialized_ || !error_.empty()) {
     ADD_FAILURE() << "PgCluster::Stop on a cluster that did not start: " << error_;
     return;
@@ -475,7 +474,7 @@ void PgCluster::Stop() {
 }
 
 void PgCluster::Start() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (!initialized_ || !error_.empty()) {
     ADD_FAILURE() << "PgCluster::Start on a cluster that did not start: " << error_;
     return;
@@ -496,7 +495,7 @@ void PgCluster::Restart() {
 }
 
 bool PgCluster::running() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (dir_.empty()) return false;
   return RunTool("pg_ctl", {"status", "-D", data_dir()}, nullptr) == 0;
 }

@@ -24,9 +24,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <mutex>
 #include <string>
 #include <vector>
+
+#include "common/thread_annotations.h"
 
 namespace sluice::testing {
 
@@ -98,16 +99,19 @@ class PgCluster {
 
  private:
   PgCluster() = default;
-  void Init();  // initdb + start; sets error_ on failure.
+  void Init() EXCLUSIVE_LOCKS_REQUIRED(mu_);  // initdb + start; sets error_ on failure.
   bool StartOnce(int port, std::string* err);
   // Runs bin_dir()/<tool> with args as the server user, waits, returns exit
   // code and output (stdout+stderr).
   int RunTool(const std::string& tool, const std::vector<std::string>& args, std::string* output) const;
   bool StartWatchdog(std::string* err);
 
-  mutable std::mutex mu_;
-  bool initialized_ = false;
-  std::string error_;
+  // Guards the cluster's life cycle (Init, Stop, Start, Shutdown) and its
+  // outcome. dir_, port_ and the ids below are written only there and read
+  // without the lock while the cluster is up.
+  mutable Mutex mu_;
+  bool initialized_ GUARDED_BY(mu_) = false;
+  std::string error_ GUARDED_BY(mu_);
   std::string dir_;
   int port_ = 0;
   unsigned uid_ = 0;
