@@ -29,6 +29,8 @@
 
 namespace sluice {
 
+class Clock;  // src/common/clock.h
+
 struct Options {
   // sqlite:PATH, sqlite:///ABS/PATH, postgresql://..., or libpq key=value.
   // Empty: only Lint without a database works.
@@ -46,6 +48,10 @@ struct Options {
   std::string actor;
   // SQLite only: create the file if it does not exist (the demo does).
   bool create_database = false;
+  // Where time comes from (timestamps the state tables record, gate time
+  // windows, lock-retry backoff, pauses, soak rounds). nullptr = the real
+  // clock; tests pass a FakeClock and move time instead of sleeping.
+  Clock* clock = nullptr;
 };
 
 struct LintResult {

@@ -32,7 +32,7 @@ Status RequireActive(StateStore& store, const std::string& name) {
 
 Result<BackfillSummary> Engine::Backfill(const std::string& migration, const BackfillOptions& options) {
   SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
-  StateStore store(*conn);
+  StateStore store(*conn, clock());
   SLUICE_ASSIGN_OR_RETURN(bool has_state, store.Exists());
   if (!has_state) return FailedPrecondition("no migration has been started in this database");
   std::vector<std::string> names;
@@ -46,7 +46,7 @@ Result<BackfillSummary> Engine::Backfill(const std::string& migration, const Bac
     if (names.empty()) return FailedPrecondition("no active migration to backfill (see `sluice status`)");
   }
   BackfillSummary summary;
-  int64_t t0 = Clock::Real()->NowMicros();
+  int64_t t0 = clock()->NowMicros();
   for (const auto& name : names) {
     // The lock first, then the record: a rollback or complete that won the
     // lock before us has changed the phase, and this read sees it.
@@ -95,6 +95,7 @@ Result<BackfillSummary> Engine::Backfill(const std::string& migration, const Bac
     int64_t rows_before = 0;
     backfill::Hooks hooks;
     hooks.cancel = options.cancel;
+    hooks.clock = clock();
     hooks.connect = [this]() { return Connect(); };
     std::string replica_url = !options.replica_url.empty() ? options.replica_url : pb.replica_url.value_or("");
     std::shared_ptr<db::Adapter> replica;
@@ -137,7 +138,7 @@ Result<BackfillSummary> Engine::Backfill(const std::string& migration, const Bac
       auto cancelled = [&] { return options.cancel && options.cancel->load(); };
       for (int i = 0; i < 20 && !cancelled(); ++i) {
         if (conn->Reconnect().ok()) break;
-        for (int slice = 0; slice < 10 && !cancelled(); ++slice) Clock::Real()->SleepMicros(50'000);
+        for (int slice = 0; slice < 10 && !cancelled(); ++slice) clock()->SleepMicros(50'000);
       }
       lock.Release();
       (void)lock.Acquire(*conn, "migration:" + name, "migration '" + name + "'");
@@ -174,7 +175,7 @@ Result<BackfillSummary> Engine::Backfill(const std::string& migration, const Bac
     });
     SLUICE_RETURN_IF_ERROR(fin);
   }
-  summary.seconds = static_cast<double>(Clock::Real()->NowMicros() - t0) / 1e6;
+  summary.seconds = static_cast<double>(clock()->NowMicros() - t0) / 1e6;
   return summary;
 }
 

@@ -64,6 +64,8 @@ class Engine {
   Result<std::unique_ptr<Session>> OpenSession(const std::string& version);
 
   const Options& options() const { return options_; }
+  // Options::clock, or the real clock.
+  Clock* clock() const { return options_.clock ? options_.clock : Clock::Real(); }
 
  private:
   Options options_;
@@ -108,7 +110,7 @@ struct ProbeStats {
   std::string ToJson() const;
 };
 ProbeStats MeasureProbe(const std::function<Result<std::unique_ptr<db::Connection>>()>& connect, const Loaded& l,
-                        int n);
+                        int n, Clock* clock);
 // Row-count parity of every table between the old and the new read path.
 Result<gates::Evidence> MeasureParity(db::Connection& conn, const Loaded& l);
 // Evidence for the gates, from the state tables.
@@ -125,7 +127,7 @@ verify::Settings VerifySettingsOf(const plan::Plan& p);
 // Runs `round(n)` for n = 1, 2, ... every `interval` seconds until `seconds`
 // have passed, `cancel` is set, or a round returns false; the first round
 // always runs.
-Status EveryRound(double seconds, double interval, const std::atomic<bool>* cancel,
+Status EveryRound(double seconds, double interval, const std::atomic<bool>* cancel, Clock* clock,
                   const std::function<Result<bool>(int)>& round);
 
 // The actor recorded when Options::actor is empty: $USER@hostname.

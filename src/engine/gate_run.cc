@@ -29,7 +29,7 @@ std::string ProbeStats::ToJson() const {
 }
 
 ProbeStats MeasureProbe(const std::function<Result<std::unique_ptr<db::Connection>>()>& connect, const Loaded& l,
-                        int n) {
+                        int n, Clock* clock) {
   ProbeStats st;
   auto c = connect();
   if (!c.ok()) {
@@ -48,9 +48,9 @@ ProbeStats MeasureProbe(const std::function<Result<std::unique_ptr<db::Connectio
   }
   std::vector<double> ms;
   for (int i = 0; i < n; ++i) {
-    int64_t t0 = Clock::Real()->NowMicros();
+    int64_t t0 = clock->NowMicros();
     auto r = conn.Query(sql);
-    ms.push_back(static_cast<double>(Clock::Real()->NowMicros() - t0) / 1000.0);
+    ms.push_back(static_cast<double>(clock->NowMicros() - t0) / 1000.0);
     ++st.probes;
     if (!r.ok()) {
       ++st.errors;
@@ -81,14 +81,19 @@ Result<gates::Inputs> GateInputs(StateStore& store, const Loaded& l) {
   in.backfill = l.rec.backfill;
   in.live = l.rec.live;
   in.has_backfill = !l.compiled.backfill.empty();
+  in.has_dual_write = std::any_of(l.compiled.version.tables.begin(), l.compiled.version.tables.end(),
+                                  [](const db::TableMapping& t) { return t.has_dual_write(); });
   SLUICE_ASSIGN_OR_RETURN(auto v, store.LastVerification(l.rec.name));
   if (v) {
     in.last_verify_passed = v->passed;
     in.last_verify_at = v->at;
+    // The report's own start time is what the gates compare with the end of
+    // the backfill, and its could_not_run/error fields fail the check.
+    in.last_verify_report = v->report;
   }
   SLUICE_ASSIGN_OR_RETURN(auto events, store.Events(l.rec.name));
   for (const auto& e : events) in.events.push_back({e.at, e.kind, e.actor, e.message, e.details});
-  in.now = static_cast<int64_t>(std::time(nullptr));
+  in.now = store.clock()->WallMicros() / 1'000'000;
   return in;
 }
 
@@ -114,7 +119,7 @@ Status PassGate(StateStore& store, const std::string& name, const gates::GateRes
 
 Result<std::vector<GateInfo>> Engine::Gates(const std::string& migration) {
   SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
-  StateStore store(*conn);
+  StateStore store(*conn, clock());
   SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, "inspect"));
   SLUICE_ASSIGN_OR_RETURN(Loaded l, LoadMigration(store, conn->dialect(), name));
   SLUICE_ASSIGN_OR_RETURN(gates::Inputs in, GateInputs(store, l));
@@ -130,7 +135,7 @@ Status Engine::Signoff(const std::string& migration, const std::string& gate, co
   }
   if (who.empty() || role.empty()) return InvalidArgument("a sign-off needs --as NAME and --role ROLE");
   SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
-  StateStore store(*conn);
+  StateStore store(*conn, clock());
   SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, "sign off"));
   SLUICE_ASSIGN_OR_RETURN(auto rec, store.Get(name));
   if (!rec) return NotFound("no migration named '" + name + "' (see `sluice status`)");
@@ -143,7 +148,7 @@ Status Engine::Signoff(const std::string& migration, const std::string& gate, co
 
 Result<AbortWatchResult> Engine::Watch(const std::string& migration, const AbortWatchOptions& options) {
   SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
-  StateStore store(*conn);
+  StateStore store(*conn, clock());
   SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, "watch"));
   SLUICE_ASSIGN_OR_RETURN(Loaded l, LoadMigration(store, conn->dialect(), name));
   const plan::AbortCriteria& ab = l.plan.abort;
@@ -161,9 +166,9 @@ Result<AbortWatchResult> Engine::Watch(const std::string& migration, const Abort
   auto connect = [this] { return Connect(); };
   int64_t probes = 0, errors = 0, keys = 0, divergent = 0;
   nlohmann::json rounds = nlohmann::json::array();
-  Status watched = EveryRound(options.seconds, options.interval_seconds, options.cancel, [&](int n) -> Result<bool> {
+  Status watched = EveryRound(options.seconds, options.interval_seconds, options.cancel, clock(), [&](int n) -> Result<bool> {
     out.rounds = n;
-    ProbeStats ps = MeasureProbe(connect, l, 10);
+    ProbeStats ps = MeasureProbe(connect, l, 10, clock());
     probes += ps.probes;
     errors += ps.errors;
     out.p99_ms = std::max(out.p99_ms, ps.p99_ms);

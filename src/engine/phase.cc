@@ -17,7 +17,7 @@ std::string FirstLine(const std::string& sql) {
 
 Status RetryLocks(db::Connection& conn, const Options& o, const std::vector<std::string>& tables,
                   const std::function<Status()>& fn) {
-  Clock* clock = Clock::Real();
+  Clock* clock = o.clock ? o.clock : Clock::Real();
   const int64_t deadline = clock->NowMicros() + o.lock_retry_budget_ms * 1000;
   unsigned seed = static_cast<unsigned>(clock->NowMicros());
   for (int attempt = 0;; ++attempt) {

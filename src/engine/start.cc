@@ -77,7 +77,7 @@ Result<LintResult> Engine::Lint(const std::string& plan_path) {
   if (!adapter_) return out;
   SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
   out.checked_against_database = true;
-  StateStore store(*conn);
+  StateStore store(*conn, clock());
   SLUICE_ASSIGN_OR_RETURN(db::Schema schema, conn->Introspect());
   SLUICE_ASSIGN_OR_RETURN(std::string prev, PreviousVersion(store));
   auto compiled = Compile(*p, schema, conn->dialect(), {"", prev});
@@ -108,7 +108,7 @@ Result<PlanPreview> Engine::Preview(const std::string& plan_path) {
   std::vector<plan::Diagnostic> warnings;
   SLUICE_ASSIGN_OR_RETURN(plan::Plan p, plan::ParsePlanFile(plan_path, &warnings));
   SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
-  StateStore store(*conn);
+  StateStore store(*conn, clock());
   SLUICE_ASSIGN_OR_RETURN(db::Schema schema, conn->Introspect());
   SLUICE_ASSIGN_OR_RETURN(std::string prev, PreviousVersion(store));
   SLUICE_ASSIGN_OR_RETURN(auto c, Compile(p, schema, conn->dialect(), {"", prev}));
@@ -203,7 +203,7 @@ Status Engine::Start(const std::string& plan_path) {
   SLUICE_ASSIGN_OR_RETURN(plan::Plan p, plan::ParsePlanFile(plan_path, &warnings));
   SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
   const db::Dialect& d = conn->dialect();
-  StateStore store(*conn);
+  StateStore store(*conn, clock());
   // A first look, to refuse early and cheaply; Transition checks again
   // inside the transaction that performs the start.
   SLUICE_ASSIGN_OR_RETURN(bool has_state, store.Exists());

@@ -100,16 +100,16 @@ Status StateStore::Upsert(const MigrationRecord& m) {
       {Value::Text(m.name), Value::Int(m.seq), Value::Text(m.phase), Value::Text(m.version),
        Value::Text(m.previous_version), Value::Text(m.plan_file), Value::Text(m.plan_format), Value::Text(m.plan_text),
        Value::Text(m.schema_before), Value::Text(tables.dump()), Value::Text(m.live), Value::Text(m.backfill),
-       Value::Int(m.version_retired ? 1 : 0), Value::Text(m.created_at.empty() ? NowIso() : m.created_at),
-       Value::Text(NowIso()), m.completed_at.empty() ? Value::Null() : Value::Text(m.completed_at)});
+       Value::Int(m.version_retired ? 1 : 0), Value::Text(m.created_at.empty() ? Now() : m.created_at),
+       Value::Text(Now()), m.completed_at.empty() ? Value::Null() : Value::Text(m.completed_at)});
   return r.status();
 }
 
 Status StateStore::SetPhase(const std::string& name, const std::string& phase) {
   std::string extra = phase == kComplete ? ", completed_at = $3" : "";
   std::vector<Value> params = {Value::Text(phase), Value::Text(name)};
-  if (!extra.empty()) params.push_back(Value::Text(NowIso()));
-  auto r = c_.Query("UPDATE " + T("migrations") + " SET phase = $1, updated_at = '" + NowIso() + "'" + extra +
+  if (!extra.empty()) params.push_back(Value::Text(Now()));
+  auto r = c_.Query("UPDATE " + T("migrations") + " SET phase = $1, updated_at = '" + Now() + "'" + extra +
                         " WHERE name = $2",
                     params);
   return r.status();
@@ -118,8 +118,8 @@ Status StateStore::SetPhase(const std::string& name, const std::string& phase) {
 Result<int64_t> StateStore::SetPhaseIf(const std::string& name, const std::string& from, const std::string& to) {
   std::string extra = to == kComplete ? ", completed_at = $4" : "";
   std::vector<Value> params = {Value::Text(to), Value::Text(name), Value::Text(from)};
-  if (!extra.empty()) params.push_back(Value::Text(NowIso()));
-  auto r = c_.Query("UPDATE " + T("migrations") + " SET phase = $1, updated_at = '" + NowIso() + "'" + extra +
+  if (!extra.empty()) params.push_back(Value::Text(Now()));
+  auto r = c_.Query("UPDATE " + T("migrations") + " SET phase = $1, updated_at = '" + Now() + "'" + extra +
                         " WHERE name = $2 AND phase = $3",
                     params);
   if (!r.ok()) return r.status();
@@ -130,7 +130,7 @@ Status StateStore::SetField(const std::string& name, const std::string& column, 
   // `column` is always a literal from this code base, never user input.
   auto r = c_.Query("UPDATE " + T("migrations") + " SET " + column + " = $1, updated_at = $3 WHERE name = $2",
                     {column == "version_retired" ? Value::Int(value == "1") : Value::Text(value), Value::Text(name),
-                     Value::Text(NowIso())});
+                     Value::Text(Now())});
   return r.status();
 }
 
@@ -138,7 +138,7 @@ Status StateStore::AddEvent(const std::string& migration, const std::string& kin
                             const std::string& message, const std::string& details_json) {
   auto r = c_.Query("INSERT INTO " + T("events") +
                         " (migration, at, kind, actor, message, details) VALUES ($1, $2, $3, $4, $5, $6)",
-                    {Value::Text(migration), Value::Text(NowIso()), Value::Text(kind), Value::Text(actor),
+                    {Value::Text(migration), Value::Text(Now()), Value::Text(kind), Value::Text(actor),
                      Value::Text(message), details_json.empty() ? Value::Null() : Value::Text(details_json)});
   return r.status();
 }
@@ -170,7 +170,7 @@ Result<std::vector<int>> StateStore::DoneSteps(const std::string& migration, con
 Status StateStore::MarkStep(const std::string& migration, const std::string& phase, int step) {
   auto r = c_.Query("INSERT INTO " + T("steps") +
                         " (migration, phase, step, done_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                    {Value::Text(migration), Value::Text(phase), Value::Int(step), Value::Text(NowIso())});
+                    {Value::Text(migration), Value::Text(phase), Value::Int(step), Value::Text(Now())});
   return r.status();
 }
 
@@ -191,7 +191,7 @@ Status StateStore::ClearProgress(const std::string& migration) {
 Result<double> StateStore::RecentBackfillRate(const std::string& migration, int seconds) {
   // ISO-8601 UTC timestamps compare correctly as text.
   auto r = c_.Query("SELECT coalesce(sum(rows), 0) FROM " + T("chunks") + " WHERE migration = $1 AND committed_at >= $2",
-                    {Value::Text(migration), Value::Text(NowIso(-seconds))});
+                    {Value::Text(migration), Value::Text(Now(-seconds))});
   if (!r.ok()) return r.status();
   return static_cast<double>(r->Scalar().AsInt()) / seconds;
 }
@@ -234,7 +234,7 @@ Result<std::optional<VerificationRecord>> StateStore::LastVerification(const std
 
 Status StateStore::AddVerification(const std::string& migration, bool passed, const std::string& report_json) {
   auto r = c_.Query("INSERT INTO " + T("verifications") + " (migration, at, passed, report) VALUES ($1, $2, $3, $4)",
-                    {Value::Text(migration), Value::Text(NowIso()), Value::Int(passed ? 1 : 0),
+                    {Value::Text(migration), Value::Text(Now()), Value::Int(passed ? 1 : 0),
                      Value::Text(report_json)});
   return r.status();
 }
@@ -256,7 +256,7 @@ Status StateStore::Claim(const std::string& migration, const std::string& table)
   // this transaction) makes this insert wait for it and then fail on the
   // primary key: exactly one of them wins.
   auto r = c_.Query("INSERT INTO " + T("claims") + " (tbl, migration, claimed_at) VALUES ($1, $2, $3)",
-                    {Value::Text(table), Value::Text(migration), Value::Text(NowIso())});
+                    {Value::Text(table), Value::Text(migration), Value::Text(Now())});
   if (!r.ok() && r.status().code() == StatusCode::kFailedPrecondition) {
     return FailedPrecondition("table '" + table + "' was claimed by another migration started at the same time; "
                               "nothing was changed by starting '" + migration + "' (see `sluice status`)");
@@ -287,7 +287,7 @@ Status StateStore::PutRecording(const std::string& migration, int format, const 
                       "ON CONFLICT (migration) DO UPDATE SET format = excluded.format, sluice_version = "
                       "excluded.sluice_version, compiled = excluded.compiled, recorded_at = excluded.recorded_at",
                   {Value::Text(migration), Value::Int(format), Value::Text(sluice_version), Value::Text(json),
-                   Value::Text(NowIso())})
+                   Value::Text(Now())})
       .status();
 }
 

@@ -72,7 +72,10 @@ struct VerificationRecord {
 
 class StateStore {
  public:
-  explicit StateStore(db::Connection& conn) : c_(conn), d_(conn.dialect()) {}
+  // `clock` stamps every time it records (default: the real clock).
+  explicit StateStore(db::Connection& conn, Clock* clock = nullptr)
+      : c_(conn), d_(conn.dialect()), clock_(clock ? clock : Clock::Real()) {}
+  Clock* clock() const { return clock_; }
 
   // True when the state tables exist (reading never creates them).
   Result<bool> Exists();
@@ -135,8 +138,13 @@ class StateStore {
 
  private:
   std::string T(std::string_view base) const { return d_.StateTable(base); }
+  // The clock's UTC time as ISO-8601, shifted by `offset_seconds`.
+  std::string Now(int64_t offset_seconds = 0) const {
+    return IsoTime(clock_->WallMicros() + offset_seconds * 1'000'000);
+  }
   db::Connection& c_;
   const db::Dialect& d_;
+  Clock* clock_;
 };
 
 using sluice::NowIso;

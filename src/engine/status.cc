@@ -16,11 +16,11 @@ Result<std::unique_ptr<db::Connection>> Engine::Connect() {
 }
 
 namespace {
-Status ChangeControl(Result<std::unique_ptr<db::Connection>> connected, const std::string& actor,
+Status ChangeControl(Result<std::unique_ptr<db::Connection>> connected, Clock* clock, const std::string& actor,
                      const std::string& migration, const backfill::ControlChange& change, const std::string& kind,
                      const std::string& message) {
   SLUICE_ASSIGN_OR_RETURN(auto conn, std::move(connected));
-  StateStore store(*conn);
+  StateStore store(*conn, clock);
   SLUICE_ASSIGN_OR_RETURN(bool has_state, store.Exists());
   if (!has_state) return FailedPrecondition("no migration has been started in this database");
   SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, kind.c_str()));
@@ -30,7 +30,7 @@ Status ChangeControl(Result<std::unique_ptr<db::Connection>> connected, const st
   if (change.workers && *change.workers > 1 && !conn->dialect().parallel_backfill()) {
     return InvalidArgument(std::string(conn->dialect().name()) + " allows one writer at a time; --workers must be 1");
   }
-  SLUICE_RETURN_IF_ERROR(backfill::WriteControl(*conn, name, change));
+  SLUICE_RETURN_IF_ERROR(backfill::WriteControl(*conn, name, change, clock));
   return store.AddEvent(name, "backfill." + kind, actor, message);
 }
 }  // namespace
@@ -38,13 +38,13 @@ Status ChangeControl(Result<std::unique_ptr<db::Connection>> connected, const st
 Status Engine::Pause(const std::string& migration) {
   backfill::ControlChange c;
   c.paused = true;
-  return ChangeControl(Connect(), options_.actor, migration, c, "pause", "backfill paused");
+  return ChangeControl(Connect(), clock(), options_.actor, migration, c, "pause", "backfill paused");
 }
 
 Status Engine::Resume(const std::string& migration) {
   backfill::ControlChange c;
   c.paused = false;
-  return ChangeControl(Connect(), options_.actor, migration, c, "resume", "backfill resumed");
+  return ChangeControl(Connect(), clock(), options_.actor, migration, c, "resume", "backfill resumed");
 }
 
 Status Engine::Tune(const std::string& migration, std::optional<double> rate, std::optional<int64_t> chunk_ms,
@@ -64,12 +64,12 @@ Status Engine::Tune(const std::string& migration, std::optional<double> rate, st
   if (rate) msg += " rate " + (*rate > 0 ? std::to_string(static_cast<int64_t>(*rate)) + " rows/s" : "unlimited");
   if (chunk_ms) msg += " chunk " + std::to_string(*chunk_ms) + " ms";
   if (workers) msg += " workers " + std::to_string(*workers);
-  return ChangeControl(Connect(), options_.actor, migration, c, "tune", msg);
+  return ChangeControl(Connect(), clock(), options_.actor, migration, c, "tune", msg);
 }
 
 Result<std::vector<MigrationInfo>> Engine::List() {
   SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
-  StateStore store(*conn);
+  StateStore store(*conn, clock());
   std::vector<MigrationInfo> out;
   SLUICE_ASSIGN_OR_RETURN(bool has_state, store.Exists());
   if (!has_state) return out;
@@ -154,7 +154,7 @@ Result<std::vector<std::string>> Engine::Migrate(const std::string& dir, const M
   std::map<std::string, MigrationRecord> recorded;
   {
     SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
-    StateStore store(*conn);
+    StateStore store(*conn, clock());
     SLUICE_ASSIGN_OR_RETURN(bool has_state, store.Exists());
     if (has_state) {
       SLUICE_ASSIGN_OR_RETURN(auto all, store.List());
@@ -181,7 +181,7 @@ Result<std::vector<std::string>> Engine::Migrate(const std::string& dir, const M
     std::string phase;
     {
       SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
-      StateStore store(*conn);
+      StateStore store(*conn, clock());
       SLUICE_ASSIGN_OR_RETURN(bool has_state, store.Exists());
       if (has_state) {
         SLUICE_ASSIGN_OR_RETURN(auto rec, store.Get(name));
@@ -265,7 +265,7 @@ Result<std::unique_ptr<Session>> Engine::OpenSession(const std::string& version)
 Result<std::string> Engine::VersionSetupSql(const std::string& version) {
   SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
   if (conn->dialect().versioned_namespaces()) return conn->dialect().SessionSetupSql(version) + "\n";
-  StateStore store(*conn);
+  StateStore store(*conn, clock());
   SLUICE_ASSIGN_OR_RETURN(bool has_state, store.Exists());
   if (!has_state) return NotFound("no versions exist yet");
   std::string where = version == "live" ? "live = 1" : "version = $1";

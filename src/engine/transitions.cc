@@ -49,7 +49,7 @@ Status RequireRecording(const Loaded& l, const char* verb) {
 
 Status Engine::Switch(const std::string& migration, bool back, const TransitionOptions& options) {
   SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
-  StateStore store(*conn);
+  StateStore store(*conn, clock());
   SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, "switch"));
   SLUICE_ASSIGN_OR_RETURN(Loaded l, LoadMigration(store, conn->dialect(), name));
   if (l.rec.phase != kActive) {
@@ -61,7 +61,7 @@ Status Engine::Switch(const std::string& migration, bool back, const TransitionO
     SLUICE_ASSIGN_OR_RETURN(gates::Inputs in, GateInputs(store, l));
     SLUICE_RETURN_IF_ERROR(PassGate(store, name, gates::EvaluateSwitch(in), options, options_.actor));
     // The abort criteria compare against the probe as it was before.
-    if (l.plan.abort.present) baseline = MeasureProbe([this] { return Connect(); }, l, 20).ToJson();
+    if (l.plan.abort.present) baseline = MeasureProbe([this] { return Connect(); }, l, 20, clock()).ToJson();
   }
   const std::string target = back ? l.rec.previous_version : l.rec.version;
   PhaseRun run;
@@ -84,7 +84,7 @@ Status Engine::Switch(const std::string& migration, bool back, const TransitionO
 
 Status Engine::Complete(const std::string& migration, const TransitionOptions& options) {
   SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
-  StateStore store(*conn);
+  StateStore store(*conn, clock());
   SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, "complete"));
   SLUICE_ASSIGN_OR_RETURN(Loaded l, LoadMigration(store, conn->dialect(), name));
   if (l.rec.phase == kComplete) return Status::Ok();  // rerun converges
@@ -149,7 +149,7 @@ Status Engine::Complete(const std::string& migration, const TransitionOptions& o
 
 Status Engine::Rollback(const std::string& migration, bool force) {
   SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
-  StateStore store(*conn);
+  StateStore store(*conn, clock());
   SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, "roll back"));
   SLUICE_ASSIGN_OR_RETURN(Loaded l, LoadMigration(store, conn->dialect(), name));
   if (l.rec.phase == kRolledBack) return Status::Ok();

@@ -26,17 +26,19 @@ verify::Settings VerifySettingsOf(const plan::Plan& p) {
 }
 
 // Shared by the shadow-read soak and the abort watch.
-Status EveryRound(double seconds, double interval, const std::atomic<bool>* cancel,
+Status EveryRound(double seconds, double interval, const std::atomic<bool>* cancel, Clock* clock,
                   const std::function<Result<bool>(int)>& round) {
   auto cancelled = [&] { return cancel && cancel->load(); };
-  const auto t0 = std::chrono::steady_clock::now();
-  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  const int64_t t0 = clock->NowMicros();
+  auto elapsed = [&] { return static_cast<double>(clock->NowMicros() - t0) / 1e6; };
   for (int n = 1;; ++n) {
     SLUICE_ASSIGN_OR_RETURN(bool go_on, round(n));
     if (!go_on || cancelled() || elapsed() >= seconds) break;
     // Sleep until the next round, the end of the window, or cancel.
     double until = std::min(elapsed() + std::max(interval, 0.0), seconds);
-    while (!cancelled() && elapsed() < until) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    while (!cancelled() && elapsed() < until) {
+      clock->SleepMicros(std::min<int64_t>(50'000, static_cast<int64_t>((until - elapsed()) * 1e6) + 1));
+    }
     if (cancelled() || elapsed() >= seconds) break;
   }
   return Status::Ok();
@@ -68,7 +70,7 @@ std::vector<std::optional<std::string>> KeyAsText(const std::vector<db::Value>& 
 
 Result<VerifyResult> Engine::Verify(const std::string& migration, const VerifyOptions& options) {
   SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
-  StateStore store(*conn);
+  StateStore store(*conn, clock());
   SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, "verify"));
   SLUICE_ASSIGN_OR_RETURN(Loaded l, LoadMigration(store, conn->dialect(), name));
   if (l.rec.phase != engine::kActive) {
@@ -77,6 +79,8 @@ Result<VerifyResult> Engine::Verify(const std::string& migration, const VerifyOp
   }
   verify::Settings vs = VerifySettingsOf(l.plan);
   if (options.reread_delay_ms) vs.reread_delay_ms = *options.reread_delay_ms;
+  vs.cancel = options.cancel;
+  vs.clock = clock();
   if (options.after_first_old_read) {
     vs.after_first_old_read = [&options](const std::string& q, const std::vector<db::Value>& k) {
       options.after_first_old_read(q, KeyAsText(k));
@@ -103,7 +107,7 @@ Result<VerifyResult> Engine::Verify(const std::string& migration, const VerifyOp
     if (ran.status().code() != StatusCode::kCancelled) {
       if (conn->in_transaction()) conn->Rollback().IgnoreError();
       nlohmann::json j = {{"migration", name},
-                          {"at", NowIso()},
+                          {"at", IsoTime(clock()->WallMicros())},
                           {"passed", false},
                           {"could_not_run", true},
                           {"error", SanitizeUtf8(ran.status().message())},
@@ -135,7 +139,7 @@ Result<VerifyResult> Engine::Verify(const std::string& migration, const VerifyOp
 
 Result<WatchResult> Engine::WatchShadowReads(const std::string& migration, const WatchOptions& options) {
   SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
-  StateStore store(*conn);
+  StateStore store(*conn, clock());
   SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, "watch"));
   SLUICE_ASSIGN_OR_RETURN(Loaded l, LoadMigration(store, conn->dialect(), name));
   if (l.rec.phase != engine::kActive) {
@@ -144,6 +148,8 @@ Result<WatchResult> Engine::WatchShadowReads(const std::string& migration, const
   }
   verify::Settings vs = VerifySettingsOf(l.plan);
   if (options.reread_delay_ms) vs.reread_delay_ms = *options.reread_delay_ms;
+  vs.cancel = options.cancel;
+  vs.clock = clock();
   if (vs.validation_queries.empty()) {
     return FailedPrecondition("the plan of '" + name + "' has no verify.validation_queries to shadow-read");
   }
@@ -154,10 +160,10 @@ Result<WatchResult> Engine::WatchShadowReads(const std::string& migration, const
   verify::VersionConnections vc{old_session.get(), new_session.get()};
   WatchResult out;
   out.migration = name;
-  out.started_at = NowIso();
+  out.started_at = IsoTime(clock()->WallMicros());
   out.max_divergence = vs.max_divergence;
   nlohmann::json rounds = nlohmann::json::array();
-  Status soak = EveryRound(options.seconds, options.interval_seconds, options.cancel, [&](int round) -> Result<bool> {
+  Status soak = EveryRound(options.seconds, options.interval_seconds, options.cancel, clock(), [&](int round) -> Result<bool> {
     SLUICE_ASSIGN_OR_RETURN(verify::ShadowRound r, verify::ShadowRead(*conn, l.compiled.version, vs, vc, round));
     ShadowWatchRound w;
     w.round = round;
@@ -183,7 +189,7 @@ Result<WatchResult> Engine::WatchShadowReads(const std::string& migration, const
     return true;
   });
   SLUICE_RETURN_IF_ERROR(soak);
-  out.ended_at = NowIso();
+  out.ended_at = IsoTime(clock()->WallMicros());
   out.passed = out.rate <= vs.max_divergence + 1e-12;
   nlohmann::json j = {{"migration", name},          {"started_at", out.started_at}, {"ended_at", out.ended_at},
                       {"passed", out.passed},       {"keys", out.keys},             {"divergent", out.divergent},

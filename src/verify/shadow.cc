@@ -119,7 +119,7 @@ Result<ShadowRound> ShadowRead(db::Connection& conn, const db::VersionSpec& vers
   const db::Dialect& d = conn.dialect();
   ShadowRound out;
   out.round = round;
-  out.at = NowIso();
+  out.at = IsoTime(settings.Time()->WallMicros());
   if (!versions.old_version || !versions.new_version) return InvalidArgument("shadow reads need both versions");
   auto cancelled = [&] { return settings.cancel && settings.cancel->load(); };
   constexpr int64_t kBuckets = 1 << 20;

@@ -628,7 +628,7 @@ Result<Report> Run(db::Connection& conn, const db::VersionSpec& version, const S
                    const VersionConnections& versions) {
   Report report;
   report.migration = version.migration;
-  report.at = NowIso();
+  report.at = IsoTime(settings.Time()->WallMicros());
   SLUICE_RETURN_IF_ERROR(conn.BeginSnapshot());
   Status s = RunChecks(conn, version, settings, &report);
   conn.Rollback().IgnoreError();  // read-only: nothing to keep

@@ -47,6 +47,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/clock.h"
 #include "db/adapter.h"
 #include "sluice/status.h"
 
@@ -98,6 +99,8 @@ struct ValidationQuery {
 };
 
 struct Settings {
+  // The clock of the time a report or round is stamped with.
+  Clock* Time() const { return clock ? clock : Clock::Real(); }
   int64_t max_reported = 10;      // differing rows / violations listed
   int64_t chunk_rows = 10000;     // rows per checksum chunk
   int64_t leaf_rows = 16;         // bisection stops below this many rows
@@ -113,6 +116,9 @@ struct Settings {
   // Set by another thread to stop: Run and ShadowRead return kCancelled
   // before their next query. nullptr = never.
   const std::atomic<bool>* cancel = nullptr;
+  // The time reports are stamped with (nullptr = the real clock). Re-read
+  // delays stay real: they wait for other sessions, not for time to pass.
+  Clock* clock = nullptr;
   // Test hook: runs after the first old-version read of a shadow key.
   std::function<void(const std::string& query, const std::vector<db::Value>& key)> after_first_old_read;
 };

@@ -1,6 +1,7 @@
 // Racing sluice processes (issue 9, engine safety): two operators starting
 // different plans on one table, complete racing rollback, a backfill racing
-// rollback, an automatic abort racing complete. Each race is run with real
+// rollback, an automatic abort racing complete, two completes, switch racing
+// switch back. Each race is run with real
 // `sluice` processes against a real database; exactly one side may win, the
 // other gets a clear error, and the database is checked by SQL to be in the
 // state the winner left it in (never a mix).
@@ -299,6 +300,60 @@ TEST(PgRaces, AbortWatchRacingCompleteAgreesWithTheCatalog) {
   }
   EXPECT_EQ(rw.exit_code == 0 || rw.exit_code == 4 || rw.err.find("sluice: error:") != std::string::npos, true)
       << Describe(rw);
+}
+
+// (a) A verified migration; (b) two operators complete it at the same
+// moment; (c) exactly one completes, the other is refused, and the table is
+// contracted once (score is an integer with the right values).
+TEST(PgRaces, TwoCompletesExactlyOneWins) {
+  PgCluster* c = Pg();
+  SLUICE_ASSERT_PG_OK(c);
+  const std::string url = c->CreateDatabase("race_cc");
+  ASSERT_FALSE(url.empty());
+  c->Psql(url, kSetup);
+  TempDir dir;
+  StartedAndVerified(url, dir);
+  Proc a = Spawn(url, {"complete", "a_score"});
+  Proc b = Spawn(url, {"complete", "a_score"});
+  CommandResult ra = a.Wait(), rb = b.Wait();
+  ASSERT_NE(ra.exit_code == 0, rb.exit_code == 0) << Describe(ra) << "\n" << Describe(rb);
+  const CommandResult& loser = ra.exit_code == 0 ? rb : ra;
+  EXPECT_THAT(loser.err, HasSubstr("sluice: error:")) << Describe(loser);
+  EXPECT_EQ(Phase(url, "a_score"), "complete");
+  EXPECT_EQ(c->Psql(url, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = "
+                         "'customers'::regclass AND attname = 'score'"),
+            "integer");
+  EXPECT_EQ(c->Psql(url, "SELECT count(*) FROM customers WHERE score = id % 50"), "2000");
+  EXPECT_EQ(c->Psql(url, "SELECT count(*) FROM sluice.claims"), "0");
+}
+
+// (a) A verified migration; (b) one operator switches reads to the new
+// version while another switches them back, over several rounds; (c) every
+// time, the recorded live version and what the live alias really reads
+// agree, and the migration stays active.
+TEST(PgRaces, SwitchRacingSwitchBackAgreesWithTheCatalog) {
+  PgCluster* c = Pg();
+  SLUICE_ASSERT_PG_OK(c);
+  const std::string url = c->CreateDatabase("race_sw");
+  ASSERT_FALSE(url.empty());
+  c->Psql(url, kSetup);
+  TempDir dir;
+  StartedAndVerified(url, dir);
+  for (int round = 0; round < 4; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    Proc fwd = Spawn(url, {"switch", "a_score"});
+    Proc back = Spawn(url, {"switch", "a_score", "--back"});
+    CommandResult rf = fwd.Wait(), rbk = back.Wait();
+    EXPECT_THAT(rf.exit_code, AnyOf(0, 5, 7)) << Describe(rf);
+    EXPECT_THAT(rbk.exit_code, AnyOf(0, 5, 7)) << Describe(rbk);
+    EXPECT_EQ(Phase(url, "a_score"), "active");
+    const std::string live = c->Psql(url, "SELECT live FROM sluice.migrations WHERE name = 'a_score'");
+    ASSERT_THAT(live, AnyOf("old", "new"));
+    EXPECT_EQ(c->Psql(url, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = "
+                           "'public_live.customers'::regclass AND attname = 'score'"),
+              live == "new" ? "integer" : "text")
+        << Describe(rf) << "\n" << Describe(rbk);
+  }
 }
 
 // SQLite: two processes start different plans on one table; the single
