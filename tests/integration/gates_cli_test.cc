@@ -219,7 +219,16 @@ gates:
   EXPECT_NE(sw.exit_code, 0);
   EXPECT_THAT(sw.err, ::testing::HasSubstr("no verification recorded"));
   ASSERT_EQ(f.Run({"verify"}).exit_code, 0);
+  // The backfill ended two hours ago, the verification one hour ago.
+  f.Backdate("_sluice_events", "kind = 'backfill.done'", 7200);
   f.Backdate("_sluice_verifications", "", 3600);
+  // The gates read the time the verification started from its report.
+  ASSERT_EQ(f.Value("SELECT count(*) FROM _sluice_verifications WHERE json_extract(report, '$.at') IS NOT NULL"), "1");
+  {
+    auto s = f.m->Connect("");
+    ASSERT_TRUE(s.ok());
+    SLUICE_ASSERT_OK((*s)->Exec("UPDATE _sluice_verifications SET report = json_set(report, '$.at', at)"));
+  }
   sw = f.Run({"switch"});
   EXPECT_NE(sw.exit_code, 0);
   EXPECT_THAT(sw.err, ::testing::HasSubstr("old (max 10 min)"));
