@@ -297,14 +297,15 @@ struct RestoreDependentViewsStep {};
 // dropping the column that owned it does not drop it (the copy's default
 // still uses it).
 struct SetSequenceOwnerStep { std::string sequence_schema, sequence, table, column; };
-// Views of sluice's own schemas (`schemas`: the live alias, other versions)
-// named like `tables` are dropped before a rollback runs and those whose
-// table still exists are recreated after it (`restore`), so that they never
-// pin a relation or column the rollback removes (e.g. a table a `sql`
-// operation created). Only the views dropped by the first step come back.
+// Rollback: the views of sluice's own schemas (the live alias and the
+// schemas of `versions`, the other in-flight migrations') named like a table of the migrated schema that is not in
+// `keep` (the tables that existed before start, and the other in-flight
+// migrations' tables) are dropped before the rollback's steps, so that they
+// never pin a table a `sql` operation created and its `down` drops; the
+// `restore` step recreates those whose table still exists afterwards.
 struct UnpinViewsStep {
-  std::vector<std::string> schemas;
-  std::vector<std::string> tables;
+  std::vector<std::string> versions;
+  std::vector<std::string> keep;
   bool restore = false;
 };
 

@@ -350,17 +350,19 @@ END $sluice$)";
 }
 
 std::string UnpinViewsSql(const PostgresDialect& d, const UnpinViewsStep& s) {
-  std::string schemas, tables;
-  for (const auto& x : s.schemas) schemas += (schemas.empty() ? "" : ", ") + QuoteLiteral(x);
-  for (const auto& x : s.tables) tables += (tables.empty() ? "" : ", ") + QuoteLiteral(x);
-  if (schemas.empty() || tables.empty()) return "";
+  std::string schemas = QuoteLiteral(d.LiveSchema()), keep;
+  for (const auto& v : s.versions) schemas += ", " + QuoteLiteral(d.VersionSchema(v));
+  for (const auto& x : s.keep) keep += ", " + QuoteLiteral(x);
+  const std::string base = QuoteLiteral(d.schema());
   if (!s.restore) {
     return R"(DO $sluice$
 DECLARE x record;
 BEGIN
   CREATE TEMP TABLE IF NOT EXISTS _sluice_unpinned (nsp text, rel text) ON COMMIT DROP;
   FOR x IN SELECT n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-           WHERE c.relkind = 'v' AND n.nspname IN ()" + schemas + R"() AND c.relname IN ()" + tables + R"() LOOP
+           WHERE c.relkind = 'v' AND n.nspname IN ()" + schemas + R"() AND c.relname NOT IN (''::name)" + keep + R"()
+             AND EXISTS (SELECT 1 FROM pg_catalog.pg_class t JOIN pg_catalog.pg_namespace tn ON tn.oid = t.relnamespace
+                         WHERE tn.nspname = )" + base + R"( AND t.relname = c.relname AND t.relkind IN ('r', 'p')) LOOP
     INSERT INTO pg_temp._sluice_unpinned VALUES (x.nspname, x.relname);
     EXECUTE format('DROP VIEW %I.%I', x.nspname, x.relname);
   END LOOP;
@@ -368,14 +370,14 @@ END $sluice$)";
   }
   // Recreated like FillUnknownTables makes them: the table's columns but
   // sluice's own, with their defaults.
-  const std::string base = QuoteLiteral(d.schema());
   return R"(DO $sluice$
 DECLARE x record; c record; cols text;
 BEGIN
   IF to_regclass('pg_temp._sluice_unpinned') IS NULL THEN RETURN; END IF;
   FOR x IN SELECT u.nsp, u.rel, t.oid FROM pg_temp._sluice_unpinned u
            JOIN pg_catalog.pg_class t ON t.relname = u.rel AND t.relkind IN ('r', 'p')
-           JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace AND n.nspname = )" + base + R"( LOOP
+           JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace AND n.nspname = )" + base + R"(
+           WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_namespace vn WHERE vn.nspname = u.nsp) LOOP
     SELECT string_agg(format('%I', a.attname), ', ' ORDER BY a.attnum) INTO cols FROM pg_catalog.pg_attribute a
     WHERE a.attrelid = x.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attname NOT LIKE '\_sluice\_%';
     EXECUTE format('CREATE VIEW %I.%I WITH (security_invoker = true) AS SELECT %s FROM %I.%I', x.nsp, x.rel,
