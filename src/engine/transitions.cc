@@ -199,10 +199,11 @@ Status Engine::Rollback(const std::string& migration, bool force) {
                               name + "` (which rolls back everything else and leaves that SQL's effects in place), "
                               "or go forward with `sluice complete " + name + "`");
   }
+  // The live alias switches back first: it shows every table, so the
+  // unpinning comes after it.
   std::vector<db::Step> steps;
-  if (l.rec.live == "new") steps.insert(steps.end(), l.switch_back.begin(), l.switch_back.end());
-  steps.insert(steps.end(), l.compiled.rollback.begin(), l.compiled.rollback.end());
-  SLUICE_ASSIGN_OR_RETURN(steps, UnpinCreatedTables(store, conn->dialect(), l, std::move(steps)));
+  SLUICE_ASSIGN_OR_RETURN(steps, UnpinCreatedTables(store, conn->dialect(), l, l.compiled.rollback));
+  if (l.rec.live == "new") steps.insert(steps.begin(), l.switch_back.begin(), l.switch_back.end());
   SLUICE_ASSIGN_OR_RETURN(steps, AroundOtherVersions(store, conn->dialect(), l, std::move(steps)));
   PhaseRun run;
   run.migration = name;

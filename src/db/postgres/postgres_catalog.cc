@@ -325,19 +325,19 @@ BEGIN
     FOREACH u IN ARRAY v.stmts LOOP EXECUTE u; END LOOP;
     -- Privileges exactly as they were: what CREATE VIEW granted by default
     -- goes, the saved ones come back.
-    FOR a IN SELECT g.grantee, g.privilege_type FROM pg_class k, aclexplode(k.relacl) g
+    FOR a IN SELECT g.grantee, g.privilege_type FROM pg_class k, aclexplode(CASE WHEN cardinality(k.relacl) > 0 THEN k.relacl END) g
              WHERE k.oid = format('%I.%I', v.nsp, v.rel)::regclass AND g.grantee <> k.relowner LOOP
       who := CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END;
       EXECUTE format('REVOKE %s ON %I.%I FROM %s', a.privilege_type, v.nsp, v.rel, who);
     END LOOP;
-    FOR a IN SELECT g.* FROM aclexplode(coalesce(v.acl, '{}')::aclitem[]) g, pg_class k
+    FOR a IN SELECT g.* FROM aclexplode(CASE WHEN cardinality(v.acl) > 0 THEN v.acl::aclitem[] END) g, pg_class k
              WHERE k.oid = format('%I.%I', v.nsp, v.rel)::regclass AND g.grantee <> k.relowner LOOP
       who := CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END;
       EXECUTE format('GRANT %s ON %I.%I TO %s%s', a.privilege_type, v.nsp, v.rel, who,
                      CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
     END LOOP;
     FOR c IN SELECT key AS col, value AS acl FROM jsonb_each(coalesce(v.colacl, '{}'::jsonb)) LOOP
-      FOR a IN SELECT * FROM aclexplode(ARRAY(SELECT jsonb_array_elements_text(c.acl))::aclitem[]) LOOP
+      FOR a IN SELECT * FROM aclexplode(CASE WHEN jsonb_array_length(c.acl) > 0 THEN ARRAY(SELECT jsonb_array_elements_text(c.acl))::aclitem[] END) LOOP
         who := CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END;
         EXECUTE format('GRANT %s (%I) ON %I.%I TO %s%s', a.privilege_type, c.col, v.nsp, v.rel, who,
                        CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
