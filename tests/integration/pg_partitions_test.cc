@@ -130,6 +130,54 @@ TEST(PgPartitions, AlterColumnAndIndexEndToEnd) {
             "0");
 }
 
+TEST(PgPartitions, SubPartitionedTableEndToEnd) {
+  std::string url = Pg()->CreateDatabase("subpart");
+  ASSERT_FALSE(url.empty());
+  Pg()->Psql(url, R"(
+CREATE TABLE events (id integer NOT NULL, at date NOT NULL, kind text NOT NULL, payload text,
+                     PRIMARY KEY (id, at, kind)) PARTITION BY RANGE (at);
+CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')
+  PARTITION BY LIST (kind);
+CREATE TABLE events_2024_click PARTITION OF events_2024 FOR VALUES IN ('click');
+CREATE TABLE events_2024_rest PARTITION OF events_2024 DEFAULT;
+CREATE TABLE events_rest PARTITION OF events DEFAULT;
+CREATE INDEX events_payload_idx ON events (payload);
+INSERT INTO events VALUES (1, '2024-02-01', 'click', '5'), (2, '2024-02-01', 'view', '6'), (3, '2030-01-01', 'x', '7');
+)");
+  auto m = Open(url);
+  ASSERT_NE(m, nullptr);
+  TempDir dir;
+  SLUICE_ASSERT_OK(m->Start(dir.Write("sub.yaml", R"(
+operations:
+  - alter_column:
+      table: events
+      column: payload
+      type: integer
+      up: payload::integer
+      down: payload::text
+  - create_index:
+      name: events_at_idx
+      table: events
+      columns: [at]
+)")));
+  Pg()->Psql(url, "INSERT INTO events VALUES (4, '2024-03-01', 'click', '8')");
+  auto bf = m->Backfill("sub", {});
+  ASSERT_TRUE(bf.ok()) << bf.status().message();
+  SLUICE_ASSERT_OK(m->Complete("sub"));
+  EXPECT_EQ(Pg()->Psql(url, "SELECT string_agg(id || '=' || (payload + 0), ',' ORDER BY id) FROM events"),
+            "1=5,2=6,3=7,4=8");
+  // Each index is valid at every level, with its partitions' indexes
+  // attached (five tables: the root, two partitions, two sub-partitions).
+  for (const char* idx : {"events_payload_idx", "events_at_idx"}) {
+    EXPECT_EQ(Pg()->Psql(url, std::string("WITH RECURSIVE t(oid) AS (SELECT '") + idx +
+                                  "'::regclass::oid UNION ALL SELECT h.inhrelid FROM pg_inherits h JOIN t ON "
+                                  "h.inhparent = t.oid) SELECT count(*) || ' ' || bool_and(i.indisvalid) FROM t "
+                                  "JOIN pg_index i ON i.indexrelid = t.oid"),
+              "5 true")
+        << idx;
+  }
+}
+
 enum class Stop { kStarted, kBackfilled, kSwitched, kSwitchedBack };
 
 class PgPartitionsRollback : public ::testing::TestWithParam<Stop> {};
