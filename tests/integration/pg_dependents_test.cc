@@ -134,6 +134,37 @@ CREATE VIEW reports.totals AS SELECT count(*) AS n, max(amount) AS top FROM orde
             "id,note,code,amount");
 }
 
+// The view reads a column that is renamed and changed, of a table that is
+// renamed: recreated on the final names.
+TEST(PgDependents, ViewsFollowRenamesOfTheChangedColumnAndTable) {
+  std::string url = NewDb("CREATE VIEW priced AS SELECT id, amount FROM orders WHERE amount IS NOT NULL;");
+  ASSERT_FALSE(url.empty());
+  auto m = Open(url);
+  ASSERT_NE(m, nullptr);
+  TempDir dir;
+  RunToComplete(*m, dir.Write("purchases.yaml", R"(
+operations:
+  - rename_table:
+      from: orders
+      to: purchases
+  - rename_column:
+      table: purchases
+      from: amount
+      to: price
+  - alter_column:
+      table: purchases
+      column: price
+      type: integer
+      up: amount::integer
+      down: price::text
+)"),
+                "purchases");
+  EXPECT_EQ(Pg()->Psql(url, "SELECT string_agg(id || ':' || (amount + 1), ',' ORDER BY id) FROM public.priced"),
+            "1:11,2:21");
+  EXPECT_EQ(Pg()->Psql(url, "SELECT pg_get_viewdef('public.priced'::regclass) LIKE '%purchases.price%'"), "t");
+  EXPECT_EQ(Pg()->Psql(url, "SELECT to_regclass('public.orders') IS NULL"), "t");
+}
+
 TEST(PgDependents, ExpressionIndexIsCarriedToTheCopy) {
   std::string url = NewDb("CREATE INDEX orders_lower_note ON orders (lower(note));");
   ASSERT_FALSE(url.empty());

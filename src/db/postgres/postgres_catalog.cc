@@ -187,7 +187,7 @@ namespace {
 
 using sql::QuoteLiteral;
 
-// (VALUES (...), ...) AS rc(nsp, tbl, col, fin, ftbl) of the replaced
+// (VALUES (...), ...) AS rc(nsp, tbl, col, fin, ftbl, cpy) of the replaced
 // columns. (Aliases in the DO blocks never reuse a PL/pgSQL variable's
 // name: PL/pgSQL would read `x.col` as the variable's field.)
 std::string ReplacedValues(const PostgresDialect& d, const std::vector<ReplacedColumn>& cols) {
@@ -195,9 +195,9 @@ std::string ReplacedValues(const PostgresDialect& d, const std::vector<ReplacedC
   for (const auto& c : cols) {
     v += (v.empty() ? "" : ", ") + std::string("(") + QuoteLiteral(d.schema()) + "::text, " + QuoteLiteral(c.table) +
          "::text, " + QuoteLiteral(c.column) + "::text, " + QuoteLiteral(c.final_name) + "::text, " +
-         QuoteLiteral(c.final_table) + "::text)";
+         QuoteLiteral(c.final_table) + "::text, " + QuoteLiteral(c.copy) + "::text)";
   }
-  return "(VALUES " + v + ") AS rc(nsp, tbl, col, fin, ftbl)";
+  return "(VALUES " + v + ") AS rc(nsp, tbl, col, fin, ftbl, cpy)";
 }
 
 }  // namespace
@@ -258,6 +258,11 @@ BEGIN
     RAISE EXCEPTION 'sluice: cannot recreate % (it depends on a view that reads a column complete replaces): drop it before complete and recreate it afterwards (nothing was changed)', bad;
   END IF;
   FOR x IN SELECT rc.* FROM )" + values + R"( WHERE rc.fin <> rc.col AND )" + has_views + R"( LOOP
+    -- The copy may already carry the final name: it steps aside meanwhile.
+    IF x.cpy = x.fin THEN
+      EXECUTE format('ALTER TABLE %I.%I RENAME COLUMN %I TO %I', x.nsp, x.tbl, x.cpy, '_sluice_aside_' || x.cpy);
+      undo := format('ALTER TABLE %I.%I RENAME COLUMN %I TO %I', x.nsp, x.tbl, '_sluice_aside_' || x.cpy, x.cpy) || undo;
+    END IF;
     IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = format('%I.%I', x.nsp, x.tbl)::regclass AND attname = x.fin
                AND NOT attisdropped) THEN
       RAISE EXCEPTION 'sluice: views read column %.% which complete renames to %, a name the table still uses; they cannot be recreated on it (nothing was changed)', x.tbl, x.col, x.fin;
@@ -265,7 +270,8 @@ BEGIN
     EXECUTE format('ALTER TABLE %I.%I RENAME COLUMN %I TO %I', x.nsp, x.tbl, x.col, x.fin);
     undo := format('ALTER TABLE %I.%I RENAME COLUMN %I TO %I', x.nsp, x.tbl, x.fin, x.col) || undo;
   END LOOP;
-  FOR x IN SELECT DISTINCT rc.nsp, rc.tbl, rc.ftbl FROM )" + values + R"( WHERE rc.ftbl <> rc.tbl AND )" + has_views + R"( LOOP
+  -- (Every renamed table: the column renames above hide which have views.)
+  FOR x IN SELECT DISTINCT rc.nsp, rc.tbl, rc.ftbl FROM )" + values + R"( WHERE rc.ftbl <> rc.tbl LOOP
     IF to_regclass(format('%I.%I', x.nsp, x.ftbl)) IS NOT NULL THEN
       RAISE EXCEPTION 'sluice: views read table % which complete renames to %, a name still in use; they cannot be recreated on it (nothing was changed)', x.tbl, x.ftbl;
     END IF;
