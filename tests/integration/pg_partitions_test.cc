@@ -242,5 +242,45 @@ operations:
   EXPECT_EQ(Fingerprint(url), before);
 }
 
+// What PostgreSQL 15 cannot do on a partitioned table without blocking
+// writes (a NOT VALID foreign key, a unique constraint from a concurrently
+// built index) is refused by lint --db and start, with nothing changed.
+TEST(PgPartitions, ForeignKeyAndUniqueColumnOnAPartitionedTableAreRefused) {
+  std::string url = NewDb();
+  ASSERT_FALSE(url.empty());
+  Pg()->Psql(url, "CREATE TABLE shops (id integer PRIMARY KEY); INSERT INTO shops VALUES (1)");
+  auto m = Open(url);
+  ASSERT_NE(m, nullptr);
+  TempDir dir;
+  const std::string before = Fingerprint(url);
+  for (const char* plan : {R"(
+operations:
+  - add_column:
+      table: sales
+      column:
+        name: shop
+        type: integer
+        nullable: true
+        references: {name: sales_shop_fk, table: shops, column: id}
+)",
+                           R"(
+operations:
+  - add_column:
+      table: sales
+      up: "'S-' || id"
+      column: {name: code, type: text, unique: true}
+)"}) {
+    const std::string file = dir.Write("fk.yaml", plan);
+    auto lint = m->Lint(file);
+    ASSERT_TRUE(lint.ok());
+    EXPECT_FALSE(lint->ok);
+    ASSERT_FALSE(lint->errors.empty());
+    EXPECT_THAT(lint->errors[0], HasSubstr("table 'sales' is partitioned"));
+    Status s = m->Start(file);
+    EXPECT_THAT(s.message(), HasSubstr("table 'sales' is partitioned"));
+    EXPECT_EQ(Fingerprint(url), before);
+  }
+}
+
 }  // namespace
 }  // namespace sluice::testing
