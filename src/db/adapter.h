@@ -67,6 +67,13 @@ class Dialect {
   // Default target duration of one backfill chunk: how long a chunk may hold
   // what it locks (rows on PostgreSQL, the whole database on SQLite).
   virtual int64_t default_chunk_target_ms() const { return 250; }
+  // True when complete may drop and recreate, in its transaction, the
+  // views that read a column it replaces by its copy
+  // (SaveDependentViewsStep). False: such views are refused before start.
+  virtual bool recreates_dependent_views() const { return false; }
+  // False when the database refuses to drop a column that a CHECK declared
+  // elsewhere (on the table, or on another column) names (SQLite).
+  virtual bool drops_columns_named_by_checks() const { return true; }
 
   // Refuses a step this database cannot express, with the reason
   // (kFailedPrecondition). The engine adds the operation and location.

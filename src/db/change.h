@@ -211,8 +211,32 @@ struct DropNotNullStep { std::string table, column; };
 struct AddCheckStep { std::string table; CheckSpec check; bool not_valid = true; };
 struct AddForeignKeyStep { std::string table; ForeignKeySpec fk; bool not_valid = true; };
 struct ValidateConstraintStep { std::string table, name; };
-struct CreateIndexStep { IndexSpec index; };
-struct DropIndexStep { std::string table, name; };
+// One partition's part of an index on a partitioned table (PostgreSQL
+// cannot build an index on a partitioned table CONCURRENTLY): `name` on
+// partition `table`, attached to `parent` (the index on the partition's
+// parent). A partition that is itself partitioned gets its index ON ONLY
+// and its own partitions below it.
+struct PartitionIndex {
+  std::string table, name, parent;
+  bool partitioned = false;
+  // When copying an existing index: this partition's index definition,
+  // already rewritten to the copy's column and name.
+  std::string raw_definition;
+};
+// `partitions` (parents before their partitions) is set when the table is
+// partitioned: the index is made ON ONLY the table, each partition's index
+// built CONCURRENTLY and attached, deepest first.
+struct CreateIndexStep {
+  IndexSpec index;
+  std::vector<PartitionIndex> partitions;
+};
+// `partitioned`: the index is on a partitioned table, which PostgreSQL
+// cannot drop CONCURRENTLY (dropped in the phase's transaction, with its
+// partitions' indexes).
+struct DropIndexStep {
+  std::string table, name;
+  bool partitioned = false;
+};
 // Gives a copied index its original name. Databases without ALTER INDEX
 // RENAME rebuild it from `rebuild_sql`.
 struct RenameIndexStep { std::string table, from, to, rebuild_sql; };
@@ -254,6 +278,37 @@ struct RefreshVersionViewsStep {
   bool drop = true;
 };
 
+// A column complete replaces by its copy: `column` of `table` is dropped
+// and `copy` renamed to `final_name`; the table is named `final_table`
+// after complete.
+struct ReplacedColumn {
+  std::string table, column, copy, final_name, final_table;
+};
+// Complete, before the old columns go: the views (in any schema) that read
+// `columns`, and the views on those views, are saved (definition as if the
+// columns and tables already had their final names, options, owner,
+// privileges, comments, column defaults, triggers and rules) and dropped,
+// deepest first. Whatever else depends on them (a materialized view, a
+// function...) makes the step fail, naming it. RestoreDependentViewsStep,
+// later in the same transaction, recreates them on the new columns.
+struct SaveDependentViewsStep { std::vector<ReplacedColumn> columns; };
+struct RestoreDependentViewsStep {};
+// Makes `sequence` (schema-qualified parts) owned by table.column, so that
+// dropping the column that owned it does not drop it (the copy's default
+// still uses it).
+struct SetSequenceOwnerStep { std::string sequence_schema, sequence, table, column; };
+// Rollback: the views of sluice's own schemas (the live alias and the
+// schemas of `versions`, the other in-flight migrations') named like a table of the migrated schema that is not in
+// `keep` (the tables that existed before start, and the other in-flight
+// migrations' tables) are dropped before the rollback's steps, so that they
+// never pin a table a `sql` operation created and its `down` drops; the
+// `restore` step recreates those whose table still exists afterwards.
+struct UnpinViewsStep {
+  std::vector<std::string> versions;
+  std::vector<std::string> keep;
+  bool restore = false;
+};
+
 // Statements recorded when the migration started (src/engine/record.h) and
 // replayed verbatim: a later phase runs exactly what start planned, even
 // under a newer sluice that would render the steps differently.
@@ -268,7 +323,8 @@ using StepBody =
                  AddTableConstraintStep, DropConstraintStep, RenameConstraintStep,
                  SetReplicaIdentityStep, RawSqlStep, CreateDualWriteStep, DropDualWriteStep,
                  CreateVersionStep, FinalizeVersionStep, DropVersionStep, SetLiveStep,
-                 RefreshVersionViewsStep, RecordedSqlStep>;
+                 RefreshVersionViewsStep, SaveDependentViewsStep, RestoreDependentViewsStep,
+                 SetSequenceOwnerStep, UnpinViewsStep, RecordedSqlStep>;
 
 struct Step {
   StepBody body;

@@ -49,13 +49,23 @@ struct ColumnInfo {
 struct IndexInfo {
   std::string name;
   std::string table;
-  std::vector<std::string> columns;  // empty entries for expression elements
+  std::vector<std::string> columns;  // key columns; empty entries for expression elements
+  // Every column the index reads: key columns, columns inside expression
+  // elements, the predicate and INCLUDE columns (PostgreSQL). Empty when
+  // the adapter does not know more than `columns`.
+  std::vector<std::string> reads;
   bool unique = false;
   bool primary = false;
   bool valid = true;          // PostgreSQL: false after a failed CONCURRENTLY build
   bool partial = false;
   std::string constraint;     // name of the constraint it backs, if any
   std::string definition;     // CREATE INDEX text when known
+  // Partitioned tables (PostgreSQL): the partitioned index this one is a
+  // partition of, if any.
+  std::string parent_index;
+
+  // `reads` when known, else `columns`.
+  const std::vector<std::string>& ColumnsRead() const { return reads.empty() ? columns : reads; }
 };
 
 struct ConstraintInfo {
@@ -67,6 +77,50 @@ struct ConstraintInfo {
   std::string check_expr;  // kCheck: the expression alone, e.g. "length(name) > 3"
   std::optional<ForeignKeySpec> fk;  // kForeignKey: structured form
   bool validated = true;
+  // SQLite: the column whose definition declares this CHECK; "" for a
+  // table-level CHECK (written after the columns). SQLite drops a column's
+  // own CHECK with the column but refuses to drop a column any other CHECK
+  // names.
+  std::string declared_on;
+};
+
+// An object that depends on a column of a table, on the table itself (or
+// its row type) or on one of its indexes, as the database's own dependency
+// records say (PostgreSQL: pg_depend). Complete drops and replaces columns,
+// tables and indexes; what depends on them must be handled or refused
+// before anything changes. sluice's own objects (version views, the live
+// alias, dual-write triggers) are not listed.
+struct DependentInfo {
+  enum class Kind {
+    kView,              // a plain view (directly, or through `via`)
+    kMaterializedView,
+    kForeignKey,        // a foreign key referencing the column/index/table
+    kPolicy,
+    kTrigger,           // a trigger whose column list or WHEN reads the column
+    kRule,
+    kGeneratedColumn,   // a generated column computed from the column
+    kStatistics,        // an extended statistics object
+    kIndex,             // an index of the table (handled by compile)
+    kConstraint,        // a constraint of the table itself (handled by compile)
+    kSequence,          // a sequence owned by the column (OWNED BY)
+    kSequenceUser,      // a default that uses a sequence the column owns (`via`)
+    kDefault,           // the column's own default
+    kFunction,          // a function whose SQL body reads the column
+    kColumn,            // a column of another table whose type is this table's row type
+    kOther,
+  };
+  Kind kind = Kind::kOther;
+  std::string column;       // the column depended on; "" for the table itself
+  std::string index;        // set when it depends on this index of the table
+  std::string description;  // as the database names it: "view reports.v", "trigger t on table orders"
+  std::string relation;     // "schema.name" of the relation it is (a view) or is on (a trigger); "" if none
+  std::string relation_schema, relation_name;  // the same, apart (for SQL)
+  bool same_table = false;  // it is part of the table itself (its index, trigger, policy...)
+  bool auto_dropped = false;  // the database drops it silently with the column (PostgreSQL deptype 'a')
+  // The migrating role may drop and recreate it: it is a member of the
+  // owner role and may create objects in its schema.
+  bool owned = true;
+  std::string via;          // reached through this view (a view of a view), or this sequence
 };
 
 struct TableInfo {
@@ -78,6 +132,17 @@ struct TableInfo {
   std::optional<std::string> comment;
   std::string replica_identity;  // PostgreSQL: d, n, f or i
   std::string replica_identity_index;  // when replica_identity is 'i'
+  // Partitioning (PostgreSQL): the table it is a partition of ("" if none),
+  // and whether it is itself partitioned.
+  std::string partition_of;
+  bool partitioned = false;
+  // Partitions in the migrated schema (direct ones; each may be
+  // partitioned itself), in name order; `partition_count` counts them in
+  // every schema.
+  std::vector<std::string> partitions;
+  int partition_count = 0;
+  // What depends on this table's columns, the table and its indexes.
+  std::vector<DependentInfo> dependents;
 
   const ColumnInfo* FindColumn(const std::string& name) const;
   const ConstraintInfo* FindConstraint(const std::string& name) const;

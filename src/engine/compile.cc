@@ -1,8 +1,12 @@
 #include "engine/compile.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <cstdio>
 #include <map>
 #include <optional>
+
+#include "engine/dependents.h"
 
 namespace sluice::engine {
 namespace {
@@ -20,6 +24,7 @@ struct VColumn {
   bool added = false;       // physical column created by this migration
   bool duplicated = false;  // new copy of an old column (alter_column & co)
   std::string origin;       // the old physical column a copy replaces
+  Cause cause;              // the operation that made the copy
 };
 
 // A table of the new version while the plan is being applied.
@@ -49,12 +54,14 @@ constexpr const char* kWriteFlag = "_sluice_new_write";
 
 enum CompleteStage {
   kStageFinalize = 0,   // validate constraints, NOT NULL, attach unique indexes
+  kStageUnpin,          // objects that depend on old columns: saved and dropped, or re-owned
   kStageDropIndex,
   kStageDropColumn,
   kStageRenameColumn,
   kStageRenameObjects,  // copies of indexes/constraints take the original names
   kStageDropTable,
   kStageRenameTable,
+  kStageRepin,          // views saved by kStageUnpin, recreated on the new columns
   kStageRawSql,
   kStageCount,
 };
@@ -104,8 +111,21 @@ class Compiler {
     }
     return nullptr;
   }
-  VTable* RequireTable(const plan::Name& n) {
+  // `for_change`: the operation changes the table (a foreign key's target
+  // is only read).
+  VTable* RequireTable(const plan::Name& n, bool for_change = true) {
     VTable* t = FindTable(n.value);
+    if (t && for_change && t->info && !t->info->partition_of.empty()) {
+      std::string root = t->info->partition_of;
+      while (const db::TableInfo* up = schema_.FindTable(root)) {
+        if (up->partition_of.empty()) break;
+        root = up->partition_of;
+      }
+      Error(n.loc, "table '" + n.value + "' is a partition of '" + t->info->partition_of + "'; sluice changes a "
+                       "partitioned table through its root: name '" + root + "' instead",
+            StatusCode::kFailedPrecondition);
+      return nullptr;
+    }
     if (!t) {
       std::string hint;
       for (const auto& dropped : dropped_logical_) {
@@ -222,6 +242,26 @@ class Compiler {
   void DropConstraintColumns(VTable& t, const plan::Name& name, const std::map<std::string, std::string>& up,
                              const std::map<std::string, std::string>& down);
   void BuildCompletion();
+  // What depends on the columns, tables and indexes complete drops
+  // (dependents.h): handled by complete's steps, or refused here.
+  void PlanContractDependents();
+  Cause CurrentCause() const { return {op_ ? op_->loc : plan::SourceLoc{}, origin_}; }
+  // Refuses changing a partition directly or, on a partitioned table, what
+  // sluice cannot yet do without blocking writes.
+  bool RequireNotPartition(const VTable& t, plan::SourceLoc loc);
+  bool Partitioned(const VTable& t) const { return t.info && t.info->partitioned; }
+  // Refuses `what` on a partitioned table (PostgreSQL cannot do it without
+  // blocking writes, or at all); true when the table is not partitioned.
+  bool RefusePartitioned(const VTable& t, plan::SourceLoc loc, const std::string& what);
+  // The partitions' part of an index on partitioned table `table`
+  // (recursively): `index` is the new index's name; when copying index
+  // `original`, each partition's copy is made from that partition's index
+  // of it, with `renames` applied, and `child_renames` gets (copy,
+  // original) pairs for complete. False (with an error) when a partition
+  // cannot be handled.
+  bool PartitionIndexes(const std::string& table, const std::string& index, const std::string& original,
+                        const std::map<std::string, std::string>& renames, std::vector<db::PartitionIndex>* out,
+                        std::vector<std::pair<std::string, std::string>>* child_renames);
   void BuildVersion();
 
   const plan::Plan& plan_;
@@ -240,6 +280,9 @@ class Compiler {
   std::set<std::string> index_names_;
   std::set<std::string> dropped_indexes_;
   std::set<std::string> touched_;
+  std::map<std::pair<std::string, std::string>, Cause> dropped_columns_;  // (table, column) by drop_column
+  std::map<std::string, Cause> dropped_table_causes_, dropped_index_causes_;
+  std::set<std::string> carried_indexes_;  // indexes rebuilt on copies
   bool raw_sql_ = false;
   bool irreversible_ = false;
   std::vector<std::string> irreversible_ops_;
@@ -253,6 +296,88 @@ class Compiler {
   CompiledMigration out_;
 };
 
+// Identifiers are at most 63 bytes on PostgreSQL: longer generated names
+// keep a hash of the whole so they stay distinct.
+std::string ShortName(const std::string& name) {
+  if (name.size() <= 63) return name;
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
+  char buf[20];
+  snprintf(buf, sizeof buf, "_%08llx", static_cast<unsigned long long>(h & 0xffffffffull));
+  return name.substr(0, 63 - 9) + buf;
+}
+
+bool Compiler::RequireNotPartition(const VTable& t, plan::SourceLoc loc) {
+  if (!t.info || t.info->partition_of.empty()) return true;
+  Error(loc, "table '" + t.logical + "' is a partition of '" + t.info->partition_of + "'; change the partitioned "
+             "table instead", StatusCode::kFailedPrecondition);
+  return false;
+}
+
+bool Compiler::RefusePartitioned(const VTable& t, plan::SourceLoc loc, const std::string& what) {
+  if (!Partitioned(t)) return true;
+  Error(loc, "table '" + t.logical + "' is partitioned, and " + what, StatusCode::kFailedPrecondition);
+  return false;
+}
+
+bool Compiler::PartitionIndexes(const std::string& table, const std::string& index, const std::string& original,
+                                const std::map<std::string, std::string>& renames,
+                                std::vector<db::PartitionIndex>* out,
+                                std::vector<std::pair<std::string, std::string>>* child_renames) {
+  const db::TableInfo* ti = schema_.FindTable(table);
+  if (!ti) return false;
+  if (static_cast<int>(ti->partitions.size()) != ti->partition_count) {
+    Error(op_->loc, "table '" + table + "' has partitions outside schema '" + schema_.name + "'; sluice builds an "
+                    "index on a partitioned table partition by partition and sees only that schema",
+          StatusCode::kFailedPrecondition);
+    return false;
+  }
+  for (const auto& p : ti->partitions) {
+    const db::TableInfo* pi = schema_.FindTable(p);
+    if (!pi) return false;
+    db::PartitionIndex px;
+    px.table = p;
+    px.parent = index;
+    px.partitioned = pi->partitioned;
+    std::string child_original;
+    if (!original.empty()) {
+      const db::IndexInfo* child = nullptr;
+      for (const auto& i : pi->indexes) {
+        if (i.parent_index == original) child = &i;
+      }
+      if (!child || child->definition.empty()) {
+        Error(op_->loc, "index '" + original + "' has no index on partition '" + p + "' attached to it, so sluice "
+                        "cannot copy it partition by partition; attach one (ALTER INDEX " + original +
+                        " ATTACH PARTITION ...) first",
+              StatusCode::kFailedPrecondition);
+        return false;
+      }
+      child_original = child->name;
+      px.name = d_.NewColumnName(child->name);
+      const std::string what = "cannot carry index '" + child->name + "' over to the copy";
+      px.raw_definition = Renamed(child->definition, db::SqlKind::kIndexDefinition, renames, what);
+      auto named = d_.RenameIndex(px.raw_definition, child->name, px.name);
+      if (!named.ok()) {
+        Error(op_->loc, what + ": " + named.status().message(), named.status().code());
+        return false;
+      }
+      px.raw_definition = *named;
+      child_renames->push_back({px.name, child->name});
+    } else {
+      px.name = ShortName(index + "_" + p);
+    }
+    if (index_names_.count(px.name) || NameTakenAsRelation(px.name)) {
+      Error(op_->loc, "an index or relation named '" + px.name + "' (for partition '" + p + "') already exists",
+            StatusCode::kAlreadyExists);
+      return false;
+    }
+    index_names_.insert(px.name);
+    out->push_back(px);
+    if (pi->partitioned && !PartitionIndexes(p, px.name, child_original, renames, out, child_renames)) return false;
+  }
+  return true;
+}
+
 db::ForeignKeySpec Compiler::FkFromColumnRef(const plan::ForeignKeyReference& r, const std::string& column) {
   db::ForeignKeySpec fk;
   fk.name = r.name.value;
@@ -264,7 +389,7 @@ db::ForeignKeySpec Compiler::FkFromColumnRef(const plan::ForeignKeyReference& r,
   fk.initially_deferred = r.initially_deferred;
   VTable* rt = FindTable(r.table.value);
   if (!rt) {
-    RequireTable(r.table);
+    RequireTable(r.table, false);
     return fk;
   }
   fk.ref_table = rt->physical;
@@ -340,10 +465,21 @@ std::optional<size_t> Compiler::Duplicate(VTable& t, VColumn& col, const std::st
                         "operation");
     return std::nullopt;
   }
+  if (!RequireNotPartition(t, op_->loc)) return std::nullopt;
+  if (const db::ColumnInfo* info = t.info ? t.info->FindColumn(col.physical) : nullptr;
+      info && (info->identity || info->generated)) {
+    Error(op_->loc, "column '" + t.logical + "." + col.logical + "' is " +
+                        (info->identity ? "an identity column" : "a generated column") +
+                        "; sluice would replace it by a plain copy and lose that property, so it cannot change it "
+                        "online",
+          StatusCode::kFailedPrecondition);
+    return std::nullopt;
+  }
   const std::string origin = col.physical;
   const std::string n = PickPhysicalColumn(t, col.logical);
   col.duplicated = true;
   col.origin = origin;
+  col.cause = CurrentCause();
   col.physical = n;
   t.changed = true;
   touched_.insert(t.physical);
@@ -371,7 +507,19 @@ std::optional<size_t> Compiler::Duplicate(VTable& t, VColumn& col, const std::st
       bool involves = std::find(con.columns.begin(), con.columns.end(), origin) != con.columns.end();
       if (!involves || con.name == skip_constraint) continue;
       if (con.type == db::ConstraintInfo::Type::kNotNull) continue;  // handled through not_null
-      if (con.columns.size() != 1 && con.type != db::ConstraintInfo::Type::kPrimaryKey) {
+      // A column's own CHECK goes with it; another CHECK that names it stops
+      // databases that cannot drop such a column (SQLite) at complete.
+      const bool own_check = con.type == db::ConstraintInfo::Type::kCheck && con.declared_on == origin;
+      if (con.type == db::ConstraintInfo::Type::kCheck && !own_check && !d_.drops_columns_named_by_checks()) {
+        Error(op_->loc, "column '" + t.logical + "." + col.logical + "' is named by CHECK constraint '" + con.name +
+                            "', declared " + (con.declared_on.empty() ? "on the table" : "on column '" +
+                            con.declared_on + "'") + "; " + std::string(d_.name() == "sqlite" ? "SQLite" : "the "
+                            "database") + " cannot drop the old column while that constraint names it, so complete "
+                            "would fail. Declare the check on the column itself (in a new table), or drop it first",
+              StatusCode::kFailedPrecondition);
+        continue;
+      }
+      if (con.columns.size() != 1 && !own_check && con.type != db::ConstraintInfo::Type::kPrimaryKey) {
         if (InGroup(con.columns) && (con.type == db::ConstraintInfo::Type::kCheck ||
                                      con.type == db::ConstraintInfo::Type::kForeignKey ||
                                      con.type == db::ConstraintInfo::Type::kUnique)) {
@@ -396,6 +544,11 @@ std::optional<size_t> Compiler::Duplicate(VTable& t, VColumn& col, const std::st
         Complete(kStageFinalize, db::ValidateConstraintStep{t.physical, temp});
         if (temp != con.name) Complete(kStageRenameObjects, db::RenameConstraintStep{t.physical, temp, con.name});
       } else if (con.type == db::ConstraintInfo::Type::kForeignKey && con.fk) {
+        if (!RefusePartitioned(t, op_->loc, "PostgreSQL cannot add the copy of foreign key '" + con.name +
+                                                "' NOT VALID there (it would scan the table under its lock); drop "
+                                                "the foreign key before this migration and add it back after")) {
+          continue;
+        }
         db::ForeignKeySpec fk = *con.fk;
         fk.name = temp;
         fk.columns = {n};
@@ -421,18 +574,33 @@ std::optional<size_t> Compiler::Duplicate(VTable& t, VColumn& col, const std::st
 
   if (t.info) {
     for (const auto& idx : t.info->indexes) {
-      bool involves = std::find(idx.columns.begin(), idx.columns.end(), origin) != idx.columns.end();
+      // Every column the index reads: keys, expressions, predicate, INCLUDE.
+      const std::vector<std::string>& reads = idx.ColumnsRead();
+      bool involves = std::find(reads.begin(), reads.end(), origin) != reads.end();
       if (!involves || idx.primary) continue;
       if (!skip_constraint.empty() && (idx.constraint == skip_constraint || idx.name == skip_constraint)) continue;
-      if (idx.columns.size() != 1) {
+      if (reads.size() != 1) {
         const db::ConstraintInfo* backs = idx.constraint.empty() ? nullptr : t.info->FindConstraint(idx.constraint);
-        if (InGroup(idx.columns) && (!backs || backs->type == db::ConstraintInfo::Type::kUnique)) {
+        if (InGroup(reads) && (!backs || backs->type == db::ConstraintInfo::Type::kUnique)) {
           group_indexes_.insert(idx.name);
           continue;
         }
-        Error(op_->loc, "column '" + t.logical + "." + col.logical + "' is part of the multi-column index '" +
-                            idx.name + "'; sluice cannot yet carry a multi-column index over to a new copy of one "
-                            "of its columns. Drop the index first (drop_index), then recreate it afterwards");
+        std::vector<std::string> others;
+        for (const auto& r : reads) {
+          if (r != origin) others.push_back(r);
+        }
+        Error(op_->loc, "column '" + t.logical + "." + col.logical + "' is read by index '" + idx.name +
+                            "', which also reads " + Join(others) + " (" + idx.definition +
+                            "); sluice cannot yet carry an index that reads several columns over to a new copy of "
+                            "one of them, and complete's DROP COLUMN would remove it. Drop the index first "
+                            "(drop_index), then recreate it afterwards",
+              StatusCode::kFailedPrecondition);
+        continue;
+      }
+      if (idx.definition.empty() && !idx.columns.empty() && idx.columns[0] != origin) {
+        Error(op_->loc, "index '" + idx.name + "' reads column '" + t.logical + "." + col.logical +
+                            "' in an expression, and its definition is unknown, so sluice cannot carry it over",
+              StatusCode::kFailedPrecondition);
         continue;
       }
       db::IndexSpec spec;
@@ -453,8 +621,25 @@ std::optional<size_t> Compiler::Duplicate(VTable& t, VColumn& col, const std::st
                             "statement; SQLite cannot drop such a column, so it cannot be replaced by a new copy");
         continue;
       }
+      if (!idx.constraint.empty() &&
+          !RefusePartitioned(t, op_->loc, "PostgreSQL cannot turn the copy of the index of constraint '" +
+                                              idx.constraint + "' into a constraint there (ADD CONSTRAINT ... USING "
+                                              "INDEX); drop the constraint before this migration and add it back "
+                                              "after")) {
+        continue;
+      }
+      db::CreateIndexStep create{spec, {}};
+      std::vector<std::pair<std::string, std::string>> child_renames;
+      if (Partitioned(t) &&
+          !PartitionIndexes(t.physical, spec.name, idx.name, {{origin, n}}, &create.partitions, &child_renames)) {
+        continue;
+      }
       index_names_.insert(spec.name);
-      Start(db::CreateIndexStep{spec}, db::DropIndexStep{t.physical, spec.name});
+      carried_indexes_.insert(idx.name);
+      Start(create, db::DropIndexStep{t.physical, spec.name, Partitioned(t)});
+      for (const auto& [copy, original] : child_renames) {
+        Complete(kStageRenameObjects, db::RenameIndexStep{t.physical, copy, original, ""});
+      }
       // The original goes before the old column does (an index that backs a
       // constraint goes with its constraint). Where DDL is not one
       // transaction, DROP INDEX CONCURRENTLY would run after the main
@@ -531,6 +716,11 @@ void Compiler::CarryOverGroup(VTable& t) {
         std::string expr = rename_all(con.check_expr, db::SqlKind::kExpression, con.name);
         Start(db::AddCheckStep{t.physical, {temp, expr, false}, true}, db::DropConstraintStep{t.physical, temp});
       } else if (con.fk) {
+        if (!RefusePartitioned(t, op_->loc, "PostgreSQL cannot add the copy of foreign key '" + con.name +
+                                                "' NOT VALID there; drop it before this migration and add it back "
+                                                "after")) {
+          continue;
+        }
         db::ForeignKeySpec fk = *con.fk;
         fk.name = temp;
         fk.columns = cols;
@@ -543,8 +733,16 @@ void Compiler::CarryOverGroup(VTable& t) {
     }
     for (const auto& idx : t.info->indexes) {
       if (!group_indexes_.count(idx.name)) continue;
-      std::vector<std::string> cols;
-      if (!copies_of(idx.columns, &cols)) continue;
+      std::vector<std::string> cols, reads;
+      if (!copies_of(idx.ColumnsRead(), &reads)) continue;
+      for (const auto& c : idx.columns) {
+        auto it = group_copies_.find(c);
+        cols.push_back(it == group_copies_.end() ? c : it->second);
+      }
+      if (!RefusePartitioned(t, op_->loc, "sluice cannot yet copy index '" + idx.name + "' (several of its columns "
+                                              "change) there; drop it before this migration and recreate it after")) {
+        continue;
+      }
       if (!idx.constraint.empty() && d_.name() == "sqlite") {
         Error(op_->loc, "the columns of table '" + t.logical + "' are declared UNIQUE (" + Join(idx.columns) +
                             ") in its CREATE TABLE statement; SQLite cannot drop such columns, so they cannot be "
@@ -565,7 +763,8 @@ void Compiler::CarryOverGroup(VTable& t) {
         }
       }
       index_names_.insert(spec.name);
-      Start(db::CreateIndexStep{spec}, db::DropIndexStep{t.physical, spec.name});
+      carried_indexes_.insert(idx.name);
+      Start(db::CreateIndexStep{spec, {}}, db::DropIndexStep{t.physical, spec.name});
       if (idx.constraint.empty()) {
         // See Duplicate: without transactional DDL the column drop takes it.
         if (d_.transactional_ddl()) Complete(kStageDropIndex, db::DropIndexStep{t.physical, idx.name});
@@ -647,7 +846,7 @@ void Compiler::Op(const plan::CreateTable& op) {
       if (c.references->table.value == op.name.value) {
         fk.ref_table = op.name.value;
         for (const auto& rc : c.references->columns) fk.ref_columns.push_back(rc.value);
-      } else if (VTable* rt = RequireTable(c.references->table)) {
+      } else if (VTable* rt = RequireTable(c.references->table, false)) {
         fk.ref_table = rt->physical;
         for (const auto& rc : c.references->columns) {
           if (VColumn* col = RequireColumn(*rt, rc)) fk.ref_columns.push_back(col->physical);
@@ -733,6 +932,16 @@ void Compiler::Op(const plan::AddColumn& op) {
   if (!c.nullable && !inline_not_null) {
     guard = GuardName(*t, c.name.value);
     spec.not_null_guard = guard;
+  }
+  if (!spec.references.empty() &&
+      !RefusePartitioned(*t, c.loc, "PostgreSQL cannot add a foreign key NOT VALID there (it would scan the table "
+                                    "under its lock); add the column, then the foreign key in a later migration")) {
+    return;
+  }
+  if (c.unique && !RefusePartitioned(*t, c.loc, "PostgreSQL cannot make a unique index built without blocking "
+                                                "writes into a constraint there; use create_index with unique: "
+                                                "true (it must include the partition key)")) {
+    return;
   }
   touched_.insert(t->physical);
   t->changed = true;
@@ -844,6 +1053,16 @@ void Compiler::Op(const plan::AlterColumn& op) {
                                  op.check->no_inherit});
     Complete(kStageFinalize, db::ValidateConstraintStep{t->physical, op.check->name.value});
   }
+  if (op.references && !RefusePartitioned(*t, op.references->name.loc,
+                                          "PostgreSQL cannot add a foreign key NOT VALID there; add it in a later "
+                                          "migration")) {
+    return;
+  }
+  if (op.unique && !RefusePartitioned(*t, op.unique->name.loc,
+                                      "PostgreSQL cannot make a unique index built without blocking writes into a "
+                                      "constraint there; use create_index with unique: true")) {
+    return;
+  }
   if (op.references) {
     db::ForeignKeySpec fk = FkFromColumnRef(*op.references, copy->physical);
     add.column.references.push_back(fk);
@@ -919,6 +1138,7 @@ void Compiler::Op(const plan::DropColumn& op) {
   }
   t->changed = true;
   touched_.insert(t->physical);
+  dropped_columns_[{t->physical, col->physical}] = CurrentCause();
   t->columns.erase(t->columns.begin() + (col - t->columns.data()));
 }
 
@@ -955,6 +1175,7 @@ void Compiler::Op(const plan::DropTable& op) {
   }
   touched_.insert(t->physical);
   dropped_physical_.push_back(t->physical);
+  dropped_table_causes_[t->physical] = CurrentCause();
   tables_.erase(tables_.begin() + (t - tables_.data()));
 }
 
@@ -979,8 +1200,11 @@ void Compiler::Op(const plan::CreateIndex& op) {
     idx.elements.push_back({c->physical, f.collate, f.opclass, f.opclass_params, f.sort, f.nulls});
   }
   index_names_.insert(idx.name);
+  db::CreateIndexStep create{idx, {}};
+  std::vector<std::pair<std::string, std::string>> unused;
+  if (Partitioned(*t) && !PartitionIndexes(t->physical, idx.name, "", {}, &create.partitions, &unused)) return;
   touched_.insert(t->physical);
-  Start(db::CreateIndexStep{idx}, db::DropIndexStep{t->physical, idx.name});
+  Start(create, db::DropIndexStep{t->physical, idx.name, Partitioned(*t)});
 }
 
 void Compiler::Op(const plan::DropIndex& op) {
@@ -994,10 +1218,24 @@ void Compiler::Op(const plan::DropIndex& op) {
                            "'; drop the constraint instead (drop_multicolumn_constraint)");
     return;
   }
+  if (!idx->parent_index.empty()) {
+    Error(op.name.loc, "index '" + op.name.value + "' is a partition's part of index '" + idx->parent_index +
+                           "'; drop '" + idx->parent_index + "' instead",
+          StatusCode::kFailedPrecondition);
+    return;
+  }
+  const db::TableInfo* owner = schema_.FindTable(idx->table);
+  if (owner && !owner->partition_of.empty()) {
+    Error(op.name.loc, "index '" + op.name.value + "' is on partition '" + idx->table + "'; sluice changes a "
+                           "partitioned table through its root",
+          StatusCode::kFailedPrecondition);
+    return;
+  }
   dropped_indexes_.insert(op.name.value);
+  dropped_index_causes_[op.name.value] = CurrentCause();
   index_names_.erase(op.name.value);
   touched_.insert(idx->table);
-  Complete(kStageDropIndex, db::DropIndexStep{idx->table, idx->name});
+  Complete(kStageDropIndex, db::DropIndexStep{idx->table, idx->name, owner && owner->partitioned});
 }
 
 void Compiler::Op(const plan::CreateConstraint& op) {
@@ -1042,7 +1280,7 @@ void Compiler::Op(const plan::CreateConstraint& op) {
     fk.deferrable = op.deferrable;
     fk.initially_deferred = op.initially_deferred;
     for (const auto& s : op.references->on_delete_set_columns) fk.on_delete_set_columns.push_back(s.value);
-    if (VTable* rt = RequireTable(op.references->table)) {
+    if (VTable* rt = RequireTable(op.references->table, false)) {
       fk.ref_table = rt->physical;
       for (const auto& rc : op.references->columns) {
         if (VColumn* c = RequireColumn(*rt, rc)) fk.ref_columns.push_back(c->physical);
@@ -1297,8 +1535,10 @@ void Compiler::BuildCompletion() {
       // Indexes on a dropped column go first (SQLite cannot drop an indexed
       // column; PostgreSQL would drop them under the table's lock).
       for (const auto& idx : t.info->indexes) {
-        bool involves = std::find(idx.columns.begin(), idx.columns.end(), oc.name) != idx.columns.end();
+        const std::vector<std::string>& reads = idx.ColumnsRead();
+        bool involves = std::find(reads.begin(), reads.end(), oc.name) != reads.end();
         if (!involves || dropped_indexes_.count(idx.name) || idx.primary || !idx.constraint.empty()) continue;
+        if (!idx.parent_index.empty()) continue;  // goes with its partitioned index
         bool already = false;
         for (const auto& s : complete_[kStageDropIndex]) {
           if (auto* di = std::get_if<db::DropIndexStep>(&s.body); di && di->name == idx.name) already = true;
@@ -1336,6 +1576,45 @@ void Compiler::BuildCompletion() {
   for (auto& t : tables_) {
     if (!t.created && t.physical != t.logical) Complete(kStageRenameTable, db::RenameTableStep{t.physical, t.logical});
   }
+  PlanContractDependents();
+}
+
+void Compiler::PlanContractDependents() {
+  Contract c;
+  for (const auto& t : tables_) {
+    if (t.created || !t.info) continue;
+    std::set<std::string> used;
+    for (const auto& col : t.columns) used.insert(col.physical);
+    for (const auto& oc : t.info->columns) {
+      if (used.count(oc.name)) continue;
+      ContractedColumn cc{t.physical, oc.name, "", "", t.logical, {{}, "complete"}};
+      for (const auto& col : t.columns) {
+        if (col.duplicated && col.origin == oc.name) {
+          cc.copy = col.physical;
+          cc.final_name = col.logical;
+          cc.cause = col.cause;
+        }
+      }
+      if (cc.copy.empty()) {
+        auto it = dropped_columns_.find({t.physical, oc.name});
+        if (it != dropped_columns_.end()) cc.cause = it->second;
+      }
+      c.columns.push_back(std::move(cc));
+    }
+  }
+  for (const auto& d : dropped_physical_) {
+    auto it = dropped_table_causes_.find(d);
+    c.tables.push_back({d, it == dropped_table_causes_.end() ? Cause{{}, "complete"} : it->second});
+  }
+  for (const auto& [index, cause] : dropped_index_causes_) c.indexes.push_back({index, cause});
+  c.carried_indexes = carried_indexes_;
+  DependentsPlan p = PlanDependents(c, schema_, d_, plan_.file);
+  for (auto& e : p.errors) {
+    if (first_code_ == StatusCode::kOk) first_code_ = StatusCode::kFailedPrecondition;
+    errors_.push_back(std::move(e));
+  }
+  for (auto& s : p.before_drop) complete_[kStageUnpin].push_back(std::move(s));
+  for (auto& s : p.after_rename) complete_[kStageRepin].push_back(std::move(s));
 }
 
 void Compiler::BuildVersion() {

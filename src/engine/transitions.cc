@@ -7,6 +7,7 @@
 #include "engine/engine.h"
 #include "engine/phase.h"
 #include "engine/record.h"
+#include "engine/schema_json.h"
 
 namespace sluice::engine {
 
@@ -34,6 +35,36 @@ Result<std::vector<db::Step>> AroundOtherVersions(StateStore& store, const db::D
   before.insert(before.end(), steps.begin(), steps.end());
   before.insert(before.end(), after.begin(), after.end());
   return before;
+}
+// Wraps a rollback's `steps` so that the views sluice itself made in the live
+// alias and in other in-flight versions for tables a `sql` operation of this
+// migration created (FillUnknownTables shows every table of the schema) do
+// not pin them when its `down` drops them: every such view of a table that
+// did not exist before start goes first and comes back if its table remains.
+Result<std::vector<db::Step>> UnpinCreatedTables(StateStore& store, const db::Dialect& d, const Loaded& l,
+                                                 std::vector<db::Step> steps) {
+  if (!d.versioned_namespaces()) return steps;
+  std::vector<std::string> keep;
+  if (!l.rec.schema_before.empty()) {
+    SLUICE_ASSIGN_OR_RETURN(db::Schema before, SchemaFromJson(l.rec.schema_before));
+    for (const auto& [name, t] : before.tables) keep.push_back(name);
+  }
+  std::vector<std::string> versions;
+  SLUICE_ASSIGN_OR_RETURN(auto all, store.List());
+  for (const auto& m : all) {
+    if (m.name == l.rec.name || !m.in_flight()) continue;
+    SLUICE_ASSIGN_OR_RETURN(Loaded other, LoadMigration(store, d, m.name));
+    for (const auto& t : other.compiled.version.tables) {
+      keep.push_back(t.logical);
+      keep.push_back(t.physical);
+    }
+    versions.push_back(m.version);
+  }
+  std::vector<db::Step> out;
+  out.push_back({db::UnpinViewsStep{versions, keep, false}, "rollback: unpin created tables"});
+  out.insert(out.end(), steps.begin(), steps.end());
+  out.push_back({db::UnpinViewsStep{versions, keep, true}, "rollback: unpin created tables"});
+  return out;
 }
 // Later phases replay what start recorded. A migration started by a sluice
 // that kept no recording (0.1) cannot be replayed faithfully: this sluice
@@ -168,9 +199,11 @@ Status Engine::Rollback(const std::string& migration, bool force) {
                               name + "` (which rolls back everything else and leaves that SQL's effects in place), "
                               "or go forward with `sluice complete " + name + "`");
   }
+  // The live alias switches back first: it shows every table, so the
+  // unpinning comes after it.
   std::vector<db::Step> steps;
-  if (l.rec.live == "new") steps.insert(steps.end(), l.switch_back.begin(), l.switch_back.end());
-  steps.insert(steps.end(), l.compiled.rollback.begin(), l.compiled.rollback.end());
+  SLUICE_ASSIGN_OR_RETURN(steps, UnpinCreatedTables(store, conn->dialect(), l, l.compiled.rollback));
+  if (l.rec.live == "new") steps.insert(steps.begin(), l.switch_back.begin(), l.switch_back.end());
   SLUICE_ASSIGN_OR_RETURN(steps, AroundOtherVersions(store, conn->dialect(), l, std::move(steps)));
   PhaseRun run;
   run.migration = name;

@@ -11,6 +11,7 @@
 #include <map>
 
 #include "common/sql_text.h"
+#include "db/postgres/postgres_catalog.h"
 #include "db/postgres/postgres_dialect.h"
 #include "db/postgres/postgres_errors.h"
 
@@ -491,9 +492,14 @@ Result<Schema> PgConnection::Introspect() {
   Schema schema;
   schema.name = d_.schema();
   const Value ns = Value::Text(d_.schema());
+  // Partitions are tables too (relkind 'r', or 'p' when partitioned
+  // again); each knows its parent, each parent its partitions.
   auto tables = Query(
-      "SELECT c.relname, c.relreplident, obj_description(c.oid, 'pg_class') FROM pg_class c JOIN pg_namespace n ON "
-      "n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY c.relname",
+      "SELECT c.relname, c.relreplident, obj_description(c.oid, 'pg_class'), c.relkind = 'p', coalesce((SELECT "
+      "p.relname FROM pg_inherits h JOIN pg_class p ON p.oid = h.inhparent WHERE h.inhrelid = c.oid AND "
+      "c.relispartition), ''), (SELECT count(*) FROM pg_inherits h WHERE h.inhparent = c.oid AND c.relkind = 'p') "
+      "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND "
+      "c.relkind IN ('r', 'p') ORDER BY c.relname",
       {ns});
   if (!tables.ok()) return tables.status();
   for (const auto& r : tables->rows) {
@@ -501,7 +507,14 @@ Result<Schema> PgConnection::Introspect() {
     t.name = r[0].text;
     t.replica_identity = r[1].text;
     if (!r[2].is_null()) t.comment = r[2].text;
+    t.partitioned = r[3].text == "t";
+    t.partition_of = r[4].text;
+    t.partition_count = static_cast<int>(r[5].AsInt());
     schema.tables[t.name] = std::move(t);
+  }
+  for (const auto& [name, t] : schema.tables) {
+    auto parent = schema.tables.find(t.partition_of);
+    if (!t.partition_of.empty() && parent != schema.tables.end()) parent->second.partitions.push_back(name);
   }
   auto views = Query(
       "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND "
@@ -535,7 +548,9 @@ Result<Schema> PgConnection::Introspect() {
 
   auto idx = Query(
       "SELECT tc.relname, ic.relname, i.indisunique, i.indisprimary, i.indisvalid, i.indpred IS NOT NULL, "
-      "pg_get_indexdef(i.indexrelid), coalesce(con.conname, ''), i.indisreplident FROM pg_index i JOIN pg_class ic "
+      "pg_get_indexdef(i.indexrelid), coalesce(con.conname, ''), i.indisreplident, coalesce((SELECT p.relname FROM "
+      "pg_inherits h JOIN pg_class p ON p.oid = h.inhparent WHERE h.inhrelid = i.indexrelid), '') FROM pg_index i "
+      "JOIN pg_class ic "
       "ON ic.oid = i.indexrelid JOIN pg_class tc ON tc.oid = i.indrelid JOIN pg_namespace n ON n.oid = "
       "tc.relnamespace LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid AND "
       "con.contype IN ('p', 'u', 'x') WHERE n.nspname = $1 AND tc.relkind IN ('r', 'p') ORDER BY tc.relname, "
@@ -551,6 +566,19 @@ Result<Schema> PgConnection::Introspect() {
   if (!idx_cols.ok()) return idx_cols.status();
   std::map<std::string, std::vector<std::string>> columns_of_index;
   for (const auto& r : idx_cols->rows) columns_of_index[r[0].text].push_back(r[1].text);
+  // Every column an index reads: its key and INCLUDE columns, and (through
+  // pg_depend) the columns of its expressions and predicate.
+  auto idx_reads = Query(
+      "SELECT ic.relname, a.attname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class tc ON "
+      "tc.oid = i.indrelid JOIN pg_namespace n ON n.oid = tc.relnamespace JOIN pg_attribute a ON a.attrelid = "
+      "i.indrelid AND a.attnum > 0 AND NOT a.attisdropped WHERE n.nspname = $1 AND (a.attnum = ANY (i.indkey::int2[]) "
+      "OR EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid AND "
+      "d.refclassid = 'pg_class'::regclass AND d.refobjid = i.indrelid AND d.refobjsubid = a.attnum)) ORDER BY "
+      "ic.relname, a.attnum",
+      {ns});
+  if (!idx_reads.ok()) return idx_reads.status();
+  std::map<std::string, std::vector<std::string>> reads_of_index;
+  for (const auto& r : idx_reads->rows) reads_of_index[r[0].text].push_back(r[1].text);
   for (const auto& r : idx->rows) {
     auto it = schema.tables.find(r[0].text);
     if (it == schema.tables.end()) continue;
@@ -564,6 +592,8 @@ Result<Schema> PgConnection::Introspect() {
     i.definition = r[6].text;
     i.constraint = r[7].text;
     i.columns = columns_of_index[i.name];
+    i.reads = reads_of_index[i.name];
+    i.parent_index = r[9].text;
     if (r[8].text == "t") it->second.replica_identity_index = i.name;
     if (i.primary) it->second.primary_key = i.columns;
     it->second.indexes.push_back(std::move(i));
@@ -623,6 +653,7 @@ Result<Schema> PgConnection::Introspect() {
     }
     it->second.constraints.push_back(std::move(c));
   }
+  SLUICE_RETURN_IF_ERROR(IntrospectDependents(*this, d_, &schema));
   return schema;
 }
 

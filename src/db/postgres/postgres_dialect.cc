@@ -4,6 +4,7 @@
 #include <set>
 
 #include "common/sql_text.h"
+#include "db/postgres/postgres_catalog.h"
 
 namespace sluice::db {
 namespace {
@@ -471,35 +472,67 @@ struct Renderer {
   void operator()(const ValidateConstraintStep& s) {
     Prepare("ALTER TABLE " + T(s.table) + " VALIDATE CONSTRAINT " + Q(s.name));
   }
+  // CREATE INDEX for `i` named `name` on `table` (or, when `raw` is set,
+  // that pg_get_indexdef text): CONCURRENTLY, or ON ONLY a partitioned
+  // table (which cannot be indexed concurrently; its partitions are).
+  std::string IndexSql(const IndexSpec& i, const std::string& name, const std::string& table, const std::string& raw,
+                       bool only) const {
+    if (!raw.empty()) {
+      // pg_get_indexdef prints ON ONLY for a partitioned table's index.
+      std::string sql = raw;
+      size_t at = sql::Lower(sql).find("index ");
+      if (at != std::string::npos) sql.insert(at + 6, only ? "IF NOT EXISTS " : "CONCURRENTLY IF NOT EXISTS ");
+      return sql;
+    }
+    return std::string("CREATE ") + (i.unique ? "UNIQUE " : "") + "INDEX " + (only ? "" : "CONCURRENTLY ") +
+           "IF NOT EXISTS " + Q(name) + " ON " + (only ? "ONLY " : "") + T(table) +
+           (i.method.empty() ? "" : " USING " + i.method) + " (" + IndexElements(i.elements) + ")" +
+           (i.include.empty() ? "" : " INCLUDE (" + JoinQ(i.include) + ")") +
+           (i.nulls_not_distinct ? " NULLS NOT DISTINCT" : "") +
+           (i.storage_parameters.empty() ? "" : " WITH (" + i.storage_parameters + ")") +
+           (i.tablespace.empty() ? "" : " TABLESPACE " + Q(i.tablespace)) +
+           (i.predicate.empty() ? "" : " WHERE " + i.predicate);
+  }
+  void Outside(std::string sql, std::string rebuild = "") {
+    Statement st;
+    st.sql = std::move(sql);
+    st.outside_transaction = true;
+    st.rebuild_invalid_index = std::move(rebuild);
+    out.push_back(std::move(st));
+  }
   void operator()(const CreateIndexStep& s) {
     const auto& i = s.index;
-    std::string sql;
-    if (!i.raw_definition.empty()) {
-      // pg_get_indexdef text of the index being copied: make it concurrent.
-      sql = i.raw_definition;
-      std::string lower = sql::Lower(sql);
-      size_t at = lower.find("index ");
-      if (at != std::string::npos) sql.insert(at + 6, "CONCURRENTLY IF NOT EXISTS ");
-    } else {
-      sql = std::string("CREATE ") + (i.unique ? "UNIQUE " : "") + "INDEX CONCURRENTLY IF NOT EXISTS " + Q(i.name) +
-            " ON " + T(i.table) + (i.method.empty() ? "" : " USING " + i.method) + " (" + IndexElements(i.elements) +
-            ")" + (i.include.empty() ? "" : " INCLUDE (" + JoinQ(i.include) + ")") +
-            (i.nulls_not_distinct ? " NULLS NOT DISTINCT" : "") +
-            (i.storage_parameters.empty() ? "" : " WITH (" + i.storage_parameters + ")") +
-            (i.tablespace.empty() ? "" : " TABLESPACE " + Q(i.tablespace)) +
-            (i.predicate.empty() ? "" : " WHERE " + i.predicate);
+    if (s.partitions.empty()) {
+      Outside(IndexSql(i, i.name, i.table, i.raw_definition, false), Q(d.schema()) + "." + Q(i.name));
+      return;
     }
-    Statement st;
-    st.sql = sql;
-    st.outside_transaction = true;
-    st.rebuild_invalid_index = Q(d.schema()) + "." + Q(i.name);
-    out.push_back(st);
+    // The standard way for a partitioned table: an (invalid) index ON ONLY
+    // the table, each partition's index built CONCURRENTLY (ON ONLY again
+    // for a partition that is partitioned itself), then attached, deepest
+    // first; the last attach makes the parent valid. Every statement is
+    // safe to repeat (IF NOT EXISTS; attaching an attached index does
+    // nothing), so a start interrupted here resumes.
+    Outside(IndexSql(i, i.name, i.table, i.raw_definition, true));
+    for (const auto& p : s.partitions) {
+      if (p.partitioned) {
+        Outside(IndexSql(i, p.name, p.table, p.raw_definition, true));
+      } else {
+        Outside(IndexSql(i, p.name, p.table, p.raw_definition, false), Q(d.schema()) + "." + Q(p.name));
+      }
+    }
+    for (auto it = s.partitions.rbegin(); it != s.partitions.rend(); ++it) {
+      Outside("ALTER INDEX " + Q(d.schema()) + "." + Q(it->parent) + " ATTACH PARTITION " + Q(d.schema()) + "." +
+              Q(it->name));
+    }
   }
   void operator()(const DropIndexStep& s) {
-    Statement st;
-    st.sql = "DROP INDEX CONCURRENTLY IF EXISTS " + Q(d.schema()) + "." + Q(s.name);
-    st.outside_transaction = true;
-    out.push_back(st);
+    if (s.partitioned) {
+      // PostgreSQL cannot drop a partitioned index concurrently; this takes
+      // its partitions' indexes along.
+      Sql("DROP INDEX IF EXISTS " + Q(d.schema()) + "." + Q(s.name));
+      return;
+    }
+    Outside("DROP INDEX CONCURRENTLY IF EXISTS " + Q(d.schema()) + "." + Q(s.name));
   }
   void operator()(const RenameIndexStep& s) {
     Sql("ALTER INDEX " + Q(d.schema()) + "." + Q(s.from) + " RENAME TO " + Q(s.to));
@@ -691,7 +724,9 @@ struct Renderer {
         "a.attname), ', ' ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT "
         "a.attisdropped AND a.attname NOT LIKE '\\_sluice\\_%') AS cols FROM pg_class t JOIN pg_namespace n "
         "ON n.oid = t.relnamespace WHERE n.nspname = " + QuoteLiteral(d.schema()) +
-        " AND t.relkind IN ('r', 'p') AND t.relname NOT IN (''" + known + ")" + restrict +
+        // Partitions are reached through their parent (the base schema stays
+        // on the path for the rare query that names one).
+        " AND t.relkind IN ('r', 'p') AND NOT t.relispartition AND t.relname NOT IN (''" + known + ")" + restrict +
         // Dropped and recreated, not replaced: a table's columns may have
         // been reordered by a completed migration since the view was made.
         " LOOP EXECUTE format('DROP VIEW IF EXISTS %I.%I', " + QuoteLiteral(schema) + ", r.relname); "
@@ -715,6 +750,18 @@ struct Renderer {
     } else {
       FillUnknownTables(schema, s.version, true, s.tables);
     }
+  }
+  void operator()(const SaveDependentViewsStep& s) {
+    if (!s.columns.empty()) Sql(SaveDependentViewsSql(d, s.columns));
+  }
+  void operator()(const RestoreDependentViewsStep&) { Sql(RestoreDependentViewsSql()); }
+  void operator()(const SetSequenceOwnerStep& s) {
+    Sql("ALTER SEQUENCE " + Q(s.sequence_schema) + "." + Q(s.sequence) + " OWNED BY " + T(s.table) + "." +
+        Q(s.column));
+  }
+  void operator()(const UnpinViewsStep& s) {
+    std::string q = UnpinViewsSql(d, s);
+    if (!q.empty()) Sql(std::move(q));
   }
   void operator()(const SetLiveStep& s) {
     // The live alias reads the base tables directly (not the version's

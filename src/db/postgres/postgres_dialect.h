@@ -37,6 +37,7 @@ class PostgresDialect : public Dialect {
   // chunk waits for its commit, so the chunk time bounds that wait (the
   // p99 figure of docs/performance.md).
   int64_t default_chunk_target_ms() const override { return 30; }
+  bool recreates_dependent_views() const override { return true; }
   Status CheckSupported(const Step& step) const override;
   std::vector<Statement> Render(const Step& step) const override;
   std::string Table(std::string_view table) const override;
@@ -79,6 +80,7 @@ class PostgresDialect : public Dialect {
   static std::string QuoteIfNeeded(std::string_view name);
 
   const std::string& schema() const { return schema_; }
+  const std::string& state_schema() const { return state_schema_; }
   std::string VersionSchema(const std::string& version) const;
   std::string LiveSchema() const;
   // PostgreSQL truncates identifiers to 63 bytes; longer generated names

@@ -696,17 +696,17 @@ Result<Schema> SqliteConnection::Introspect() {
       ci.type = ConstraintInfo::Type::kCheck;
       ci.check_expr = chk.expr;
       ci.definition = "CHECK (" + chk.expr + ")";
-      if (!chk.column.empty()) {
-        ci.columns = {chk.column};
-      } else {
-        auto reads = dialect_.ColumnsRead(chk.expr);
-        if (!reads.ok()) {
-          return Status(reads.status().code(),
-                        "table " + t.name + ", CHECK constraint " + chk.name + ": " + reads.status().message());
-        }
-        for (const auto& c : t.columns) {
-          if (reads->count(dialect_.ColumnKey(c.name))) ci.columns.push_back(c.name);
-        }
+      ci.declared_on = chk.column;
+      // Every column it reads (a column's own CHECK may read others too),
+      // its own column first.
+      if (!chk.column.empty()) ci.columns = {chk.column};
+      auto reads = dialect_.ColumnsRead(chk.expr);
+      if (!reads.ok()) {
+        return Status(reads.status().code(),
+                      "table " + t.name + ", CHECK constraint " + chk.name + ": " + reads.status().message());
+      }
+      for (const auto& c : t.columns) {
+        if (c.name != chk.column && reads->count(dialect_.ColumnKey(c.name))) ci.columns.push_back(c.name);
       }
       t.constraints.push_back(ci);
     }

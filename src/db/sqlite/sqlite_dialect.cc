@@ -375,6 +375,12 @@ struct Renderer {
   }
   // SQLite versions have views only for the tables they migrate.
   void operator()(const RefreshVersionViewsStep&) {}
+  // Only PostgreSQL has these (recreates_dependent_views, sequences, alias
+  // and version schemas); SQLite compiles none of them.
+  void operator()(const SaveDependentViewsStep&) {}
+  void operator()(const RestoreDependentViewsStep&) {}
+  void operator()(const SetSequenceOwnerStep&) {}
+  void operator()(const UnpinViewsStep&) {}
   void operator()(const DropVersionStep& s) {
     for (const auto& m : s.version.tables) {
       if (!NeedsView(m)) continue;
@@ -474,6 +480,8 @@ Status SqliteDialect::CheckSupported(const Step& step) const {
             if (!e.nulls.empty()) return refuse("SQLite indexes cannot order NULLS " + e.nulls);
           }
           return Status::Ok();
+        } else if constexpr (std::is_same_v<T, SetSequenceOwnerStep> || std::is_same_v<T, SaveDependentViewsStep>) {
+          return refuse("SQLite has no sequences and no views to recreate");
         } else if constexpr (std::is_same_v<T, AttachIndexConstraintStep>) {
           if (s.primary_key) return refuse("SQLite cannot add a primary key to an existing table");
           return Status::Ok();

@@ -27,6 +27,7 @@ class SqliteDialect : public Dialect {
   bool transactional_ddl() const override { return true; }
   bool versioned_namespaces() const override { return false; }
   bool parallel_backfill() const override { return false; }
+  bool drops_columns_named_by_checks() const override { return false; }
   Status CheckSupported(const Step& step) const override;
   std::vector<Statement> Render(const Step& step) const override;
   std::string Table(std::string_view table) const override { return Quote(table); }
