@@ -13,6 +13,7 @@
 #include <random>
 #include <thread>
 
+#include "common/clock.h"
 #include "support/pg_cluster.h"
 #include "support/test_support.h"
 
@@ -142,9 +143,12 @@ void PauseTuneResume(Db& db, const TempDir& dir, std::vector<std::string> extra,
   observe();
   EXPECT_LE(Count(db, chunks) - held, workers) << "the backfill kept writing after it reported `paused`";
   held = Count(db, chunks);
+  // Taken before the resume (the chunks are stamped with the same wall
+  // clock): reading max(committed_at) after it raced the resumed backfill,
+  // which on a loaded machine could commit its chunks before the read.
+  const std::string resumed_at = NowIso();
   auto r = db.Sluice({"resume", "001_lower"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  std::string resumed_at = db.Value("SELECT max(committed_at) FROM " + db.State("chunks"));
   ASSERT_TRUE(Eventually([&] { return Count(db, chunks) >= held + 4; })) << "the backfill did not resume";
   // Chunks committed after the resume are at most 2000/2 rows.
   EXPECT_EQ(db.Value("SELECT count(*) FROM " + db.State("chunks") + " WHERE committed_at > '" + resumed_at +
