@@ -104,6 +104,11 @@ class Dialect {
   // of its own: sluice then uses the local one.
   virtual std::string EpochMillisSql() const { return {}; }
 
+  // A session statement letting sluice itself read a version that is not
+  // ready yet (the backfill gate counts rows through it before lifting the
+  // guard); `on` = false undoes it. "" when versions are not guarded by SQL.
+  virtual std::string ReadUnreadySql(bool /*on*/) const { return {}; }
+
   // Statements a backfill session runs once after connecting, so that the
   // dual-write triggers skip rows the backfill rewrites itself.
   virtual std::vector<std::string> BackfillSessionSetup() const { return {}; }

@@ -288,12 +288,31 @@ Status Engine::RunBackfill(db::Connection& conn_ref, NamedLock& lock, const Load
   }
   *rows = rows_after - rows_before;
   SLUICE_RETURN_IF_ERROR(result);
+  // The backfill gate: parity between the old and the new read path before
+  // the backfill is declared done. The new version's views still refuse
+  // readers; this session reads through them with the guard's sluice-only
+  // bypass (verification snapshots are transactions of their own, so this
+  // cannot share the transaction below).
+  const std::string bypass_on = d.ReadUnreadySql(true), bypass_off = d.ReadUnreadySql(false);
+  if (!bypass_on.empty()) SLUICE_RETURN_IF_ERROR(conn->Exec(bypass_on));
+  auto parity = MeasureParity(*conn, l);
+  if (!bypass_off.empty()) conn->Exec(bypass_off).IgnoreError();
+  SLUICE_RETURN_IF_ERROR(parity.status());
+  {
+    SLUICE_ASSIGN_OR_RETURN(gates::Inputs in, GateInputs(store, l));
+    in.parity = *parity;
+    gates::GateResult g = gates::EvaluateBackfill(in);
+    if (!g.passed) {
+      return FailedPrecondition("the backfill of '" + name + "' finished but its gate is not passed: " + g.Reason() +
+                                "; fix that and rerun `sluice backfill " + name + "` (version " + l.rec.version +
+                                " stays not ready)");
+    }
+  }
   // Declaring the backfill done and making the version usable are one
   // transaction: the version's views lose their readiness guard (the steps
-  // recorded at start as `ready`) and the backfill gate's parity is counted
-  // through those very views, so readers of the new version either get
-  // "not ready" or every row backfilled, never a mix. A gate that fails
-  // rolls it all back. Lock waits retry like a phase.
+  // recorded at start as `ready`), so readers of the new version either get
+  // "not ready" or every row backfilled, never a mix. Lock waits (the views'
+  // readers) retry like a phase.
   const std::string timeout = d.LockTimeoutSql(options_.lock_timeout_ms);
   return RetryLocks(*conn, options_, l.rec.tables, [&]() -> Status {
     return db::InTransaction(*conn, [&]() -> Status {
@@ -301,14 +320,6 @@ Status Engine::RunBackfill(db::Connection& conn_ref, NamedLock& lock, const Load
       SLUICE_RETURN_IF_ERROR(RequireActive(store, name));
       for (const auto& step : l.ready) {
         for (const auto& st : d.Render(step)) SLUICE_RETURN_IF_ERROR(conn->Execute(st).WithContext(step.origin));
-      }
-      SLUICE_ASSIGN_OR_RETURN(gates::Inputs in, GateInputs(store, l));
-      SLUICE_ASSIGN_OR_RETURN(in.parity, MeasureParity(*conn, l));
-      gates::GateResult g = gates::EvaluateBackfill(in);
-      if (!g.passed) {
-        return FailedPrecondition("the backfill of '" + name + "' finished but its gate is not passed: " + g.Reason() +
-                                  "; fix that and rerun `sluice backfill " + name + "` (version " + l.rec.version +
-                                  " stays not ready)");
       }
       SLUICE_RETURN_IF_ERROR(store.SetField(name, "backfill", "done"));
       nlohmann::json det = {{"rows", rows_after}, {"version", l.rec.version}};

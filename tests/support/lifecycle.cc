@@ -37,7 +37,9 @@ bool NewVersionReady(Migrator& m, const std::string& migration) {
     if (i.version_ready) return true;
     auto s = m.Connect(i.version);
     EXPECT_FALSE(s.ok()) << "a session on version " << i.version << " before its backfill was not refused";
-    if (!s.ok()) EXPECT_THAT(s.status().message(), ::testing::HasSubstr("is not ready"));
+    if (!s.ok()) {
+      EXPECT_THAT(s.status().message(), ::testing::HasSubstr("is not ready"));
+    }
     return false;
   }
   ADD_FAILURE() << "no migration " << migration;

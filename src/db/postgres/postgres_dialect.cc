@@ -691,6 +691,8 @@ struct Renderer {
     const std::string m = QuoteLiteral(v.migration);
     std::string body;
     body += "DECLARE\n  sluice_state text;\n  sluice_pct numeric;\nBEGIN\n";
+    // sluice's own backfill gate reads through the guard (ReadUnreadySql).
+    body += "  IF current_setting('sluice.read_unready', true) = 'on' THEN RETURN true; END IF;\n";
     body += "  SELECT backfill INTO sluice_state FROM " + d.StateTable("migrations") + " WHERE name = " + m + ";\n";
     body += "  IF sluice_state IN ('done', 'none') THEN RETURN true; END IF;\n";
     body += "  SELECT round(100.0 * sum(rows_done) / nullif(sum(rows_total), 0), 1) INTO sluice_pct FROM " +
