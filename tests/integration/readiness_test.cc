@@ -360,7 +360,13 @@ TEST_F(Readiness, StatusTellsRunningFromStopped) {
   TempDir dir;
   auto m = Open(db);
   ASSERT_TRUE(m);
-  SLUICE_ASSERT_OK(m->Start(dir.Write("ord.yaml", kAmountPlan)));
+  // No baseline and no earlier version: start warns that the base tables
+  // gain columns, naming them and the remedy.
+  std::vector<std::string> warnings;
+  SLUICE_ASSERT_OK(m->Start(dir.Write("ord.yaml", kAmountPlan), &warnings));
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_THAT(warnings[0], HasSubstr("orders (_sluice_new_amount"));
+  EXPECT_THAT(warnings[0], HasSubstr("sluice baseline"));
   TempDir io;
   int pid = SpawnSluice(Cli(db, {"backfill", "ord", "--heartbeat-ms", "200", "--rate", "200", "--chunk-rows", "20"}),
                         io.path());
