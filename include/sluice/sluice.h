@@ -102,6 +102,11 @@ struct BackfillOptions {
   // Set from another thread (e.g. a SIGINT handler) to stop after the
   // current chunk commits.
   const std::atomic<bool>* cancel = nullptr;
+  // How often the run renews its lease in the state tables (default 2000
+  // ms). `status` calls a backfill running only while its last renewal is
+  // at most 3 intervals old, so a shorter interval notices a dead run
+  // sooner at the cost of one small write per interval.
+  std::optional<int64_t> heartbeat_interval_ms;
 };
 
 struct BackfillSummary {
@@ -214,12 +219,30 @@ struct MigrationInfo {
   std::string version;
   std::string previous_version;
   std::string live;      // old | new
-  std::string backfill;  // none | pending | running | done
+  // In-flight migrations: none | pending | running | stopped | done.
+  // `running` only while a backfill process renews its lease (heartbeat);
+  // `stopped` when a run began but its process ended (error, Ctrl-C,
+  // refused) or stopped renewing (killed, hung, lost). "" for complete and
+  // rolled-back migrations, which have no backfill to speak of.
+  std::string backfill;
   int64_t rows_done = 0;
   int64_t rows_total = 0;
   int64_t chunks = 0;
-  double rows_per_second = 0;  // over the last 10 s of committed chunks
-  double eta_seconds = -1;     // -1 unknown
+  double rows_per_second = 0;  // over the last 10 s of committed chunks; 0 unless running
+  double eta_seconds = -1;     // -1 unknown (and whenever not running)
+  // The last backfill run, from its lease ("" / -1 when none was recorded).
+  std::string backfill_holder;          // "pid@host"
+  std::string backfill_started_at;
+  std::string backfill_heartbeat_at;    // its last renewal
+  double backfill_heartbeat_age_seconds = -1;
+  double backfill_stale_after_seconds = -1;  // running while age <= this (3 renewal intervals)
+  std::string backfill_stopped_at;      // when it said it stopped
+  // Why the last run stopped: its error (or the latest backfill.error event
+  // of the audit log), "interrupted ..." for Ctrl-C/SIGTERM, or a note that
+  // it stopped renewing its lease. "" while running or when it finished.
+  std::string backfill_last_error;
+  // The version can be used: its backfill is done (or it needs none).
+  bool version_ready = true;
   bool paused = false;         // `sluice pause` in effect
   std::string throttle;        // the running backfill's current reason to slow down
   std::optional<double> tuned_rate;       // `sluice tune` overrides
@@ -284,6 +307,15 @@ struct MigrateOptions {
   std::function<void(const std::string& file, const std::string& why)> on_skip;
 };
 
+// `sluice baseline`: a version showing every table as it is now, for the
+// application that runs before the first migration.
+struct BaselineInfo {
+  std::string name;                 // the version (and its migration record)
+  std::vector<std::string> tables;  // tables it shows
+  std::string version_hint;         // how an application selects it
+  bool created = false;             // false: it existed already (rerun)
+};
+
 // A parameter for Session::Query: NULL, integer, real or text.
 using Param = std::variant<std::nullptr_t, int64_t, double, std::string>;
 
@@ -326,6 +358,22 @@ class Migrator {
   // PostgreSQL: rerun converges). Idempotent for an already-started plan
   // with identical text.
   Status Start(const std::string& plan_path);
+  // The same, adding warnings (e.g. tables gaining columns that an
+  // application reading the base tables would see) to `*warnings`.
+  Status Start(const std::string& plan_path, std::vector<std::string>* warnings);
+
+  // Publishes a baseline version `name` ("" = "baseline"): a version that
+  // shows every table with exactly the columns it has now (PostgreSQL: a
+  // schema `<schema>_<name>` of views with explicit column lists; SQLite:
+  // `<table>@<name>` views with INSTEAD OF triggers and setup SQL), recorded
+  // as a completed migration with no steps. The next migration's previous
+  // version is the baseline, so an application pointed at it
+  // (VersionSetupSql(name)) never sees the base tables gain columns at
+  // `start`; it retires when that migration completes, like any previous
+  // version. kFailedPrecondition (nothing changed) when a migration is in
+  // flight or one has completed (its version already serves), or (SQLite) a
+  // table has no primary key. Rerunning with the same name does nothing.
+  Result<BaselineInfo> Baseline(const std::string& name);
 
   // Runs or resumes the backfill of `migration` ("" = every active one).
   // Interrupted (cancel, crash, SIGKILL): rerun continues from the last
@@ -396,13 +444,15 @@ class Migrator {
   // recorded at its start).
   Result<std::vector<std::string>> Migrate(const std::string& dir, const MigrateOptions& options);
 
-  // SQLite: the SQL an application connection runs to use `version`
-  // ("live" = the live version).
+  // The SQL an application connection runs to use `version` ("live" = the
+  // live version). kFailedPrecondition ("version V is not ready: the
+  // backfill of T is N% done; run `sluice backfill M`") while the version's
+  // backfill is not done: the new version is usable only then.
   Result<std::string> VersionSetupSql(const std::string& version);
 
   // Opens an application session on `version`: "" = the base tables (the
   // oldest application), "live" = whatever version is live, or a version
-  // name.
+  // name. Refused like VersionSetupSql while the version is not ready.
   Result<std::unique_ptr<Session>> Connect(const std::string& version);
 
   const Options& options() const { return options_; }

@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
   std::string plan_path, migration, dir;
   bool start_backfill = false, back = false;
   sluice::BackfillOptions bopts;
-  int64_t chunk_ms = 0, chunk_rows = 0, workers = 0, probe_target_ms = -1;
+  int64_t chunk_ms = 0, chunk_rows = 0, workers = 0, probe_target_ms = -1, heartbeat_ms = 0;
   double rate = 0;
   std::string replica_url;
 
@@ -102,6 +102,9 @@ int main(int argc, char** argv) {
     sub->add_option("--probe-target-ms", probe_target_ms,
                     "slow down when the probe query takes longer than this (default: plan, else 50; 0 = off)");
     sub->add_option("--replica-url", replica_url, "PostgreSQL: throttle on this replica's replay lag");
+    sub->add_option("--heartbeat-ms", heartbeat_ms,
+                    "renew the run's lease this often (default 2000); `status` calls the backfill stopped after 3 "
+                    "intervals without a renewal");
   };
 
   auto* lint = app.add_subcommand("lint", "validate a plan; with --db also against the live schema; changes nothing");
@@ -114,6 +117,10 @@ int main(int argc, char** argv) {
   start->add_option("PLAN", plan_path, "plan file")->required();
   start->add_flag("--backfill", start_backfill, "also run the backfill");
   add_backfill_opts(start);
+  auto* baseline = app.add_subcommand("baseline", "publish a version of the schema as it is now, for the "
+                                                    "application that runs before the first migration");
+  std::string baseline_name;
+  baseline->add_option("--name", baseline_name, "version name (default: baseline)");
   auto* backfill = app.add_subcommand("backfill", "run or resume the backfill of the active migration(s)");
   backfill->add_option("MIGRATION", migration, "migration name (default: every active one)");
   add_backfill_opts(backfill);
@@ -192,7 +199,8 @@ int main(int argc, char** argv) {
   auto* migrate = app.add_subcommand("migrate", "apply a directory's unapplied plans in file-name order");
   migrate->add_option("DIR", dir, "directory of plan files")->required();
   add_backfill_opts(migrate);
-  auto* version_sql = app.add_subcommand("version-sql", "SQLite: SQL a connection runs to use a version");
+  auto* version_sql = app.add_subcommand("version-sql", "the SQL a connection runs to use a version (refused until "
+                                                        "the version's backfill is done)");
   std::string version = "live";
   version_sql->add_option("VERSION", version, "version name or 'live'")->capture_default_str();
 
@@ -227,6 +235,7 @@ int main(int argc, char** argv) {
   if (rate > 0) bopts.max_rows_per_second = rate;
   if (workers > 0) bopts.workers = workers;
   if (probe_target_ms >= 0) bopts.probe_target_ms = probe_target_ms;
+  if (heartbeat_ms > 0) bopts.heartbeat_interval_ms = heartbeat_ms;
   bopts.replica_url = replica_url;
   bopts.cancel = &g_cancel;
   bopts.on_progress = [&](const sluice::BackfillProgress& p) { progress.Update(p); };
@@ -302,14 +311,23 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (start->parsed()) {
-    sluice::Status s = m.Start(plan_path);
+    std::vector<std::string> warnings;
+    sluice::Status s = m.Start(plan_path, &warnings);
     if (!s.ok()) return Fail(s);
+    for (const auto& w : warnings) fmt::print(stderr, "sluice: {}\n", w);
     fmt::print("started {}\n", plan_path);
     if (start_backfill) {
       auto r = m.Backfill("", bopts);
       progress.Finish();
       if (!r.ok()) return Fail(r.status());
     }
+    return 0;
+  }
+  if (baseline->parsed()) {
+    auto r = m.Baseline(baseline_name);
+    if (!r.ok()) return Fail(r.status());
+    fmt::print("baseline {} {} ({} tables)\n", r->name, r->created ? "published" : "exists already", r->tables.size());
+    fmt::print("point the old application at it: {}\n", r->version_hint);
     return 0;
   }
   if (backfill->parsed()) {

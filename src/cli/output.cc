@@ -87,15 +87,25 @@ void PrintStatus(const std::vector<MigrationInfo>& list) {
   }
   for (const auto& m : list) {
     fmt::print("{}  phase: {}  version: {}  reads: {} version\n", m.name, m.phase, m.version, m.live);
-    if (m.backfill != "none") {
+    // Only in-flight migrations have a backfill to report ("" otherwise).
+    if (!m.backfill.empty() && m.backfill != "none") {
       double f = m.rows_total > 0 ? static_cast<double>(m.rows_done) / static_cast<double>(m.rows_total) : 0;
       fmt::print("  backfill: {}{} [{}] {}/{} rows, {:.1f}%", m.backfill, m.paused ? " (PAUSED)" : "", Bar(f, 20),
                  FormatCount(m.rows_done), FormatCount(m.rows_total), f * 100);
       if (m.backfill == "running") {
         fmt::print(", {} rows/s, ETA {}", FormatCount(static_cast<int64_t>(m.rows_per_second)),
-                   FormatDuration(m.eta_seconds));
+                   m.eta_seconds >= 0 ? FormatDuration(m.eta_seconds) : std::string("unknown"));
       }
       fmt::print("\n");
+      if (m.backfill == "running") {
+        fmt::print("  run: {} since {}, last heartbeat {:.1f}s ago\n", m.backfill_holder, m.backfill_started_at,
+                   m.backfill_heartbeat_age_seconds);
+      } else if (m.backfill == "stopped") {
+        fmt::print("  stopped: last run {} from {}{}\n", m.backfill_holder.empty() ? "unknown" : m.backfill_holder,
+                   m.backfill_started_at.empty() ? "?" : m.backfill_started_at,
+                   m.backfill_stopped_at.empty() ? "" : " to " + m.backfill_stopped_at);
+        if (!m.backfill_last_error.empty()) fmt::print("  last error: {}\n", m.backfill_last_error);
+      }
       if (!m.throttle.empty()) fmt::print("  throttle: {}\n", m.throttle);
       if (m.tuned_rate || m.tuned_chunk_ms || m.tuned_workers) {
         std::string t;
@@ -116,11 +126,19 @@ void PrintStatus(const std::vector<MigrationInfo>& list) {
       for (const auto& x : m.tables) t += (t.empty() ? "" : ", ") + x;
       fmt::print("  tables: {}\n", t);
     }
-    if (m.phase == "active") fmt::print("  new version: {}\n", m.version_hint);
+    if (m.phase == "active") {
+      if (m.version_ready) {
+        fmt::print("  new version: {}\n", m.version_hint);
+      } else {
+        fmt::print("  new version: not ready until the backfill is done (then: {})\n", m.version_hint);
+      }
+    }
   }
 }
 
 std::string StatusJson(const std::vector<MigrationInfo>& list) {
+  auto text_or_null = [](const std::string& s) { return s.empty() ? nlohmann::json() : nlohmann::json(s); };
+  auto num_or_null = [](double v) { return v >= 0 ? nlohmann::json(v) : nlohmann::json(); };
   nlohmann::json j = nlohmann::json::array();
   for (const auto& m : list) {
     nlohmann::json e = {{"name", m.name},
@@ -128,24 +146,36 @@ std::string StatusJson(const std::vector<MigrationInfo>& list) {
                         {"version", m.version},
                         {"previous_version", m.previous_version},
                         {"live", m.live},
-                        {"backfill",
-                         {{"state", m.backfill},
-                          {"rows_done", m.rows_done},
-                          {"rows_total", m.rows_total},
-                          {"chunks", m.chunks},
-                          {"rows_per_second", m.rows_per_second},
-                          {"eta_seconds", m.eta_seconds >= 0 ? nlohmann::json(m.eta_seconds) : nlohmann::json()},
-                          {"paused", m.paused},
-                          {"throttle", m.throttle},
-                          {"tuned",
-                           {{"max_rows_per_second", m.tuned_rate ? nlohmann::json(*m.tuned_rate) : nlohmann::json()},
-                            {"chunk_target_ms", m.tuned_chunk_ms ? nlohmann::json(*m.tuned_chunk_ms) : nlohmann::json()},
-                            {"workers", m.tuned_workers ? nlohmann::json(*m.tuned_workers) : nlohmann::json()}}}}},
+                        {"version_ready", m.version_ready},
                         {"tables", m.tables},
                         {"gate_overrides", m.overrides},
                         {"created_at", m.created_at},
                         {"updated_at", m.updated_at},
                         {"completed_at", m.completed_at}};
+    // Complete and rolled-back migrations have no backfill fields.
+    if (!m.backfill.empty()) {
+      const bool running = m.backfill == "running";
+      e["backfill"] = {
+          {"state", m.backfill},
+          {"rows_done", m.rows_done},
+          {"rows_total", m.rows_total},
+          {"chunks", m.chunks},
+          {"rows_per_second", running ? nlohmann::json(m.rows_per_second) : nlohmann::json()},
+          {"eta_seconds", running ? num_or_null(m.eta_seconds) : nlohmann::json()},
+          {"paused", m.paused},
+          {"throttle", m.throttle},
+          {"holder", text_or_null(m.backfill_holder)},
+          {"started_at", text_or_null(m.backfill_started_at)},
+          {"heartbeat_at", text_or_null(m.backfill_heartbeat_at)},
+          {"heartbeat_age_seconds", num_or_null(m.backfill_heartbeat_age_seconds)},
+          {"stale_after_seconds", num_or_null(m.backfill_stale_after_seconds)},
+          {"stopped_at", text_or_null(m.backfill_stopped_at)},
+          {"last_error", text_or_null(m.backfill_last_error)},
+          {"tuned",
+           {{"max_rows_per_second", m.tuned_rate ? nlohmann::json(*m.tuned_rate) : nlohmann::json()},
+            {"chunk_target_ms", m.tuned_chunk_ms ? nlohmann::json(*m.tuned_chunk_ms) : nlohmann::json()},
+            {"workers", m.tuned_workers ? nlohmann::json(*m.tuned_workers) : nlohmann::json()}}}};
+    }
     if (m.last_verify_passed) {
       e["last_verification"] = {{"passed", *m.last_verify_passed}, {"at", m.last_verify_at}};
     } else {

@@ -105,6 +105,17 @@ class Dialect {
   // already does).
   virtual std::string StateSetupLockSql() const { return {}; }
 
+  // An expression for the database server's current time in milliseconds
+  // since the Unix epoch (backfill heartbeats are stamped and judged by one
+  // clock, whatever machine runs sluice). "" when the database has no clock
+  // of its own: sluice then uses the local one.
+  virtual std::string EpochMillisSql() const { return {}; }
+
+  // A session statement letting sluice itself read a version that is not
+  // ready yet (the backfill gate counts rows through it before lifting the
+  // guard); `on` = false undoes it. "" when versions are not guarded by SQL.
+  virtual std::string ReadUnreadySql(bool /*on*/) const { return {}; }
+
   // Statements a backfill session runs once after connecting, so that the
   // dual-write triggers skip rows the backfill rewrites itself.
   virtual std::vector<std::string> BackfillSessionSetup() const { return {}; }

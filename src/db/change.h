@@ -135,6 +135,9 @@ struct TableMapping {
   std::string write_flag;
 
   bool has_dual_write() const { return !forward.empty() || !backward.empty(); }
+  // Existing rows need `up` written into new columns before the new version
+  // may read this table (the engine makes a backfill task of it).
+  bool needs_backfill() const { return !created && !forward.empty(); }
 };
 
 // The new version published by a migration.
@@ -145,6 +148,15 @@ struct VersionSpec {
   std::vector<TableMapping> tables;  // every table of the new version
   // Physical tables the new version no longer shows (dropped).
   std::vector<std::string> hidden_tables;
+
+  // Some table needs a backfill: the version is not usable (its read path
+  // refuses, see CreateVersionStep) until VersionReadyStep runs.
+  bool needs_backfill() const {
+    for (const auto& t : tables) {
+      if (t.needs_backfill()) return true;
+    }
+    return false;
+  }
 };
 
 // A statement the adapter will execute for a step.
@@ -260,8 +272,17 @@ struct CreateDualWriteStep { std::string migration, version; TableMapping table;
 // `version` is set at complete: the version's own write path (SQLite view
 // triggers, which read old columns) goes too, before old columns are dropped.
 struct DropDualWriteStep { std::string migration; TableMapping table; std::string version; };
-// The new version's read path (schema of views / version views).
+// The new version's read path (schema of views / version views). While
+// tables of the version still need their backfill (needs_backfill()), the
+// read path refuses to be used: reads and writes of those tables fail with
+// "version V is not ready: the backfill of T is N% done" (PostgreSQL), and
+// the stored setup SQL is a placeholder that fails (SQLite). Tables that
+// need no backfill are usable at once.
 struct CreateVersionStep { VersionSpec version; };
+// The backfill is done: the version's read path becomes usable (the guard
+// CreateVersionStep put on it goes). Runs in the transaction that records
+// the backfill as done.
+struct VersionReadyStep { VersionSpec version; };
 // After contract: the version now maps onto final physical names.
 struct FinalizeVersionStep { VersionSpec version; };
 struct DropVersionStep { VersionSpec version; };
@@ -324,7 +345,7 @@ using StepBody =
                  SetReplicaIdentityStep, RawSqlStep, CreateDualWriteStep, DropDualWriteStep,
                  CreateVersionStep, FinalizeVersionStep, DropVersionStep, SetLiveStep,
                  RefreshVersionViewsStep, SaveDependentViewsStep, RestoreDependentViewsStep,
-                 SetSequenceOwnerStep, UnpinViewsStep, RecordedSqlStep>;
+                 SetSequenceOwnerStep, UnpinViewsStep, RecordedSqlStep, VersionReadyStep>;
 
 struct Step {
   StepBody body;

@@ -34,6 +34,9 @@
 
 namespace sluice::engine {
 
+class NamedLock;
+struct Loaded;
+
 class Engine {
  public:
   Engine(Options options, std::unique_ptr<db::Adapter> adapter)
@@ -43,7 +46,8 @@ class Engine {
 
   Result<LintResult> Lint(const std::string& plan_path);
   Result<PlanPreview> Preview(const std::string& plan_path);
-  Status Start(const std::string& plan_path);
+  Status Start(const std::string& plan_path, std::vector<std::string>* warnings = nullptr);
+  Result<BaselineInfo> Baseline(const std::string& name);
   Result<BackfillSummary> Backfill(const std::string& migration, const BackfillOptions& options);
   Result<VerifyResult> Verify(const std::string& migration, const VerifyOptions& options);
   Result<WatchResult> WatchShadowReads(const std::string& migration, const WatchOptions& options);
@@ -68,6 +72,9 @@ class Engine {
   Clock* clock() const { return options_.clock ? options_.clock : Clock::Real(); }
 
  private:
+  Status RunBackfill(db::Connection& conn, NamedLock& lock, const Loaded& l, const BackfillOptions& options,
+                     int64_t* rows);
+
   Options options_;
   std::unique_ptr<db::Adapter> adapter_;  // null: no database given
 };
@@ -79,6 +86,9 @@ struct Loaded {
   plan::Plan plan;
   CompiledMigration compiled;
   std::vector<db::Step> switch_to_new, switch_back, retire;
+  // Makes the version usable once the backfill is done (empty for
+  // migrations recorded before versions were guarded).
+  std::vector<db::Step> ready;
   bool recorded = false;  // false: recompiled (started by an older sluice)
 };
 
@@ -93,6 +103,15 @@ Result<std::string> ResolveMigration(StateStore& store, const std::string& name,
 
 // The version the old application uses: the newest completed migration's.
 Result<std::string> PreviousVersion(StateStore& store);
+
+// Readiness (status.cc). A version is usable once its migration's backfill
+// is done (or needs none). NotReadyMessage says why `l`'s version is not:
+// "version V is not ready: the backfill of T is N% done; run `sluice
+// backfill M` ...". RequireVersionReady: kFailedPrecondition with that
+// message when `version` belongs to an in-flight migration whose backfill
+// is pending or running; OK for "", "live" and unknown names.
+std::string NotReadyMessage(StateStore& store, const Loaded& l);
+Status RequireVersionReady(StateStore& store, const db::Dialect& d, const std::string& version);
 
 // Checks that the plan's expressions resolve against the live schema,
 // without changing anything.

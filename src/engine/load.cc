@@ -17,7 +17,11 @@ Result<Loaded> LoadMigration(StateStore& store, const db::Dialect& d, const std:
   l.rec = *rec;
   // The plan's runtime settings (backfill, verify, gates, abort) are read
   // from its text; what the phases run comes from the recording.
-  SLUICE_ASSIGN_OR_RETURN(l.plan, plan::ParsePlanText(rec->plan_text, rec->plan_file));
+  if (rec->plan_format == "baseline") {
+    l.plan.name = rec->name;  // a baseline (baseline.cc) has no plan
+  } else {
+    SLUICE_ASSIGN_OR_RETURN(l.plan, plan::ParsePlanText(rec->plan_text, rec->plan_file));
+  }
   SLUICE_ASSIGN_OR_RETURN(auto stored, store.GetRecording(name));
   if (stored) {
     SLUICE_ASSIGN_OR_RETURN(Recording r, RecordingFromJson(stored->json, stored->format));
@@ -25,6 +29,7 @@ Result<Loaded> LoadMigration(StateStore& store, const db::Dialect& d, const std:
     l.switch_to_new = std::move(r.switch_to_new);
     l.switch_back = std::move(r.switch_back);
     l.retire = std::move(r.retire);
+    l.ready = std::move(r.ready);
     l.recorded = true;
     return l;
   }

@@ -87,10 +87,19 @@ Result<PlanPreview> Migrator::Preview(const std::string& plan_path) {
   });
 }
 
-Status Migrator::Start(const std::string& plan_path) {
+Status Migrator::Start(const std::string& plan_path) { return Start(plan_path, nullptr); }
+
+Status Migrator::Start(const std::string& plan_path, std::vector<std::string>* warnings) {
   return Guarded("start", [&]() -> Status {
     SLUICE_RETURN_IF_ERROR(CheckUtf8({{"the plan file name", &plan_path}}));
-    return impl_->engine->Start(plan_path);
+    return impl_->engine->Start(plan_path, warnings);
+  });
+}
+
+Result<BaselineInfo> Migrator::Baseline(const std::string& name) {
+  return Guarded("baseline", [&]() -> Result<BaselineInfo> {
+    SLUICE_RETURN_IF_ERROR(CheckUtf8({{"--name", &name}}));
+    return impl_->engine->Baseline(name);
   });
 }
 

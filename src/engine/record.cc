@@ -87,6 +87,7 @@ Recording Record(const CompiledMigration& c, const db::Dialect& d) {
   r.switch_to_new = Rendered({{db::SetLiveStep{c.version.name, c.version}, "switch"}}, d);
   r.switch_back = Rendered({{db::SetLiveStep{c.version.previous, c.version}, "switch back"}}, d);
   r.retire = Rendered({{db::DropVersionStep{c.version}, "retire version " + c.version.name}}, d);
+  r.ready = Rendered({{db::VersionReadyStep{c.version}, "version " + c.version.name + " ready"}}, d);
   return r;
 }
 
@@ -105,7 +106,8 @@ std::string RecordingToJson(const Recording& r) {
             {"rollback", StepsToJson(c.rollback)},
             {"switch", StepsToJson(r.switch_to_new)},
             {"switch_back", StepsToJson(r.switch_back)},
-            {"retire", StepsToJson(r.retire)}};
+            {"retire", StepsToJson(r.retire)},
+            {"ready", StepsToJson(r.ready)}};
   // Plans and identifiers are valid UTF-8 by the time they get here; replace
   // rather than throw if anything slipped through.
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -136,6 +138,7 @@ Result<Recording> RecordingFromJson(const std::string& text, int format) {
     r.switch_to_new = StepsFromJson(j.at("switch"));
     r.switch_back = StepsFromJson(j.at("switch_back"));
     r.retire = StepsFromJson(j.at("retire"));
+    if (j.contains("ready")) r.ready = StepsFromJson(j.at("ready"));
     return r;
   } catch (const std::exception& e) {
     return Internal(std::string("the migration's recording is damaged: ") + e.what());

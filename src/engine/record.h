@@ -11,6 +11,8 @@
 //                step it undoes
 //   switch / switch_back   re-pointing the live alias
 //   retire       dropping this migration's version when a later one completes
+//   ready        making the version usable, run in the transaction that
+//                records the backfill as done (format 2)
 // plus the version description, the backfill tasks and the tables, which
 // verification and the backfill read.
 //
@@ -31,7 +33,10 @@
 namespace sluice::engine {
 
 // Version 1: the first recorded format (sluice 0.2).
-inline constexpr int kRecordFormat = 1;
+// Version 2: versions are guarded until their backfill is done, and the
+// recording holds the `ready` steps that lift the guard; a sluice that only
+// knows format 1 would never lift it, so it must refuse these.
+inline constexpr int kRecordFormat = 2;
 
 struct Recording {
   int format = kRecordFormat;
@@ -40,6 +45,7 @@ struct Recording {
   std::vector<db::Step> switch_to_new;
   std::vector<db::Step> switch_back;
   std::vector<db::Step> retire;
+  std::vector<db::Step> ready;  // empty in format 1 (nothing was guarded)
 };
 
 // Renders `c` with `d` into a recording (every step becomes the statements

@@ -1,6 +1,7 @@
 // Lint, plan preview and start (expand + dual-write + the new version's
 // read path).
 #include <functional>
+#include <map>
 #include <set>
 #include <type_traits>
 #include <variant>
@@ -56,6 +57,33 @@ Status CheckExpressions(db::Connection& conn, const CompiledMigration& c, std::v
   return InvalidPlan(msg);
 }
 
+namespace {
+
+// When no version precedes this migration, the old application reads the
+// base tables, and start's new columns change what it sees: a warning per
+// such migration, naming the tables and columns and the remedy.
+std::vector<std::string> NoPreviousVersionWarnings(const CompiledMigration& c, const db::Schema& schema,
+                                                   const std::string& prev) {
+  if (!prev.empty()) return {};
+  std::map<std::string, std::string> gained;
+  for (const auto& st : c.start) {
+    const auto* add = std::get_if<db::AddColumnStep>(&st.body);
+    if (!add || !schema.FindTable(add->table)) continue;
+    std::string& cols = gained[add->table];
+    cols += (cols.empty() ? "" : ", ") + add->column.name;
+  }
+  if (gained.empty()) return {};
+  std::string tables;
+  for (const auto& [t, cols] : gained) tables += (tables.empty() ? "" : "; ") + t + " (" + cols + ")";
+  return {"warning: start adds columns to existing tables: " + tables +
+          ". No previous version exists, so the old application reads the base tables and sees them at start "
+          "(PostgreSQL: its prepared `SELECT *` statements fail with \"cached plan must not change result type\"; "
+          "SQLite: `SELECT *` returns the new columns too). Publish a baseline first (`sluice baseline`) and point "
+          "the old application at it (`sluice version-sql baseline`)"};
+}
+
+}  // namespace
+
 Result<LintResult> Engine::Lint(const std::string& plan_path) {
   LintResult out;
   std::vector<plan::Diagnostic> warnings;
@@ -96,6 +124,7 @@ Result<LintResult> Engine::Lint(const std::string& plan_path) {
     return out;
   }
   for (const auto& w : WarningsToStrings(compiled->warnings)) out.warnings.push_back(w);
+  for (const auto& w : NoPreviousVersionWarnings(*compiled, schema, prev)) out.warnings.push_back(w);
   Status ex = CheckExpressions(*conn, *compiled, &out.warnings);
   if (!ex.ok()) {
     out.ok = false;
@@ -198,7 +227,7 @@ Status RefuseConflicts(const std::vector<MigrationRecord>& all, const std::strin
 
 }  // namespace
 
-Status Engine::Start(const std::string& plan_path) {
+Status Engine::Start(const std::string& plan_path, std::vector<std::string>* warnings_out) {
   std::vector<plan::Diagnostic> warnings;
   SLUICE_ASSIGN_OR_RETURN(plan::Plan p, plan::ParsePlanFile(plan_path, &warnings));
   SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
@@ -232,6 +261,7 @@ Status Engine::Start(const std::string& plan_path) {
 
   MigrationRecord rec;
   Recording recording;
+  std::vector<std::string> start_warnings;
   if (existing && existing->phase == kStarting) {
     // Resuming an interrupted start: replay what it recorded.
     SLUICE_ASSIGN_OR_RETURN(Loaded l, LoadMigration(store, d, p.name));
@@ -276,6 +306,8 @@ Status Engine::Start(const std::string& plan_path) {
       expr_warnings.clear();
       return CheckExpressions(*conn, c, &expr_warnings);
     }));
+    start_warnings = expr_warnings;
+    for (const auto& w : NoPreviousVersionWarnings(c, schema, prev)) start_warnings.push_back(w);
     rec.name = p.name;
     rec.version = c.version.name;
     rec.previous_version = prev;
@@ -291,6 +323,7 @@ Status Engine::Start(const std::string& plan_path) {
   const CompiledMigration& c = recording.compiled;
   nlohmann::json details = {{"plan_file", p.file}, {"version", c.version.name}, {"tables", rec.tables},
                             {"sluice_version", SluiceVersion()}};
+  if (!start_warnings.empty()) details["warnings"] = start_warnings;
 
   PhaseRun run;
   run.migration = p.name;
@@ -331,6 +364,7 @@ Status Engine::Start(const std::string& plan_path) {
                           details.dump());
   };
   Status s = Transition(*conn, store, options_, run);
+  if (s.ok() && warnings_out) warnings_out->insert(warnings_out->end(), start_warnings.begin(), start_warnings.end());
   if (!s.ok() && !d.transactional_ddl()) {
     // The catalog changes may have committed before a later statement (an
     // index build) failed: undo them so the migration stays where it was.

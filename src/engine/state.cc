@@ -16,6 +16,13 @@ Result<bool> StateStore::Exists() {
   return r.status().WithContext("cannot read sluice's state tables");
 }
 
+Result<bool> StateStore::HasTable(const std::string& base) {
+  auto r = c_.Query("SELECT 1 FROM " + T(base) + " WHERE 1 = 0");
+  if (r.ok()) return true;
+  if (r.status().code() == StatusCode::kNotFound) return false;
+  return r.status().WithContext("cannot read sluice's state tables");
+}
+
 Status StateStore::Ensure() {
   // Two processes creating the tables at once would collide in the catalog.
   const std::string serialise = d_.StateSetupLockSql();
@@ -181,7 +188,7 @@ Status StateStore::ClearStep(const std::string& migration, const std::string& ph
 }
 
 Status StateStore::ClearProgress(const std::string& migration) {
-  for (const char* t : {"steps", "checkpoints", "chunks"}) {
+  for (const char* t : {"steps", "checkpoints", "chunks", "leases"}) {
     auto r = c_.Query("DELETE FROM " + T(t) + " WHERE migration = $1", {Value::Text(migration)});
     if (!r.ok()) return r.status();
   }
@@ -237,6 +244,67 @@ Status StateStore::AddVerification(const std::string& migration, bool passed, co
                     {Value::Text(migration), Value::Text(Now()), Value::Int(passed ? 1 : 0),
                      Value::Text(report_json)});
   return r.status();
+}
+
+namespace {
+// The database's clock in epoch milliseconds, or the local one.
+std::string NowMillis(const db::Dialect& d) {
+  std::string sql = d.EpochMillisSql();
+  if (!sql.empty()) return sql;
+  return std::to_string(Clock::Real()->WallMicros() / 1000);
+}
+}  // namespace
+
+Status StateStore::StartLease(const std::string& migration, const std::string& holder, const std::string& started_at,
+                              int64_t interval_ms) {
+  return c_.Query("INSERT INTO " + T("leases") +
+                      " (migration, holder, started_at, heartbeat_at, heartbeat_ms, interval_ms, stopped_at, "
+                      "last_error) VALUES ($1, $2, $3, $3, " + NowMillis(d_) + ", $4, NULL, NULL) "
+                      "ON CONFLICT (migration) DO UPDATE SET holder = excluded.holder, started_at = "
+                      "excluded.started_at, heartbeat_at = excluded.heartbeat_at, heartbeat_ms = "
+                      "excluded.heartbeat_ms, interval_ms = excluded.interval_ms, stopped_at = NULL, last_error = NULL",
+                  {Value::Text(migration), Value::Text(holder), Value::Text(started_at), Value::Int(interval_ms)})
+      .status();
+}
+
+Result<bool> StateStore::RenewLease(const std::string& migration, const std::string& holder,
+                                    const std::string& started_at) {
+  auto r = c_.Query("UPDATE " + T("leases") + " SET heartbeat_at = $4, heartbeat_ms = " + NowMillis(d_) +
+                        " WHERE migration = $1 AND holder = $2 AND started_at = $3 AND stopped_at IS NULL",
+                    {Value::Text(migration), Value::Text(holder), Value::Text(started_at), Value::Text(Now())});
+  if (!r.ok()) return r.status();
+  return r->affected == 1;
+}
+
+Status StateStore::StopLease(const std::string& migration, const std::string& holder, const std::string& started_at,
+                             const std::string& error) {
+  return c_.Query("UPDATE " + T("leases") + " SET stopped_at = $4, last_error = $5 WHERE migration = $1 AND holder = "
+                      "$2 AND started_at = $3",
+                  {Value::Text(migration), Value::Text(holder), Value::Text(started_at), Value::Text(Now()),
+                   error.empty() ? Value::Null() : Value::Text(error)})
+      .status();
+}
+
+Result<std::optional<BackfillLease>> StateStore::GetLease(const std::string& migration) {
+  auto r = c_.Query("SELECT holder, started_at, heartbeat_at, heartbeat_ms, interval_ms, stopped_at, last_error, " +
+                        NowMillis(d_) + " FROM " + T("leases") + " WHERE migration = $1",
+                    {Value::Text(migration)});
+  if (!r.ok()) {
+    if (r.status().code() == StatusCode::kNotFound) return std::optional<BackfillLease>();
+    return r.status();
+  }
+  if (r->rows.empty()) return std::optional<BackfillLease>();
+  const auto& row = r->rows[0];
+  BackfillLease l;
+  l.holder = row[0].text;
+  l.started_at = row[1].text;
+  l.heartbeat_at = row[2].text;
+  l.heartbeat_ms = row[3].AsInt();
+  l.interval_ms = row[4].AsInt();
+  l.stopped_at = row[5].is_null() ? "" : row[5].text;
+  l.last_error = row[6].is_null() ? "" : row[6].text;
+  l.now_ms = row[7].AsInt();
+  return std::optional<BackfillLease>(std::move(l));
 }
 
 Result<std::string> StateStore::ClaimOwner(const std::string& table) {

@@ -70,6 +70,23 @@ struct VerificationRecord {
   std::string report;  // JSON
 };
 
+// The lease of a migration's backfill: the row a running `sluice backfill`
+// renews every `interval_ms` (its heartbeat), and where it leaves why it
+// stopped. One row per migration, replaced by each run.
+struct BackfillLease {
+  std::string holder;        // "pid@host" of the run
+  std::string started_at;    // ISO; with `holder`, identifies the run
+  std::string heartbeat_at;  // ISO, the last renewal
+  int64_t heartbeat_ms = 0;  // the last renewal, by the database's clock
+  int64_t interval_ms = 0;   // the run's renewal interval
+  std::string stopped_at;    // "" while the run has not said it stopped
+  std::string last_error;    // why it stopped, "" when it finished
+  int64_t now_ms = 0;        // the database's clock when this was read
+
+  // The run is alive: it has not stopped and renewed within 3 intervals.
+  bool alive() const { return stopped_at.empty() && now_ms - heartbeat_ms <= 3 * interval_ms; }
+};
+
 class StateStore {
  public:
   // `clock` stamps every time it records (default: the real clock).
@@ -79,6 +96,9 @@ class StateStore {
 
   // True when the state tables exist (reading never creates them).
   Result<bool> Exists();
+  // True when state table `base` exists (tables added by later versions of
+  // sluice may be missing from state an older one made).
+  Result<bool> HasTable(const std::string& base);
   // Creates missing state tables. Call inside the transaction of the first
   // change, so a failed command leaves the database untouched.
   Status Ensure();
@@ -112,6 +132,18 @@ class StateStore {
   // Rows/s of the chunks committed in the last `seconds` seconds.
   Result<double> RecentBackfillRate(const std::string& migration, int seconds);
   Result<std::optional<VerificationRecord>> LastVerification(const std::string& migration);
+
+  // Backfill leases (see BackfillLease). StartLease replaces the row for a
+  // new run; RenewLease stamps its heartbeat (false when the row belongs to
+  // another run or says it stopped); StopLease records that it stopped and
+  // why ("" = it finished). GetLease: nullopt when there is no row (or no
+  // leases table yet: state made by an older sluice).
+  Status StartLease(const std::string& migration, const std::string& holder, const std::string& started_at,
+                    int64_t interval_ms);
+  Result<bool> RenewLease(const std::string& migration, const std::string& holder, const std::string& started_at);
+  Status StopLease(const std::string& migration, const std::string& holder, const std::string& started_at,
+                   const std::string& error);
+  Result<std::optional<BackfillLease>> GetLease(const std::string& migration);
 
   // Table ownership: an in-flight migration claims the physical tables it
   // changes inside start's transaction (a unique row per table), so two

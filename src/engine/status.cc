@@ -67,6 +67,47 @@ Status Engine::Tune(const std::string& migration, std::optional<double> rate, st
   return ChangeControl(Connect(), clock(), options_.actor, migration, c, "tune", msg);
 }
 
+namespace {
+
+// Status of an in-flight migration's backfill from its lease: `running`
+// only while a process renews it, else `stopped` with why.
+Status FillBackfillRun(StateStore& store, const MigrationRecord& m, MigrationInfo* i) {
+  SLUICE_ASSIGN_OR_RETURN(auto lease, store.GetLease(m.name));
+  if (lease) {
+    i->backfill_holder = lease->holder;
+    i->backfill_started_at = lease->started_at;
+    i->backfill_heartbeat_at = lease->heartbeat_at;
+    i->backfill_heartbeat_age_seconds = static_cast<double>(std::max<int64_t>(0, lease->now_ms - lease->heartbeat_ms)) / 1000;
+    i->backfill_stale_after_seconds = static_cast<double>(3 * lease->interval_ms) / 1000;
+    i->backfill_stopped_at = lease->stopped_at;
+    i->backfill_last_error = lease->last_error;
+  }
+  if (m.backfill != "pending" && m.backfill != "running") return Status::Ok();
+  if (lease && lease->alive()) {
+    i->backfill = "running";
+    return Status::Ok();
+  }
+  if (!lease && m.backfill == "pending") return Status::Ok();  // never run
+  i->backfill = "stopped";
+  if (!i->backfill_last_error.empty()) return Status::Ok();
+  // The audit log's latest error of this run (or of any run, when no lease
+  // was recorded: state from an older sluice).
+  SLUICE_ASSIGN_OR_RETURN(auto errors, store.Events(m.name, "backfill.error"));
+  if (!errors.empty() && (!lease || errors.back().at >= lease->started_at)) {
+    i->backfill_last_error = errors.back().message;
+  } else if (lease && lease->stopped_at.empty()) {
+    i->backfill_last_error = "no heartbeat for " + std::to_string(static_cast<int64_t>(i->backfill_heartbeat_age_seconds)) +
+                             "s from " + lease->holder + " (the process died, hung or lost the database); rerun "
+                             "`sluice backfill " + m.name + "` to continue";
+  } else if (!lease) {
+    i->backfill_last_error = "no backfill process is known to be running (no lease recorded); rerun `sluice backfill " +
+                             m.name + "` to continue";
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<std::vector<MigrationInfo>> Engine::List() {
   SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
   StateStore store(*conn, clock());
@@ -81,27 +122,31 @@ Result<std::vector<MigrationInfo>> Engine::List() {
     i.version = m.version;
     i.previous_version = m.previous_version;
     i.live = m.live;
-    i.backfill = m.backfill;
+    // A completed or rolled-back migration has no backfill to report.
+    i.backfill = m.in_flight() ? m.backfill : "";
+    i.version_ready = !m.in_flight() || (m.backfill != "pending" && m.backfill != "running");
     i.tables = m.tables;
     i.created_at = m.created_at;
     i.updated_at = m.updated_at;
     i.completed_at = m.completed_at;
-    SLUICE_ASSIGN_OR_RETURN(auto cps, store.Checkpoints(m.name));
-    for (const auto& cp : cps) {
-      i.rows_done += cp.rows_done;
-      i.rows_total += cp.rows_total;
-      i.chunks += cp.chunks;
-    }
     SLUICE_ASSIGN_OR_RETURN(auto overrides, store.Events(m.name, "gate.override"));
     for (const auto& o : overrides) i.overrides.push_back(o.message + " (by " + o.actor + " at " + o.at + ")");
     if (m.in_flight()) {
+      SLUICE_ASSIGN_OR_RETURN(auto cps, store.Checkpoints(m.name));
+      for (const auto& cp : cps) {
+        i.rows_done += cp.rows_done;
+        i.rows_total += cp.rows_total;
+        i.chunks += cp.chunks;
+      }
+      SLUICE_RETURN_IF_ERROR(FillBackfillRun(store, m, &i));
+      const bool running = i.backfill == "running";
       SLUICE_ASSIGN_OR_RETURN(backfill::Control c, backfill::ReadControl(*conn, m.name));
       i.paused = c.paused;
-      i.throttle = m.backfill == "running" ? c.throttle : "";
+      i.throttle = running ? c.throttle : "";
       i.tuned_rate = c.max_rows_per_second;
       i.tuned_chunk_ms = c.chunk_target_ms;
       i.tuned_workers = c.workers;
-      if (m.backfill == "running") {
+      if (running) {
         SLUICE_ASSIGN_OR_RETURN(double rate, store.RecentBackfillRate(m.name, 10));
         i.rows_per_second = rate;
         if (rate > 0) i.eta_seconds = static_cast<double>(std::max<int64_t>(0, i.rows_total - i.rows_done)) / rate;
@@ -248,10 +293,53 @@ class SessionImpl : public Session {
 
 }  // namespace
 
+std::string NotReadyMessage(StateStore& store, const Loaded& l) {
+  std::string progress;
+  auto cps = store.Checkpoints(l.rec.name);
+  for (const auto& task : l.compiled.backfill) {
+    int64_t done = 0, total = 0;
+    bool finished = cps.ok();
+    bool seen = false;
+    if (cps.ok()) {
+      for (const auto& cp : *cps) {
+        if (cp.table != task.table) continue;
+        seen = true;
+        done += cp.rows_done;
+        total += cp.rows_total;
+        finished = finished && cp.done;
+      }
+    }
+    if (seen && finished) continue;
+    char pct[32];
+    snprintf(pct, sizeof pct, "%.1f", total > 0 ? 100.0 * static_cast<double>(done) / static_cast<double>(total) : 0.0);
+    progress += (progress.empty() ? "" : ", ") + std::string("of ") + task.table + " is " + pct + "% done";
+  }
+  if (progress.empty()) progress = "is not recorded as done";
+  return "version " + l.rec.version + " is not ready: the backfill " + progress + "; run `sluice backfill " +
+         l.rec.name + "` (the new version is usable once its backfill is done; until then applications stay on " +
+         (l.rec.previous_version.empty() ? std::string("the base tables") : "version " + l.rec.previous_version) + ")";
+}
+
+Status RequireVersionReady(StateStore& store, const db::Dialect& d, const std::string& version) {
+  if (version.empty() || version == "live") return Status::Ok();
+  SLUICE_ASSIGN_OR_RETURN(bool has_state, store.Exists());
+  if (!has_state) return Status::Ok();
+  SLUICE_ASSIGN_OR_RETURN(auto all, store.List());
+  for (const auto& m : all) {
+    if (m.version != version || !m.in_flight()) continue;
+    if (m.backfill != "pending" && m.backfill != "running") return Status::Ok();
+    SLUICE_ASSIGN_OR_RETURN(Loaded l, LoadMigration(store, d, m.name));
+    return FailedPrecondition(NotReadyMessage(store, l));
+  }
+  return Status::Ok();
+}
+
 Result<std::unique_ptr<Session>> Engine::OpenSession(const std::string& version) {
   SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
   std::string setup;
   if (conn->dialect().versioned_namespaces()) {
+    StateStore store(*conn, clock());
+    SLUICE_RETURN_IF_ERROR(RequireVersionReady(store, conn->dialect(), version));
     setup = conn->dialect().SessionSetupSql(version);
   } else if (!version.empty()) {
     SLUICE_ASSIGN_OR_RETURN(setup, VersionSetupSql(version));
@@ -264,8 +352,11 @@ Result<std::unique_ptr<Session>> Engine::OpenSession(const std::string& version)
 
 Result<std::string> Engine::VersionSetupSql(const std::string& version) {
   SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
-  if (conn->dialect().versioned_namespaces()) return conn->dialect().SessionSetupSql(version) + "\n";
   StateStore store(*conn, clock());
+  // A version is handed out only once its backfill is done: before, it
+  // would show empty new columns where up(old row) belongs.
+  SLUICE_RETURN_IF_ERROR(RequireVersionReady(store, conn->dialect(), version));
+  if (conn->dialect().versioned_namespaces()) return conn->dialect().SessionSetupSql(version) + "\n";
   SLUICE_ASSIGN_OR_RETURN(bool has_state, store.Exists());
   if (!has_state) return NotFound("no versions exist yet");
   std::string where = version == "live" ? "live = 1" : "version = $1";

@@ -87,6 +87,11 @@ Status Engine::Switch(const std::string& migration, bool back, const TransitionO
     return FailedPrecondition("migration '" + name + "' is " + l.rec.phase + "; only an active migration can switch");
   }
   SLUICE_RETURN_IF_ERROR(RequireRecording(l, "switch"));
+  // Not even with --force: live readers would see the new version before
+  // its backfill, i.e. empty columns where up(old row) belongs.
+  if (!back && (l.rec.backfill == "pending" || l.rec.backfill == "running")) {
+    return FailedPrecondition("cannot switch reads to it: " + NotReadyMessage(store, l));
+  }
   std::string baseline;
   if (!back) {
     SLUICE_ASSIGN_OR_RETURN(gates::Inputs in, GateInputs(store, l));

@@ -77,6 +77,30 @@ Result<VerifyResult> Engine::Verify(const std::string& migration, const VerifyOp
     return FailedPrecondition("migration '" + name + "' is " + l.rec.phase +
                               "; verification compares the old and new versions of an active migration");
   }
+  // Fail closed: a verification that could not run is on record as a
+  // failed one, so no gate mistakes "no recent verification" for a pass.
+  auto record_failed = [&](const std::string& why) {
+    if (conn->in_transaction()) conn->Rollback().IgnoreError();
+    nlohmann::json j = {{"migration", name},
+                        {"at", IsoTime(clock()->WallMicros())},
+                        {"passed", false},
+                        {"could_not_run", true},
+                        {"error", SanitizeUtf8(why)},
+                        {"checks", nlohmann::json::array()}};
+    const std::string report = j.dump();
+    db::InTransaction(*conn, [&]() -> Status {
+      SLUICE_RETURN_IF_ERROR(store.AddVerification(name, false, report));
+      return store.AddEvent(name, "verify", options_.actor,
+                            "verification FAILED: it could not run: " + SanitizeUtf8(why), report);
+    }).IgnoreError();
+  };
+  // The new version is read through its views, which refuse until the
+  // backfill is done: say so rather than fail on the first read.
+  if (l.rec.backfill == "pending" || l.rec.backfill == "running") {
+    const std::string why = NotReadyMessage(store, l);
+    record_failed(why);
+    return FailedPrecondition("verification of '" + name + "' could not run (recorded as failed): " + why);
+  }
   verify::Settings vs = VerifySettingsOf(l.plan);
   if (options.reread_delay_ms) vs.reread_delay_ms = *options.reread_delay_ms;
   vs.cancel = options.cancel;
@@ -101,24 +125,8 @@ Result<VerifyResult> Engine::Verify(const std::string& migration, const VerifyOp
   }
   auto ran = verify::Run(*conn, l.compiled.version, vs, vc);
   if (!ran.ok()) {
-    // Fail closed: a verification that could not run is on record as a
-    // failed one, so no gate mistakes "no recent verification" for a pass.
     // (A cancel is the operator's choice, not a verdict.)
-    if (ran.status().code() != StatusCode::kCancelled) {
-      if (conn->in_transaction()) conn->Rollback().IgnoreError();
-      nlohmann::json j = {{"migration", name},
-                          {"at", IsoTime(clock()->WallMicros())},
-                          {"passed", false},
-                          {"could_not_run", true},
-                          {"error", SanitizeUtf8(ran.status().message())},
-                          {"checks", nlohmann::json::array()}};
-      const std::string report = j.dump();
-      db::InTransaction(*conn, [&]() -> Status {
-        SLUICE_RETURN_IF_ERROR(store.AddVerification(name, false, report));
-        return store.AddEvent(name, "verify", options_.actor,
-                              "verification FAILED: it could not run: " + SanitizeUtf8(ran.status().message()), report);
-      }).IgnoreError();
-    }
+    if (ran.status().code() != StatusCode::kCancelled) record_failed(ran.status().message());
     return ran.status().WithContext("verification of '" + name + "' could not run (recorded as failed)");
   }
   verify::Report report = std::move(*ran);
@@ -145,6 +153,9 @@ Result<WatchResult> Engine::WatchShadowReads(const std::string& migration, const
   if (l.rec.phase != engine::kActive) {
     return FailedPrecondition("migration '" + name + "' is " + l.rec.phase +
                               "; shadow reads compare the old and new versions of an active migration");
+  }
+  if (l.rec.backfill == "pending" || l.rec.backfill == "running") {
+    return FailedPrecondition("shadow reads of '" + name + "' cannot run: " + NotReadyMessage(store, l));
   }
   verify::Settings vs = VerifySettingsOf(l.plan);
   if (options.reread_delay_ms) vs.reread_delay_ms = *options.reread_delay_ms;

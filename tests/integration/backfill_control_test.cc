@@ -268,7 +268,8 @@ TEST(BackfillControl, OutsideItsTimeWindowTheBackfillHolds) {
   EXPECT_EQ(db.RowsDone(), 0);
   kill(pid, SIGINT);  // Ctrl-C: stops cleanly, nothing half-done
   EXPECT_NE(WaitProcess(pid), 0);
-  EXPECT_EQ(db.Value("SELECT count(*) FROM orders WHERE email_lower IS NOT NULL", "001_lower"), "0");
+  // (By the base table: the new version is not usable before its backfill.)
+  EXPECT_EQ(db.Value("SELECT count(*) FROM orders WHERE email_lower IS NOT NULL", ""), "0");
 }
 
 // SIGKILL at 20 random moments; every rerun continues where the database

@@ -103,8 +103,10 @@ struct Pg {
   // Rows the checkpoints count as done whose email_lower is wrong, plus
   // rows they count as not done that were written anyway: 0 when the
   // checkpoints and the table agree.
+  // By the base table: the new version is not usable while the backfill is
+  // unfinished.
   std::string Inconsistent() {
-    return Value(
+    return Sql(
         "WITH c AS (SELECT (last_key::json->0->>1)::bigint AS lk, (high_key::json->0->>1)::bigint AS hk, "
         "coalesce(lag((high_key::json->0->>1)::bigint) OVER (ORDER BY worker), 0) AS lo FROM sluice.checkpoints) "
         "SELECT count(*) FROM orders o JOIN c ON o.id > c.lo AND o.id <= c.hk WHERE (o.id <= coalesce(c.lk, c.lo) "

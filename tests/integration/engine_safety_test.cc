@@ -86,7 +86,7 @@ TEST_F(EngineSafety, CompleteReplaysTheStepsStartRecorded) {
   ASSERT_TRUE(m);
   SLUICE_ASSERT_OK(m->Start(dir_.Write("cents.yaml", kCentsPlan)));
   EXPECT_EQ(QueryValue(*m, "SELECT format || ' ' || sluice_version FROM _sluice_recordings WHERE migration = 'cents'"),
-            "1 0.2.0");
+            "2 0.2.0");
   Tamper(*m);
   ASSERT_TRUE(m->Backfill("cents", {}).ok());
   auto v = m->Verify("cents");

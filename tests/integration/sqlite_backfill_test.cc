@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <random>
+#include <functional>
 #include <thread>
 
 #include "support/test_support.h"
@@ -94,22 +95,27 @@ TEST(SqliteBackfill, BothVersionsWriteDuringBackfillAndNothingIsLost) {
   std::string plan = dir.Write("001_cents.yaml", kPlan);
   SLUICE_ASSERT_OK(m->Start(plan));
 
+  // The old version writes during the backfill; the new version is usable
+  // only once it is done, and then writes alongside the old one.
   auto old_s = m->Connect("");
-  auto new_s = m->Connect("001_cents");
-  ASSERT_TRUE(old_s.ok() && new_s.ok());
-  Writer old_w(std::move(*old_s), false, 30000), new_w(std::move(*new_s), true, 30000);
-  std::thread t1([&] { old_w.Run(); }), t2([&] { new_w.Run(); });
-  // Progress-based waits (not sleeps): each writer has written before the
-  // backfill starts and writes again after it ends, however slow the machine.
+  ASSERT_TRUE(old_s.ok());
+  Writer old_w(std::move(*old_s), false, 30000);
+  std::thread t1([&] { old_w.Run(); });
+  // Progress-based waits (not sleeps): the old writer has written before
+  // the backfill starts, both write after it ends, however slow the machine.
   auto ops = [](Writer& w) { return w.inserts + w.updates + w.failures; };
-  auto wait_for = [&](int old_target, int new_target) {
-    for (int i = 0; i < 3000 && (ops(old_w) < old_target || ops(new_w) < new_target); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+  auto wait_until = [&](const std::function<bool()>& done) {
+    for (int i = 0; i < 3000 && !done(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   };
-  wait_for(15, 15);
+  wait_until([&] { return ops(old_w) >= 15; });
+  EXPECT_FALSE(m->Connect("001_cents").ok()) << "the new version was usable before its backfill";
   auto bf = m->Backfill("001_cents", {});
-  wait_for(ops(old_w) + 10, ops(new_w) + 10);
+  auto new_s = m->Connect("001_cents");
+  ASSERT_TRUE(new_s.ok()) << new_s.status().message();
+  Writer new_w(std::move(*new_s), true, 30000);
+  std::thread t2([&] { new_w.Run(); });
+  const int old_after = ops(old_w) + 10;
+  wait_until([&] { return ops(old_w) >= old_after && ops(new_w) >= 25; });
   old_w.stop = true;
   new_w.stop = true;
   t1.join();
@@ -201,17 +207,21 @@ TEST(SqliteBackfill, NewVersionUpdateOfARowNotYetBackfilled) {
   auto m = OpenSqlite(dir.File("app.db"));
   ASSERT_NO_FATAL_FAILURE(Populate(*m, 100));
   SLUICE_ASSERT_OK(m->Start(dir.Write("001_cents.yaml", kPlan)));
-  // No backfill yet: the new columns of row 7 are still empty. The new
-  // version changes only its email.
-  auto s = m->Connect("001_cents");
+  // No backfill yet: the new columns of row 7 are still empty, and the new
+  // version is not handed out. Its views' triggers still work (the write
+  // path a new-version write racing the last chunks takes): an update of
+  // only the email through them fills the untouched new column with up(row).
+  EXPECT_EQ(QueryValue(*m, "SELECT \"_sluice_new_amount\" IS NULL FROM orders WHERE id = 7"), "1");
+  EXPECT_THAT(m->Connect("001_cents").status(), StatusIs(StatusCode::kFailedPrecondition, "is not ready"));
+  auto s = m->Connect("");
   ASSERT_TRUE(s.ok());
-  auto r = (*s)->Query("UPDATE orders SET email = 'Fresh@X.COM' WHERE id = 7");
+  auto r = (*s)->Query("UPDATE \"orders@001_cents\" SET email = 'Fresh@X.COM' WHERE id = 7");
   ASSERT_TRUE(r.ok()) << r.status().message();
   // Its amount kept its value in both shapes, computed as the backfill would.
   EXPECT_EQ(QueryValue(*m, "SELECT amount || '|' || \"_sluice_new_amount\" FROM orders WHERE id = 7"), "7.07|707");
-  EXPECT_EQ(QueryValue(*m, "SELECT amount FROM orders WHERE id = 7", "001_cents"), "707");
   auto bf = m->Backfill("001_cents", {});
   ASSERT_TRUE(bf.ok()) << bf.status().message();
+  EXPECT_EQ(QueryValue(*m, "SELECT amount FROM orders WHERE id = 7", "001_cents"), "707");
   EXPECT_EQ(QueryValue(*m, kMismatches), "0");
   auto v = m->Verify("001_cents");
   ASSERT_TRUE(v.ok());

@@ -27,8 +27,11 @@ struct OperationCase {
   std::string setup;         // SQL run before start (may be several statements)
   std::string plan;          // plan YAML
   std::vector<std::string> old_writes;  // through the old version, after start
-  std::vector<std::string> new_writes;  // through the new version, after start
-  std::vector<Expect> during;           // after both writes, before backfill
+  // Through the new version once it is usable: right after start when the
+  // migration needs no backfill, else after the backfill (before it, a
+  // session on the new version must be refused).
+  std::vector<std::string> new_writes;
+  std::vector<Expect> during;           // after both writes, before complete
   std::vector<Expect> after;            // after complete, through the base tables
   std::vector<std::string> tables;      // tables whose data rollback must restore
   // Backends on which start leaves the migrated schema as it is (e.g. SQLite
@@ -58,8 +61,9 @@ std::string DataFingerprint(Migrator& m, const std::vector<std::string>& tables)
 
 void ExpectAll(Migrator& m, const std::string& version, const std::vector<Expect>& expects, const std::string& when);
 
-// start -> writes through both versions -> checks -> backfill -> verify
-// (must pass) -> complete -> checks.
+// start -> old-version writes -> (the new version refused, backfill, when
+// it needs one) -> new-version writes -> checks -> backfill -> verify (must
+// pass) -> complete -> checks.
 void RunForward(const Backend& b, const OperationCase& c, const TempDir& dir);
 // start -> rollback leaves schema and data exactly as before start; then
 // start -> writes -> rollback keeps the old-version writes; then

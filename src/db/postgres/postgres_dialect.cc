@@ -190,6 +190,9 @@ std::vector<std::string> PostgresDialect::StateSchema() const {
       "CREATE TABLE IF NOT EXISTS " + t("control") +
           " (migration text PRIMARY KEY, paused bigint NOT NULL DEFAULT 0, max_rows_per_second double precision, "
           "chunk_target_ms bigint, workers bigint, throttle text, updated_at text NOT NULL)",
+      "CREATE TABLE IF NOT EXISTS " + t("leases") +
+          " (migration text PRIMARY KEY, holder text NOT NULL, started_at text NOT NULL, heartbeat_at text NOT NULL, "
+          "heartbeat_ms bigint NOT NULL, interval_ms bigint NOT NULL, stopped_at text, last_error text)",
   };
 }
 
@@ -701,6 +704,63 @@ struct Renderer {
     // Tables the plan does not know (created by a `sql` operation of this
     // migration) appear unchanged, with their defaults.
     FillUnknownTables(schema, s.version, true);
+    if (!s.version.needs_backfill()) return;
+    // Until its backfill is done the version would show NULL (or a default)
+    // where up(old row) belongs: the views of those tables refuse instead.
+    Sql(ReadyFunction(schema, s.version));
+    for (const auto& m : s.version.tables) {
+      if (m.needs_backfill()) GuardView(schema, m, true);
+    }
+  }
+
+  // Readiness guard of a version's views (see docs/how-it-works.md,
+  // "Readiness"). `_sluice_ready(table)` returns true once the migration's
+  // backfill is done and otherwise raises "version V is not ready". It takes
+  // no column, so the planner evaluates it once per statement (a One-Time
+  // Filter), never per row. SECURITY DEFINER: the application's role needs
+  // no access to sluice's state tables to get the message.
+  std::string ReadyFunctionName(const std::string& schema) const { return Q(schema) + "." + Q("_sluice_ready"); }
+  std::string ReadyFunction(const std::string& schema, const VersionSpec& v) const {
+    const std::string m = QuoteLiteral(v.migration);
+    std::string body;
+    body += "DECLARE\n  sluice_state text;\n  sluice_pct numeric;\nBEGIN\n";
+    // sluice's own backfill gate reads through the guard (ReadUnreadySql).
+    body += "  IF current_setting('sluice.read_unready', true) = 'on' THEN RETURN true; END IF;\n";
+    body += "  SELECT backfill INTO sluice_state FROM " + d.StateTable("migrations") + " WHERE name = " + m + ";\n";
+    body += "  IF sluice_state IN ('done', 'none') THEN RETURN true; END IF;\n";
+    body += "  SELECT round(100.0 * sum(rows_done) / nullif(sum(rows_total), 0), 1) INTO sluice_pct FROM " +
+            d.StateTable("checkpoints") + " WHERE migration = " + m + " AND tbl = sluice_table;\n";
+    body += "  RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state', MESSAGE = format("
+            "'version %s is not ready: the backfill of %s is %s%% done; run `sluice backfill %s`', " +
+            QuoteLiteral(v.name) + ", sluice_table, coalesce(sluice_pct, 0), " + m +
+            "), HINT = 'The new version is usable once its backfill is done; until then applications stay on the "
+            "previous version.';\nEND\n";
+    const std::string tag = DollarTag(body);
+    return "CREATE OR REPLACE FUNCTION " + ReadyFunctionName(schema) +
+           "(sluice_table text) RETURNS boolean LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = "
+           "pg_catalog, pg_temp AS " + tag + "\n" + body + tag;
+  }
+  // The version's view of `m`, guarded (reads and writes refuse, inserts
+  // through the CHECK OPTION) or not. CREATE OR REPLACE keeps the view's
+  // column defaults and everything that depends on it.
+  void GuardView(const std::string& schema, const TableMapping& m, bool guarded) {
+    std::string sel;
+    for (size_t i = 0; i < m.columns.size(); ++i) {
+      sel += (i ? ", " : "") + Q(m.columns[i].physical) + " AS " + Q(m.columns[i].logical);
+    }
+    const std::string view = Q(schema) + "." + Q(m.logical);
+    Sql("CREATE OR REPLACE VIEW " + view + " WITH (security_invoker = true" +
+        (guarded ? ", check_option = cascaded" : "") + ") AS SELECT " + sel + " FROM " + T(m.physical) +
+        (guarded ? " WHERE " + ReadyFunctionName(schema) + "(" + QuoteLiteral(m.physical) + ")" : ""));
+    if (!guarded) Sql("ALTER VIEW " + view + " RESET (check_option)");
+  }
+  void operator()(const VersionReadyStep& s) {
+    if (!s.version.needs_backfill()) return;
+    const std::string schema = d.VersionSchema(s.version.name);
+    for (const auto& m : s.version.tables) {
+      if (m.needs_backfill()) GuardView(schema, m, false);
+    }
+    Sql("DROP FUNCTION IF EXISTS " + ReadyFunctionName(schema) + "(text)");
   }
 
   // Views (SELECT *, with defaults) in `schema` for every base table the

@@ -48,6 +48,10 @@ class PostgresDialect : public Dialect {
   std::vector<std::string> StateSchema() const override;
   std::string StateSetupLockSql() const override { return "SELECT pg_advisory_xact_lock(20830, 0)"; }
   std::vector<std::string> BackfillSessionSetup() const override;
+  std::string EpochMillisSql() const override { return "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"; }
+  std::string ReadUnreadySql(bool on) const override {
+    return on ? "SET sluice.read_unready = 'on'" : "RESET sluice.read_unready";
+  }
   std::string VersionSelectHint(const std::string& version) const override;
   std::string SessionSetupSql(const std::string& version) const override;
   std::string LockTimeoutSql(int64_t lock_timeout_ms) const override;

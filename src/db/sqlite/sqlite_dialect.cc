@@ -353,11 +353,24 @@ struct Renderer {
           " FROM " + Q(m.physical));
       for (auto& st : ViewTriggers(s.version, m, false)) out.push_back(st);
     }
+    // Until the backfill is done the setup SQL is withheld (applications
+    // reach a version only through it): a placeholder that fails, naming
+    // why, stands in its place; VersionReadyStep stores the real one.
+    const std::string setup =
+        s.version.needs_backfill() ? NotReadySetup(s.version) : d.SessionSetup(s.version, false);
     Sql("INSERT INTO \"_sluice_versions\"(version, migration, setup_sql, live, created_at) VALUES (" +
-        QuoteLiteral(s.version.name) + ", " + QuoteLiteral(s.version.migration) + ", " +
-        QuoteLiteral(d.SessionSetup(s.version, false)) +
+        QuoteLiteral(s.version.name) + ", " + QuoteLiteral(s.version.migration) + ", " + QuoteLiteral(setup) +
         ", 0, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) ON CONFLICT(version) DO UPDATE SET setup_sql = "
         "excluded.setup_sql, migration = excluded.migration");
+  }
+  static std::string NotReadySetup(const VersionSpec& v) {
+    const std::string why = "sluice: version " + v.name + " is not ready: its backfill is not done; run `sluice backfill " +
+                            v.migration + "`";
+    return "-- " + why + "\nSELECT * FROM " + Q(why) + ";\n";
+  }
+  void operator()(const VersionReadyStep& s) {
+    Sql("UPDATE \"_sluice_versions\" SET setup_sql = " + QuoteLiteral(d.SessionSetup(s.version, false)) +
+        " WHERE version = " + QuoteLiteral(s.version.name));
   }
   void operator()(const FinalizeVersionStep& s) {
     // The view text already follows the renames of complete; its triggers
@@ -557,6 +570,9 @@ std::vector<std::string> SqliteDialect::StateSchema() const {
       "CREATE TABLE IF NOT EXISTS \"_sluice_control\" (migration TEXT PRIMARY KEY, paused INTEGER NOT NULL DEFAULT "
       "0, max_rows_per_second REAL, chunk_target_ms INTEGER, workers INTEGER, throttle TEXT, updated_at TEXT NOT "
       "NULL)",
+      "CREATE TABLE IF NOT EXISTS \"_sluice_leases\" (migration TEXT PRIMARY KEY, holder TEXT NOT NULL, "
+      "started_at TEXT NOT NULL, heartbeat_at TEXT NOT NULL, heartbeat_ms INTEGER NOT NULL, interval_ms INTEGER NOT "
+      "NULL, stopped_at TEXT, last_error TEXT)",
       "CREATE TABLE IF NOT EXISTS \"_sluice_locks\" (name TEXT PRIMARY KEY, holder TEXT NOT NULL, pid INTEGER NOT "
       "NULL, host TEXT NOT NULL, acquired_at TEXT NOT NULL)",
       "CREATE TABLE IF NOT EXISTS \"_sluice_marker\" (migration TEXT)",

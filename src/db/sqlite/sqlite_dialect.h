@@ -35,6 +35,9 @@ class SqliteDialect : public Dialect {
   bool IsVolatile(std::string_view expr) const override;
   std::string StateTable(std::string_view base) const override;
   std::vector<std::string> StateSchema() const override;
+  std::string EpochMillisSql() const override {
+    return "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
+  }
   std::string VersionSelectHint(const std::string& version) const override;
   std::string StatementTimeoutSql(int64_t statement_timeout_ms) const override;
   std::string RowHash(const std::vector<std::string>& exprs) const override;
