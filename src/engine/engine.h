@@ -92,10 +92,6 @@ Result<std::string> ResolveMigration(StateStore& store, const std::string& name,
 // The version the old application uses: the newest completed migration's.
 Result<std::string> PreviousVersion(StateStore& store);
 
-// Checks that the plan's expressions resolve against the live schema,
-// without changing anything.
-Status CheckExpressions(db::Connection& conn, const CompiledMigration& c, std::vector<std::string>* warnings);
-
 // --- gate evidence (gate_run.cc) --------------------------------------------
 
 // Latency and errors of the abort criteria's probe query, run `n` times on

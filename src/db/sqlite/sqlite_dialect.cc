@@ -375,6 +375,9 @@ struct Renderer {
   }
   // SQLite versions have views only for the tables they migrate.
   void operator()(const RefreshVersionViewsStep&) {}
+  // `live` before the first switch is the base tables (VersionSetupSql).
+  void operator()(const CreateLiveAliasStep&) {}
+  void operator()(const DropLiveAliasStep&) {}
   void operator()(const DropVersionStep& s) {
     for (const auto& m : s.version.tables) {
       if (!NeedsView(m)) continue;
