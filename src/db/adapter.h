@@ -115,6 +115,11 @@ class Dialect {
   // superuser or SET on that parameter; triggers ENABLE ALWAYS or ENABLE
   // REPLICA still fire). "" where the database cannot.
   virtual std::string SuppressUserTriggersSql() const { return {}; }
+  // A statement that makes the rest of the current (read-write)
+  // transaction read-only (PostgreSQL: SET LOCAL transaction_read_only =
+  // on); "" where there is none. The pre-flight trial runs the plan's `sql`
+  // operations first, then this, so `nextval` in `up` cannot advance.
+  virtual std::string ReadOnlyFromHereSql() const { return {}; }
   // True when the dual-write rewrites the row with a statement of its own
   // (SQLite's AFTER triggers run an UPDATE), so the table's UPDATE
   // triggers fire again for writes through the old version.

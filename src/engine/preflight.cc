@@ -4,6 +4,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <variant>
 
 #include "backfill/key.h"
 #include "common/sql_text.h"
@@ -545,8 +546,27 @@ Status Preflight(db::Connection& conn, const plan::Plan& p, const db::Schema& sc
   for (auto& w : tf.warnings) warnings->push_back(std::move(w));
   std::set<std::string> suppressed;
 
-  SLUICE_RETURN_IF_ERROR(conn.BeginSnapshot());
+  // `up` may name what the plan's own `sql` operations create (a type, a
+  // function): those run first, in this transaction that is rolled back.
+  std::vector<std::string> raw;
+  for (const auto& st : c->start) {
+    if (const auto* r = std::get_if<db::RawSqlStep>(&st.body)) raw.push_back(r->sql);
+  }
+  SLUICE_RETURN_IF_ERROR(raw.empty() ? conn.BeginSnapshot() : conn.Begin());
   Status s = [&]() -> Status {
+    for (const auto& sql : raw) {
+      SLUICE_RETURN_IF_ERROR(conn.Exec("SAVEPOINT sluice_raw"));
+      Status r = conn.Exec(sql);
+      if (r.code() == StatusCode::kAborted) return r;
+      if (!r.ok()) {
+        SLUICE_RETURN_IF_ERROR(conn.Exec("ROLLBACK TO SAVEPOINT sluice_raw"));
+        warnings->push_back("warning: the trial of `up`/`down` ran without a `sql` operation of the plan, which "
+                            "cannot run inside a transaction here (" + r.message() + "); expressions naming what "
+                            "it creates may be refused");
+      }
+      SLUICE_RETURN_IF_ERROR(conn.Exec("RELEASE SAVEPOINT sluice_raw"));
+    }
+    if (!raw.empty() && !d.ReadOnlyFromHereSql().empty()) SLUICE_RETURN_IF_ERROR(conn.Exec(d.ReadOnlyFromHereSql()));
     for (const auto& sql : d.ExpressionContextSql(c->version)) SLUICE_RETURN_IF_ERROR(conn.Exec(sql));
     if (!tf.to_suppress.empty()) {
       // May this session keep the triggers from firing? Tried, not guessed.

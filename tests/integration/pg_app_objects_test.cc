@@ -193,5 +193,35 @@ operations:
                 {"key (id) = ('1')", "NULL"});
 }
 
+
+// The base schema is second on a version's search_path, so a table the
+// version drops or renames must not resolve there under its old name.
+TEST_F(PgAppObjects, TablesTheVersionDropsOrRenamesDoNotResolveThroughTheBaseSchema) {
+  std::string db = Pg()->CreateDatabase("gone");
+  Pg()->Psql(db, std::string(kSetup) + "CREATE TABLE legacy (id integer PRIMARY KEY); CREATE TABLE old_name (id "
+                                       "integer PRIMARY KEY); INSERT INTO old_name VALUES (1);");
+  auto m = Open(db);
+  ASSERT_NE(m, nullptr);
+  TempDir dir;
+  SLUICE_ASSERT_OK(m->Start(dir.Write("gone.yaml", R"(
+operations:
+  - drop_table: {name: legacy}
+  - rename_table: {from: old_name, to: new_name}
+)")));
+  const std::string on_new = VersionSql(*m, "gone");
+  std::string value, error;
+  EXPECT_FALSE(Pg()->TryPsql(db, on_new + "SELECT count(*) FROM legacy", &value, &error));
+  EXPECT_THAT(error, HasSubstr("relation \"legacy\" does not exist in version gone"));
+  EXPECT_FALSE(Pg()->TryPsql(db, on_new + "SELECT count(*) FROM old_name", &value, &error));
+  EXPECT_THAT(error, HasSubstr("relation \"old_name\" does not exist in version gone"));
+  EXPECT_FALSE(Pg()->TryPsql(db, on_new + "INSERT INTO old_name VALUES (2)", &value, &error));
+  EXPECT_EQ(Pg()->Psql(db, on_new + "SELECT count(*) FROM new_name"), "1");
+  EXPECT_EQ(Pg()->Psql(db, "SELECT count(*) FROM old_name"), "1");  // the old version is unchanged
+  const std::string before_rollback = Pg()->Psql(db, "SELECT count(*) FROM pg_proc WHERE proname = '_sluice_gone'");
+  EXPECT_EQ(before_rollback, "1");
+  SLUICE_ASSERT_OK(m->Rollback("gone"));
+  EXPECT_EQ(Pg()->Psql(db, "SELECT count(*) FROM pg_proc WHERE proname = '_sluice_gone'"), "0");
+}
+
 }  // namespace
 }  // namespace sluice::testing

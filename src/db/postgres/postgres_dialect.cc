@@ -720,6 +720,32 @@ struct Renderer {
     // Tables the plan does not know (created by a `sql` operation of this
     // migration) appear unchanged, with their defaults.
     FillUnknownTables(schema, s.version, true);
+    HideGoneTables(schema, s.version);
+  }
+
+  // The version's search_path continues with the base schema (for the
+  // application's functions, types, sequences), so a table the version
+  // drops or renames would still resolve there under its old name. A view
+  // of that name in the version schema shadows it and fails on use, naming
+  // the version.
+  void HideGoneTables(const std::string& schema, const VersionSpec& v) {
+    std::set<std::string> logical, gone(v.hidden_tables.begin(), v.hidden_tables.end());
+    for (const auto& m : v.tables) {
+      logical.insert(m.logical);
+      if (!m.created && m.logical != m.physical) gone.insert(m.physical);
+    }
+    bool any = false;
+    for (const auto& t : gone) {
+      if (logical.count(t)) continue;
+      if (!any) {
+        Sql("CREATE OR REPLACE FUNCTION " + Q(schema) + "._sluice_gone(t text, v text) RETURNS text LANGUAGE "
+            "plpgsql AS $sluice$ BEGIN RAISE EXCEPTION 'relation \"%\" does not exist in version %', t, v USING "
+            "ERRCODE = '42P01'; END $sluice$");
+        any = true;
+      }
+      Sql("CREATE OR REPLACE VIEW " + Q(schema) + "." + Q(t) + " AS SELECT " + Q(schema) + "._sluice_gone(" +
+          QuoteLiteral(t) + ", " + QuoteLiteral(v.name) + ") AS " + Q("sluice: no such table in this version"));
+    }
   }
 
   // Views (SELECT *, with defaults) in `schema` for every base table the

@@ -51,6 +51,7 @@ class PostgresDialect : public Dialect {
   std::vector<std::string> BackfillSessionSetup() const override;
   std::vector<std::string> ExpressionContextSql(const VersionSpec& version) const override;
   std::string SuppressUserTriggersSql() const override { return "SET LOCAL session_replication_role = replica"; }
+  std::string ReadOnlyFromHereSql() const override { return "SET LOCAL transaction_read_only = on"; }
   std::string DualWriteTriggerName(const std::string& migration, const std::string& event) const override;
   std::string SampleKeysSql(std::string_view table, const std::vector<std::string>& key, int n) const override;
   std::string VersionSelectHint(const std::string& version) const override;
