@@ -1537,7 +1537,7 @@ TEST(plan_parser, BackfillFireTriggers) {
   auto bad = plan::ParsePlanText("operations:\n  - drop_table: {name: t}\nbackfill:\n  fire_triggers: 'yes'\n",
                                  "p.yaml", nullptr);
   ASSERT_FALSE(bad.ok());
-  EXPECT_THAT(bad.status().message(), HasSubstr("p.yaml:4:18: error: 'fire_triggers' in backfill must be true or false"));
+  EXPECT_THAT(bad.status().message(), HasSubstr("p.yaml:4:3: error: 'fire_triggers' in backfill must be true or false"));
 }
 
 }  // namespace
