@@ -288,6 +288,9 @@ Status Backfiller::Chunk(db::Connection& conn, const db::BackfillTask& task, int
   std::string where = "backfill of " + task.table + " (partition " + std::to_string(part) + ")";
   const Value mig = Value::Text(migration_), tbl = Value::Text(task.table), worker = Value::Int(part);
   Status s = db::InTransaction(conn, [&]() -> Status {
+    // Decided at start: the search_path `up` resolves under, and keeping
+    // the table's own triggers from firing (SET LOCAL ...).
+    for (const auto& sql : task.setup_sql) SLUICE_RETURN_IF_ERROR(conn.Exec(sql));
     if (!settings_.chunk_guard_sql.empty()) {
       auto g = conn.Query(settings_.chunk_guard_sql, {mig});
       if (!g.ok()) return g.status();

@@ -120,6 +120,42 @@ class Dialect {
   // dual-write triggers skip rows the backfill rewrites itself.
   virtual std::vector<std::string> BackfillSessionSetup() const { return {}; }
 
+  // --- the context of `up`/`down` and the table's own triggers ---------
+  // Statements that make the current transaction resolve the names in
+  // `up` and `down` exactly as the dual-write of `version` does
+  // (PostgreSQL: SET LOCAL search_path to the path pinned in its
+  // functions). The backfill and the pre-flight trial run them. Empty
+  // where names do not depend on the session.
+  virtual std::vector<std::string> ExpressionContextSql(const VersionSpec& version) const { return {}; }
+  // A statement that keeps the table's own triggers (and foreign-key
+  // checks) from firing for the rest of the current transaction
+  // (PostgreSQL: SET LOCAL session_replication_role = replica, which needs
+  // superuser or SET on that parameter; triggers ENABLE ALWAYS or ENABLE
+  // REPLICA still fire). "" where the database cannot.
+  virtual std::string SuppressUserTriggersSql() const { return {}; }
+  // A statement that makes the rest of the current (read-write)
+  // transaction read-only (PostgreSQL: SET LOCAL transaction_read_only =
+  // on); "" where there is none. The pre-flight trial runs the plan's `sql`
+  // operations first, then this, so `nextval` in `up` cannot advance.
+  virtual std::string ReadOnlyFromHereSql() const { return {}; }
+  // True when the dual-write rewrites the row with a statement of its own
+  // (SQLite's AFTER triggers run an UPDATE), so the table's UPDATE
+  // triggers fire again for writes through the old version.
+  virtual bool dual_write_updates_rows() const { return false; }
+  // The dual-write trigger of `migration` for `event` ("INSERT" or
+  // "UPDATE"), as the catalog spells it, where the database fires a
+  // table's BEFORE row triggers of one event in name order and sluice's
+  // must fire last (PostgreSQL, byte order). "" elsewhere.
+  virtual std::string DualWriteTriggerName(const std::string& migration, const std::string& event) const {
+    return {};
+  }
+  // A query returning the `key` columns of up to `n` rows spread over
+  // `table` (as Table() names it) without reading the whole table, for the
+  // pre-flight trial of `up`/`down`; "" where there is no such sampling.
+  virtual std::string SampleKeysSql(std::string_view table, const std::vector<std::string>& key, int n) const {
+    return {};
+  }
+
   // Relations through which the old and the new version read `table`.
   virtual std::string OldReadPath(const VersionSpec& version, const TableMapping& table) const = 0;
   virtual std::string NewReadPath(const VersionSpec& version, const TableMapping& table) const = 0;

@@ -148,15 +148,9 @@ struct VersionSpec {
   std::vector<TableMapping> tables;  // every table of the new version
   // Physical tables the new version no longer shows (dropped).
   std::vector<std::string> hidden_tables;
-
-  // Some table needs a backfill: the version is not usable (its read path
-  // refuses, see CreateVersionStep) until VersionReadyStep runs.
-  bool needs_backfill() const {
-    for (const auto& t : tables) {
-      if (t.needs_backfill()) return true;
-    }
-    return false;
-  }
+                 RefreshVersionViewsStep, SaveDependentViewsStep, RestoreDependentViewsStep,
+                 SetSequenceOwnerStep, UnpinViewsStep, RecordedSqlStep, VersionReadyStep, CreateLiveAliasStep,
+                 DropLiveAliasStep>;
 };
 
 // A statement the adapter will execute for a step.
@@ -268,7 +262,12 @@ struct SetReplicaIdentityStep {
 };
 struct RawSqlStep { std::string sql; };
 // Dual-write triggers on one physical table (both directions).
-struct CreateDualWriteStep { std::string migration, version; TableMapping table; };
+// `search_path`: VersionSpec::search_path, pinned for `up` and `down`.
+struct CreateDualWriteStep {
+  std::string migration, version;
+  TableMapping table;
+  std::vector<std::string> search_path;
+};
 // `version` is set at complete: the version's own write path (SQLite view
 // triggers, which read old columns) goes too, before old columns are dropped.
 struct DropDualWriteStep { std::string migration; TableMapping table; std::string version; };
@@ -289,6 +288,13 @@ struct DropVersionStep { VersionSpec version; };
 // Points the "live" alias at `version` (the new version, or its previous one
 // for `switch --back`). `spec` describes the version being made live.
 struct SetLiveStep { std::string version; VersionSpec spec; };
+// Creates the live alias, pointing at the old version (the tables as they
+// are before the migration), when it does not exist yet: applications may
+// select `live` from the first start on. Emitted first in start.
+struct CreateLiveAliasStep { VersionSpec spec; };
+// Undoes CreateLiveAliasStep: drops the live alias unless another
+// migration (in flight or complete) uses it by then.
+struct DropLiveAliasStep { std::string migration; };
 // Another in-flight version's read path shows `tables` unchanged (views of
 // tables it does not migrate). Before this migration contracts or rolls back
 // those tables (`drop`), such views are dropped so they do not pin columns;
@@ -345,7 +351,8 @@ using StepBody =
                  SetReplicaIdentityStep, RawSqlStep, CreateDualWriteStep, DropDualWriteStep,
                  CreateVersionStep, FinalizeVersionStep, DropVersionStep, SetLiveStep,
                  RefreshVersionViewsStep, SaveDependentViewsStep, RestoreDependentViewsStep,
-                 SetSequenceOwnerStep, UnpinViewsStep, RecordedSqlStep, VersionReadyStep>;
+                 SetSequenceOwnerStep, UnpinViewsStep, RecordedSqlStep, VersionReadyStep, CreateLiveAliasStep,
+                 DropLiveAliasStep>;
 
 struct Step {
   StepBody body;
@@ -362,6 +369,11 @@ struct BackfillTask {
   std::vector<std::string> key;
   std::vector<Forward> assignments;
   std::string skip_flag;  // rows with this column set are left alone
+  // Statements run first in every chunk's transaction (SET LOCAL ...): the
+  // search_path `up` is evaluated under (the dual-write's), and, when the
+  // table's own triggers must not fire for the backfill's rewrites,
+  // Dialect::SuppressUserTriggersSql(). Decided and recorded at start.
+  std::vector<std::string> setup_sql;
 };
 
 }  // namespace sluice::db

@@ -9,6 +9,7 @@
 
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -123,6 +124,28 @@ struct DependentInfo {
   std::string via;          // reached through this view (a view of a view), or this sequence
 };
 
+// A trigger the application defined on a table (sluice's own triggers are
+// left out). sluice needs them because its own writes (the backfill, the
+// dual-write) must not change what they do: see docs/how-it-works.md
+// ("The table's own triggers").
+struct TriggerInfo {
+  std::string name;
+  std::string timing;             // "BEFORE", "AFTER" or "INSTEAD OF"
+  std::set<std::string> events;   // "INSERT", "UPDATE", "DELETE", "TRUNCATE"
+  // UPDATE OF these columns only; empty: every UPDATE.
+  std::vector<std::string> update_columns;
+  bool row_level = true;          // FOR EACH ROW (SQLite: always)
+  // PostgreSQL's pg_trigger.tgenabled: "O" fires in normal sessions (not
+  // under session_replication_role = replica), "D" never, "R" only in
+  // replica sessions, "A" always. SQLite triggers are always "O".
+  std::string enabled = "O";
+  std::string definition;         // pg_get_triggerdef / the CREATE TRIGGER text
+  std::string function;           // PostgreSQL: the function it runs (regprocedure)
+  std::string function_source;    // PostgreSQL: that function's source (prosrc)
+
+  bool fires_on(const std::string& event) const { return events.count(event) > 0; }
+};
+
 struct TableInfo {
   std::string name;
   std::vector<ColumnInfo> columns;   // in ordinal order
@@ -143,6 +166,7 @@ struct TableInfo {
   int partition_count = 0;
   // What depends on this table's columns, the table and its indexes.
   std::vector<DependentInfo> dependents;
+  std::vector<TriggerInfo> triggers;   // the application's own, in name order
 
   const ColumnInfo* FindColumn(const std::string& name) const;
   const ConstraintInfo* FindConstraint(const std::string& name) const;
@@ -155,6 +179,13 @@ struct Schema {
   std::string name;  // schema (PostgreSQL) or "main" (SQLite)
   std::map<std::string, TableInfo> tables;
   std::vector<std::string> views;  // non-sluice views (for name clashes)
+  // PostgreSQL: the schemas the connecting role's search_path resolves to
+  // (current_schemas(false)), in order. sluice pins its generated functions
+  // to them so `up` and `down` resolve the application's types, functions
+  // and sequences whatever search_path the writing session uses.
+  std::vector<std::string> search_path;
+  // PostgreSQL: the live alias schema ("<schema>_live") already exists.
+  bool live_alias_exists = false;
 
   const TableInfo* FindTable(const std::string& name) const;
   // Index by name across tables; nullptr if none.

@@ -1623,6 +1623,7 @@ void Compiler::BuildVersion() {
   v.migration = plan_.name;
   v.previous = opts_.previous_version;
   v.hidden_tables = dropped_physical_;
+  v.search_path = schema_.search_path;
   for (auto& t : tables_) {
     // A table the plan only reads (e.g. a foreign key's target) is not part
     // of the version: its views are made from the live table, so they never
@@ -1707,7 +1708,7 @@ Result<CompiledMigration> Compiler::Run() {
   }
   for (const auto& m : out_.version.tables) {
     if (m.has_dual_write() && !m.created) {
-      start_.push_back({db::CreateDualWriteStep{plan_.name, out_.version.name, m}, origin_});
+      start_.push_back({db::CreateDualWriteStep{plan_.name, out_.version.name, m, out_.version.search_path}, origin_});
       inverses_.push_back({db::DropDualWriteStep{plan_.name, m}, origin_, static_cast<int>(start_.size() - 1)});
       db::BackfillTask task;
       task.table = m.physical;

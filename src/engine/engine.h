@@ -113,10 +113,6 @@ Result<std::string> PreviousVersion(StateStore& store);
 std::string NotReadyMessage(StateStore& store, const Loaded& l);
 Status RequireVersionReady(StateStore& store, const db::Dialect& d, const std::string& version);
 
-// Checks that the plan's expressions resolve against the live schema,
-// without changing anything.
-Status CheckExpressions(db::Connection& conn, const CompiledMigration& c, std::vector<std::string>* warnings);
-
 // --- gate evidence (gate_run.cc) --------------------------------------------
 
 // Latency and errors of the abort criteria's probe query, run `n` times on

@@ -35,8 +35,9 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ColumnMapping, logical, physical
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TableMapping, logical, physical, created, changed, columns,
                                                 old_columns, old_defaults, key, forward, backward, not_null_guards,
                                                 write_flag)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VersionSpec, name, migration, previous, tables, hidden_tables)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(BackfillTask, table, key, assignments, skip_flag)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VersionSpec, name, migration, previous, tables, hidden_tables,
+                                                search_path)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(BackfillTask, table, key, assignments, skip_flag, setup_sql)
 }  // namespace sluice::db
 
 namespace sluice::engine {

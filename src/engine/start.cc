@@ -11,53 +11,27 @@
 #include "common/sql_text.h"
 #include "engine/engine.h"
 #include "engine/phase.h"
+#include "engine/preflight.h"
 #include "engine/record.h"
 #include "engine/schema_json.h"
 #include "plan/parser.h"
 
 namespace sluice::engine {
 
-// `up` must resolve (the backfill would fail), `down` should (writes
-// through the new version would fail).
-Status CheckExpressions(db::Connection& conn, const CompiledMigration& c, std::vector<std::string>* warnings) {
-  const db::Dialect& d = conn.dialect();
-  std::vector<std::string> errors;
-  for (const auto& m : c.version.tables) {
-    if (m.created) continue;
-    for (const auto& f : m.forward) {
-      auto r = conn.Query("SELECT " + sql::ScalarExpression(f.expr) + " FROM " + d.Table(m.physical) + " WHERE 1 = 0");
-      if (!r.ok() && r.status().code() == StatusCode::kAborted) return r.status();  // lock wait: retried
-      if (!r.ok()) {
-        errors.push_back(f.origin + ": 'up' for " + m.physical + "." + f.target + " does not work on this database: " +
-                         r.status().message());
-      }
-    }
-    if (m.backward.empty()) continue;
-    std::string row;
-    for (size_t i = 0; i < m.columns.size(); ++i) {
-      const auto& col = m.columns[i];
-      std::string v = col.exists_before ? d.Quote(col.physical)
-                                        : (col.type.empty() ? "NULL" : "CAST(NULL AS " + col.type + ")");
-      row += (i ? ", " : "") + v + " AS " + d.Quote(col.logical);
-    }
-    for (const auto& b : m.backward) {
-      auto r = conn.Query("SELECT " + sql::ScalarExpression(b.expr) + " FROM (SELECT " + row + " FROM " +
-                          d.Table(m.physical) + ") AS sluice_row WHERE 1 = 0");
-      if (!r.ok() && r.status().code() == StatusCode::kAborted) return r.status();
-      if (!r.ok()) {
-        warnings->push_back(b.origin + ": warning: 'down' for " + m.physical + "." + b.target +
-                            " does not work on this database, so writes through the new version will fail: " +
-                            r.status().message());
-      }
-    }
+namespace {
+
+// The live alias exists from the first start on, pointing at the old
+// version until the first switch; the rollback of the start that created
+// it drops it again (unless another migration uses it by then).
+void AddLiveAlias(const db::Schema& schema, const db::Dialect& d, CompiledMigration* c) {
+  if (!d.versioned_namespaces() || schema.live_alias_exists) return;
+  c->start.insert(c->start.begin(), db::Step{db::CreateLiveAliasStep{c->version}, "start"});
+  for (auto& r : c->rollback) {
+    if (r.undoes >= 0) ++r.undoes;
   }
-  if (errors.empty()) return Status::Ok();
-  std::string msg;
-  for (const auto& e : errors) msg += (msg.empty() ? "" : "\n") + e;
-  return InvalidPlan(msg);
+  c->rollback.push_back(db::Step{db::DropLiveAliasStep{c->name}, "start", 0});
 }
 
-namespace {
 
 // When no version precedes this migration, the old application reads the
 // base tables, and start's new columns change what it sees: a warning per
@@ -125,7 +99,7 @@ Result<LintResult> Engine::Lint(const std::string& plan_path) {
   }
   for (const auto& w : WarningsToStrings(compiled->warnings)) out.warnings.push_back(w);
   for (const auto& w : NoPreviousVersionWarnings(*compiled, schema, prev)) out.warnings.push_back(w);
-  Status ex = CheckExpressions(*conn, *compiled, &out.warnings);
+  Status ex = Preflight(*conn, *p, schema, &*compiled, &out.warnings);
   if (!ex.ok()) {
     out.ok = false;
     split(ex.message());
@@ -142,6 +116,13 @@ Result<PlanPreview> Engine::Preview(const std::string& plan_path) {
   SLUICE_ASSIGN_OR_RETURN(std::string prev, PreviousVersion(store));
   SLUICE_ASSIGN_OR_RETURN(auto c, Compile(p, schema, conn->dialect(), {"", prev}));
   const db::Dialect& d = conn->dialect();
+  AddLiveAlias(schema, d, &c);
+  // What the backfill's chunks run first, as `start` would decide it when
+  // this role may keep the tables' own triggers from firing.
+  TriggerFindings tf = CheckUserTriggers(p, schema, d, c);
+  std::set<std::string> suppressed;
+  for (const auto& [table, triggers] : tf.to_suppress) suppressed.insert(table);
+  SetBackfillSetup(d, suppressed, &c);
   PlanPreview out;
   out.migration = c.name;
   out.version = c.version.name;
@@ -173,8 +154,11 @@ Result<PlanPreview> Engine::Preview(const std::string& plan_path) {
     }
     std::string key;
     for (size_t i = 0; i < t.key.size(); ++i) key += (i ? ", " : "") + d.Quote(t.key[i]);
+    std::string setup;
+    for (const auto& st : t.setup_sql) setup += st + ";\n";
     bf.statements.push_back("-- per chunk, in one transaction with its checkpoint, walking (" + key +
-                            ") in order up to the highest key present at the first chunk:\nUPDATE " + d.Table(t.table) +
+                            ") in order up to the highest key present at the first chunk:\n" + setup + "UPDATE " +
+                            d.Table(t.table) +
                             " SET " + set + " WHERE " +
                             (t.skip_flag.empty() ? "" : d.Quote(t.skip_flag) + " IS NULL AND ") + "(" + key +
                             ") > (<last checkpoint>) AND (" + key + ") <= (<chunk end>)");
@@ -301,12 +285,13 @@ Status Engine::Start(const std::string& plan_path, std::vector<std::string>* war
     }
     SLUICE_RETURN_IF_ERROR(RefuseConflicts(all, p.name, TablesNamed(p), ""));
     SLUICE_ASSIGN_OR_RETURN(CompiledMigration c, Compile(p, schema, d, {"", prev}));
-    std::vector<std::string> expr_warnings;
+    AddLiveAlias(schema, d, &c);
+    // The tables' own triggers and a trial of `up`/`down` on real rows, in
+    // a transaction that is rolled back: refused here, nothing changed.
     SLUICE_RETURN_IF_ERROR(bounded(std::vector<std::string>(c.tables.begin(), c.tables.end()), [&]() -> Status {
-      expr_warnings.clear();
-      return CheckExpressions(*conn, c, &expr_warnings);
+      start_warnings.clear();
+      return Preflight(*conn, p, schema, &c, &start_warnings);
     }));
-    start_warnings = expr_warnings;
     for (const auto& w : NoPreviousVersionWarnings(c, schema, prev)) start_warnings.push_back(w);
     rec.name = p.name;
     rec.version = c.version.name;

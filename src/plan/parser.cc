@@ -929,9 +929,10 @@ void ParseBackfill(Reader& r, const Map& top, BackfillSettings* b) {
   if (!top.Has("backfill")) return;
   Map m(r, top.Value("backfill"), "backfill",
         {"chunk_target_ms", "chunk_rows", "chunk_min_rows", "chunk_max_rows", "max_rows_per_second", "workers",
-         "throttle"});
+         "fire_triggers", "throttle"});
   if (!m.valid()) return;
   b->loc = m.loc();
+  b->fire_triggers = m.Bool("fire_triggers").value_or(false);
   b->chunk_target_ms = m.Int("chunk_target_ms", 1);
   b->chunk_rows = m.Int("chunk_rows", 1);
   b->chunk_min_rows = m.Int("chunk_min_rows", 1);

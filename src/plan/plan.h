@@ -294,6 +294,11 @@ struct BackfillSettings {
   std::optional<std::string> custom_signal_sql;
   std::optional<double> custom_signal_max;
   std::vector<std::string> allowed_windows;  // "HH:MM-HH:MM" (UTC)
+  // The table's own triggers fire for the backfill's rewrites (and, on
+  // SQLite, for the dual-write's own updates). Default false: sluice keeps
+  // them from firing (PostgreSQL: session_replication_role = replica) or
+  // refuses the plan, naming them, where it cannot.
+  bool fire_triggers = false;
   SourceLoc loc;
 };
 

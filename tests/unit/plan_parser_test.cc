@@ -1523,3 +1523,22 @@ TEST(plan_parser, EveryPgrollExampleParses) {
 
 }  // namespace
 }  // namespace sluice::testing
+
+namespace sluice::testing {
+namespace {
+
+// `backfill: fire_triggers` (issue 8): a strict boolean, false by default.
+TEST(plan_parser, BackfillFireTriggers) {
+  EXPECT_FALSE(plan::ParsePlanText("operations:\n  - drop_table: {name: t}\n", "p.yaml", nullptr)->backfill.fire_triggers);
+  auto yes = plan::ParsePlanText("operations:\n  - drop_table: {name: t}\nbackfill:\n  fire_triggers: true\n", "p.yaml",
+                                 nullptr);
+  ASSERT_TRUE(yes.ok()) << yes.status().message();
+  EXPECT_TRUE(yes->backfill.fire_triggers);
+  auto bad = plan::ParsePlanText("operations:\n  - drop_table: {name: t}\nbackfill:\n  fire_triggers: 'yes'\n",
+                                 "p.yaml", nullptr);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("p.yaml:4:3: error: 'fire_triggers' in backfill must be true or false"));
+}
+
+}  // namespace
+}  // namespace sluice::testing

@@ -373,6 +373,7 @@ const Dialect& dialect() const override { return d_; }
   bool in_transaction() const override { return in_txn_; }
 
   Result<Schema> Introspect() override;
+  Status IntrospectTriggers(Schema& schema);
 
   // A new session, then every AddSessionSetup statement in order. If one
   // fails the connection is closed again (statements return kUnavailable):
@@ -654,7 +655,60 @@ Result<Schema> PgConnection::Introspect() {
     it->second.constraints.push_back(std::move(c));
   }
   SLUICE_RETURN_IF_ERROR(IntrospectDependents(*this, d_, &schema));
+  SLUICE_RETURN_IF_ERROR(IntrospectTriggers(schema));
+  // What this role's search_path resolves to (pinned into the dual-write
+  // functions) and whether the live alias exists.
+  auto path = Query("SELECT s FROM unnest(current_schemas(false)) WITH ORDINALITY AS p(s, i) ORDER BY i", {});
+  if (!path.ok()) return path.status();
+  for (const auto& r : path->rows) schema.search_path.push_back(r[0].text);
+  auto live = Query("SELECT count(*) FROM pg_namespace WHERE nspname = $1", {Value::Text(d_.LiveSchema())});
+  if (!live.ok()) return live.status();
+  schema.live_alias_exists = live->Scalar().AsInt() > 0;
   return schema;
+}
+
+// The application's triggers on the tables of the migrated schema:
+// internal ones (foreign keys) and sluice's dual-write triggers are left
+// out. tgtype bits (PostgreSQL's pg_trigger.h): 1 row, 2 before, 4 insert,
+// 8 delete, 16 update, 32 truncate, 64 instead.
+Status PgConnection::IntrospectTriggers(Schema& schema) {
+  const Value ns = Value::Text(d_.schema());
+  auto trg = Query(
+      "SELECT c.relname, t.tgname, t.tgtype, t.tgenabled, pg_get_triggerdef(t.oid), t.tgfoid::regprocedure::text, "
+      "coalesce(p.prosrc, ''), t.oid FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON "
+      "n.oid = c.relnamespace LEFT JOIN pg_proc p ON p.oid = t.tgfoid WHERE n.nspname = $1 AND c.relkind IN ('r', "
+      "'p') AND NOT t.tgisinternal AND t.tgname NOT LIKE '~sluice\\_dw\\_%' ORDER BY c.relname, t.tgname",
+      {ns});
+  if (!trg.ok()) return trg.status();
+  auto trg_cols = Query(
+      "SELECT t.oid, a.attname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = "
+      "c.relnamespace CROSS JOIN LATERAL unnest(t.tgattr::int2[]) WITH ORDINALITY AS k(attnum, ord) JOIN "
+      "pg_attribute a ON a.attrelid = t.tgrelid AND a.attnum = k.attnum WHERE n.nspname = $1 AND NOT "
+      "t.tgisinternal ORDER BY t.oid, k.ord",
+      {ns});
+  if (!trg_cols.ok()) return trg_cols.status();
+  std::map<std::string, std::vector<std::string>> update_columns;
+  for (const auto& r : trg_cols->rows) update_columns[r[0].text].push_back(r[1].text);
+  for (const auto& r : trg->rows) {
+    auto it = schema.tables.find(r[0].text);
+    if (it == schema.tables.end()) continue;
+    TriggerInfo t;
+    t.name = r[1].text;
+    const int64_t type = r[2].AsInt();
+    t.row_level = (type & 1) != 0;
+    t.timing = (type & 2) ? "BEFORE" : (type & 64) ? "INSTEAD OF" : "AFTER";
+    if (type & 4) t.events.insert("INSERT");
+    if (type & 8) t.events.insert("DELETE");
+    if (type & 16) t.events.insert("UPDATE");
+    if (type & 32) t.events.insert("TRUNCATE");
+    t.enabled = r[3].text;
+    t.definition = r[4].text;
+    t.function = r[5].text;
+    t.function_source = r[6].text;
+    t.update_columns = update_columns[r[7].text];
+    it->second.triggers.push_back(std::move(t));
+  }
+  return Status::Ok();
 }
 
 class PgAdapter : public Adapter {

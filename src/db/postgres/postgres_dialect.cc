@@ -1,5 +1,6 @@
 #include "db/postgres/postgres_dialect.h"
 
+#include <algorithm>
 #include <cctype>
 #include <set>
 
@@ -200,15 +201,53 @@ std::vector<std::string> PostgresDialect::BackfillSessionSetup() const {
   return {"SET sluice.backfill = 'on'", "SET application_name = 'sluice backfill'"};
 }
 
+// A session on a version reads the tables through the version's views (the
+// first schema) and everything else the application uses — its own
+// functions, types, domains, sequences, views — from the base schema, which
+// comes second. The dual-write triggers read the first schema.
 std::string PostgresDialect::VersionSelectHint(const std::string& version) const {
-  return "SET search_path TO " + Q(VersionSchema(version)) + " (or SET sluice.version = " + QuoteLiteral(version) +
-         " when queries name the schema)";
+  return "SET search_path TO " + Q(VersionSchema(version)) + ", " + Q(schema_) + " (or SET sluice.version = " +
+         QuoteLiteral(version) + " when queries name the schema)";
 }
 
 std::string PostgresDialect::SessionSetupSql(const std::string& version) const {
   if (version.empty()) return "SET search_path TO " + Q(schema_) + "; SET sluice.version = ''";
-  if (version == "live") return "SET search_path TO " + Q(LiveSchema()) + "; SET sluice.version = 'live'";
-  return "SET search_path TO " + Q(VersionSchema(version)) + "; SET sluice.version = " + QuoteLiteral(version);
+  if (version == "live") {
+    return "SET search_path TO " + Q(LiveSchema()) + ", " + Q(schema_) + "; SET sluice.version = 'live'";
+  }
+  return "SET search_path TO " + Q(VersionSchema(version)) + ", " + Q(schema_) +
+         "; SET sluice.version = " + QuoteLiteral(version);
+}
+
+std::string PostgresDialect::PinnedSearchPath(const std::vector<std::string>& resolved) const {
+  std::vector<std::string> path = {schema_};
+  for (const auto& s : resolved) {
+    if (std::find(path.begin(), path.end(), s) == path.end()) path.push_back(s);
+  }
+  if (std::find(path.begin(), path.end(), "pg_temp") == path.end()) path.push_back("pg_temp");
+  std::string out;
+  for (const auto& s : path) out += (out.empty() ? "" : ", ") + Q(s);
+  return out;
+}
+
+std::vector<std::string> PostgresDialect::ExpressionContextSql(const VersionSpec& version) const {
+  return {"SET LOCAL search_path TO " + PinnedSearchPath(version.search_path)};
+}
+
+std::string PostgresDialect::DualWriteTriggerName(const std::string& migration, const std::string& event) const {
+  return Ident63("~sluice_dw_" + migration + "_" + sql::Lower(event));
+}
+
+// About 20 random pages of the table (TABLESAMPLE SYSTEM reads only the
+// pages it picks), then `n` random rows among theirs: a spread sample for
+// the cost of a few page reads, whatever the table's size.
+std::string PostgresDialect::SampleKeysSql(std::string_view table, const std::vector<std::string>& key, int n) const {
+  std::string cols;
+  for (const auto& k : key) cols += (cols.empty() ? "" : ", ") + Q(k);
+  const std::string t(table);
+  return "SELECT " + cols + " FROM " + t + " TABLESAMPLE SYSTEM ((SELECT least(100, 100.0 * 20 / greatest(1, "
+         "pg_relation_size(" + QuoteLiteral(t) + "::regclass) / current_setting('block_size')::int)))) ORDER BY "
+         "random() LIMIT " + std::to_string(n);
 }
 
 std::string PostgresDialect::LockTimeoutSql(int64_t ms) const {
@@ -568,14 +607,22 @@ struct Renderer {
   std::string FunctionName(const std::string& migration, const TableMapping& m) const {
     return Q(d.schema()) + "." + Q(PostgresDialect::Ident63("_sluice_dw_" + migration + "_" + m.physical));
   }
-  static std::string TriggerName(const std::string& migration, const char* event) {
-    return Q(PostgresDialect::Ident63("~sluice_dw_" + migration + "_" + event));
+  std::string TriggerName(const std::string& migration, const char* event) const {
+    return Q(d.DualWriteTriggerName(migration, event));
   }
 
   // The dual-write trigger function of one table. `live_is_new`: sessions
-  // on the live alias count as the new version.
+  // on the live alias count as the new version. `search_path`: see
+  // VersionSpec::search_path.
+  //
+  // The direction is read from the caller's settings first; then `up` and
+  // `down` run under the pinned search_path, set for the rest of the call
+  // with set_config(..., true) and given back before returning (an error
+  // gives it back too: the statement's (sub)transaction ends, undoing it).
+  // A `SET search_path` clause on the function would hide the caller's
+  // search_path, which decides the direction.
   std::string DualWriteFunction(const std::string& migration, const std::string& version, const TableMapping& m,
-                                bool live_is_new) const {
+                                bool live_is_new, const std::vector<std::string>& search_path) const {
     std::string table_ref = T(m.physical);
     std::vector<std::pair<std::string, std::string>> new_cols, old_cols;
     for (const auto& c : m.columns) new_cols.push_back({c.logical, c.physical});
@@ -586,8 +633,11 @@ struct Renderer {
     std::string body;
     body += "#variable_conflict use_variable\nDECLARE\n";
     body += "  sluice_setting text := coalesce(current_setting('sluice.version', true), '');\n";
-    body += "  sluice_path text := btrim(split_part(current_setting('search_path'), ',', 1), ' \"');\n";
+    body += "  sluice_caller_path text := current_setting('search_path');\n";
+    body += "  sluice_path text := btrim(split_part(sluice_caller_path, ',', 1), ' \"');\n";
     body += "BEGIN\n";
+    body += "  -- up and down resolve names under the search_path pinned at start\n";
+    body += "  PERFORM set_config('search_path', " + QuoteLiteral(d.PinnedSearchPath(search_path)) + ", true);\n";
     body += "  IF sluice_setting = " + QuoteLiteral(version) + " OR (sluice_setting = '' AND sluice_path = " +
             QuoteLiteral(d.VersionSchema(version)) + ")" +
             (live_is_new ? " OR sluice_setting = 'live' OR (sluice_setting = '' AND sluice_path = " +
@@ -622,7 +672,9 @@ struct Renderer {
     }
     body += "      NULL;\n    END;\n";
     if (!m.write_flag.empty()) body += "    NEW." + Q(m.write_flag) + " := NULL;\n";
-    body += "  END IF;\n  RETURN NEW;\nEND\n";
+    body += "  END IF;\n";
+    body += "  PERFORM set_config('search_path', sluice_caller_path, true);\n";
+    body += "  RETURN NEW;\nEND\n";
     std::string tag = DollarTag(body);
     return "CREATE OR REPLACE FUNCTION " + FunctionName(migration, m) + "() RETURNS trigger LANGUAGE plpgsql AS " + tag + "\n" +
            body + tag;
@@ -630,7 +682,7 @@ struct Renderer {
 
   void operator()(const CreateDualWriteStep& s) {
     const TableMapping& m = s.table;
-    Sql(DualWriteFunction(s.migration, s.version, m, false));
+    Sql(DualWriteFunction(s.migration, s.version, m, false, s.search_path));
     const std::string not_backfill = "current_setting('sluice.backfill', true) IS DISTINCT FROM 'on'";
     Sql("CREATE TRIGGER " + TriggerName(s.migration, "insert") + " BEFORE INSERT ON " + T(m.physical) +
         " FOR EACH ROW WHEN (" + not_backfill + ") EXECUTE FUNCTION " + FunctionName(s.migration, m) + "()");
@@ -704,6 +756,7 @@ struct Renderer {
     // Tables the plan does not know (created by a `sql` operation of this
     // migration) appear unchanged, with their defaults.
     FillUnknownTables(schema, s.version, true);
+    HideGoneTables(schema, s.version);
     if (!s.version.needs_backfill()) return;
     // Until its backfill is done the version would show NULL (or a default)
     // where up(old row) belongs: the views of those tables refuse instead.
@@ -761,6 +814,31 @@ struct Renderer {
       if (m.needs_backfill()) GuardView(schema, m, false);
     }
     Sql("DROP FUNCTION IF EXISTS " + ReadyFunctionName(schema) + "(text)");
+  }
+
+  // The version's search_path continues with the base schema (for the
+  // application's functions, types, sequences), so a table the version
+  // drops or renames would still resolve there under its old name. A view
+  // of that name in the version schema shadows it and fails on use, naming
+  // the version.
+  void HideGoneTables(const std::string& schema, const VersionSpec& v) {
+    std::set<std::string> logical, gone(v.hidden_tables.begin(), v.hidden_tables.end());
+    for (const auto& m : v.tables) {
+      logical.insert(m.logical);
+      if (!m.created && m.logical != m.physical) gone.insert(m.physical);
+    }
+    bool any = false;
+    for (const auto& t : gone) {
+      if (logical.count(t)) continue;
+      if (!any) {
+        Sql("CREATE OR REPLACE FUNCTION " + Q(schema) + "._sluice_gone(t text, v text) RETURNS text LANGUAGE "
+            "plpgsql AS $sluice$ BEGIN RAISE EXCEPTION 'relation \"%\" does not exist in version %', t, v USING "
+            "ERRCODE = '42P01'; END $sluice$");
+        any = true;
+      }
+      Sql("CREATE OR REPLACE VIEW " + Q(schema) + "." + Q(t) + " AS SELECT " + Q(schema) + "._sluice_gone(" +
+          QuoteLiteral(t) + ", " + QuoteLiteral(v.name) + ") AS " + Q("sluice: no such table in this version"));
+    }
   }
 
   // Views (SELECT *, with defaults) in `schema` for every base table the
@@ -846,8 +924,26 @@ struct Renderer {
     FillUnknownTables(live, s.spec, to_new);
     // Writes through the alias now count as the version it points at.
     for (const auto& m : s.spec.tables) {
-      if (m.has_dual_write() && !m.created) Sql(DualWriteFunction(s.spec.migration, s.spec.name, m, to_new));
+      if (m.has_dual_write() && !m.created) {
+        Sql(DualWriteFunction(s.spec.migration, s.spec.name, m, to_new, s.spec.search_path));
+      }
     }
+  }
+  void operator()(const CreateLiveAliasStep& s) {
+    // The tables as the old version sees them, like SetLiveStep back to the
+    // previous version (without touching the dual-write functions).
+    const std::string live = d.LiveSchema();
+    Sql("CREATE SCHEMA IF NOT EXISTS " + Q(live));
+    for (const auto& m : s.spec.tables) {
+      if (!m.created) OldVersionView(live, m);
+    }
+    FillUnknownTables(live, s.spec, false);
+  }
+  void operator()(const DropLiveAliasStep& s) {
+    // Kept while another migration (in flight or complete) may use it.
+    Sql("DO $sluice$ BEGIN IF NOT EXISTS (SELECT 1 FROM " + d.StateTable("migrations") + " WHERE name <> " +
+        QuoteLiteral(s.migration) + " AND phase <> 'rolled_back') THEN DROP SCHEMA IF EXISTS " + Q(d.LiveSchema()) +
+        " CASCADE; END IF; END $sluice$");
   }
 };
 

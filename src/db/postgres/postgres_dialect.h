@@ -14,7 +14,9 @@
 // live alias while the new version is live). New-version writes fill the old
 // columns through `down` and mark the row; all other writes fill the new
 // columns through `up`. Backfill sessions set `sluice.backfill = on`, which
-// the triggers' WHEN clauses test before any PL/pgSQL runs.
+// the triggers' WHEN clauses test before any PL/pgSQL runs. `up` and `down`
+// are evaluated under a search_path pinned at start (PinnedSearchPath), set
+// inside the function after the direction is read from the caller's.
 //
 // Locks: catalog changes of a phase run in one transaction under a short
 // lock_timeout; index builds run CONCURRENTLY afterwards; constraints are
@@ -52,6 +54,11 @@ class PostgresDialect : public Dialect {
   std::string ReadUnreadySql(bool on) const override {
     return on ? "SET sluice.read_unready = 'on'" : "RESET sluice.read_unready";
   }
+  std::vector<std::string> ExpressionContextSql(const VersionSpec& version) const override;
+  std::string SuppressUserTriggersSql() const override { return "SET LOCAL session_replication_role = replica"; }
+  std::string ReadOnlyFromHereSql() const override { return "SET LOCAL transaction_read_only = on"; }
+  std::string DualWriteTriggerName(const std::string& migration, const std::string& event) const override;
+  std::string SampleKeysSql(std::string_view table, const std::vector<std::string>& key, int n) const override;
   std::string VersionSelectHint(const std::string& version) const override;
   std::string SessionSetupSql(const std::string& version) const override;
   std::string LockTimeoutSql(int64_t lock_timeout_ms) const override;
@@ -87,6 +94,13 @@ class PostgresDialect : public Dialect {
   const std::string& state_schema() const { return state_schema_; }
   std::string VersionSchema(const std::string& version) const;
   std::string LiveSchema() const;
+  // The search_path the dual-write functions pin for `up` and `down`: the
+  // migrated schema, then `resolved` (what the starting role's search_path
+  // resolved to, VersionSpec::search_path) without repeats, then pg_temp,
+  // so a session's temporary tables never shadow the application's.
+  // pg_catalog keeps its implicit place (first) unless `resolved` names it.
+  // As SET/set_config text: "public", "app", "pg_temp".
+  std::string PinnedSearchPath(const std::vector<std::string>& resolved) const;
   // PostgreSQL truncates identifiers to 63 bytes; longer generated names
   // are shortened with a hash suffix so they stay distinct.
   static std::string Ident63(const std::string& name);

@@ -545,6 +545,53 @@ struct ParsedCheck {
   std::string expr;
 };
 
+// A trigger's timing, events and UPDATE OF columns from its CREATE TRIGGER
+// text (as sqlite_schema keeps it): CREATE [TEMP] TRIGGER [IF NOT EXISTS]
+// name [BEFORE | AFTER | INSTEAD OF] {DELETE | INSERT | UPDATE [OF c, ...]}
+// ON table ... SQLite's default timing is BEFORE.
+TriggerInfo ParseTrigger(const std::string& name, const std::string& sql) {
+  TriggerInfo t;
+  t.name = name;
+  t.definition = sql;
+  t.timing = "BEFORE";
+  auto toks = sqlite::Significant(sql);
+  auto word = [&](size_t i) { return i < toks.size() ? sql::Lower(toks[i].text) : std::string(); };
+  size_t i = 0;
+  while (i < toks.size() && word(i) != "trigger") ++i;
+  // Skip the name ([schema.]name, perhaps after IF NOT EXISTS).
+  for (++i; i < toks.size(); ++i) {
+    std::string w = word(i);
+    if (w == "before" || w == "after" || w == "instead" || w == "delete" || w == "insert" || w == "update") {
+      if (toks[i].kind == sqlite::TokenKind::kKeyword) break;
+    }
+  }
+  if (word(i) == "before" || word(i) == "after") {
+    t.timing = word(i) == "before" ? "BEFORE" : "AFTER";
+    ++i;
+  } else if (word(i) == "instead") {
+    t.timing = "INSTEAD OF";
+    i += 2;
+  }
+  std::string event = word(i);
+  if (event == "delete") t.events.insert("DELETE");
+  if (event == "insert") t.events.insert("INSERT");
+  if (event == "update") {
+    t.events.insert("UPDATE");
+    if (word(i + 1) == "of") {
+      for (i += 2; i < toks.size(); ++i) {
+        if (toks[i].kind == sqlite::TokenKind::kId || toks[i].kind == sqlite::TokenKind::kQuotedId ||
+            toks[i].kind == sqlite::TokenKind::kKeyword) {
+          if (word(i) == "on" && toks[i].kind == sqlite::TokenKind::kKeyword) break;
+          t.update_columns.push_back(toks[i].value);
+        } else if (toks[i].text != ",") {
+          break;
+        }
+      }
+    }
+  }
+  return t;
+}
+
 // Reads CHECK constraints out of a CREATE TABLE statement: SQLite keeps them
 // nowhere else. Column-level checks remember their column. The tokens are
 // SQLite's (sqlite_lexer.h), so a "check" inside a string, a quoted name or
@@ -710,6 +757,12 @@ Result<Schema> SqliteConnection::Introspect() {
       }
       t.constraints.push_back(ci);
     }
+    auto trg = Query(
+        "SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = $1 AND name NOT LIKE "
+        "'\\_sluice\\_%' ESCAPE '\\' ORDER BY name",
+        {Value::Text(t.name)});
+    if (!trg.ok()) return trg.status();
+    for (const auto& r : trg->rows) t.triggers.push_back(ParseTrigger(r[0].text, r[1].text));
     schema.tables[t.name] = std::move(t);
   }
   return schema;

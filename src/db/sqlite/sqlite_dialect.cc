@@ -394,6 +394,9 @@ struct Renderer {
   void operator()(const RestoreDependentViewsStep&) {}
   void operator()(const SetSequenceOwnerStep&) {}
   void operator()(const UnpinViewsStep&) {}
+  // `live` before the first switch is the base tables (VersionSetupSql).
+  void operator()(const CreateLiveAliasStep&) {}
+  void operator()(const DropLiveAliasStep&) {}
   void operator()(const DropVersionStep& s) {
     for (const auto& m : s.version.tables) {
       if (!NeedsView(m)) continue;

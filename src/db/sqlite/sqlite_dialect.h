@@ -28,6 +28,8 @@ class SqliteDialect : public Dialect {
   bool versioned_namespaces() const override { return false; }
   bool parallel_backfill() const override { return false; }
   bool drops_columns_named_by_checks() const override { return false; }
+  // The AFTER triggers of the dual-write run an UPDATE of the row.
+  bool dual_write_updates_rows() const override { return true; }
   Status CheckSupported(const Step& step) const override;
   std::vector<Statement> Render(const Step& step) const override;
   std::string Table(std::string_view table) const override { return Quote(table); }
