@@ -148,9 +148,21 @@ struct VersionSpec {
   std::vector<TableMapping> tables;  // every table of the new version
   // Physical tables the new version no longer shows (dropped).
   std::vector<std::string> hidden_tables;
-                 RefreshVersionViewsStep, SaveDependentViewsStep, RestoreDependentViewsStep,
-                 SetSequenceOwnerStep, UnpinViewsStep, RecordedSqlStep, VersionReadyStep, CreateLiveAliasStep,
-                 DropLiveAliasStep>;
+
+  // Some table needs a backfill: the version is not usable (its read path
+  // refuses, see CreateVersionStep) until VersionReadyStep runs.
+  bool needs_backfill() const {
+    for (const auto& t : tables) {
+      if (t.needs_backfill()) return true;
+    }
+    return false;
+  }
+  // PostgreSQL: the schemas the starting role's search_path resolved to
+  // (Schema::search_path). The dual-write functions evaluate `up` and
+  // `down` under the migrated schema followed by these, whatever the
+  // writing session's own search_path; the backfill and the pre-flight
+  // trial use the same.
+  std::vector<std::string> search_path;
 };
 
 // A statement the adapter will execute for a step.
