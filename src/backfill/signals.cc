@@ -82,6 +82,12 @@ Result<Control> ConnectionSignals::ReadControl() {
   return c;
 }
 
+void ConnectionSignals::CancelMeasure() {
+  // Measure runs on signals_ or replica_; Cancel() is safe from this thread.
+  if (signals_) signals_->Cancel();
+  if (replica_) replica_->Cancel();
+}
+
 Status ConnectionSignals::ReportThrottle(const std::string& reason) {
   if (!control_) return Status::Ok();
   Status s = backfill::ReportThrottle(*control_, migration_, reason, clock_);

@@ -38,6 +38,9 @@ class SignalSource {
   virtual Result<Control> ReadControl() = 0;
   // Records the current throttle reason ("" = full speed) for `status`.
   virtual Status ReportThrottle(const std::string& reason) = 0;
+  // Stops a Measure running on another thread now (it then fails), so a
+  // hung signal query does not outlive the run on the server.
+  virtual void CancelMeasure() {}
 };
 
 // The SQL behind each signal ("" = not measured).
@@ -60,6 +63,7 @@ class ConnectionSignals : public SignalSource {
   Result<double> Measure(Signal signal) override;
   Result<Control> ReadControl() override;
   Status ReportThrottle(const std::string& reason) override;
+  void CancelMeasure() override;
 
  private:
   // Applies the statement timeout to `conn` (now and after reconnects).

@@ -116,12 +116,20 @@ void Pacer::Interrupt() {
 }
 
 void Pacer::Stop() {
-  bool done[2];
+  bool measuring;
   {
     MutexLock l(&mu_);
     stop_ = true;
     interrupted_ = true;
-    cv_.notify_all();
+    measuring = in_flight_.has_value();  // no new reading starts once stop_ is set
+  }
+  cv_.notify_all();
+  // A signal query in flight would otherwise keep running on the server
+  // until its statement timeout, after this run has ended.
+  if (measuring && source_) source_->CancelMeasure();
+  bool done[2];
+  {
+    MutexLock l(&mu_);
     const int64_t until = clock_->NowMicros() + kStopGraceMicros;
     for (int64_t now = clock_->NowMicros(); !(done_[0] && done_[1]) && now < until; now = clock_->NowMicros()) {
       clock_->WaitFor(&cv_, &mu_, std::min(until - now, kSliceMicros));

@@ -100,10 +100,12 @@ class Pacer : public std::enable_shared_from_this<Pacer> {
   // then starts the probe and control threads. The Pacer must be owned by a
   // std::shared_ptr (the threads share it).
   void Start();
-  // Interrupt(), then stops the threads: each is joined, unless it is still
-  // inside a query after a short grace (a database without statement
-  // timeouts), in which case it is left to finish on its own (it owns its
-  // share of the Pacer and its session). Idempotent.
+  // Interrupt(), cancels a signal query in flight (SignalSource::
+  // CancelMeasure: the server stops it now rather than at its statement
+  // timeout), then stops the threads: each is joined, unless it is still
+  // inside a query after a short grace (the cancel did not reach it), in
+  // which case it is left to finish on its own (it owns its share of the
+  // Pacer and its session). Idempotent.
   void Stop();
   // From now on every wait returns kCancelled at once (a worker failed, or
   // the run is being cancelled).

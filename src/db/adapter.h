@@ -332,6 +332,14 @@ class Connection {
 
   // A printable description of the target without secrets.
   virtual std::string Describe() const = 0;
+
+  // Asks the database to stop the statement this connection is running
+  // now, from any thread (the only method that may be called while another
+  // thread is inside Query/Exec on this connection). The running call then
+  // fails (kCancelled); a cancel that arrives when nothing runs is lost.
+  // For a process that stops waiting for a statement: without it the server
+  // would keep running it after the process went away.
+  virtual void Cancel() {}
 };
 
 class Adapter {

@@ -75,6 +75,9 @@ class ConnectionWrapper : public Connection {
   Result<LockAttempt> TryLock(const std::string& name) override;
   Status Unlock(const std::string& name) override;
   std::string Describe() const override;
+  void Cancel() override {
+    if (target_) target_->Cancel();
+  }
 
  protected:
   // Destroys the wrapped connection, as a lost network would end it: the

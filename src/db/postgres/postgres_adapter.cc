@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <map>
 
+#include "common/thread_annotations.h"
 #include "common/sql_text.h"
 #include "db/postgres/postgres_catalog.h"
 #include "db/postgres/postgres_dialect.h"
@@ -243,6 +244,10 @@ class PgConnection : public Connection {
                     state.empty() ? "" : "SQLSTATE " + state);
     }
     conn_ = c;
+    {
+      MutexLock l(&cancel_mu_);
+      cancel_ = PQgetCancel(conn_);
+    }
     PQsetErrorVerbosity(conn_, PQERRORS_DEFAULT);
     PQsetNoticeProcessor(conn_, IgnoreNotice, nullptr);
     in_txn_ = false;
@@ -257,6 +262,11 @@ class PgConnection : public Connection {
   }
 
   void Close() {
+    {
+      MutexLock l(&cancel_mu_);
+      if (cancel_) PQfreeCancel(cancel_);
+      cancel_ = nullptr;
+    }
     if (conn_) PQfinish(conn_);
     conn_ = nullptr;
     in_txn_ = false;
@@ -455,6 +465,12 @@ const Dialect& dialect() const override { return d_; }
     return Query("SELECT pg_advisory_unlock(20830, hashtext($1))", {Value::Text(name)}).status();
   }
 
+  void Cancel() override {
+    MutexLock l(&cancel_mu_);
+    char err[256];
+    if (cancel_) (void)PQcancel(cancel_, err, sizeof err);  // best effort: the statement may have ended
+  }
+
   std::string Describe() const override {
     if (!conn_ || PQstatus(conn_) != CONNECTION_OK) return DescribeConninfo(o_.conninfo);
     return std::string("postgresql://") + PQuser(conn_) + "@" + (PQhost(conn_) ? PQhost(conn_) : "") + ":" +
@@ -465,6 +481,10 @@ const Dialect& dialect() const override { return d_; }
   const PostgresDialect& d_;
   PostgresOptions o_;
   PGconn* conn_ = nullptr;
+  // PQcancel's handle for conn_: Cancel() runs on other threads, while
+  // Open/Close replace it.
+  Mutex cancel_mu_;
+  PGcancel* cancel_ GUARDED_BY(cancel_mu_) = nullptr;
   bool in_txn_ = false;
   std::vector<std::string> setup_;  // AddSessionSetup, re-applied by Reconnect
 };

@@ -16,6 +16,7 @@
 #include <ctime>
 #include <set>
 
+#include "common/thread_annotations.h"
 #include "common/sql_text.h"
 #include "db/sqlite/sqlite_lexer.h"
 #include "db/sqlite/sqlite_dialect.h"
@@ -258,6 +259,10 @@ class SqliteConnection : public Connection {
     }
     sqlite3_extended_result_codes(db_, 1);
     sqlite3_busy_timeout(db_, opts_.busy_timeout_ms);
+    {
+      MutexLock l(&cancel_mu_);
+      interruptible_ = db_;
+    }
     sqlite3_create_function_v2(db_, "sluice_hash", -1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr, SluiceHash,
                                nullptr, nullptr, nullptr);
     sqlite3_create_function_v2(db_, "sluice_canon", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr, SluiceCanon,
@@ -477,8 +482,17 @@ class SqliteConnection : public Connection {
 
   std::string Describe() const override { return "sqlite:" + opts_.path; }
 
+  void Cancel() override {
+    MutexLock l(&cancel_mu_);
+    if (interruptible_) sqlite3_interrupt(interruptible_);
+  }
+
  private:
   void Close() {
+    {
+      MutexLock l(&cancel_mu_);
+      interruptible_ = nullptr;
+    }
     if (db_) sqlite3_close_v2(db_);
     db_ = nullptr;
     in_txn_ = false;
@@ -529,6 +543,9 @@ class SqliteConnection : public Connection {
   const SqliteDialect& dialect_;
   SqliteOptions opts_;
   sqlite3* db_ = nullptr;
+  // db_ for Cancel() on other threads; cleared before db_ is closed.
+  Mutex cancel_mu_;
+  sqlite3* interruptible_ GUARDED_BY(cancel_mu_) = nullptr;
   bool in_txn_ = false;
   std::set<std::string> locks_;
   std::vector<std::string> setup_;  // AddSessionSetup, re-applied by Reconnect
