@@ -81,8 +81,12 @@ TEST(Gates, AMissingVerificationBlocksAMigrationThatBackfills) {
 }
 
 TEST(Gates, AVerificationFromBeforeTheBackfillEndedDoesNotCount) {
-  // An empty table verifies clean before any backfill; rows then arrive and
-  // the backfill runs. The earlier verification proves nothing about them.
+  // Before the backfill the new version is not ready: a verification then
+  // is refused and recorded as failed (it would prove nothing about the
+  // rows that arrive and get backfilled later), and the switch gate holds
+  // until a verification after the backfill passes. (The gate's own check
+  // of a passed verification older than the backfill's end is covered in
+  // tests/unit/gates_test.cc.)
   TempDir dir;
   std::string url = "sqlite:" + dir.File("app.db");
   auto m = OpenSqlite(dir.File("app.db"));
@@ -94,13 +98,16 @@ TEST(Gates, AVerificationFromBeforeTheBackfillEndedDoesNotCount) {
     return RunSluice(args);
   };
   ASSERT_EQ(run({"start", dir.Write("001_lower.yaml", kOps)}).exit_code, 0);
-  ASSERT_EQ(run({"verify"}).exit_code, 0);
+  auto early = run({"verify"});
+  EXPECT_EQ(early.exit_code, 7) << early.err;
+  EXPECT_THAT(early.err, ::testing::HasSubstr("is not ready"));
+  EXPECT_EQ(QueryValue(*m, "SELECT group_concat(passed) FROM _sluice_verifications"), "0");
   SLUICE_ASSERT_OK((*s)->Exec("INSERT INTO orders (id, email) VALUES (1, 'A@X.COM'), (2, 'B@X.COM')"));
   auto b = run({"backfill"});
   ASSERT_EQ(b.exit_code, 0) << b.err;
   auto sw = run({"switch"});
   EXPECT_NE(sw.exit_code, 0);
-  EXPECT_THAT(sw.err, ::testing::HasSubstr("started before the backfill finished"));
+  EXPECT_THAT(sw.err, ::testing::HasSubstr("verification"));
   EXPECT_EQ(QueryValue(*m, "SELECT live FROM _sluice_migrations"), "old");
   ASSERT_EQ(run({"verify"}).exit_code, 0);
   sw = run({"switch"});

@@ -79,6 +79,7 @@ void RunToComplete(Migrator& m, const std::string& file, const std::string& name
   SLUICE_ASSERT_OK(m.Start(file));
   auto bf = m.Backfill(name, {});
   ASSERT_TRUE(bf.ok()) << bf.status().message();
+  ASSERT_NO_FATAL_FAILURE(AssertVerified(m, name));
   SLUICE_ASSERT_OK(m.Switch(name, false));
   SLUICE_ASSERT_OK(m.Complete(name));
 }

@@ -67,6 +67,7 @@ TEST_P(PgRollbackEverywhere, SqlCreatedTableRollsBackToTheCatalogBeforeStart) {
   if (GetParam() != Stop::kStarted) {
     auto bf = m->Backfill("side", {});
     ASSERT_TRUE(bf.ok()) << bf.status().message();
+    ASSERT_NO_FATAL_FAILURE(AssertVerified(*m, "side"));
   }
   if (GetParam() == Stop::kSwitched || GetParam() == Stop::kSwitchedBack) SLUICE_ASSERT_OK(m->Switch("side", false));
   if (GetParam() == Stop::kSwitchedBack) SLUICE_ASSERT_OK(m->Switch("side", true));
@@ -138,9 +139,11 @@ TEST_P(PgConcurrentMigrations, DisjointMigrationsNeverInterfere) {
   SLUICE_ASSERT_OK(m->Start(dir.Write("a_score.yaml", kA)));
   if (p.b_stage >= 1) {
     ASSERT_TRUE(m->Backfill("b_status", {}).ok());
+    ASSERT_NO_FATAL_FAILURE(AssertVerified(*m, "b_status"));
   }
   if (p.b_stage >= 2) SLUICE_ASSERT_OK(m->Switch("b_status", false));
   ASSERT_TRUE(m->Backfill("a_score", {}).ok());
+  ASSERT_NO_FATAL_FAILURE(AssertVerified(*m, "a_score"));
   SLUICE_ASSERT_OK(m->Switch("a_score", false));
   // B's DEFAULT works through its version while A moves.
   Pg()->Psql(url, "INSERT INTO orders (id, qty) VALUES (10, '5')");
@@ -153,6 +156,7 @@ TEST_P(PgConcurrentMigrations, DisjointMigrationsNeverInterfere) {
   Pg()->Psql(url, "INSERT INTO orders (id, qty) VALUES (11, '6')");
   if (p.b_stage < 1) {
     ASSERT_TRUE(m->Backfill("b_status", {}).ok());
+    ASSERT_NO_FATAL_FAILURE(AssertVerified(*m, "b_status"));
   }
   if (p.b_stage < 2) SLUICE_ASSERT_OK(m->Switch("b_status", false));
   SLUICE_ASSERT_OK(m->Complete("b_status"));

@@ -86,14 +86,15 @@ TEST(PgPartitions, AlterColumnAndIndexEndToEnd) {
   // Writers through both versions, into every partition.
   Pg()->Psql(url, "INSERT INTO sales VALUES (4, '2024-05-01', '40'), (5, '2031-01-01', '50'); "
                   "INSERT INTO tickets VALUES (3, 'eu', '3')");
+  auto bf = m->Backfill("part", {});
+  ASSERT_TRUE(bf.ok()) << bf.status().message();
   {
+    // The new version is usable once its backfill is done.
     auto s = m->Connect("part");
     ASSERT_TRUE(s.ok()) << s.status().message();
     SLUICE_ASSERT_OK((*s)->Exec("INSERT INTO sales VALUES (6, '2025-06-01', 60), (7, '2040-01-01', 70)"));
     SLUICE_ASSERT_OK((*s)->Exec("INSERT INTO tickets VALUES (4, 'us', 4)"));
   }
-  auto bf = m->Backfill("part", {});
-  ASSERT_TRUE(bf.ok()) << bf.status().message();
   {
     // An update through the new version reaches the old column too.
     auto s = m->Connect("part");
@@ -104,6 +105,7 @@ TEST(PgPartitions, AlterColumnAndIndexEndToEnd) {
             "1=11,2=20,3=30,4=40,5=50,6=60,7=70");
   EXPECT_EQ(Pg()->Psql(url, "SELECT string_agg(id || '=' || amount, ',' ORDER BY id) FROM public.sales"),
             "1=11,2=20,3=30,4=40,5=50,6=60,7=70");
+  ASSERT_NO_FATAL_FAILURE(AssertVerified(*m, "part"));
   SLUICE_ASSERT_OK(m->Switch("part", false));
   SLUICE_ASSERT_OK(m->Complete("part"));
   EXPECT_EQ(Pg()->Psql(url, "SELECT string_agg(DISTINCT format_type(atttypid, atttypmod), ',') FROM pg_attribute "
@@ -163,6 +165,7 @@ operations:
   Pg()->Psql(url, "INSERT INTO events VALUES (4, '2024-03-01', 'click', '8')");
   auto bf = m->Backfill("sub", {});
   ASSERT_TRUE(bf.ok()) << bf.status().message();
+  ASSERT_NO_FATAL_FAILURE(AssertVerified(*m, "sub"));
   SLUICE_ASSERT_OK(m->Complete("sub"));
   EXPECT_EQ(Pg()->Psql(url, "SELECT string_agg(id || '=' || (payload + 0), ',' ORDER BY id) FROM events"),
             "1=5,2=6,3=7,4=8");
@@ -194,6 +197,7 @@ TEST_P(PgPartitionsRollback, RollsBackToTheCatalogBeforeStart) {
   if (GetParam() != Stop::kStarted) {
     auto bf = m->Backfill("part", {});
     ASSERT_TRUE(bf.ok()) << bf.status().message();
+    ASSERT_NO_FATAL_FAILURE(AssertVerified(*m, "part"));
   }
   if (GetParam() == Stop::kSwitched || GetParam() == Stop::kSwitchedBack) SLUICE_ASSERT_OK(m->Switch("part", false));
   if (GetParam() == Stop::kSwitchedBack) SLUICE_ASSERT_OK(m->Switch("part", true));

@@ -79,22 +79,14 @@ class PgUserTriggers : public ::testing::Test {
   void SetUp() override { SLUICE_ASSERT_PG_OK(Pg()); }
 };
 
-// Writes through both versions; the backfill in between.
+// Writes through the old version, the backfill, then writes through the
+// new version (usable once its backfill is done) and the old one.
 void WriteAndBackfill(Migrator& m, const std::string& db, const std::string& name) {
-  // Through the old version (the base tables) and through the new one.
+  // Through the old version (the base tables).
   Pg()->Psql(db, "UPDATE orders SET note = 'old' WHERE id = 1");
-  Pg()->Psql(db, OnVersion(name, "UPDATE orders SET amount = 777 WHERE id = 2"));
-  Pg()->Psql(db, OnVersion(name, "INSERT INTO orders (id, amount) VALUES (1000, 5)"));
   Pg()->Psql(db, "INSERT INTO orders (id, amount) VALUES (1001, '6')");
-  // Each application write ran the user's triggers exactly once.
   EXPECT_EQ(Pg()->Psql(db, "SELECT string_agg(order_id || ':' || op, ',' ORDER BY n) FROM audit"),
-            "1:UPDATE,2:UPDATE,1000:INSERT,1001:INSERT");
-  EXPECT_EQ(Pg()->Psql(db, "SELECT count(*) FROM orders WHERE updated_at > '2001-01-01'"), "4");
-  // The dual-write carried both ways, with the user trigger's timestamp.
-  EXPECT_EQ(Pg()->Psql(db, "SELECT amount FROM orders WHERE id = 2"), "777");
-  EXPECT_EQ(Pg()->Psql(db, OnVersion(name, "SELECT amount + 1 FROM orders WHERE id = 1001")), "7");
-  EXPECT_EQ(Pg()->Psql(db, OnVersion(name, "SELECT amount + 1 FROM orders WHERE id = 1000")), "6");
-  EXPECT_EQ(Pg()->Psql(db, OnVersion(name, "SELECT count(*) FROM orders WHERE updated_at > '2001-01-01'")), "4");
+            "1:UPDATE,1001:INSERT");
 
   const std::string audit_before = Pg()->Psql(db, "SELECT count(*) FROM audit");
   const std::string stamps_before =
@@ -111,6 +103,19 @@ void WriteAndBackfill(Migrator& m, const std::string& db, const std::string& nam
             stamps_before);
   EXPECT_EQ(Pg()->Psql(db, OnVersion(name, "SELECT sum(amount) FROM orders")),
             Pg()->Psql(db, "SELECT sum(amount::integer) FROM orders"));
+
+  // Through the new version.
+  Pg()->Psql(db, OnVersion(name, "UPDATE orders SET amount = 777 WHERE id = 2"));
+  Pg()->Psql(db, OnVersion(name, "INSERT INTO orders (id, amount) VALUES (1000, 5)"));
+  // Each application write ran the user's triggers exactly once.
+  EXPECT_EQ(Pg()->Psql(db, "SELECT string_agg(order_id || ':' || op, ',' ORDER BY n) FROM audit"),
+            "1:UPDATE,1001:INSERT,2:UPDATE,1000:INSERT");
+  EXPECT_EQ(Pg()->Psql(db, "SELECT count(*) FROM orders WHERE updated_at > '2001-01-01'"), "4");
+  // The dual-write carried both ways, with the user trigger's timestamp.
+  EXPECT_EQ(Pg()->Psql(db, "SELECT amount FROM orders WHERE id = 2"), "777");
+  EXPECT_EQ(Pg()->Psql(db, OnVersion(name, "SELECT amount + 1 FROM orders WHERE id = 1001")), "7");
+  EXPECT_EQ(Pg()->Psql(db, OnVersion(name, "SELECT amount + 1 FROM orders WHERE id = 1000")), "6");
+  EXPECT_EQ(Pg()->Psql(db, OnVersion(name, "SELECT count(*) FROM orders WHERE updated_at > '2001-01-01'")), "4");
   auto v = m.Verify(name);
   ASSERT_TRUE(v.ok()) << v.status().message();
   EXPECT_TRUE(v->passed) << v->json;

@@ -342,6 +342,7 @@ operations:
   auto next = m->Connect("tier");
   ASSERT_TRUE(next.ok()) << next.status().message();
   SLUICE_ASSERT_OK((*next)->Exec("PREPARE one AS SELECT * FROM orders WHERE id = 1"));
+  ASSERT_NO_FATAL_FAILURE(AssertVerified(*m, "tier"));
   SLUICE_ASSERT_OK(m->Switch("tier", false, {}));
   ASSERT_NO_FATAL_FAILURE(still_works("after switch"));
   SLUICE_ASSERT_OK(m->Complete("tier", {}));

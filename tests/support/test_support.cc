@@ -130,6 +130,12 @@ std::string QueryValue(Migrator& m, const std::string& sql, const std::string& v
   return rows[0][0] == "<NULL>" ? "" : rows[0][0];
 }
 
+void AssertVerified(Migrator& m, const std::string& migration) {
+  auto v = m.Verify(migration);
+  ASSERT_TRUE(v.ok()) << "verify " << migration << ": " << v.status().message();
+  ASSERT_TRUE(v->passed) << "verify " << migration << " failed: " << v->json;
+}
+
 std::unique_ptr<Migrator> OpenSqlite(const std::string& path, bool create) {
   Options o;
   o.db_url = "sqlite:" + path;

@@ -49,6 +49,11 @@ int WaitProcess(int pid);
 std::string QueryValue(Migrator& m, const std::string& sql, const std::string& version = "");
 std::vector<std::vector<std::string>> QueryRows(Migrator& m, const std::string& sql, const std::string& version = "");
 
+// Runs `verify` on `migration` and asserts it ran and passed (the switch
+// and complete gates want a passing verification after the backfill). Use
+// with ASSERT_NO_FATAL_FAILURE.
+void AssertVerified(Migrator& m, const std::string& migration);
+
 // Opens a Migrator on a SQLite file, creating it.
 std::unique_ptr<Migrator> OpenSqlite(const std::string& path, bool create = true);
 
