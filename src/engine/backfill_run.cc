@@ -35,9 +35,13 @@ std::string ThisProcess() {
 // the destructor) joins the thread.
 class Heartbeat {
  public:
-  Heartbeat(std::function<Result<std::unique_ptr<db::Connection>>()> connect, std::string migration,
+  // `stamps`: the engine's clock, for the times the renewals record; the
+  // interval itself is waited on the real clock (a fake clock that
+  // advances on every wait would turn the heartbeat into a busy loop).
+  Heartbeat(std::function<Result<std::unique_ptr<db::Connection>>()> connect, Clock* stamps, std::string migration,
             std::string holder, std::string started_at, int64_t interval_ms)
       : connect_(std::move(connect)),
+        stamps_(stamps),
         migration_(std::move(migration)),
         holder_(std::move(holder)),
         started_at_(std::move(started_at)),
@@ -80,7 +84,7 @@ class Heartbeat {
           continue;
         }
       }
-      StateStore store(*conn);
+      StateStore store(*conn, stamps_);
       auto renewed = store.RenewLease(migration_, holder_, started_at_);
       if (!renewed.ok()) {
         conn.reset();
@@ -91,6 +95,7 @@ class Heartbeat {
   }
 
   const std::function<Result<std::unique_ptr<db::Connection>>()> connect_;
+  Clock* const stamps_;
   const std::string migration_, holder_, started_at_;
   const int64_t interval_ms_;
   Mutex mu_;
@@ -157,11 +162,11 @@ Result<BackfillSummary> Engine::Backfill(const std::string& migration, const Bac
     // From here on this run holds the lease: whatever ends it is recorded
     // there (and in the audit log), so `status` says why it stopped.
     const std::string holder = ThisProcess();
-    const std::string started_at = NowIso();
+    const std::string started_at = IsoTime(clock()->WallMicros());
     const int64_t interval_ms = options.heartbeat_interval_ms.value_or(kDefaultHeartbeatMs);
     SLUICE_RETURN_IF_ERROR(store.StartLease(name, holder, started_at, interval_ms));
     std::optional<Heartbeat> heartbeat;
-    heartbeat.emplace([this]() { return Connect(); }, name, holder, started_at, interval_ms);
+    heartbeat.emplace([this]() { return Connect(); }, clock(), name, holder, started_at, interval_ms);
     int64_t rows = 0;
     Status result = RunBackfill(*conn, lock, l, options, &rows);
     heartbeat.reset();

@@ -128,7 +128,7 @@ Result<BaselineInfo> Engine::Baseline(const std::string& requested) {
   rec.name = name;
   rec.version = name;
   rec.plan_format = "baseline";
-  rec.plan_text = "# sluice baseline: version '" + name + "' shows every table as it was at " + NowIso() + "\n";
+  rec.plan_text = "# sluice baseline: version '" + name + "' shows every table as it was at " + IsoTime(clock()->WallMicros()) + "\n";
   rec.schema_before = SchemaToJson(schema);
   for (const auto& [tname, t] : schema.tables) info.tables.push_back(tname);
   rec.tables = {};  // it changes no table, so it claims none
