@@ -56,6 +56,8 @@ class Dialect {
 
   // "sqlite" or "postgres".
   virtual std::string_view name() const = 0;
+  // The product's name as users know it, for messages ("SQLite").
+  virtual std::string_view display_name() const = 0;
 
   // True when DDL is transactional, so a whole phase can be one transaction.
   virtual bool transactional_ddl() const = 0;
@@ -74,6 +76,21 @@ class Dialect {
   // False when the database refuses to drop a column that a CHECK declared
   // elsewhere (on the table, or on another column) names (SQLite).
   virtual bool drops_columns_named_by_checks() const { return true; }
+  // False when a column declared UNIQUE in its CREATE TABLE statement cannot
+  // be dropped (SQLite), so it cannot be replaced by a new copy.
+  virtual bool drops_inline_unique_columns() const { return true; }
+  // True when a column's DEFAULT can be set after it was added (ALTER COLUMN
+  // SET DEFAULT), so a copy can be added without one and get it for new
+  // rows only. False: the copy keeps its inline default (SQLite).
+  virtual bool sets_defaults_after_add() const { return true; }
+  // The name a constraint carried over to a column's copy takes while both
+  // exist: a fresh name where constraint names share one namespace per
+  // schema or table (PostgreSQL), the same name where the copy's
+  // constraint lives only in the rebuilt table's definition (SQLite).
+  virtual std::string CopiedConstraintName(std::string_view name) const { return NewColumnName(name); }
+  // How to give `table`, which has no usable key, one: a statement to show
+  // in the refusal.
+  virtual std::string AddKeyHint(std::string_view table) const = 0;
 
   // Refuses a step this database cannot express, with the reason
   // (kFailedPrecondition). The engine adds the operation and location.

@@ -179,10 +179,7 @@ class Compiler {
     Error(loc,
           "table '" + t.physical + "' has no primary key and no unique index on NOT NULL columns, so sluice cannot "
           "backfill it in key order or route writes between versions. Add one first, e.g. " +
-              (d_.name() == "sqlite"
-                   ? std::string("CREATE UNIQUE INDEX ") + t.physical + "_key ON " + t.physical +
-                         "(<not-null column>) (SQLite cannot add a primary key to an existing table)"
-                   : std::string("ALTER TABLE ") + t.physical + " ADD PRIMARY KEY (<column>)"),
+              d_.AddKeyHint(t.physical),
           StatusCode::kFailedPrecondition);
     return false;
   }
@@ -496,7 +493,7 @@ std::optional<size_t> Compiler::Duplicate(VTable& t, VColumn& col, const std::st
   // afterwards for new rows only. (SQLite has no SET DEFAULT; its copies
   // keep the inline default.)
   std::optional<std::string> copy_default;
-  if (d_.name() != "sqlite" && add.column.default_expr) {
+  if (d_.sets_defaults_after_add() && add.column.default_expr) {
     copy_default = add.column.default_expr;
     add.column.default_expr.reset();
   }
@@ -513,8 +510,7 @@ std::optional<size_t> Compiler::Duplicate(VTable& t, VColumn& col, const std::st
       if (con.type == db::ConstraintInfo::Type::kCheck && !own_check && !d_.drops_columns_named_by_checks()) {
         Error(op_->loc, "column '" + t.logical + "." + col.logical + "' is named by CHECK constraint '" + con.name +
                             "', declared " + (con.declared_on.empty() ? "on the table" : "on column '" +
-                            con.declared_on + "'") + "; " + std::string(d_.name() == "sqlite" ? "SQLite" : "the "
-                            "database") + " cannot drop the old column while that constraint names it, so complete "
+                            con.declared_on + "'") + "; " + std::string(d_.display_name()) + " cannot drop the old column while that constraint names it, so complete "
                             "would fail. Declare the check on the column itself (in a new table), or drop it first",
               StatusCode::kFailedPrecondition);
         continue;
@@ -535,7 +531,7 @@ std::optional<size_t> Compiler::Duplicate(VTable& t, VColumn& col, const std::st
                             "together with create_constraint/drop_multicolumn_constraint");
         continue;
       }
-      std::string temp = d_.name() == "sqlite" ? con.name : d_.NewColumnName(con.name);
+      std::string temp = d_.CopiedConstraintName(con.name);
       if (con.type == db::ConstraintInfo::Type::kCheck) {
         add.column.checks.push_back({temp,
                                      Renamed(con.check_expr, db::SqlKind::kExpression, {{origin, n}},
@@ -616,7 +612,7 @@ std::optional<size_t> Compiler::Duplicate(VTable& t, VColumn& col, const std::st
         if (named.ok()) spec.raw_definition = *named;
         if (!named.ok()) Error(op_->loc, what + ": " + named.status().message(), named.status().code());
       }
-      if (!idx.constraint.empty() && d_.name() == "sqlite") {
+      if (!idx.constraint.empty() && !d_.drops_inline_unique_columns()) {
         Error(op_->loc, "column '" + t.logical + "." + col.logical + "' is declared UNIQUE in its CREATE TABLE "
                             "statement; SQLite cannot drop such a column, so it cannot be replaced by a new copy");
         continue;
@@ -711,7 +707,7 @@ void Compiler::CarryOverGroup(VTable& t) {
       if (!group_constraints_.count(con.name)) continue;
       std::vector<std::string> cols;
       if (!copies_of(con.columns, &cols)) continue;
-      std::string temp = d_.name() == "sqlite" ? con.name : d_.NewColumnName(con.name);
+      std::string temp = d_.CopiedConstraintName(con.name);
       if (con.type == db::ConstraintInfo::Type::kCheck) {
         std::string expr = rename_all(con.check_expr, db::SqlKind::kExpression, con.name);
         Start(db::AddCheckStep{t.physical, {temp, expr, false}, true}, db::DropConstraintStep{t.physical, temp});
@@ -743,7 +739,7 @@ void Compiler::CarryOverGroup(VTable& t) {
                                               "change) there; drop it before this migration and recreate it after")) {
         continue;
       }
-      if (!idx.constraint.empty() && d_.name() == "sqlite") {
+      if (!idx.constraint.empty() && !d_.drops_inline_unique_columns()) {
         Error(op_->loc, "the columns of table '" + t.logical + "' are declared UNIQUE (" + Join(idx.columns) +
                             ") in its CREATE TABLE statement; SQLite cannot drop such columns, so they cannot be "
                             "replaced by new copies");
@@ -1750,7 +1746,7 @@ Result<CompiledMigration> Compiler::Run() {
         }
         std::string saved = origin_;
         origin_ = s.origin;
-        Error(loc, std::string(d_.name() == "sqlite" ? "SQLite" : "PostgreSQL") + " cannot do this: " + st.message(),
+        Error(loc, std::string(d_.display_name()) + " cannot do this: " + st.message(),
               StatusCode::kFailedPrecondition);
         origin_ = saved;
       }

@@ -32,6 +32,10 @@ class PostgresDialect : public Dialect {
   PostgresDialect(std::string schema, std::string state_schema);
 
   std::string_view name() const override { return "postgres"; }
+  std::string_view display_name() const override { return "PostgreSQL"; }
+  std::string AddKeyHint(std::string_view table) const override {
+    return "ALTER TABLE " + std::string(table) + " ADD PRIMARY KEY (<column>)";
+  }
   bool transactional_ddl() const override { return false; }
   bool versioned_namespaces() const override { return true; }
   bool parallel_backfill() const override { return true; }

@@ -24,10 +24,18 @@ namespace sluice::db {
 class SqliteDialect : public Dialect {
  public:
   std::string_view name() const override { return "sqlite"; }
+  std::string_view display_name() const override { return "SQLite"; }
   bool transactional_ddl() const override { return true; }
   bool versioned_namespaces() const override { return false; }
   bool parallel_backfill() const override { return false; }
   bool drops_columns_named_by_checks() const override { return false; }
+  bool drops_inline_unique_columns() const override { return false; }
+  bool sets_defaults_after_add() const override { return false; }
+  std::string CopiedConstraintName(std::string_view name) const override { return std::string(name); }
+  std::string AddKeyHint(std::string_view table) const override {
+    return "CREATE UNIQUE INDEX " + std::string(table) + "_key ON " + std::string(table) +
+           "(<not-null column>) (SQLite cannot add a primary key to an existing table)";
+  }
   // The AFTER triggers of the dual-write run an UPDATE of the row.
   bool dual_write_updates_rows() const override { return true; }
   Status CheckSupported(const Step& step) const override;
