@@ -178,6 +178,11 @@ TEST_F(DualWritePolicy, RecordWithoutFallbackStoresNull) {
                             "WHERE id = 1",
                         &err));
   EXPECT_THAT(err, HasSubstr("invalid input syntax"));
+  // The new version writing the recorded row whole resolves it.
+  ASSERT_TRUE(OldWrite(db, "SET search_path TO public_dw, public; UPDATE items SET qty = 5 WHERE id = 100", &err))
+      << err;
+  EXPECT_EQ(Pg()->Psql(db, "SELECT qty FROM items WHERE id = 100"), "5");
+  EXPECT_EQ(Pg()->Psql(db, "SELECT count(*) FROM sluice.dual_write_failures"), "0");
 }
 
 // Under fail the same write fails and changes nothing.

@@ -96,6 +96,11 @@ std::string Declarations(const std::string& table_ref, const std::vector<std::pa
   return out;
 }
 
+// on_error: record catches conversion errors only: a conflict the writer
+// must retry (or a lock it could not get) still fails its statement.
+constexpr const char* kRetryableRaise =
+    "WHEN serialization_failure OR deadlock_detected OR lock_not_available THEN RAISE; ";
+
 std::string DollarTag(const std::string& body) {
   std::string tag = "$sluice$";
   for (int i = 0; body.find(tag) != std::string::npos; ++i) tag = "$sluice" + std::to_string(i) + "$";
@@ -683,7 +688,7 @@ struct Renderer {
       body += "    IF sluice_value IS NULL THEN RAISE EXCEPTION USING ERRCODE = 'not_null_violation', MESSAGE = " +
               QuoteLiteral("up yielded NULL for column " + f.target + ", which becomes NOT NULL") + "; END IF;\n";
     }
-    body += "    RETURN sluice_value;\n  EXCEPTION WHEN OTHERS THEN\n    PERFORM " + RecordFunction(migration, m, "f") +
+    body += "    RETURN sluice_value;\n  EXCEPTION " + std::string(kRetryableRaise) + "WHEN OTHERS THEN\n    PERFORM " + RecordFunction(migration, m, "f") +
             "(" + KeyText(m, "r") + ", " + QuoteLiteral(f.target) + ", SQLERRM, SQLSTATE, 'backfill', 'backfill');\n";
     body += "    RETURN " + (f.fallback.empty() ? std::string("NULL") : sql::ScalarExpression(f.fallback)) +
             ";\n  END;\nEND\n";
@@ -697,6 +702,25 @@ struct Renderer {
     std::string out;
     for (const auto& k : m.key) out += (out.empty() ? "" : ", ") + record + "." + Q(k);
     return "json_build_array(" + out + ")::text";
+  }
+  // When a write may resolve a recorded failure, so the resolving call (a
+  // SECURITY DEFINER function and a DELETE: most of record's cost when
+  // called on every write) runs only then: an UPDATE of a row whose new
+  // column holds what a failure stores (its constant fallback, or NULL,
+  // which is also every row the backfill has not reached yet). A fallback
+  // that reads columns cannot be compared cheaply: then every UPDATE.
+  std::string ResolveGate(const TableMapping& m) const {
+    std::string g;
+    for (const auto& f : m.forward) {
+      std::string cond = "OLD." + Q(f.target) + " IS NULL";
+      if (!f.fallback.empty()) {
+        const ReadSet r = ReadsOf({f.fallback});
+        if (r.all || !r.names.empty()) return "TG_OP = 'UPDATE'";
+        cond += " OR OLD." + Q(f.target) + " IS NOT DISTINCT FROM " + sql::ScalarExpression(f.fallback);
+      }
+      g += (g.empty() ? "" : " OR ") + cond;
+    }
+    return "TG_OP = 'UPDATE' AND (" + g + ")";
   }
   static bool Filled(const TableMapping& m, const std::string& physical) {
     for (const auto& f : m.forward) {
@@ -776,6 +800,12 @@ struct Renderer {
                                             "\" violates not-null constraint") + "; END IF;\n";
       }
     }
+    if (m.record_failures && !m.forward.empty()) {
+      // The new version wrote the row whole: what was recorded for it is
+      // resolved.
+      body += "    IF " + ResolveGate(m) + " THEN PERFORM " + RecordFunction(migration, m, "r") + "(" +
+              KeyText(m, "NEW") + ", '{}'); END IF;\n";
+    }
     if (!m.write_flag.empty()) body += "    NEW." + Q(m.write_flag) + " := 1;\n";
     body += "  ELSE\n";
     body += "    -- written through the old version: new columns := up(old row)\n";
@@ -799,7 +829,7 @@ struct Renderer {
                   " IS NULL THEN RAISE EXCEPTION USING ERRCODE = 'not_null_violation', MESSAGE = " +
                   QuoteLiteral("up yielded NULL for column " + f.target + ", which becomes NOT NULL") + "; END IF;\n";
         }
-        body += "      EXCEPTION WHEN OTHERS THEN\n        NEW." + Q(f.target) + " := " +
+        body += "      EXCEPTION " + std::string(kRetryableRaise) + "WHEN OTHERS THEN\n        NEW." + Q(f.target) + " := " +
                 (f.fallback.empty() ? std::string("NULL") : sql::ScalarExpression(f.fallback)) + ";\n";
         body += "        sluice_failed := sluice_failed || " + QuoteLiteral(f.target) + "::text;\n";
         body += "        PERFORM " + RecordFunction(migration, m, "f") + "(sluice_key, " + QuoteLiteral(f.target) +
@@ -807,7 +837,8 @@ struct Renderer {
                 "'dual-write');\n";
         body += "      END;\n";
       }
-      body += "      PERFORM " + RecordFunction(migration, m, "r") + "(sluice_key, sluice_failed);\n";
+      body += "      IF " + ResolveGate(m) + " THEN PERFORM " + RecordFunction(migration, m, "r") +
+              "(sluice_key, sluice_failed); END IF;\n";
       body += "    END;\n";
     }
     if (!m.write_flag.empty()) body += "    NEW." + Q(m.write_flag) + " := NULL;\n";
