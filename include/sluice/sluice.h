@@ -254,6 +254,31 @@ struct MigrationInfo {
   std::optional<bool> last_verify_passed;
   std::string last_verify_at;
   std::string version_hint;  // how an application selects the new version
+  // In-flight migrations under `dual_write: {on_error: record}`: rows whose
+  // `up` failed on an old-version write and are not resolved yet (listed by
+  // Migrator::Failures, `sluice failures`). switch and complete refuse, and
+  // verification fails, while this is above 0.
+  int64_t dual_write_failures = 0;
+};
+
+// One row whose `up` failed on an old-version write (see
+// MigrationInfo::dual_write_failures).
+struct DualWriteFailureInfo {
+  std::string table;
+  std::string key;     // the row's key as a JSON array, e.g. [42]
+  std::string column;  // the new column `up` fills
+  std::string error;   // the last failure's message and SQLSTATE (or SQLite code)
+  std::string sqlstate;
+  std::string writer;  // the version (search_path schema) that wrote the row
+  std::string source;  // dual-write | backfill
+  int64_t count = 0;   // failures of this row and column so far
+  std::string first_seen, last_seen;
+};
+
+struct FailuresResult {
+  std::string migration;
+  std::vector<DualWriteFailureInfo> failures;  // unresolved, after any recheck
+  int64_t resolved = 0;                        // resolved by this recheck
 };
 
 // A gate's verdict with its evidence (see src/gates/gates.h).
@@ -435,6 +460,13 @@ class Migrator {
 
   // Every migration sluice knows about, oldest first.
   Result<std::vector<MigrationInfo>> List();
+
+  // The unresolved dual-write failures of `migration` ("" = the in-flight
+  // one). With `recheck`, first evaluates `up` again for each recorded row
+  // (after its data was fixed, or when `up` reads other tables): a row that
+  // converts now gets the converted value and is resolved, a row that no
+  // longer exists is resolved; the others stay, with their last error.
+  Result<FailuresResult> Failures(const std::string& migration, bool recheck);
 
   // Applies the unapplied plans of `dir` in file-name order: start,
   // backfill, verify, complete each, stopping at the first failure. Returns

@@ -199,6 +199,17 @@ Status Backfiller::Prepare(const db::BackfillTask& task) {
   // version wants; recomputing them from the old columns would undo it.
   update_sql_ = "UPDATE " + d.Table(task.table) + " SET " + set + " WHERE " +
                 (task.skip_flag.empty() ? "" : d.Quote(task.skip_flag) + " IS NULL AND ");
+  // on_error: record: the same update with values that record a row whose
+  // `up` fails (and store its fallback) instead of failing the chunk.
+  recording_update_sql_.clear();
+  if (!task.recording_values.empty() && task.recording_values.size() == task.assignments.size()) {
+    std::string rset;
+    for (size_t i = 0; i < task.assignments.size(); ++i) {
+      rset += (i ? ", " : "") + d.Quote(task.assignments[i].target) + " = " + task.recording_values[i];
+    }
+    recording_update_sql_ = "UPDATE " + d.Table(task.table) + " SET " + rset + " WHERE " +
+                            (task.skip_flag.empty() ? "" : d.Quote(task.skip_flag) + " IS NULL AND ");
+  }
 
   const std::string cp = d.StateTable("checkpoints");
   const std::string keys = KeyList(d, task.key);
@@ -328,7 +339,17 @@ Status Backfiller::Chunk(db::Connection& conn, const db::BackfillTask& task, int
     where = "backfill of " + task.table + " rows " + KeyRangeToDisplay(last, end) + " (partition " +
             std::to_string(part) + ")";
 
-    auto u = conn.Query(update_sql_ + lower + KeyCompare(d, task.key, "<=", upper_param), KeyParams(last, end));
+    const std::string range = lower + KeyCompare(d, task.key, "<=", upper_param);
+    if (!recording_update_sql_.empty()) SLUICE_RETURN_IF_ERROR(conn.Exec("SAVEPOINT sluice_chunk"));
+    auto u = conn.Query(update_sql_ + range, KeyParams(last, end));
+    // A row the plain update cannot convert (a data error, not a retryable
+    // one): under on_error: record the chunk is redone recording such rows
+    // (one subtransaction per row, only for this chunk).
+    if (!u.ok() && !recording_update_sql_.empty() &&
+        (u.status().code() == StatusCode::kFailedPrecondition || u.status().code() == StatusCode::kInvalidArgument)) {
+      SLUICE_RETURN_IF_ERROR(conn.Exec("ROLLBACK TO SAVEPOINT sluice_chunk"));
+      u = conn.Query(recording_update_sql_ + range, KeyParams(last, end));
+    }
     if (!u.ok()) return u.status();
     *rows = u->affected;
     if (!final && end == high) final = true;

@@ -156,6 +156,7 @@ class Backfiller {
   Hooks hooks_;
   Clock* clock_;
   std::string update_sql_;
+  std::string recording_update_sql_;  // on_error: record (see Prepare)
   // conn_ has the backfill's session settings / the chunk statement
   // timeout (once per Backfiller, not per Run).
   bool conn_setup_ = false;

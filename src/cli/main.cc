@@ -196,6 +196,13 @@ int main(int argc, char** argv) {
   tune->add_flag("--reset", tune_reset, "forget earlier tune overrides (back to the plan's settings)");
   auto* status = app.add_subcommand("status", "migrations, phases, backfill progress, last verification");
   add_json(status);
+  // `sluice failures`: rows whose `up` failed on an old-version write.
+  auto* failures = app.add_subcommand("failures", "rows whose `up` failed on an old-version write (dual_write: "
+                                                  "on_error: record); exit 3 while any is unresolved");
+  failures->add_option("MIGRATION", migration, "migration name (default: the active one)");
+  add_json(failures);
+  bool recheck = false;
+  failures->add_flag("--recheck", recheck, "evaluate `up` again for each recorded row and resolve those that convert");
   auto* migrate = app.add_subcommand("migrate", "apply a directory's unapplied plans in file-name order");
   migrate->add_option("DIR", dir, "directory of plan files")->required();
   add_backfill_opts(migrate);
@@ -460,6 +467,16 @@ int main(int argc, char** argv) {
       sluice::cli::PrintStatus(*r);
     }
     return 0;
+  }
+  if (failures->parsed()) {
+    auto r = m.Failures(migration, recheck);
+    if (!r.ok()) return Fail(r.status());
+    if (json) {
+      fmt::print("{}\n", sluice::cli::FailuresJson(*r));
+    } else {
+      sluice::cli::PrintFailures(*r, recheck);
+    }
+    return r->failures.empty() ? 0 : 3;
   }
   if (migrate->parsed()) {
     sluice::MigrateOptions mo;

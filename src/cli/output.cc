@@ -121,6 +121,11 @@ void PrintStatus(const std::vector<MigrationInfo>& list) {
     } else if (m.phase == "active") {
       fmt::print("  last verification: never\n");
     }
+    if (m.dual_write_failures > 0) {
+      fmt::print("  !! dual-write failures: {} row(s) whose `up` failed on an old-version write; list them with "
+                 "`sluice failures {}` (switch and complete refuse until they are resolved)\n",
+                 m.dual_write_failures, m.name);
+    }
     if (!m.tables.empty()) {
       std::string t;
       for (const auto& x : m.tables) t += (t.empty() ? "" : ", ") + x;
@@ -147,6 +152,7 @@ std::string StatusJson(const std::vector<MigrationInfo>& list) {
                         {"previous_version", m.previous_version},
                         {"live", m.live},
                         {"version_ready", m.version_ready},
+                        {"dual_write_failures", m.dual_write_failures},
                         {"tables", m.tables},
                         {"gate_overrides", m.overrides},
                         {"created_at", m.created_at},
@@ -183,6 +189,33 @@ std::string StatusJson(const std::vector<MigrationInfo>& list) {
     }
     j.push_back(e);
   }
+  return j.dump(2);
+}
+
+void PrintFailures(const FailuresResult& r, bool rechecked) {
+  if (rechecked) fmt::print("recheck: {} row(s) resolved\n", r.resolved);
+  if (r.failures.empty()) {
+    fmt::print("{}: no unresolved dual-write failure\n", r.migration);
+    return;
+  }
+  fmt::print("{}: {} unresolved dual-write failure(s); fix each row through the old version (its next write "
+             "converts it), then `sluice failures {} --recheck` for rows fixed otherwise\n",
+             r.migration, r.failures.size(), r.migration);
+  for (const auto& f : r.failures) {
+    fmt::print("  {} key {} column {}: {} [{}] x{} (first {}, last {}, by {} via {})\n", f.table, f.key, f.column,
+               f.error, f.sqlstate, f.count, f.first_seen, f.last_seen, f.writer, f.source);
+  }
+}
+
+std::string FailuresJson(const FailuresResult& r) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& f : r.failures) {
+    rows.push_back({{"table", f.table},         {"key", f.key},         {"column", f.column},
+                    {"error", f.error},         {"sqlstate", f.sqlstate}, {"writer", f.writer},
+                    {"source", f.source},       {"count", f.count},     {"first_seen", f.first_seen},
+                    {"last_seen", f.last_seen}});
+  }
+  nlohmann::json j = {{"migration", r.migration}, {"resolved", r.resolved}, {"failures", rows}};
   return j.dump(2);
 }
 

@@ -31,6 +31,8 @@ void PrintVerify(const VerifyResult& r);
 std::string VerifyJson(const VerifyResult& r);
 void PrintStatus(const std::vector<MigrationInfo>& list);
 std::string StatusJson(const std::vector<MigrationInfo>& list);
+void PrintFailures(const FailuresResult& r, bool rechecked);
+std::string FailuresJson(const FailuresResult& r);
 void PrintGates(const std::vector<GateInfo>& gates);
 std::string GatesJson(const std::vector<GateInfo>& gates);
 void PrintPreview(const PlanPreview& p);

@@ -144,6 +144,17 @@ class Dialect {
   // functions). The backfill and the pre-flight trial run them. Empty
   // where names do not depend on the session.
   virtual std::vector<std::string> ExpressionContextSql(const VersionSpec& version) const { return {}; }
+  // dual_write: {on_error: record}: an expression the backfill's UPDATE of
+  // `m.physical` assigns to `f.target` instead of `f.expr` when the plain
+  // chunk fails on a row: it evaluates `f.expr` for the row, and on an
+  // error (or a NULL for a guarded column) records the row in the
+  // dual_write_failures state table and yields `f.fallback`. Its helper
+  // objects are created with the dual-write (CreateDualWriteStep). "" where
+  // the database cannot catch errors (the backfill then stops on the row).
+  virtual std::string RecordingBackfillValue(const std::string& /*migration*/, const TableMapping& /*m*/,
+                                             const Forward& /*f*/) const {
+    return {};
+  }
   // A statement that keeps the table's own triggers (and foreign-key
   // checks) from firing for the rest of the current transaction
   // (PostgreSQL: SET LOCAL session_replication_role = replica, which needs

@@ -103,6 +103,9 @@ struct Forward {
   std::set<std::string> reads;   // old columns the expression may read
   bool volatile_expr = false;    // up calls random(), now(), ...: not comparable
   std::string origin;            // "plan.yaml:7:5: operation #2 (alter_column)"
+  // Under TableMapping::record_failures: stored instead of NULL when `expr`
+  // fails, or yields NULL for a guarded NOT NULL column. "" = NULL.
+  std::string fallback;
 };
 
 struct ColumnMapping {
@@ -133,6 +136,11 @@ struct TableMapping {
   // overwrites what the new version wrote, and verification checks them
   // through `down` instead of `up`. Empty when the table has no dual write.
   std::string write_flag;
+  // `dual_write: {on_error: record}`: an old-version write whose `up` fails
+  // (or yields NULL for a guarded column) succeeds; the new column gets
+  // Forward::fallback and the row is recorded in the dual_write_failures
+  // state table. false = `fail`: the old write fails with the error.
+  bool record_failures = false;
 
   bool has_dual_write() const { return !forward.empty() || !backward.empty(); }
   // Existing rows need `up` written into new columns before the new version
@@ -219,9 +227,20 @@ struct SetCommentStep {
   std::optional<std::string> comment;
 };
 // Enforces NOT NULL on `column` for new writes without scanning the table.
-struct AddNotNullGuardStep { std::string table, column, guard_name; };
+// `recorded`: the column's dual-write records old-version NULLs instead of
+// refusing them (on_error: record), so the guard holds only for writes
+// through the new version (PostgreSQL: enforced by the dual-write function;
+// no constraint until complete).
+struct AddNotNullGuardStep {
+  std::string table, column, guard_name;
+  bool recorded = false;
+};
 // Proves no NULL remains and makes the column NOT NULL for good.
-struct FinalizeNotNullStep { std::string table, column, guard_name; };
+// `recorded`: as above; the guard constraint is (re)added NOT VALID first.
+struct FinalizeNotNullStep {
+  std::string table, column, guard_name;
+  bool recorded = false;
+};
 struct DropNotNullGuardStep { std::string table, column, guard_name; };
 struct DropNotNullStep { std::string table, column; };
 // CHECK or FOREIGN KEY, added without validating existing rows when
@@ -386,6 +405,12 @@ struct BackfillTask {
   // table's own triggers must not fire for the backfill's rewrites,
   // Dialect::SuppressUserTriggersSql(). Decided and recorded at start.
   std::vector<std::string> setup_sql;
+  // on_error: record, where the dialect supports it: parallel to
+  // `assignments`, values that record a row whose `up` fails instead of
+  // failing (Dialect::RecordingBackfillValue). A chunk that fails on a
+  // data error is redone with these; empty = the chunk's error stops the
+  // backfill.
+  std::vector<std::string> recording_values;
 };
 
 }  // namespace sluice::db

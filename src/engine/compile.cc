@@ -431,6 +431,16 @@ void Compiler::AddForward(VTable& t, const std::string& target, const std::strin
     }
   }
   f.origin = OriginWithLoc();
+  // The operation's `fallback:` (add_column, alter_column: one column each).
+  if (op_) {
+    std::optional<std::string> fallback;
+    if (const auto* a = std::get_if<plan::AlterColumn>(&op_->body)) fallback = a->fallback;
+    if (const auto* a = std::get_if<plan::AddColumn>(&op_->body)) fallback = a->fallback;
+    if (fallback) {
+      CheckParses(*fallback, "'fallback'");
+      f.fallback = *fallback;
+    }
+  }
   t.forward.push_back(std::move(f));
 }
 
@@ -1692,6 +1702,7 @@ Result<CompiledMigration> Compiler::Run() {
       if (t.physical == m.physical) vt = &t;
     }
     m.write_flag = kWriteFlag;
+    m.record_failures = plan_.dual_write.on_error == plan::OnError::kRecord;
     if (vt && vt->physical_columns.count(kWriteFlag)) {
       Error({}, "table '" + m.physical + "' already has a column named " + kWriteFlag +
                     "; an interrupted migration may have left it: roll that migration back");
@@ -1701,6 +1712,29 @@ Result<CompiledMigration> Compiler::Run() {
     flag.type = "INTEGER";
     Start(db::AddColumnStep{m.physical, flag}, db::DropColumnStep{m.physical, kWriteFlag});
     Complete(kStageDropColumn, db::DropColumnStep{m.physical, kWriteFlag});
+  }
+  // Under on_error: record, a NOT NULL guard on a column the dual-write
+  // fills from `up` lets old-version NULLs through (recorded by the
+  // dual-write instead); it is enforced for good at complete.
+  for (const auto& m : out_.version.tables) {
+    if (!m.record_failures || m.created) continue;
+    auto filled = [&](const std::string& table, const std::string& column) {
+      if (table != m.physical) return false;
+      for (const auto& f : m.forward) {
+        if (f.target == column) return true;
+      }
+      return false;
+    };
+    for (auto& s : start_) {
+      if (auto* g = std::get_if<db::AddNotNullGuardStep>(&s.body); g && filled(g->table, g->column)) g->recorded = true;
+    }
+    for (auto& stage : complete_) {
+      for (auto& s : stage) {
+        if (auto* g = std::get_if<db::FinalizeNotNullStep>(&s.body); g && filled(g->table, g->column)) {
+          g->recorded = true;
+        }
+      }
+    }
   }
   for (const auto& m : out_.version.tables) {
     if (m.has_dual_write() && !m.created) {
@@ -1713,9 +1747,19 @@ Result<CompiledMigration> Compiler::Run() {
       // Cast to the column's type: an UPDATE's assignment cast is stricter
       // than the triggers' (text to an enum type, for one).
       for (auto& a : task.assignments) {
+        std::string recording = m.record_failures ? d_.RecordingBackfillValue(plan_.name, m, a) : "";
         for (const auto& c : m.columns) {
-          if (c.physical == a.target && !c.type.empty()) a.expr = d_.AsColumnValue(a.expr, c.type);
+          if (c.physical == a.target && !c.type.empty()) {
+            a.expr = d_.AsColumnValue(a.expr, c.type);
+            if (!recording.empty()) recording = d_.AsColumnValue(recording, c.type);
+          }
         }
+        task.recording_values.push_back(recording);
+      }
+      // All or none: a chunk is redone with every column's recording value.
+      if (std::any_of(task.recording_values.begin(), task.recording_values.end(),
+                      [](const std::string& v) { return v.empty(); })) {
+        task.recording_values.clear();
       }
       task.skip_flag = m.write_flag;
       if (!task.assignments.empty()) out_.backfill.push_back(std::move(task));

@@ -63,6 +63,7 @@ class Engine {
   Status Tune(const std::string& migration, std::optional<double> max_rows_per_second,
               std::optional<int64_t> chunk_target_ms, std::optional<int64_t> workers, bool reset);
   Result<std::vector<MigrationInfo>> List();
+  Result<FailuresResult> Failures(const std::string& migration, bool recheck);
   Result<std::vector<std::string>> Migrate(const std::string& dir, const MigrateOptions& options);
   Result<std::string> VersionSetupSql(const std::string& version);
   Result<std::unique_ptr<Session>> OpenSession(const std::string& version);

@@ -93,6 +93,14 @@ Result<gates::Inputs> GateInputs(StateStore& store, const Loaded& l) {
   }
   SLUICE_ASSIGN_OR_RETURN(auto events, store.Events(l.rec.name));
   for (const auto& e : events) in.events.push_back({e.at, e.kind, e.actor, e.message, e.details});
+  if (in.has_dual_write) {
+    auto n = store.DualWriteFailureCount(l.rec.name);
+    auto some = store.DualWriteFailures(l.rec.name, 3);
+    if (n.ok() && some.ok()) {  // unreadable: left unset, the check fails
+      in.dual_write_failures = *n;
+      for (const auto& f : *some) in.dual_write_failure_keys.push_back(f.table + " " + f.key + " " + f.column);
+    }
+  }
   in.now = store.clock()->WallMicros() / 1'000'000;
   return in;
 }

@@ -199,6 +199,10 @@ Status Migrator::Tune(const std::string& migration, std::optional<double> max_ro
   });
 }
 
+Result<FailuresResult> Migrator::Failures(const std::string& migration, bool recheck) {
+  return Guarded("failures", [&]() -> Result<FailuresResult> { return impl_->engine->Failures(migration, recheck); });
+}
+
 Result<std::vector<MigrationInfo>> Migrator::List() {
   return Guarded("status", [&]() -> Result<std::vector<MigrationInfo>> { return impl_->engine->List(); });
 }

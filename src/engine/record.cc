@@ -29,15 +29,16 @@ namespace sluice::db {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Statement, sql, outside_transaction, prepare, rebuild_invalid_index,
                                                 guard_sql, guard_message, schema_edit)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Backward, target, expr, origin)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Forward, target, expr, reads, volatile_expr, origin)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Forward, target, expr, reads, volatile_expr, origin, fallback)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ColumnMapping, logical, physical, default_expr, not_null, type,
                                                 exists_before)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TableMapping, logical, physical, created, changed, columns,
                                                 old_columns, old_defaults, key, forward, backward, not_null_guards,
-                                                write_flag)
+                                                write_flag, record_failures)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VersionSpec, name, migration, previous, tables, hidden_tables,
                                                 search_path)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(BackfillTask, table, key, assignments, skip_flag, setup_sql)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(BackfillTask, table, key, assignments, skip_flag, setup_sql,
+                                                recording_values)
 }  // namespace sluice::db
 
 namespace sluice::engine {

@@ -203,6 +203,54 @@ Result<double> StateStore::RecentBackfillRate(const std::string& migration, int 
   return static_cast<double>(r->Scalar().AsInt()) / seconds;
 }
 
+Result<int64_t> StateStore::DualWriteFailureCount(const std::string& migration) {
+  SLUICE_ASSIGN_OR_RETURN(bool exists, HasTable("dual_write_failures"));
+  if (!exists) return int64_t{0};
+  auto r = c_.Query("SELECT count(*) FROM " + T("dual_write_failures") + " WHERE migration = $1",
+                    {Value::Text(migration)});
+  if (!r.ok()) {
+    if (r.status().code() == StatusCode::kNotFound) return int64_t{0};
+    return r.status();
+  }
+  return r->Scalar().AsInt();
+}
+
+Result<std::vector<DualWriteFailure>> StateStore::DualWriteFailures(const std::string& migration, int64_t limit) {
+  SLUICE_ASSIGN_OR_RETURN(bool exists, HasTable("dual_write_failures"));
+  if (!exists) return std::vector<DualWriteFailure>{};
+  auto r = c_.Query("SELECT tbl, row_key, col, error, sqlstate, writer, source, count, first_seen, last_seen FROM " +
+                        T("dual_write_failures") + " WHERE migration = $1 ORDER BY tbl, row_key, col" +
+                        (limit >= 0 ? " LIMIT " + std::to_string(limit) : ""),
+                    {Value::Text(migration)});
+  if (!r.ok()) {
+    if (r.status().code() == StatusCode::kNotFound) return std::vector<DualWriteFailure>{};
+    return r.status();
+  }
+  std::vector<DualWriteFailure> out;
+  for (const auto& row : r->rows) {
+    DualWriteFailure f;
+    f.table = row[0].text;
+    f.key = row[1].text;
+    f.column = row[2].text;
+    f.error = row[3].text;
+    f.sqlstate = row[4].text;
+    f.writer = row[5].text;
+    f.source = row[6].text;
+    f.count = row[7].AsInt();
+    f.first_seen = row[8].text;
+    f.last_seen = row[9].text;
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+Status StateStore::ResolveDualWriteFailure(const std::string& migration, const DualWriteFailure& f) {
+  auto r = c_.Query("DELETE FROM " + T("dual_write_failures") +
+                        " WHERE migration = $1 AND tbl = $2 AND row_key = $3 AND col = $4",
+                    {Value::Text(migration), Value::Text(f.table), Value::Text(f.key), Value::Text(f.column)});
+  return r.ok() ? Status::Ok() : r.status();
+}
+
 Result<std::vector<Checkpoint>> StateStore::Checkpoints(const std::string& migration) {
   auto r = c_.Query("SELECT tbl, worker, last_key, high_key, rows_done, rows_total, chunks, done, updated_at FROM " +
                         T("checkpoints") + " WHERE migration = $1 ORDER BY tbl, worker",

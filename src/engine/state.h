@@ -87,6 +87,19 @@ struct BackfillLease {
   bool alive() const { return stopped_at.empty() && now_ms - heartbeat_ms <= 3 * interval_ms; }
 };
 
+// A row whose `up` failed on an old-version write (dual_write: {on_error:
+// record}): written by the dual-write (or the backfill) into the
+// dual_write_failures state table, one row per (table, key, column), deleted
+// when the row converts again.
+struct DualWriteFailure {
+  std::string table, key, column;  // key: the row's key as a JSON array
+  std::string error, sqlstate;     // the last failure's
+  std::string writer;              // the version (or search_path schema) that wrote
+  std::string source;              // dual-write | backfill
+  int64_t count = 0;
+  std::string first_seen, last_seen;
+};
+
 class StateStore {
  public:
   // `clock` stamps every time it records (default: the real clock).
@@ -129,6 +142,12 @@ class StateStore {
   Status ClearProgress(const std::string& migration);
 
   Result<std::vector<Checkpoint>> Checkpoints(const std::string& migration);
+  // Unresolved dual-write failures of `migration` (0 when the table does
+  // not exist: state made by an older sluice), and up to `limit` of them
+  // (< 0: all), by table and key.
+  Result<int64_t> DualWriteFailureCount(const std::string& migration);
+  Result<std::vector<DualWriteFailure>> DualWriteFailures(const std::string& migration, int64_t limit = -1);
+  Status ResolveDualWriteFailure(const std::string& migration, const DualWriteFailure& f);
   // Rows/s of the chunks committed in the last `seconds` seconds.
   Result<double> RecentBackfillRate(const std::string& migration, int seconds);
   Result<std::optional<VerificationRecord>> LastVerification(const std::string& migration);

@@ -4,7 +4,10 @@
 #include <filesystem>
 #include <map>
 
+#include <nlohmann/json.hpp>
+
 #include "backfill/control.h"
+#include "common/sql_text.h"
 #include "engine/engine.h"
 #include "plan/parser.h"
 
@@ -139,6 +142,7 @@ Result<std::vector<MigrationInfo>> Engine::List() {
         i.chunks += cp.chunks;
       }
       SLUICE_RETURN_IF_ERROR(FillBackfillRun(store, m, &i));
+      SLUICE_ASSIGN_OR_RETURN(i.dual_write_failures, store.DualWriteFailureCount(m.name));
       const bool running = i.backfill == "running";
       SLUICE_ASSIGN_OR_RETURN(backfill::Control c, backfill::ReadControl(*conn, m.name));
       i.paused = c.paused;
@@ -160,6 +164,110 @@ Result<std::vector<MigrationInfo>> Engine::List() {
     i.version_hint = conn->dialect().VersionSelectHint(m.version);
     out.push_back(std::move(i));
   }
+  return out;
+}
+
+namespace {
+
+DualWriteFailureInfo ToInfo(const DualWriteFailure& f) {
+  return {f.table, f.key, f.column, f.error, f.sqlstate, f.writer, f.source, f.count, f.first_seen, f.last_seen};
+}
+
+// `WHERE` over the table's key columns for a recorded key (a JSON array),
+// with its values as parameters; nullopt when the key does not match.
+std::optional<std::pair<std::string, std::vector<db::Value>>> KeyWhere(const db::Dialect& d, const db::TableMapping& m,
+                                                                   const std::string& key) {
+  auto j = nlohmann::json::parse(key, nullptr, false);
+  if (!j.is_array() || j.size() != m.key.size()) return std::nullopt;
+  std::string where;
+  std::vector<db::Value> params;
+  for (size_t i = 0; i < m.key.size(); ++i) {
+    const auto& v = j[i];
+    where += (i ? " AND " : "") + d.Quote(m.key[i]) + " = $" + std::to_string(i + 1);
+    if (v.is_number_integer()) {
+      params.push_back(db::Value::Int(v.get<int64_t>()));
+    } else if (v.is_string()) {
+      params.push_back(db::Value::Text(v.get<std::string>()));
+    } else if (v.is_null()) {
+      return std::nullopt;
+    } else {
+      params.push_back(db::Value::Text(v.dump()));
+    }
+  }
+  return std::make_pair(where, params);
+}
+
+// Evaluates `up` again for one recorded row: true when the row is gone or
+// now converts (the converted value is written and the record deleted).
+Result<bool> Recheck(db::Connection& conn, StateStore& store, const Loaded& l, const DualWriteFailure& f) {
+  const db::Dialect& d = conn.dialect();
+  const db::TableMapping* m = nullptr;
+  for (const auto& t : l.compiled.version.tables) {
+    if (t.physical == f.table) m = &t;
+  }
+  if (!m) return false;
+  const db::Forward* fw = nullptr;
+  for (const auto& x : m->forward) {
+    if (x.target == f.column) fw = &x;
+  }
+  if (!fw) return false;
+  std::string type;
+  for (const auto& c : m->columns) {
+    if (c.physical == f.column) type = c.type;
+  }
+  const bool guarded = std::find(m->not_null_guards.begin(), m->not_null_guards.end(), f.column) !=
+                       m->not_null_guards.end();
+  auto kw = KeyWhere(d, *m, f.key);
+  if (!kw) return false;
+  bool resolved = false;
+  Status s = db::InTransaction(conn, [&]() -> Status {
+    // `up` resolves names as the dual-write's does; the update must not
+    // fire the dual-write (PostgreSQL: the backfill's setting).
+    for (const auto& sql : d.ExpressionContextSql(l.compiled.version)) SLUICE_RETURN_IF_ERROR(conn.Exec(sql));
+    for (const auto& t : l.compiled.backfill) {
+      if (t.table != f.table) continue;
+      for (const auto& sql : t.setup_sql) SLUICE_RETURN_IF_ERROR(conn.Exec(sql));
+    }
+    auto exists = conn.Query("SELECT 1 FROM " + d.Table(f.table) + " WHERE " + kw->first, kw->second);
+    if (!exists.ok()) return exists.status();
+    if (!exists->rows.empty()) {
+      const std::string up = d.AsColumnValue(sql::ScalarExpression(fw->expr), type);
+      auto v = conn.Query("SELECT " + up + " FROM " + d.Table(f.table) + " WHERE " + kw->first, kw->second);
+      if (!v.ok() || v->rows.empty() || (guarded && v->rows[0][0].is_null())) return Status::Ok();  // still fails
+      std::string sql = "UPDATE " + d.Table(f.table) + " SET " + d.Quote(f.column) + " = " + up + " WHERE " + kw->first;
+      if (!m->write_flag.empty()) sql += " AND " + d.Quote(m->write_flag) + " IS NULL";
+      auto u = conn.Query(sql, kw->second);
+      if (!u.ok()) return u.status();
+    }
+    SLUICE_RETURN_IF_ERROR(store.ResolveDualWriteFailure(l.rec.name, f));
+    resolved = true;
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return resolved;
+}
+
+}  // namespace
+
+Result<FailuresResult> Engine::Failures(const std::string& migration, bool recheck) {
+  SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
+  StateStore store(*conn, clock());
+  SLUICE_ASSIGN_OR_RETURN(bool has_state, store.Exists());
+  if (!has_state) return FailedPrecondition("no migration has been started in this database");
+  SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, "list the failures of"));
+  FailuresResult out;
+  out.migration = name;
+  SLUICE_ASSIGN_OR_RETURN(auto all, store.DualWriteFailures(name));
+  if (recheck && !all.empty()) {
+    SLUICE_ASSIGN_OR_RETURN(Loaded l, LoadMigration(store, conn->dialect(), name));
+    if (!l.rec.in_flight()) return FailedPrecondition("migration '" + name + "' is " + l.rec.phase + "; nothing to recheck");
+    for (const auto& f : all) {
+      SLUICE_ASSIGN_OR_RETURN(bool ok, Recheck(*conn, store, l, f));
+      if (ok) ++out.resolved;
+    }
+    SLUICE_ASSIGN_OR_RETURN(all, store.DualWriteFailures(name));
+  }
+  for (const auto& f : all) out.failures.push_back(ToInfo(f));
   return out;
 }
 

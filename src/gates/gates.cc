@@ -385,6 +385,25 @@ GateResult EvaluateBackfill(const Inputs& in) {
   return r;
 }
 
+// Old-version writes whose `up` failed (on_error: record) left the new
+// columns diverged; the new version must not be read or made final until
+// they are fixed.
+void DualWriteFailuresCheck(const Inputs& in, GateResult& r) {
+  if (!in.has_dual_write) return;
+  if (!in.dual_write_failures) {
+    Add(r, "dual-write failures", false, "the recorded dual-write failures could not be read");
+    return;
+  }
+  const int64_t n = *in.dual_write_failures;
+  std::string keys;
+  for (const auto& k : in.dual_write_failure_keys) keys += (keys.empty() ? "" : "; ") + k;
+  Add(r, "dual-write failures", n == 0,
+      n == 0 ? "none unresolved"
+             : fmt::format("{} row(s) whose `up` failed on an old-version write are unresolved ({}); fix them through "
+                           "the old version or run `sluice failures MIGRATION --recheck`",
+                           n, keys));
+}
+
 GateResult EvaluateSwitch(const Inputs& in) {
   GateResult r;
   r.gate = "switch";
@@ -394,6 +413,7 @@ GateResult EvaluateSwitch(const Inputs& in) {
       in.has_backfill ? "backfill is " + (in.backfill.empty() ? std::string("in an unknown state") : in.backfill)
                       : "nothing to backfill");
   VerificationCheck(in, g ? g->max_verify_age_seconds : std::nullopt, r);
+  DualWriteFailuresCheck(in, r);
   if (g && g->soak_seconds && *g->soak_seconds > 0) SoakCheck(in, *g, r);
   Signoffs(in, g, "switch", r);
   return r;
@@ -409,6 +429,7 @@ GateResult EvaluateComplete(const Inputs& in) {
       rollback_ok ? "phase " + in.phase + ": `sluice rollback` still restores the old version"
                   : "phase " + (in.phase.empty() ? std::string("unknown") : in.phase));
   VerificationCheck(in, std::nullopt, r);
+  DualWriteFailuresCheck(in, r);
   int64_t need = g && g->observation_seconds ? *g->observation_seconds : 0;
   if (need > 0) ObservationCheck(in, need, r);
   Signoffs(in, g, "complete", r);

@@ -7,6 +7,7 @@
 //   backfill  before the backfill is declared done: row-count parity between
 //             the old and the new read path; sign-offs
 //   switch    before reads move to the new version: the backfill is done;
+//             no unresolved dual-write failures (also before complete);
 //             the latest verification passed and (for a migration with
 //             anything to verify) ran after the backfill finished; when the
 //             plan sets max_verify_age_seconds, it is recent enough;
@@ -111,6 +112,12 @@ struct Inputs {
   std::string backfill_done_at;
   std::vector<Event> events;  // oldest first
   int64_t now = 0;            // epoch seconds; <= 0 fails every time window
+  // Rows whose `up` failed on an old-version write and are not resolved
+  // (dual_write_failures, on_error: record), with a few of their keys
+  // ("table key column"). nullopt = not gathered: for a migration with a
+  // dual-write, switch and complete fail.
+  std::optional<int64_t> dual_write_failures;
+  std::vector<std::string> dual_write_failure_keys;
   // Backfill gate: parity measured by the engine (nullopt = not measured;
   // use Unmeasured() when the measurement failed).
   std::optional<Evidence> parity;

@@ -640,8 +640,18 @@ std::optional<OperationBody> ParseCreateTable(Reader& r, const YAML::Node& n, co
   return op;
 }
 
+// `fallback:` next to `up`: an SQL expression over the old row, never empty.
+std::optional<std::string> ParseFallback(Reader& r, const Map& m, const std::string& ctx) {
+  auto f = m.Str("fallback");
+  if (f && sql::Trim(*f).empty()) {
+    r.Error(m.KeyLoc("fallback"), "'fallback' in " + ctx + " must not be empty; leave it out to store NULL");
+    f.reset();
+  }
+  return f;
+}
+
 std::optional<OperationBody> ParseAddColumn(Reader& r, const YAML::Node& n, const std::string& ctx) {
-  Map m(r, n, ctx, {"table", "column", "up"});
+  Map m(r, n, ctx, {"table", "column", "up", "fallback"});
   if (!m.valid()) return std::nullopt;
   AddColumn op;
   if (auto v = m.NameField("table", true)) op.table = *v;
@@ -652,13 +662,17 @@ std::optional<OperationBody> ParseAddColumn(Reader& r, const YAML::Node& n, cons
   }
   op.up = m.Str("up");
   if (op.up && sql::Trim(*op.up).empty()) op.up.reset();
+  op.fallback = ParseFallback(r, m, ctx);
+  if (op.fallback && !op.up) {
+    r.Error(m.KeyLoc("fallback"), "'fallback' in " + ctx + " needs 'up': it replaces what 'up' could not convert");
+  }
   return op;
 }
 
 std::optional<OperationBody> ParseAlterColumn(Reader& r, const YAML::Node& n, const std::string& ctx) {
   Map m(r, n, ctx,
         {"table", "column", "name", "type", "nullable", "default", "comment", "check", "unique", "references", "up",
-         "down"});
+         "down", "fallback"});
   if (!m.valid()) return std::nullopt;
   AlterColumn op;
   if (auto v = m.NameField("table", true)) op.table = *v;
@@ -682,6 +696,7 @@ std::optional<OperationBody> ParseAlterColumn(Reader& r, const YAML::Node& n, co
   op.down = m.Str("down");
   if (op.up && sql::Trim(*op.up).empty()) op.up.reset();
   if (op.down && sql::Trim(*op.down).empty()) op.down.reset();
+  op.fallback = ParseFallback(r, m, ctx);
   bool any = op.type || op.nullable || op.default_expr.present || op.comment.present || op.check || op.unique ||
              op.references || !op.name.empty();
   if (!any && !r.has_errors()) {
@@ -1145,7 +1160,8 @@ Result<Plan> ParsePlanText(const std::string& text, const std::string& file, std
     return DiagnosticsToStatus(r.diags());
   }
 
-  Map top(r, root, "the plan", {"name", "version_schema", "operations", "backfill", "verify", "gates", "abort"});
+  Map top(r, root, "the plan",
+          {"name", "version_schema", "operations", "backfill", "verify", "gates", "abort", "dual_write"});
   if (top.valid()) {
     if (auto n = top.Str("name")) {
       if (*n != plan.name) {
@@ -1206,6 +1222,16 @@ Result<Plan> ParsePlanText(const std::string& text, const std::string& file, std
         ParseGate(r, g, "backfill", &plan.gates.backfill);
         ParseGate(r, g, "switch", &plan.gates.switch_);
         ParseGate(r, g, "complete", &plan.gates.complete);
+      }
+    }
+    if (top.Has("dual_write")) {
+      Map dw(r, top.Value("dual_write"), "dual_write", {"on_error"});
+      if (dw.valid()) {
+        plan.dual_write.present = true;
+        plan.dual_write.loc = dw.loc();
+        if (auto v = dw.Enum("on_error", {"record", "fail"}, false)) {
+          plan.dual_write.on_error = *v == "fail" ? OnError::kFail : OnError::kRecord;
+        }
       }
     }
     if (top.Has("abort")) {

@@ -149,6 +149,9 @@ struct AddColumn {
   Name table;
   ColumnDef column;
   std::optional<std::string> up;
+  // Used instead of NULL when `up` fails (or yields NULL for a NOT NULL
+  // column) on an old-version write under `dual_write: {on_error: record}`.
+  std::optional<std::string> fallback;
 };
 
 struct UniqueSpec {
@@ -168,6 +171,7 @@ struct AlterColumn {
   std::optional<ForeignKeyReference> references;
   std::optional<std::string> up;
   std::optional<std::string> down;
+  std::optional<std::string> fallback;  // see AddColumn::fallback
 
   // True when only comment and/or default change: a catalog-only change
   // that must not copy the column.
@@ -362,6 +366,22 @@ struct AbortCriteria {
   SourceLoc loc;
 };
 
+// `dual_write:` — what the dual-write does when `up` cannot convert a row
+// written through the old version.
+//   record  the old write succeeds; the new column gets the column's
+//           `fallback` (or NULL); the row's key and the error are recorded
+//           (dual_write_failures); verify, switch and complete refuse while
+//           such rows are unresolved. The default (seed 002: the new
+//           system's write must never fail the old system's write).
+//   fail    the old write fails with the conversion's error.
+// Writes through the new version are strict under both.
+enum class OnError { kRecord, kFail };
+struct DualWriteSettings {
+  bool present = false;
+  OnError on_error = OnError::kRecord;
+  SourceLoc loc;
+};
+
 struct Plan {
   std::string name;        // file name without extension
   std::string file;        // path as given
@@ -373,6 +393,7 @@ struct Plan {
   VerifySettings verify;
   GateSettings gates;
   AbortCriteria abort;
+  DualWriteSettings dual_write;
 };
 
 // "file:line:col" (or "file" when the location is unknown).

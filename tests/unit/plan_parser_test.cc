@@ -1407,7 +1407,7 @@ extra: true
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message(),
             "p.yaml:5:1: error: unknown key 'extra' in the plan; allowed keys: name, version_schema, operations, "
-            "backfill, verify, gates, abort\n"
+            "backfill, verify, gates, abort, dual_write\n"
             "p.yaml:2:18: error: 'name' in drop_table (operation #1) must be a string, got an integer (quote it: "
             "\"1\")\n"
             "p.yaml:3:5: error: unknown operation 'frobnicate' in operation #2; known operations: create_table, "

@@ -96,6 +96,11 @@ std::string Declarations(const std::string& table_ref, const std::vector<std::pa
   return out;
 }
 
+// on_error: record catches conversion errors only: a conflict the writer
+// must retry (or a lock it could not get) still fails its statement.
+constexpr const char* kRetryableRaise =
+    "WHEN serialization_failure OR deadlock_detected OR lock_not_available THEN RAISE; ";
+
 std::string DollarTag(const std::string& body) {
   std::string tag = "$sluice$";
   for (int i = 0; body.find(tag) != std::string::npos; ++i) tag = "$sluice" + std::to_string(i) + "$";
@@ -194,6 +199,12 @@ std::vector<std::string> PostgresDialect::StateSchema() const {
       "CREATE TABLE IF NOT EXISTS " + t("leases") +
           " (migration text PRIMARY KEY, holder text NOT NULL, started_at text NOT NULL, heartbeat_at text NOT NULL, "
           "heartbeat_ms bigint NOT NULL, interval_ms bigint NOT NULL, stopped_at text, last_error text)",
+      // Rows whose `up` failed on an old-version write under on_error:
+      // record (one row per row and column; a resolved row is deleted).
+      "CREATE TABLE IF NOT EXISTS " + t("dual_write_failures") +
+          " (migration text NOT NULL, tbl text NOT NULL, row_key text NOT NULL, col text NOT NULL, error text NOT "
+          "NULL, sqlstate text NOT NULL, writer text NOT NULL, source text NOT NULL, count bigint NOT NULL DEFAULT 1, "
+          "first_seen text NOT NULL, last_seen text NOT NULL, PRIMARY KEY (migration, tbl, row_key, col))",
   };
 }
 
@@ -232,6 +243,17 @@ std::string PostgresDialect::PinnedSearchPath(const std::vector<std::string>& re
 
 std::vector<std::string> PostgresDialect::ExpressionContextSql(const VersionSpec& version) const {
   return {"SET LOCAL search_path TO " + PinnedSearchPath(version.search_path)};
+}
+
+std::string PostgresDialect::RecordingBackfillFunction(const std::string& migration, const TableMapping& m,
+                                                       const std::string& column) const {
+  return Q(schema_) + "." + Q(Ident63("_sluice_dwb_" + migration + "_" + m.physical + "_" + column));
+}
+
+std::string PostgresDialect::RecordingBackfillValue(const std::string& migration, const TableMapping& m,
+                                                    const Forward& f) const {
+  // The UPDATE's target table as a whole-row value.
+  return RecordingBackfillFunction(migration, m, f.target) + "(" + Q(m.physical) + ")";
 }
 
 std::string PostgresDialect::DualWriteTriggerName(const std::string& migration, const std::string& event) const {
@@ -487,10 +509,19 @@ struct Renderer {
   }
   void operator()(const SetCommentStep& s) { Comment(s.table, s.column, s.comment); }
   void operator()(const AddNotNullGuardStep& s) {
+    // recorded: the dual-write function refuses NULLs written through the
+    // new version and records those the old version's `up` yields.
+    if (s.recorded) return;
     Sql("ALTER TABLE " + T(s.table) + " ADD CONSTRAINT " + Q(s.guard_name) + " CHECK (" + Q(s.column) +
         " IS NOT NULL) NOT VALID");
   }
   void operator()(const FinalizeNotNullStep& s) {
+    // recorded: no guard constraint exists yet; add it (safe to repeat)
+    // before validating. From here on an old-version NULL is refused.
+    if (s.recorded) {
+      Prepare("ALTER TABLE " + T(s.table) + " DROP CONSTRAINT IF EXISTS " + Q(s.guard_name) + ", ADD CONSTRAINT " +
+              Q(s.guard_name) + " CHECK (" + Q(s.column) + " IS NOT NULL) NOT VALID");
+    }
     // Validation scans without blocking writes; SET NOT NULL then trusts the
     // validated check and does not scan again.
     Prepare("ALTER TABLE " + T(s.table) + " VALIDATE CONSTRAINT " + Q(s.guard_name));
@@ -610,6 +641,96 @@ struct Renderer {
   std::string TriggerName(const std::string& migration, const char* event) const {
     return Q(d.DualWriteTriggerName(migration, event));
   }
+  // on_error: record. SECURITY DEFINER helpers owned by the migration's
+  // owner, so a writer without rights on sluice's state schema still gets
+  // its failure recorded (record) and its fixed rows resolved (resolve).
+  std::string RecordFunction(const std::string& migration, const TableMapping& m, const char* what) const {
+    return Q(d.schema()) + "." + Q(PostgresDialect::Ident63(std::string("_sluice_dw") + what + "_" + migration + "_" +
+                                                             m.physical));
+  }
+  void FailureFunctions(const std::string& migration, const TableMapping& m) {
+    const std::string failures = d.StateTable("dual_write_failures");
+    const std::string now = "to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')";
+    const std::string where = "migration = " + QuoteLiteral(migration) + " AND tbl = " + QuoteLiteral(m.physical);
+    std::string rec = "INSERT INTO " + failures +
+                      " AS f (migration, tbl, row_key, col, error, sqlstate, writer, source, count, first_seen, "
+                      "last_seen) VALUES (" + QuoteLiteral(migration) + ", " + QuoteLiteral(m.physical) +
+                      ", $1, $2, $3, $4, $5, $6, 1, " + now + ", " + now +
+                      ") ON CONFLICT (migration, tbl, row_key, col) DO UPDATE SET error = EXCLUDED.error, sqlstate "
+                      "= EXCLUDED.sqlstate, writer = EXCLUDED.writer, source = EXCLUDED.source, count = f.count + 1, "
+                      "last_seen = EXCLUDED.last_seen";
+    std::string tag = DollarTag(rec);
+    Sql("CREATE OR REPLACE FUNCTION " + RecordFunction(migration, m, "f") +
+        "(text, text, text, text, text, text) RETURNS void LANGUAGE sql SECURITY DEFINER SET search_path = "
+        "pg_catalog, pg_temp AS " + tag + rec + tag);
+    std::string res = "DELETE FROM " + failures + " WHERE " + where + " AND row_key = $1 AND col <> ALL ($2)";
+    tag = DollarTag(res);
+    Sql("CREATE OR REPLACE FUNCTION " + RecordFunction(migration, m, "r") +
+        "(text, text[]) RETURNS void LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS " + tag +
+        res + tag);
+  }
+  // The backfill's recording value of one new column (see
+  // Dialect::RecordingBackfillValue): `up` over the row in its own block;
+  // an error (or a NULL for a guarded column) is recorded and yields the
+  // fallback.
+  void BackfillFunction(const std::string& migration, const TableMapping& m, const Forward& f,
+                        const std::vector<std::string>& search_path) {
+    const std::string table_ref = T(m.physical);
+    std::vector<std::pair<std::string, std::string>> old_cols;
+    for (const auto& c : m.old_columns) old_cols.push_back({c, c});
+    std::vector<std::string> exprs = {f.expr};
+    if (!f.fallback.empty()) exprs.push_back(f.fallback);
+    const std::string type = table_ref + "." + Q(f.target) + "%TYPE";
+    std::string body = "#variable_conflict use_variable\nDECLARE\n" + Declarations(table_ref, old_cols, exprs, "r") +
+                       "  sluice_value " + type + ";\nBEGIN\n  BEGIN\n    sluice_value := " +
+                       sql::ScalarExpression(f.expr) + ";\n";
+    if (Guarded(m, f.target)) {
+      body += "    IF sluice_value IS NULL THEN RAISE EXCEPTION USING ERRCODE = 'not_null_violation', MESSAGE = " +
+              QuoteLiteral("up yielded NULL for column " + f.target + ", which becomes NOT NULL") + "; END IF;\n";
+    }
+    body += "    RETURN sluice_value;\n  EXCEPTION " + std::string(kRetryableRaise) + "WHEN OTHERS THEN\n    PERFORM " + RecordFunction(migration, m, "f") +
+            "(" + KeyText(m, "r") + ", " + QuoteLiteral(f.target) + ", SQLERRM, SQLSTATE, 'backfill', 'backfill');\n";
+    body += "    RETURN " + (f.fallback.empty() ? std::string("NULL") : sql::ScalarExpression(f.fallback)) +
+            ";\n  END;\nEND\n";
+    const std::string tag = DollarTag(body);
+    Sql("CREATE OR REPLACE FUNCTION " + d.RecordingBackfillFunction(migration, m, f.target) + "(r " + table_ref +
+        ") RETURNS " + type + " LANGUAGE plpgsql SET search_path = " + d.PinnedSearchPath(search_path) + " AS " + tag +
+        "\n" + body + tag);
+  }
+  // The row's key as recorded in dual_write_failures.row_key: a JSON array.
+  static std::string KeyText(const TableMapping& m, const std::string& record) {
+    std::string out;
+    for (const auto& k : m.key) out += (out.empty() ? "" : ", ") + record + "." + Q(k);
+    return "json_build_array(" + out + ")::text";
+  }
+  // When a write may resolve a recorded failure, so the resolving call (a
+  // SECURITY DEFINER function and a DELETE: most of record's cost when
+  // called on every write) runs only then: an UPDATE of a row whose new
+  // column holds what a failure stores (its constant fallback, or NULL,
+  // which is also every row the backfill has not reached yet). A fallback
+  // that reads columns cannot be compared cheaply: then every UPDATE.
+  std::string ResolveGate(const TableMapping& m) const {
+    std::string g;
+    for (const auto& f : m.forward) {
+      std::string cond = "OLD." + Q(f.target) + " IS NULL";
+      if (!f.fallback.empty()) {
+        const ReadSet r = ReadsOf({f.fallback});
+        if (r.all || !r.names.empty()) return "TG_OP = 'UPDATE'";
+        cond += " OR OLD." + Q(f.target) + " IS NOT DISTINCT FROM " + sql::ScalarExpression(f.fallback);
+      }
+      g += (g.empty() ? "" : " OR ") + cond;
+    }
+    return "TG_OP = 'UPDATE' AND (" + g + ")";
+  }
+  static bool Filled(const TableMapping& m, const std::string& physical) {
+    for (const auto& f : m.forward) {
+      if (f.target == physical) return true;
+    }
+    return false;
+  }
+  bool Guarded(const TableMapping& m, const std::string& physical) const {
+    return std::find(m.not_null_guards.begin(), m.not_null_guards.end(), physical) != m.not_null_guards.end();
+  }
 
   // The dual-write trigger function of one table. `live_is_new`: sessions
   // on the live alias count as the new version. `search_path`: see
@@ -630,6 +751,12 @@ struct Renderer {
     std::vector<std::string> downs, ups;
     for (const auto& b : m.backward) downs.push_back(b.expr);
     for (const auto& f : m.forward) ups.push_back(f.expr);
+    std::vector<std::string> ups_and_fallbacks = ups;
+    if (m.record_failures) {
+      for (const auto& f : m.forward) {
+        if (!f.fallback.empty()) ups_and_fallbacks.push_back(f.fallback);
+      }
+    }
     std::string body;
     body += "#variable_conflict use_variable\nDECLARE\n";
     body += "  sluice_setting text := coalesce(current_setting('sluice.version', true), '');\n";
@@ -663,14 +790,57 @@ struct Renderer {
       body += "      NEW." + Q(b.target) + " := " + sql::ScalarExpression(b.expr) + ";\n";
     }
     body += "      NULL;\n    END;\n";
+    if (m.record_failures) {
+      // The guards have no constraint under record (AddNotNullGuardStep):
+      // the new version's writes are refused here, as the constraint would.
+      for (const auto& c : m.columns) {
+        if (!Guarded(m, c.physical) || !Filled(m, c.physical)) continue;
+        body += "    IF NEW." + Q(c.physical) + " IS NULL THEN RAISE EXCEPTION USING ERRCODE = 'not_null_violation', "
+                "MESSAGE = " + QuoteLiteral("null value in column \"" + c.logical + "\" of relation \"" + m.logical +
+                                            "\" violates not-null constraint") + "; END IF;\n";
+      }
+    }
+    if (m.record_failures && !m.forward.empty()) {
+      // The new version wrote the row whole: what was recorded for it is
+      // resolved.
+      body += "    IF " + ResolveGate(m) + " THEN PERFORM " + RecordFunction(migration, m, "r") + "(" +
+              KeyText(m, "NEW") + ", '{}'); END IF;\n";
+    }
     if (!m.write_flag.empty()) body += "    NEW." + Q(m.write_flag) + " := 1;\n";
     body += "  ELSE\n";
     body += "    -- written through the old version: new columns := up(old row)\n";
-    body += "    DECLARE\n" + Declarations(table_ref, old_cols, ups) + "    BEGIN\n";
-    for (const auto& f : m.forward) {
-      body += "      NEW." + Q(f.target) + " := " + sql::ScalarExpression(f.expr) + ";\n";
+    if (!m.record_failures) {
+      body += "    DECLARE\n" + Declarations(table_ref, old_cols, ups) + "    BEGIN\n";
+      for (const auto& f : m.forward) {
+        body += "      NEW." + Q(f.target) + " := " + sql::ScalarExpression(f.expr) + ";\n";
+      }
+      body += "      NULL;\n    END;\n";
+    } else {
+      // on_error: record. Each `up` in its own block (a subtransaction,
+      // only on this path): a failure stores the fallback, is recorded,
+      // and the old version's write goes on. A row that converts resolves
+      // what was recorded for it before.
+      body += "    DECLARE\n" + Declarations(table_ref, old_cols, ups_and_fallbacks) +
+              "      sluice_failed text[] := '{}';\n      sluice_key text := " + KeyText(m, "NEW") + ";\n    BEGIN\n";
+      for (const auto& f : m.forward) {
+        body += "      BEGIN\n        NEW." + Q(f.target) + " := " + sql::ScalarExpression(f.expr) + ";\n";
+        if (Guarded(m, f.target)) {
+          body += "        IF NEW." + Q(f.target) +
+                  " IS NULL THEN RAISE EXCEPTION USING ERRCODE = 'not_null_violation', MESSAGE = " +
+                  QuoteLiteral("up yielded NULL for column " + f.target + ", which becomes NOT NULL") + "; END IF;\n";
+        }
+        body += "      EXCEPTION " + std::string(kRetryableRaise) + "WHEN OTHERS THEN\n        NEW." + Q(f.target) + " := " +
+                (f.fallback.empty() ? std::string("NULL") : sql::ScalarExpression(f.fallback)) + ";\n";
+        body += "        sluice_failed := sluice_failed || " + QuoteLiteral(f.target) + "::text;\n";
+        body += "        PERFORM " + RecordFunction(migration, m, "f") + "(sluice_key, " + QuoteLiteral(f.target) +
+                ", SQLERRM, SQLSTATE, CASE WHEN sluice_setting <> '' THEN sluice_setting ELSE sluice_path END, "
+                "'dual-write');\n";
+        body += "      END;\n";
+      }
+      body += "      IF " + ResolveGate(m) + " THEN PERFORM " + RecordFunction(migration, m, "r") +
+              "(sluice_key, sluice_failed); END IF;\n";
+      body += "    END;\n";
     }
-    body += "      NULL;\n    END;\n";
     if (!m.write_flag.empty()) body += "    NEW." + Q(m.write_flag) + " := NULL;\n";
     body += "  END IF;\n";
     body += "  PERFORM set_config('search_path', sluice_caller_path, true);\n";
@@ -682,6 +852,10 @@ struct Renderer {
 
   void operator()(const CreateDualWriteStep& s) {
     const TableMapping& m = s.table;
+    if (m.record_failures && !m.forward.empty()) {
+      FailureFunctions(s.migration, m);
+      for (const auto& f : m.forward) BackfillFunction(s.migration, m, f, s.search_path);
+    }
     Sql(DualWriteFunction(s.migration, s.version, m, false, s.search_path));
     const std::string not_backfill = "current_setting('sluice.backfill', true) IS DISTINCT FROM 'on'";
     Sql("CREATE TRIGGER " + TriggerName(s.migration, "insert") + " BEFORE INSERT ON " + T(m.physical) +
@@ -718,6 +892,18 @@ struct Renderer {
     Sql("DROP TRIGGER IF EXISTS " + TriggerName(s.migration, "insert") + " ON " + T(s.table.physical));
     Sql("DROP TRIGGER IF EXISTS " + TriggerName(s.migration, "update") + " ON " + T(s.table.physical));
     Sql("DROP FUNCTION IF EXISTS " + FunctionName(s.migration, s.table) + "()");
+    if (s.table.record_failures && !s.table.forward.empty()) {
+      // Failures recorded for rows of this table go with the dual-write
+      // (rollback; at complete none are left, the gate saw to that).
+      Sql("DELETE FROM " + d.StateTable("dual_write_failures") + " WHERE migration = " + QuoteLiteral(s.migration) +
+          " AND tbl = " + QuoteLiteral(s.table.physical));
+      Sql("DROP FUNCTION IF EXISTS " + RecordFunction(s.migration, s.table, "f") + "(text, text, text, text, text, text)");
+      Sql("DROP FUNCTION IF EXISTS " + RecordFunction(s.migration, s.table, "r") + "(text, text[])");
+      for (const auto& f : s.table.forward) {
+        Sql("DROP FUNCTION IF EXISTS " + d.RecordingBackfillFunction(s.migration, s.table, f.target) + "(" +
+            T(s.table.physical) + ")");
+      }
+    }
   }
 
   // A view exposing `cols` (physical AS logical) of `physical`, with the

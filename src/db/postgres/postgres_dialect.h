@@ -59,6 +59,12 @@ class PostgresDialect : public Dialect {
     return on ? "SET sluice.read_unready = 'on'" : "RESET sluice.read_unready";
   }
   std::vector<std::string> ExpressionContextSql(const VersionSpec& version) const override;
+  // A call of `_sluice_dwb_<migration>_<table>_<column>(<table>)`, created
+  // with the dual-write under on_error: record.
+  std::string RecordingBackfillValue(const std::string& migration, const TableMapping& m,
+                                     const Forward& f) const override;
+  std::string RecordingBackfillFunction(const std::string& migration, const TableMapping& m,
+                                        const std::string& column) const;
   std::string SuppressUserTriggersSql() const override { return "SET LOCAL session_replication_role = replica"; }
   std::string ReadOnlyFromHereSql() const override { return "SET LOCAL transaction_read_only = on"; }
   std::string DualWriteTriggerName(const std::string& migration, const std::string& event) const override;

@@ -1,5 +1,6 @@
 #include "db/sqlite/sqlite_dialect.h"
 
+#include <algorithm>
 #include <set>
 
 #include "common/sql_text.h"
@@ -87,6 +88,10 @@ std::string KeyMatch(const std::vector<std::string>& physical, const std::vector
     out += Q(physical[i]) + " = " + prefix + "." + Q(other[i]);
   }
   return out;
+}
+
+bool Guarded(const TableMapping& m, const std::string& physical) {
+  return std::find(m.not_null_guards.begin(), m.not_null_guards.end(), physical) != m.not_null_guards.end();
 }
 
 std::string TriggerName(const std::string& migration, const std::string& table, const std::string& suffix) {
@@ -250,8 +255,12 @@ struct Renderer {
   void operator()(const SetCommentStep&) {}
   void operator()(const AddNotNullGuardStep& s) {
     std::string raise = "SELECT RAISE(ABORT, " + QuoteLiteral("NOT NULL constraint failed: " + s.table + "." + s.column) + ");";
+    // recorded (on_error: record): only writes through the new version (the
+    // marker row is there) are refused; the old version's NULLs, set by the
+    // dual-write's nested UPDATE, are recorded by it instead.
     Sql("CREATE TRIGGER " + Q(s.guard_name + "_update") + " AFTER UPDATE OF " + Q(s.column) + " ON " + Q(s.table) +
-        " WHEN NEW." + Q(s.column) + " IS NULL BEGIN " + raise + " END");
+        " WHEN NEW." + Q(s.column) + " IS NULL" + (s.recorded ? " AND EXISTS (SELECT 1 FROM \"_sluice_marker\")" : "") +
+        " BEGIN " + raise + " END");
     Sql("CREATE TRIGGER " + Q(s.guard_name + "_insert") + " AFTER INSERT ON " + Q(s.table) + " WHEN NEW." +
         Q(s.column) + " IS NULL AND EXISTS (SELECT 1 FROM \"_sluice_marker\") BEGIN " + raise + " END");
   }
@@ -314,9 +323,46 @@ struct Renderer {
     all += unflag;
     const std::string when = " WHEN NOT EXISTS (SELECT 1 FROM \"_sluice_marker\")";
     const std::string where = " WHERE " + KeyMatch(m.key, m.key, "NEW");
+    // on_error: record. SQLite triggers cannot catch an error, so an `up`
+    // that raises still fails the old write (docs/limits.md). What they can
+    // handle: `up` yielding NULL for a guarded NOT NULL column takes the
+    // fallback, and the row is recorded (resolved once it converts).
+    auto value = [&](const Forward& f) {
+      std::string up = sql::ScalarExpression(f.expr);
+      if (!m.record_failures || f.fallback.empty() || !Guarded(m, f.target)) return up;
+      return "CASE WHEN " + up + " IS NULL THEN " + sql::ScalarExpression(f.fallback) + " ELSE " + up + " END";
+    };
+    std::string key_json;
+    for (const auto& k : m.key) key_json += (key_json.empty() ? "" : ", ") + ("NEW." + Q(k));
+    key_json = "json_array(" + key_json + ")";
+    auto bookkeeping = [&](const Forward& f) -> std::string {
+      if (!m.record_failures || !Guarded(m, f.target)) return "";
+      const std::string up = sql::ScalarExpression(f.expr);
+      const std::string now = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+      const std::string failures = "\"_sluice_dual_write_failures\"";
+      const std::string mig = QuoteLiteral(s.migration), tbl = QuoteLiteral(m.physical), col = QuoteLiteral(f.target);
+      return " INSERT INTO " + failures +
+             " (migration, tbl, row_key, col, error, sqlstate, writer, source, count, first_seen, last_seen) SELECT " +
+             mig + ", " + tbl + ", " + key_json + ", " + col + ", " +
+             QuoteLiteral("up yielded NULL for column " + f.target + ", which becomes NOT NULL") +
+             ", 'SQLITE_CONSTRAINT_NOTNULL', 'old', 'dual-write', 1, " + now + ", " + now + " FROM " + Q(m.physical) +
+             where + " AND " + up + " IS NULL ON CONFLICT (migration, tbl, row_key, col) DO UPDATE SET count = count + "
+             "1, last_seen = excluded.last_seen; DELETE FROM " + failures + " WHERE migration = " + mig +
+             " AND tbl = " + tbl + " AND row_key = " + key_json + " AND col = " + col + " AND EXISTS (SELECT 1 FROM " +
+             Q(m.physical) + where + " AND " + up + " IS NOT NULL);";
+    };
+    if (m.record_failures) {
+      all.clear();
+      for (size_t i = 0; i < m.forward.size(); ++i) {
+        all += (i ? ", " : "") + Q(m.forward[i].target) + " = " + value(m.forward[i]);
+      }
+      all += unflag;
+    }
     if (!m.forward.empty()) {
+      std::string book;
+      for (const auto& f : m.forward) book += bookkeeping(f);
       Sql("CREATE TRIGGER " + Q(TriggerName(s.migration, m.physical, "insert")) + " AFTER INSERT ON " + Q(m.physical) +
-          when + " BEGIN UPDATE " + Q(m.physical) + " SET " + all + where + "; END");
+          when + " BEGIN UPDATE " + Q(m.physical) + " SET " + all + where + ";" + book + " END");
     }
     // One UPDATE trigger per new column, firing only when a column its `up`
     // reads is written: statements that touch other columns cost nothing.
@@ -327,11 +373,15 @@ struct Renderer {
       for (const auto& r : f.reads) of += (of.empty() ? "" : ", ") + Q(r);
       Sql("CREATE TRIGGER " + Q(TriggerName(s.migration, m.physical, "update_" + std::to_string(i))) +
           " AFTER UPDATE OF " + of + " ON " + Q(m.physical) + when + " BEGIN UPDATE " + Q(m.physical) + " SET " +
-          Q(f.target) + " = " + sql::ScalarExpression(f.expr) + unflag + where + "; END");
+          Q(f.target) + " = " + value(f) + unflag + where + ";" + bookkeeping(f) + " END");
     }
   }
   void operator()(const DropDualWriteStep& s) {
     const TableMapping& m = s.table;
+    if (m.record_failures) {
+      Sql("DELETE FROM \"_sluice_dual_write_failures\" WHERE migration = " + QuoteLiteral(s.migration) +
+          " AND tbl = " + QuoteLiteral(m.physical));
+    }
     Sql("DROP TRIGGER IF EXISTS " + Q(TriggerName(s.migration, m.physical, "insert")));
     for (size_t i = 0; i < m.forward.size(); ++i) {
       Sql("DROP TRIGGER IF EXISTS " + Q(TriggerName(s.migration, m.physical, "update_" + std::to_string(i))));
@@ -579,6 +629,10 @@ std::vector<std::string> SqliteDialect::StateSchema() const {
       "CREATE TABLE IF NOT EXISTS \"_sluice_locks\" (name TEXT PRIMARY KEY, holder TEXT NOT NULL, pid INTEGER NOT "
       "NULL, host TEXT NOT NULL, acquired_at TEXT NOT NULL)",
       "CREATE TABLE IF NOT EXISTS \"_sluice_marker\" (migration TEXT)",
+      "CREATE TABLE IF NOT EXISTS \"_sluice_dual_write_failures\" (migration TEXT NOT NULL, tbl TEXT NOT NULL, "
+      "row_key TEXT NOT NULL, col TEXT NOT NULL, error TEXT NOT NULL, sqlstate TEXT NOT NULL, writer TEXT NOT NULL, "
+      "source TEXT NOT NULL, count INTEGER NOT NULL DEFAULT 1, first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, "
+      "PRIMARY KEY (migration, tbl, row_key, col))",
   };
 }
 
