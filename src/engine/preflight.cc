@@ -4,6 +4,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <variant>
 
 #include "backfill/key.h"
@@ -536,6 +537,100 @@ Status Trial::Table(const db::TableMapping& m) {
   return Status::Ok();
 }
 
+// Views complete recreates on a replaced column must still be valid SQL on
+// the new column (a view doing `length(qty)` breaks when qty becomes an
+// integer). Complete's own steps are tried on the catalog, in a
+// transaction that is always rolled back: the copy is added, the views are
+// saved and dropped, the old column is dropped, the copy takes its final
+// name, and the views are recreated. Catalog-only changes (no row is
+// written), but they take the tables' ACCESS EXCLUSIVE lock for that
+// moment, so only tables whose views read a replaced column are touched,
+// under a short lock timeout.
+constexpr int64_t kViewTrialLockTimeoutMs = 2000;
+
+Status TryDependentViews(db::Connection& conn, const db::Schema& schema, const CompiledMigration& c,
+                         std::vector<Refusal>* refusals) {
+  const db::Dialect& d = conn.dialect();
+  if (!d.recreates_dependent_views()) return Status::Ok();
+  std::vector<db::ReplacedColumn> cols;
+  for (const auto& st : c.complete) {
+    const auto* save = std::get_if<db::SaveDependentViewsStep>(&st.body);
+    if (!save) continue;
+    for (const auto& col : save->columns) {
+      const db::TableInfo* t = schema.FindTable(col.table);
+      if (!t) continue;
+      const bool viewed = std::any_of(t->dependents.begin(), t->dependents.end(), [&](const db::DependentInfo& dep) {
+        return dep.column == col.column && dep.kind == db::DependentInfo::Kind::kView;
+      });
+      if (viewed) cols.push_back(col);
+    }
+  }
+  if (cols.empty()) return Status::Ok();
+  // The copy's type and the operation that makes it, from the new version.
+  auto copy_of = [&](const db::ReplacedColumn& col) -> std::pair<std::string, std::string> {
+    for (const auto& m : c.version.tables) {
+      if (m.physical != col.table) continue;
+      std::string type, origin;
+      for (const auto& mc : m.columns) {
+        if (mc.physical == col.copy) type = mc.type;
+      }
+      for (const auto& f : m.forward) {
+        if (f.target == col.copy) origin = f.origin;
+      }
+      return {type, origin};
+    }
+    return {};
+  };
+  std::vector<std::string> sql;
+  std::string origin;
+  for (const auto& col : cols) {
+    auto [type, from] = copy_of(col);
+    if (type.empty()) continue;  // nothing to try it with; complete's own check stands
+    if (origin.empty()) origin = from;
+    sql.push_back("ALTER TABLE " + d.Table(col.table) + " ADD COLUMN " + d.Quote(col.copy) + " " + type);
+  }
+  if (sql.empty()) return Status::Ok();
+  for (const auto& s : d.Render({db::SaveDependentViewsStep{cols}, "trial"})) sql.push_back(s.sql);
+  std::set<std::string> renamed;
+  for (const auto& col : cols) {
+    // CASCADE: what else goes with the old column is complete's business
+    // (planned or refused elsewhere); only the views are tried here.
+    sql.push_back("ALTER TABLE " + d.Table(col.table) + " DROP COLUMN " + d.Quote(col.column) + " CASCADE");
+    if (col.final_name != col.copy) {
+      sql.push_back("ALTER TABLE " + d.Table(col.table) + " RENAME COLUMN " + d.Quote(col.copy) + " TO " +
+                    d.Quote(col.final_name));
+    }
+  }
+  for (const auto& col : cols) {
+    if (col.final_table != col.table && renamed.insert(col.table).second) {
+      sql.push_back("ALTER TABLE " + d.Table(col.table) + " RENAME TO " + d.Quote(col.final_table));
+    }
+  }
+  for (const auto& s : d.Render({db::RestoreDependentViewsStep{}, "trial"})) sql.push_back(s.sql);
+
+  SLUICE_RETURN_IF_ERROR(conn.Begin());
+  Status s = [&]() -> Status {
+    const std::string timeout = d.LockTimeoutSql(kViewTrialLockTimeoutMs);
+    if (!timeout.empty()) SLUICE_RETURN_IF_ERROR(conn.Exec(timeout));
+    for (const auto& q : sql) SLUICE_RETURN_IF_ERROR(conn.Exec(q));
+    return Status::Ok();
+  }();
+  conn.Rollback().IgnoreError();
+  if (s.ok()) return Status::Ok();
+  if (s.code() == StatusCode::kAborted) {
+    refusals->push_back({StatusCode::kAborted, "could not try recreating the views that read the columns this "
+                                               "migration replaces (" + s.message() + "); nothing was changed, "
+                                               "retry"});
+    return Status::Ok();
+  }
+  refusals->push_back({StatusCode::kInvalidPlan,
+                       (origin.empty() ? std::string() : origin + ": ") +
+                           "complete recreates the views that read the replaced column(s) on the new ones, and "
+                           "that fails: " + s.message() +
+                           ". Change or drop the view before this migration (nothing was changed)"});
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status Preflight(db::Connection& conn, const plan::Plan& p, const db::Schema& schema, CompiledMigration* c,
@@ -598,6 +693,7 @@ Status Preflight(db::Connection& conn, const plan::Plan& p, const db::Schema& sc
   }();
   conn.Rollback().IgnoreError();
   SLUICE_RETURN_IF_ERROR(s);
+  SLUICE_RETURN_IF_ERROR(TryDependentViews(conn, schema, *c, &refusals));
   SetBackfillSetup(d, suppressed, c);
   if (refusals.empty()) return Status::Ok();
   std::string msg;

@@ -19,8 +19,16 @@
 //     column that is or becomes NOT NULL, refuses the plan with the row's
 //     key and the database's error.
 //
+//   * Views complete recreates (Dialect::recreates_dependent_views): the
+//     catalog part of complete (copy added, views saved and dropped, old
+//     column dropped, copy renamed, views recreated) is tried in a
+//     transaction that is always rolled back; a view that no longer
+//     type-checks on the new column is refused, naming it.
+//
 // Locks: the trial reads the migrated tables (ACCESS SHARE on PostgreSQL;
-// a read transaction on SQLite) and changes nothing.
+// a read transaction on SQLite) and changes nothing. The views' trial takes
+// ACCESS EXCLUSIVE on the tables whose replaced columns views read, for a
+// moment and with a short lock timeout, and changes nothing either.
 //
 //   std::vector<std::string> warnings;
 //   Status s = Preflight(conn, plan, schema, &compiled, &warnings);

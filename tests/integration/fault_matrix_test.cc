@@ -257,15 +257,13 @@ std::vector<std::string> Before(const std::string& phase) {
   return {"start", "backfill", "verify", "switch"};
 }
 
-std::unique_ptr<Migrator> OpenUrl(const std::string& url) {
+// Short lock waits: a fault that leaves a lock behind shows up quickly.
+Options FaultMatrixOptions() {
   Options o;
-  o.db_url = url;
   o.actor = "fault-matrix";
   o.lock_timeout_ms = 200;
   o.lock_retry_budget_ms = 3000;
-  auto m = Migrator::Open(o);
-  EXPECT_TRUE(m.ok()) << m.status().message();
-  return m.ok() ? std::move(*m) : nullptr;
+  return o;
 }
 
 const Phase& Find(const std::string& name) {
@@ -291,7 +289,7 @@ class PhaseMatrix {
     base_ = b_.Fresh();
     ASSERT_FALSE(base_.empty());
     {
-      auto m = OpenUrl(base_);
+      auto m = OpenUrl(base_, FaultMatrixOptions());
       ASSERT_TRUE(m);
       for (const auto& p : Before(phase_)) {
         Status s = Find(p).run(*m, plan_path_);
@@ -304,7 +302,7 @@ class PhaseMatrix {
     plan->RecordSql(true);
     {
       db::TEST_SetAdapterWrapper(db::FaultInjectingAdapter::Wrap(plan));
-      auto m = OpenUrl(probe);
+      auto m = OpenUrl(probe, FaultMatrixOptions());
       ASSERT_TRUE(m);
       Status s = Find(phase_).run(*m, plan_path_);
       db::TEST_SetAdapterWrapper({});
@@ -327,7 +325,7 @@ class PhaseMatrix {
     Status faulted;
     {
       db::TEST_SetAdapterWrapper(db::FaultInjectingAdapter::Wrap(plan));
-      auto m = OpenUrl(url);
+      auto m = OpenUrl(url, FaultMatrixOptions());
       ASSERT_TRUE(m);
       faulted = Find(phase_).run(*m, plan_path_);
       plan->ReleaseStalls();
@@ -359,7 +357,7 @@ class PhaseMatrix {
         << "outcome: " << outcome << "\nstate is neither before nor after the phase (recorded phase " << phase
         << ")\n--- now\n" << now << "\n--- before\n" << before_ << "\n--- after\n" << after_;
     if (now != after_) {
-      auto m = OpenUrl(url);
+      auto m = OpenUrl(url, FaultMatrixOptions());
       ASSERT_TRUE(m);
       Status s = Find(phase_).run(*m, plan_path_);
       EXPECT_TRUE(s.ok()) << "rerun after (" << outcome << "): " << s.message();

@@ -41,18 +41,6 @@ operations:
       column: {name: score, type: integer, nullable: true}
 )";
 
-std::unique_ptr<Migrator> Open(const std::string& url) {
-  Options o;
-  o.db_url = url;
-  o.actor = "test";
-  o.lock_retry_budget_ms = 20000;
-  auto m = Migrator::Open(o);
-  EXPECT_TRUE(m.ok()) << m.status().message();
-  return m.ok() ? std::move(*m) : nullptr;
-}
-
-std::string Fingerprint(const std::string& url) { return Pg()->Psql(url, kPgFingerprintSql); }
-
 // The documented setup for `version`, as `sluice version-sql` prints it.
 std::string VersionSql(Migrator& m, const std::string& version) {
   auto s = m.VersionSetupSql(version);
@@ -68,7 +56,7 @@ class PgAppObjects : public ::testing::Test {
 TEST_F(PgAppObjects, ApplicationKeepsItsTypesFunctionsSequencesAndViewsOnEveryVersion) {
   std::string db = Pg()->CreateDatabase("appobj");
   Pg()->Psql(db, kSetup);
-  auto m = Open(db);
+  auto m = OpenUrl(db, PatientLocks());
   ASSERT_NE(m, nullptr);
   TempDir dir;
   const std::string plan = dir.Write("moods.yaml", kPlan);
@@ -134,7 +122,7 @@ TEST_F(PgAppObjects, ApplicationKeepsItsTypesFunctionsSequencesAndViewsOnEveryVe
 
 // lint --db reports it; start refuses it; nothing changed.
 void ExpectRefused(Migrator& m, const std::string& db, const std::string& plan, const std::vector<std::string>& says) {
-  const std::string before = Fingerprint(db);
+  const std::string before = CatalogFingerprint(db);
   auto lint = m.Lint(plan);
   ASSERT_TRUE(lint.ok()) << lint.status().message();
   EXPECT_FALSE(lint->ok);
@@ -146,13 +134,13 @@ void ExpectRefused(Migrator& m, const std::string& db, const std::string& plan, 
     EXPECT_THAT(errors, HasSubstr(w));
     EXPECT_THAT(s.message(), HasSubstr(w));
   }
-  EXPECT_EQ(Fingerprint(db), before);
+  EXPECT_EQ(CatalogFingerprint(db), before);
 }
 
 TEST_F(PgAppObjects, BrokenDownIsRefusedWithTheRowsKey) {
   std::string db = Pg()->CreateDatabase("brokendown");
   Pg()->Psql(db, kSetup);
-  auto m = Open(db);
+  auto m = OpenUrl(db, PatientLocks());
   ASSERT_NE(m, nullptr);
   TempDir dir;
   // Every write through the new version would fail: 'sad' is no integer.
@@ -172,7 +160,7 @@ TEST_F(PgAppObjects, UpFailingOnSomeRowsIsRefusedWithTheRowsKey) {
   std::string db = Pg()->CreateDatabase("brokenup");
   Pg()->Psql(db, kSetup);
   Pg()->Psql(db, "UPDATE tickets SET title = 'bogus' WHERE id = 300");
-  auto m = Open(db);
+  auto m = OpenUrl(db, PatientLocks());
   ASSERT_NE(m, nullptr);
   TempDir dir;
   // Only the row with the highest key has a title that is no number.
@@ -203,7 +191,7 @@ TEST_F(PgAppObjects, TablesTheVersionDropsOrRenamesDoNotResolveThroughTheBaseSch
   std::string db = Pg()->CreateDatabase("gone");
   Pg()->Psql(db, std::string(kSetup) + "CREATE TABLE legacy (id integer PRIMARY KEY); CREATE TABLE old_name (id "
                                        "integer PRIMARY KEY); INSERT INTO old_name VALUES (1);");
-  auto m = Open(db);
+  auto m = OpenUrl(db, PatientLocks());
   ASSERT_NE(m, nullptr);
   TempDir dir;
   SLUICE_ASSERT_OK(m->Start(dir.Write("gone.yaml", R"(

@@ -41,25 +41,14 @@ std::string NewDb(const std::string& extra) {
   return url;
 }
 
-std::unique_ptr<Migrator> Open(const std::string& url) {
-  Options o;
-  o.db_url = url;
-  o.actor = "test";
-  auto m = Migrator::Open(o);
-  EXPECT_TRUE(m.ok()) << m.status().message();
-  return m.ok() ? std::move(*m) : nullptr;
-}
-
-std::string Fingerprint(const std::string& url) { return Pg()->Psql(url, kPgFingerprintSql); }
-
 // Both lint --db and start refuse `plan`, naming every one of `names`, and
 // the catalog is what it was.
 void ExpectRefused(const std::string& url, const std::string& plan, const std::vector<std::string>& names) {
   TempDir dir;
   const std::string file = dir.Write("p.yaml", plan);
-  auto m = Open(url);
+  auto m = OpenUrl(url);
   ASSERT_NE(m, nullptr);
-  const std::string before = Fingerprint(url);
+  const std::string before = CatalogFingerprint(url);
   auto lint = m->Lint(file);
   ASSERT_TRUE(lint.ok()) << lint.status().message();
   EXPECT_FALSE(lint->ok);
@@ -72,7 +61,7 @@ void ExpectRefused(const std::string& url, const std::string& plan, const std::v
     EXPECT_THAT(errors, HasSubstr(n)) << "lint --db";
     EXPECT_THAT(s.message(), HasSubstr(n)) << "start";
   }
-  EXPECT_EQ(Fingerprint(url), before);
+  EXPECT_EQ(CatalogFingerprint(url), before);
 }
 
 void RunToComplete(Migrator& m, const std::string& file, const std::string& name) {
@@ -96,7 +85,7 @@ CREATE SCHEMA reports;
 CREATE VIEW reports.totals AS SELECT count(*) AS n, max(amount) AS top FROM orders;
 )");
   ASSERT_FALSE(url.empty());
-  auto m = Open(url);
+  auto m = OpenUrl(url);
   ASSERT_NE(m, nullptr);
   TempDir dir;
   // Lint accepts it: these views are handled.
@@ -140,7 +129,7 @@ CREATE VIEW reports.totals AS SELECT count(*) AS n, max(amount) AS top FROM orde
 TEST(PgDependents, ViewsFollowRenamesOfTheChangedColumnAndTable) {
   std::string url = NewDb("CREATE VIEW priced AS SELECT id, amount FROM orders WHERE amount IS NOT NULL;");
   ASSERT_FALSE(url.empty());
-  auto m = Open(url);
+  auto m = OpenUrl(url);
   ASSERT_NE(m, nullptr);
   TempDir dir;
   RunToComplete(*m, dir.Write("purchases.yaml", R"(
@@ -169,7 +158,7 @@ operations:
 TEST(PgDependents, ExpressionIndexIsCarriedToTheCopy) {
   std::string url = NewDb("CREATE INDEX orders_lower_note ON orders (lower(note));");
   ASSERT_FALSE(url.empty());
-  auto m = Open(url);
+  auto m = OpenUrl(url);
   ASSERT_NE(m, nullptr);
   TempDir dir;
   RunToComplete(*m, dir.Write("note_varchar.yaml", R"(

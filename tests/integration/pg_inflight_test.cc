@@ -12,24 +12,6 @@ namespace {
 
 PgCluster* Pg() { return PgCluster::Shared(); }
 
-std::unique_ptr<Migrator> Open(const std::string& url) {
-  Options o;
-  o.db_url = url;
-  o.actor = "test";
-  auto m = Migrator::Open(o);
-  EXPECT_TRUE(m.ok()) << m.status().message();
-  return m.ok() ? std::move(*m) : nullptr;
-}
-
-// The catalog without sluice's live alias (start makes it; it shows the
-// tables as they are).
-std::string Fingerprint(const std::string& url) {
-  std::string sql = kPgFingerprintSql;
-  const std::string from = "'sluice')";
-  sql.replace(sql.find(from), from.size(), "'sluice', 'public_live')");
-  return Pg()->Psql(url, sql);
-}
-
 constexpr const char* kSetup = R"(
 CREATE TABLE customers (id integer PRIMARY KEY, name text NOT NULL, score text);
 INSERT INTO customers VALUES (1, 'Ann', '10'), (2, 'Bob', '20');
@@ -58,10 +40,10 @@ TEST_P(PgRollbackEverywhere, SqlCreatedTableRollsBackToTheCatalogBeforeStart) {
   std::string url = Pg()->CreateDatabase("rbe");
   ASSERT_FALSE(url.empty());
   Pg()->Psql(url, kSetup);
-  auto m = Open(url);
+  auto m = OpenUrl(url);
   ASSERT_NE(m, nullptr);
   TempDir dir;
-  const std::string before = Fingerprint(url);
+  const std::string before = FingerprintWithoutLive(url);
   SLUICE_ASSERT_OK(m->Start(dir.Write("side.yaml", kSideTable)));
   EXPECT_EQ(Pg()->Psql(url, "SELECT to_regclass('public.side_table') IS NOT NULL"), "t");
   if (GetParam() != Stop::kStarted) {
@@ -76,7 +58,7 @@ TEST_P(PgRollbackEverywhere, SqlCreatedTableRollsBackToTheCatalogBeforeStart) {
   EXPECT_EQ(Pg()->Psql(url, "SELECT to_regclass('public.side_table') IS NULL AND to_regtype('public.side_kind') IS "
                             "NULL"),
             "t");
-  EXPECT_EQ(Fingerprint(url), before);
+  EXPECT_EQ(FingerprintWithoutLive(url), before);
   EXPECT_EQ(Pg()->Psql(url, "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE "
                             "c.relname = 'side_table'"),
             "0");
@@ -132,7 +114,7 @@ TEST_P(PgConcurrentMigrations, DisjointMigrationsNeverInterfere) {
   std::string url = Pg()->CreateDatabase("inflight");
   ASSERT_FALSE(url.empty());
   Pg()->Psql(url, kSetup);
-  auto m = Open(url);
+  auto m = OpenUrl(url);
   ASSERT_NE(m, nullptr);
   TempDir dir;
   SLUICE_ASSERT_OK(m->Start(dir.Write("b_status.yaml", kB)));

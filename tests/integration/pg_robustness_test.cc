@@ -50,18 +50,6 @@ std::string NewDb(const std::string& setup = kSetup) {
   return url;
 }
 
-std::unique_ptr<Migrator> Open(const std::string& url) {
-  Options o;
-  o.db_url = url;
-  o.actor = "test";
-  o.lock_retry_budget_ms = 20000;
-  auto m = Migrator::Open(o);
-  EXPECT_TRUE(m.ok()) << m.status().message();
-  return m.ok() ? std::move(*m) : nullptr;
-}
-
-std::string Fingerprint(const std::string& url) { return Pg()->Psql(url, kPgFingerprintSql); }
-
 // The migration's phase in sluice's state table; "none" when sluice has no
 // state or no such migration.
 std::string Phase(const std::string& url, const std::string& name) {
@@ -141,8 +129,8 @@ TEST_F(PgRobustness, LockHeldByAnotherSessionFailsCleanlyAndRetryWorks) {
     std::string db = NewDb();
     TempDir dir;
     std::string plan = dir.Write("lock_score.yaml", kScorePlan);
-    std::string before = Fingerprint(db);
-    auto m = Open(db);
+    std::string before = CatalogFingerprint(db);
+    auto m = OpenUrl(db, PatientLocks());
     ASSERT_TRUE(m);
     auto holder = m->Connect("");
     ASSERT_TRUE(holder.ok()) << holder.status().message();
@@ -157,7 +145,7 @@ TEST_F(PgRobustness, LockHeldByAnotherSessionFailsCleanlyAndRetryWorks) {
     EXPECT_THAT(r.err, HasSubstr(b.query));
 
     SLUICE_ASSERT_OK((*holder)->Exec("ROLLBACK"));
-    EXPECT_EQ(Fingerprint(db), before);
+    EXPECT_EQ(CatalogFingerprint(db), before);
     std::string phase = Phase(db, "lock_score");
     EXPECT_TRUE(phase == "none" || phase == "rolled_back") << phase;
 
@@ -177,7 +165,7 @@ TEST_F(PgRobustness, TableWithoutUsableKeyIsRefusedBeforeAnyChange) {
                          "CREATE TABLE nokey (a integer, b text); INSERT INTO nokey VALUES (1, 'x'), (2, 'y');"
                          "CREATE UNIQUE INDEX nokey_a_idx ON nokey (a);");  // unique but nullable: not a key
   TempDir dir;
-  std::string before = Fingerprint(db);
+  std::string before = CatalogFingerprint(db);
   const std::vector<std::pair<std::string, std::string>> plans = {
       {"nokey_alter", "operations:\n  - alter_column: {table: nokey, column: b, type: varchar(10), up: b}\n"},
       {"nokey_add", "operations:\n  - add_column: {table: nokey, up: upper(b), column: {name: c, type: text}}\n"},
@@ -188,7 +176,7 @@ TEST_F(PgRobustness, TableWithoutUsableKeyIsRefusedBeforeAnyChange) {
     EXPECT_NE(r.exit_code, 0);
     EXPECT_THAT(r.err, HasSubstr("has no primary key"));
     EXPECT_THAT(r.err, HasSubstr("ALTER TABLE nokey ADD PRIMARY KEY"));
-    EXPECT_EQ(Fingerprint(db), before);
+    EXPECT_EQ(CatalogFingerprint(db), before);
     EXPECT_EQ(Phase(db, name), "none");
   }
   // With a key added the way the message says, the same plan runs.
@@ -207,15 +195,15 @@ TEST_F(PgRobustness, TableWithoutUsableKeyIsRefusedBeforeAnyChange) {
 TEST_F(PgRobustness, OneActiveMigrationPerTableDisjointTablesRunTogether) {
   std::string db = NewDb();
   TempDir dir;
-  auto m = Open(db);
+  auto m = OpenUrl(db, PatientLocks());
   ASSERT_TRUE(m);
   SLUICE_ASSERT_OK(m->Start(dir.Write("m1_score.yaml", kScorePlan)));
-  std::string after_m1 = Fingerprint(db);
+  std::string after_m1 = CatalogFingerprint(db);
   Status s = m->Start(dir.Write(
       "m2_same.yaml", "operations:\n  - add_column: {table: customers, column: {name: vip, type: boolean, default: "
                       "\"false\"}}\n"));
   EXPECT_THAT(s, StatusIs(StatusCode::kFailedPrecondition, "is being changed by migration 'm1_score'"));
-  EXPECT_EQ(Fingerprint(db), after_m1);
+  EXPECT_EQ(CatalogFingerprint(db), after_m1);
   EXPECT_EQ(Phase(db, "m2_same"), "none");
 
   SLUICE_ASSERT_OK(m->Start(dir.Write(
@@ -337,7 +325,7 @@ operations:
                               "'customers_code_key', 'customers_email_idx')"),
             "3");
   // Rollback as the owner too.
-  std::string before = Fingerprint(db);
+  std::string before = CatalogFingerprint(db);
   std::string plan2 = dir.Write("owner_back.yaml", kScorePlan);
   (void)plan2;
   std::string plan3 = dir.Write("owner_back2.yaml", R"(
@@ -348,7 +336,7 @@ operations:
   ASSERT_EQ(r.exit_code, 0) << r.err;
   r = RunBounded(Cli(owner, {"rollback", "owner_back2"}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(Fingerprint(db), before);
+  EXPECT_EQ(CatalogFingerprint(db), before);
 }
 
 // (f) Sessions choose a version by search_path or by the sluice.version
@@ -356,7 +344,7 @@ operations:
 TEST_F(PgRobustness, VersionSelectionAndLiveAlias) {
   std::string db = NewDb();
   TempDir dir;
-  auto m = Open(db);
+  auto m = OpenUrl(db, PatientLocks());
   ASSERT_TRUE(m);
   SLUICE_ASSERT_OK(m->Start(dir.Write("vsel.yaml", kScorePlan)));
   // The new version is usable once its backfill is done.
@@ -440,7 +428,7 @@ CREATE TABLE pairs (a integer, b text, v integer, PRIMARY KEY (a, b));
 INSERT INTO pairs SELECT g % 13, 'k' || g, g FROM generate_series(1, 2000) g;
 )");
   TempDir dir;
-  auto m = Open(db);
+  auto m = OpenUrl(db, PatientLocks());
   ASSERT_TRUE(m);
   SLUICE_ASSERT_OK(m->Start(dir.Write("keys.yaml", R"(
 operations:
@@ -516,9 +504,9 @@ operations:
     std::string db = NewDb();
     TempDir dir;
     std::string plan = dir.Write("killed.yaml", plan_text);
-    std::string before = Fingerprint(db);
+    std::string before = CatalogFingerprint(db);
     std::string data_before = Pg()->Psql(db, "SELECT string_agg(c::text, ';' ORDER BY id) FROM customers c");
-    auto m = Open(db);
+    auto m = OpenUrl(db, PatientLocks());
     ASSERT_TRUE(m);
     std::unique_ptr<Session> blocker;
     if (run.point != Point::kEarly) {
@@ -570,7 +558,7 @@ operations:
         ASSERT_EQ(r.exit_code, 0) << r.err;
         EXPECT_EQ(Phase(db, "killed"), "rolled_back");
       }
-      EXPECT_EQ(Fingerprint(db), before);
+      EXPECT_EQ(CatalogFingerprint(db), before);
       EXPECT_EQ(Pg()->Psql(db, "SELECT string_agg(c::text, ';' ORDER BY id) FROM customers c"), data_before);
     }
     // Rerunning start (after a rollback or not) converges to an active

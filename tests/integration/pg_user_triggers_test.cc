@@ -57,18 +57,6 @@ constexpr const char* kTriggerDefs =
     "SELECT string_agg(pg_get_triggerdef(t.oid) || ' ' || t.tgenabled::text, E'\\n' ORDER BY t.tgname) FROM pg_trigger t "
     "WHERE t.tgrelid = 'public.orders'::regclass AND NOT t.tgisinternal";
 
-std::unique_ptr<Migrator> Open(const std::string& url) {
-  Options o;
-  o.db_url = url;
-  o.actor = "test";
-  o.lock_retry_budget_ms = 20000;
-  auto m = Migrator::Open(o);
-  EXPECT_TRUE(m.ok()) << m.status().message();
-  return m.ok() ? std::move(*m) : nullptr;
-}
-
-std::string Fingerprint(const std::string& url) { return Pg()->Psql(url, kPgFingerprintSql); }
-
 // The documented way an application selects a version.
 std::string OnVersion(const std::string& version, const std::string& sql) {
   return "SET search_path TO \"public_" + version + "\", public; " + sql;
@@ -125,7 +113,7 @@ TEST_F(PgUserTriggers, BackfillFiresNoTriggerAndBothVersionsFireThemOnce) {
   std::string db = Pg()->CreateDatabase("utrg");
   Pg()->Psql(db, kSetup);
   const std::string defs = Pg()->Psql(db, kTriggerDefs);
-  auto m = Open(db);
+  auto m = OpenUrl(db, PatientLocks());
   ASSERT_NE(m, nullptr);
   TempDir dir;
   const std::string plan = dir.Write("utrg.yaml", kPlan);
@@ -146,8 +134,8 @@ TEST_F(PgUserTriggers, RollbackLeavesTriggersAndCatalogAsBefore) {
   std::string db = Pg()->CreateDatabase("utrgrb");
   Pg()->Psql(db, kSetup);
   const std::string defs = Pg()->Psql(db, kTriggerDefs);
-  const std::string before = Fingerprint(db);
-  auto m = Open(db);
+  const std::string before = CatalogFingerprint(db);
+  auto m = OpenUrl(db, PatientLocks());
   ASSERT_NE(m, nullptr);
   TempDir dir;
   SLUICE_ASSERT_OK(m->Start(dir.Write("utrgrb.yaml", kPlan)));
@@ -156,13 +144,13 @@ TEST_F(PgUserTriggers, RollbackLeavesTriggersAndCatalogAsBefore) {
   WriteAndBackfill(*m, db, "utrgrb");
   SLUICE_ASSERT_OK(m->Rollback("utrgrb"));
   EXPECT_EQ(Pg()->Psql(db, kTriggerDefs), defs);
-  EXPECT_EQ(Fingerprint(db), before);
+  EXPECT_EQ(CatalogFingerprint(db), before);
   EXPECT_EQ(Pg()->Psql(db, "SELECT amount FROM orders WHERE id = 2"), "777");
 }
 
 // lint --db reports it as an error; start refuses with the catalog unchanged.
 void ExpectRefused(Migrator& m, const std::string& db, const std::string& plan, const std::string& says) {
-  const std::string before = Fingerprint(db);
+  const std::string before = CatalogFingerprint(db);
   auto lint = m.Lint(plan);
   ASSERT_TRUE(lint.ok()) << lint.status().message();
   EXPECT_FALSE(lint->ok);
@@ -172,7 +160,7 @@ void ExpectRefused(Migrator& m, const std::string& db, const std::string& plan, 
   Status s = m.Start(plan);
   EXPECT_FALSE(s.ok());
   EXPECT_THAT(s.message(), HasSubstr(says));
-  EXPECT_EQ(Fingerprint(db), before);
+  EXPECT_EQ(CatalogFingerprint(db), before);
   EXPECT_EQ(Pg()->Psql(db, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'public\\_%'"), "0");
 }
 
@@ -184,7 +172,7 @@ CREATE FUNCTION check_amount() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN IF NEW.amount = '' THEN RAISE EXCEPTION 'empty'; END IF; RETURN NEW; END $$;
 CREATE TRIGGER orders_check BEFORE UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION check_amount();
 )");
-  auto m = Open(db);
+  auto m = OpenUrl(db, PatientLocks());
   ASSERT_NE(m, nullptr);
   TempDir dir;
   ExpectRefused(*m, db, dir.Write("utrgcol.yaml", kPlan), "'orders_check' on orders");
@@ -195,7 +183,7 @@ TEST_F(PgUserTriggers, TriggerSortingAfterTheDualWriteIsRefused) {
   std::string db = Pg()->CreateDatabase("utrgsort");
   Pg()->Psql(db, kSetup);
   Pg()->Psql(db, "CREATE TRIGGER \"\xc3\xbc_touch\" BEFORE UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION touch()");
-  auto m = Open(db);
+  auto m = OpenUrl(db, PatientLocks());
   ASSERT_NE(m, nullptr);
   TempDir dir;
   ExpectRefused(*m, db, dir.Write("utrgsort.yaml", kPlan), "fires after sluice's dual-write trigger");
@@ -205,7 +193,7 @@ TEST_F(PgUserTriggers, AlwaysTriggerIsRefusedUnlessThePlanAcceptsFiringIt) {
   std::string db = Pg()->CreateDatabase("utrgalw");
   Pg()->Psql(db, kSetup);
   Pg()->Psql(db, "ALTER TABLE orders ENABLE ALWAYS TRIGGER orders_audit");
-  auto m = Open(db);
+  auto m = OpenUrl(db, PatientLocks());
   ASSERT_NE(m, nullptr);
   TempDir dir;
   ExpectRefused(*m, db, dir.Write("utrgalw.yaml", kPlan), "fire_triggers: true");
@@ -227,7 +215,7 @@ TEST_F(PgUserTriggers, RoleThatCannotSetReplicaModeIsRefusedThenGrantOrOptInWork
   std::string owner = Pg()->CreateOwnerRole(db);
   ASSERT_FALSE(owner.empty());
   Pg()->Psql(owner, kSetup);
-  auto m = Open(owner);
+  auto m = OpenUrl(owner, PatientLocks());
   ASSERT_NE(m, nullptr);
   TempDir dir;
   ExpectRefused(*m, db, dir.Write("utrgrole.yaml", kPlan), "session_replication_role");

@@ -94,15 +94,6 @@ bool WaitFor(const std::string& url, const std::string& sql, int seconds = 60) {
   return false;
 }
 
-std::unique_ptr<Migrator> Open(const std::string& url) {
-  Options o;
-  o.db_url = url;
-  o.actor = "test";
-  auto m = Migrator::Open(o);
-  EXPECT_TRUE(m.ok()) << m.status().message();
-  return m.ok() ? std::move(*m) : nullptr;
-}
-
 std::string Phase(const std::string& url, const std::string& name) {
   std::string p = Pg()->Psql(url, "SELECT phase FROM sluice.migrations WHERE name = '" + name + "'");
   return p.empty() ? "none" : p;
@@ -120,7 +111,7 @@ TEST(PgRaces, TwoStartsOfDifferentPlansOnOneTableExactlyOneWins) {
   ASSERT_FALSE(url.empty());
   c->Psql(url, kSetup);
   // Neither has created sluice's state tables yet: they race for that too.
-  auto m = Open(url);
+  auto m = OpenUrl(url);
   ASSERT_TRUE(m);
   TempDir dir;
   const std::string a = dir.Write("a_score.yaml", kScorePlan), b = dir.Write("b_nick.yaml", kNickPlan);
@@ -175,7 +166,7 @@ TEST(PgRaces, TwoStartsOfDifferentPlansOnOneTableExactlyOneWins) {
 
 // Brings `customers` to a verified, switched migration a_score.
 void StartedAndVerified(const std::string& url, const TempDir& dir) {
-  auto m = Open(url);
+  auto m = OpenUrl(url);
   ASSERT_TRUE(m);
   SLUICE_ASSERT_OK(m->Start(dir.Write("a_score.yaml", kScorePlan)));
   ASSERT_TRUE(m->Backfill("a_score", {}).ok());
@@ -271,7 +262,7 @@ TEST(PgRaces, AbortWatchRacingCompleteAgreesWithTheCatalog) {
   c->Psql(url, kSetup);
   TempDir dir;
   const std::string plan = std::string(kScorePlan) + "abort:\n  probe_query: SELECT 1/0\n  max_error_rate: 0\n";
-  auto m = Open(url);
+  auto m = OpenUrl(url);
   ASSERT_TRUE(m);
   SLUICE_ASSERT_OK(m->Start(dir.Write("a_score.yaml", plan)));
   ASSERT_TRUE(m->Backfill("a_score", {}).ok());

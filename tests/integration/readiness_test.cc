@@ -48,16 +48,6 @@ std::string NewDb(const std::string& setup) {
   return url;
 }
 
-std::unique_ptr<Migrator> Open(const std::string& url) {
-  Options o;
-  o.db_url = url;
-  o.actor = "test";
-  o.lock_retry_budget_ms = 20000;
-  auto m = Migrator::Open(o);
-  EXPECT_TRUE(m.ok()) << m.status().message();
-  return m.ok() ? std::move(*m) : nullptr;
-}
-
 std::vector<std::string> Cli(const std::string& url, std::vector<std::string> verb) {
   std::vector<std::string> a = {"--db", url, "--actor", "test"};
   a.insert(a.end(), verb.begin(), verb.end());
@@ -111,7 +101,7 @@ class Readiness : public ::testing::Test {
 TEST_F(Readiness, NewVersionRefusesUntilBackfillIsDoneThenShowsUp) {
   std::string db = NewDb(kOrdersSetup);
   TempDir dir;
-  auto m = Open(db);
+  auto m = OpenUrl(db, PatientLocks());
   ASSERT_TRUE(m);
   SLUICE_ASSERT_OK(m->Start(dir.Write("ord.yaml", kAmountPlan)));
 
@@ -250,7 +240,7 @@ TEST_F(Readiness, NewVersionRefusesUntilBackfillIsDoneThenShowsUp) {
 TEST_F(Readiness, NothingToBackfillIsUsableAtOnce) {
   std::string db = NewDb(kOrdersSetup);
   TempDir dir;
-  auto m = Open(db);
+  auto m = OpenUrl(db, PatientLocks());
   ASSERT_TRUE(m);
   SLUICE_ASSERT_OK(m->Start(dir.Write("note.yaml", R"(
 operations:
@@ -273,7 +263,7 @@ operations:
 TEST_F(Readiness, BaselineKeepsPreparedStatementsWorking) {
   std::string db = NewDb(kOrdersSetup);
   TempDir dir;
-  auto m = Open(db);
+  auto m = OpenUrl(db, PatientLocks());
   ASSERT_TRUE(m);
   const std::string plan = dir.Write("tier.yaml", R"(
 operations:
@@ -359,7 +349,7 @@ operations:
 TEST_F(Readiness, StatusTellsRunningFromStopped) {
   std::string db = NewDb(kOrdersSetup);
   TempDir dir;
-  auto m = Open(db);
+  auto m = OpenUrl(db, PatientLocks());
   ASSERT_TRUE(m);
   // No baseline and no earlier version: start warns that the base tables
   // gain columns, naming them and the remedy.

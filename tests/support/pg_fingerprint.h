@@ -2,6 +2,10 @@
 // that assert "nothing changed" (rollback, refused or failed phases).
 #pragma once
 
+#include <string>
+
+#include "support/pg_cluster.h"
+
 namespace sluice::testing {
 
 // The migrated part of the catalog, one line per object, from pg_catalog:
@@ -57,5 +61,19 @@ items AS (
   FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN ns n ON n.oid = c.relnamespace)
 SELECT string_agg(l, E'\n' ORDER BY l) FROM items
 )";
+
+// kPgFingerprintSql on `url` (a database of the shared test cluster).
+inline std::string CatalogFingerprint(const std::string& url) {
+  return PgCluster::Shared()->Psql(url, kPgFingerprintSql);
+}
+
+// The same without the live alias of `schema` (`<schema>_live`, which the
+// first start creates and rollback keeps: it shows the tables as they are).
+inline std::string FingerprintWithoutLive(const std::string& url, const std::string& schema = "public") {
+  std::string sql = kPgFingerprintSql;
+  const std::string from = "'sluice')";
+  sql.replace(sql.find(from), from.size(), "'sluice', '" + schema + "_live')");
+  return PgCluster::Shared()->Psql(url, sql);
+}
 
 }  // namespace sluice::testing

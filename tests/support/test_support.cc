@@ -146,4 +146,18 @@ std::unique_ptr<Migrator> OpenSqlite(const std::string& path, bool create) {
   return m.ok() ? std::move(*m) : nullptr;
 }
 
+std::unique_ptr<Migrator> OpenUrl(const std::string& url, Options options) {
+  options.db_url = url;
+  if (options.actor.empty()) options.actor = "test";
+  auto m = Migrator::Open(options);
+  EXPECT_TRUE(m.ok()) << m.status().message();
+  return m.ok() ? std::move(*m) : nullptr;
+}
+
+Options PatientLocks() {
+  Options o;
+  o.lock_retry_budget_ms = 20000;
+  return o;
+}
+
 }  // namespace sluice::testing

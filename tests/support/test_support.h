@@ -57,6 +57,15 @@ void AssertVerified(Migrator& m, const std::string& migration);
 // Opens a Migrator on a SQLite file, creating it.
 std::unique_ptr<Migrator> OpenSqlite(const std::string& path, bool create = true);
 
+// Opens a Migrator on `url` (any URL Options::db_url takes) with the rest
+// of `options`; actor "test" unless `options` names one. nullptr (and a
+// failed expectation) on error.
+std::unique_ptr<Migrator> OpenUrl(const std::string& url, Options options = {});
+
+// Options whose lock retry budget (20 s) outlasts a loaded test machine's
+// slow sessions, for tests that do not exercise the budget itself.
+Options PatientLocks();
+
 MATCHER_P2(StatusIs, code, substring, "") {
   const Status& s = arg;
   if (s.code() != code) {

@@ -328,7 +328,12 @@ BEGIN
   IF to_regclass('pg_temp._sluice_saved_views') IS NULL THEN RETURN; END IF;
   PERFORM set_config('search_path', 'pg_catalog', true);
   FOR v IN SELECT * FROM pg_temp._sluice_saved_views ORDER BY depth, nsp, rel LOOP
-    FOREACH u IN ARRAY v.stmts LOOP EXECUTE u; END LOOP;
+    -- A view that no longer type-checks on the new column is named.
+    BEGIN
+      FOREACH u IN ARRAY v.stmts LOOP EXECUTE u; END LOOP;
+    EXCEPTION WHEN OTHERS THEN
+      RAISE EXCEPTION USING ERRCODE = SQLSTATE, MESSAGE = format('view %I.%I cannot be recreated on the new columns: %s', v.nsp, v.rel, SQLERRM);
+    END;
     -- Privileges exactly as they were: what CREATE VIEW granted by default
     -- goes, the saved ones come back.
     FOR a IN SELECT g.grantee, g.privilege_type FROM pg_class k, aclexplode(CASE WHEN cardinality(k.relacl) > 0 THEN k.relacl END) g

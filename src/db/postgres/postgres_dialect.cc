@@ -1108,6 +1108,11 @@ struct Renderer {
     }
     for (const auto& h : s.spec.hidden_tables) Sql("DROP VIEW IF EXISTS " + Q(live) + "." + Q(h));
     FillUnknownTables(live, s.spec, to_new);
+    // The alias's search_path continues with the base schema, where a table
+    // the new version dropped or renamed still resolves: shadow it as the
+    // version schema does. Back to the old version, the views above
+    // (OldVersionView, FillUnknownTables) have already replaced the shadows.
+    if (to_new) HideGoneTables(live, s.spec);
     // Writes through the alias now count as the version it points at.
     for (const auto& m : s.spec.tables) {
       if (m.has_dual_write() && !m.created) {

@@ -678,9 +678,23 @@ Result<Schema> SqliteConnection::Introspect() {
       "name NOT LIKE '\\_sluice\\_%' ESCAPE '\\' ORDER BY name",
       {});
   if (!tables.ok()) return tables.status();
-  auto views = Query("SELECT name FROM sqlite_schema WHERE type = 'view' AND instr(name, '@') = 0", {});
+  auto views = Query("SELECT name, sql FROM sqlite_schema WHERE type = 'view' AND instr(name, '@') = 0", {});
   if (!views.ok()) return views.status();
-  for (const auto& r : views->rows) schema.views.push_back(r[0].text);
+  // The names each view's SQL spells (lower case), to report which columns
+  // it may read: SQLite's DROP COLUMN fails on a view naming the column, so
+  // complete's would. Textual, hence conservative (a name in an alias counts).
+  std::vector<std::pair<std::string, std::set<std::string>>> view_names;
+  for (const auto& r : views->rows) {
+    schema.views.push_back(r[0].text);
+    std::set<std::string> names;
+    for (const auto& tok : sqlite::Significant(r[1].text)) {
+      if (tok.kind == sqlite::TokenKind::kId || tok.kind == sqlite::TokenKind::kQuotedId ||
+          tok.kind == sqlite::TokenKind::kKeyword) {
+        names.insert(sql::Lower(tok.value));
+      }
+    }
+    view_names.push_back({r[0].text, std::move(names)});
+  }
   for (const auto& row : tables->rows) {
     TableInfo t;
     t.name = row[0].text;
@@ -701,6 +715,20 @@ Result<Schema> SqliteConnection::Introspect() {
     }
     std::sort(pk.begin(), pk.end());
     for (const auto& p : pk) t.primary_key.push_back(p.second);
+    for (const auto& [view, names] : view_names) {
+      if (!names.count(sql::Lower(t.name))) continue;
+      for (const auto& c : t.columns) {
+        if (!names.count(sql::Lower(c.name))) continue;
+        DependentInfo dep;
+        dep.kind = DependentInfo::Kind::kView;
+        dep.column = c.name;
+        dep.description = "view " + view;
+        dep.relation = "main." + view;
+        dep.relation_schema = "main";
+        dep.relation_name = view;
+        t.dependents.push_back(std::move(dep));
+      }
+    }
     // INTEGER PRIMARY KEY columns are rowid aliases and never NULL.
     for (auto& c : t.columns) {
       if (std::find(t.primary_key.begin(), t.primary_key.end(), c.name) != t.primary_key.end()) c.not_null = true;
