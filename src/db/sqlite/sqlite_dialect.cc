@@ -579,6 +579,14 @@ std::vector<std::string> SqliteDialect::StateSchema() const {
       "CREATE TABLE IF NOT EXISTS \"_sluice_locks\" (name TEXT PRIMARY KEY, holder TEXT NOT NULL, pid INTEGER NOT "
       "NULL, host TEXT NOT NULL, acquired_at TEXT NOT NULL)",
       "CREATE TABLE IF NOT EXISTS \"_sluice_marker\" (migration TEXT)",
+      // The handoff documents (src/engine/history.cc, rehearse.cc): each
+      // finished migration's report, archived at complete / rollback.
+      "CREATE TABLE IF NOT EXISTS \"_sluice_reports\" (migration TEXT PRIMARY KEY, at TEXT NOT NULL, format TEXT "
+      "NOT NULL, body TEXT NOT NULL)",
+      // `sluice rehearse`: each rehearsal of a plan (its only write to the
+      // source database).
+      "CREATE TABLE IF NOT EXISTS \"_sluice_rehearsals\" (id INTEGER PRIMARY KEY, migration TEXT NOT NULL, at TEXT "
+      "NOT NULL, passed INTEGER NOT NULL, report TEXT NOT NULL)",
   };
 }
 
