@@ -293,7 +293,7 @@ TEST(Runbook, HoldsEveryStatementOfEveryPhaseAndEveryRollbackCommand) {
   std::string all;
   for (const auto& b : sh) all += b + "\n";
   const std::string sl = "sluice --db " + f.url + " ";
-  for (const std::string cmd : {"lint " + f.plan, "start " + f.plan, "backfill 001_lower", "verify 001_lower",
+  for (const std::string& cmd : std::vector<std::string>{"lint " + f.plan, "start " + f.plan, "backfill 001_lower", "verify 001_lower",
                                 "switch 001_lower", "switch --back 001_lower", "watch 001_lower --duration 600",
                                 "complete 001_lower", "rollback 001_lower", "report 001_lower",
                                 "signoff switch --as NAME --role 'data owner' --migration 001_lower",
