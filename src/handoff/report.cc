@@ -315,7 +315,7 @@ std::string ReportMarkdown(const MigrationHistory& h) {
     line("| table | rows | chunks | time in chunks | first chunk | last chunk | rows/s |");
     line("|---|---|---|---|---|---|---|");
     for (const auto& t : h.backfill) {
-      line(fmt::format("| `{}` | {} of {}{} | {} | {:.1f} s | {} | {} | {:.0f} |", Cell(t.table), t.rows_done, t.rows_total,
+      line(fmt::format("| `{}` | {} of {}{} | {} | {:.2f} s | {} | {} | {:.0f} |", Cell(t.table), t.rows_done, t.rows_total,
                        t.done ? "" : " (not done)", t.chunks, t.chunk_seconds, Cell(t.first_chunk_at),
                        Cell(t.last_chunk_at), t.rows_per_second));
     }

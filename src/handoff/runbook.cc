@@ -239,7 +239,7 @@ std::string RunbookMarkdown(const HandoffPlan& p, const RunbookOptions& o) {
     }
   }
   for (const auto& t : h.backfill) {
-    line(fmt::format("- backfill of `{}`: {} rows in {:.1f} s of chunk time ({:.0f} rows/s)", t.table, t.rows_done,
+    line(fmt::format("- backfill of `{}`: {} rows, {:.2f} s inside chunk transactions ({:.0f} rows/s over its span)", t.table, t.rows_done,
                      t.chunk_seconds, t.rows_per_second));
     measured = true;
   }
