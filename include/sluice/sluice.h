@@ -341,6 +341,125 @@ struct BaselineInfo {
   bool created = false;             // false: it existed already (rerun)
 };
 
+// --- the handoff documents (src/handoff, docs/handoff.md) -------------------
+// What `sluice report` and `sluice runbook` are made of: a migration's
+// history as its state tables recorded it, and what its plan asks of the
+// people running it.
+
+// One row of the audit log (the `events` state table).
+struct EventInfo {
+  int64_t id = 0;
+  std::string at, kind, actor, message;
+  std::string details;  // JSON, "" when none
+};
+
+// One recorded verification (the `verifications` state table).
+struct VerificationInfo {
+  int64_t id = 0;
+  std::string at;
+  bool passed = false;
+  std::string report;  // JSON, as `sluice verify --json` prints it
+};
+
+// The backfill of one table: its checkpoints summed, and its committed
+// chunks (the `chunks` state table).
+struct BackfillTableInfo {
+  std::string table;
+  int64_t rows_done = 0, rows_total = 0, chunks = 0;
+  bool done = false;
+  double chunk_seconds = 0;  // time spent inside the chunks' transactions
+  std::string first_chunk_at, last_chunk_at;
+  double rows_per_second = 0;  // rows_done over first..last chunk commit; 0 when unknown
+};
+
+// A gate's requirements as the plan writes them, in words.
+struct GateRequirementInfo {
+  std::string gate;                    // backfill | switch | complete
+  std::vector<std::string> criteria;   // "verification at most 3600 s old", ...
+  std::vector<std::string> roles;      // sign-offs it needs
+};
+
+// What a plan asks of the people running it.
+struct PlanRequirements {
+  std::vector<std::string> validation_queries;  // "name (table): SQL"
+  std::vector<std::string> invariants;          // "name: check" / "name: SQL"
+  std::vector<std::string> verify_settings;     // "max_divergence: 0.001", ...
+  std::vector<GateRequirementInfo> gates;       // configured gates only
+  std::vector<std::string> abort_criteria;      // "max_error_rate: 0.01", ...
+  std::string probe_query;                      // the abort criteria's probe ("" = default)
+  std::vector<std::string> backfill_windows;    // "HH:MM-HH:MM" UTC
+  std::optional<double> backfill_max_rows_per_second;
+  bool reversible = true;                       // false: a `sql` operation has no inverse
+  std::vector<std::string> irreversible_ops;
+};
+
+// One phase of a rehearsal (`sluice rehearse`).
+struct RehearsalPhase {
+  std::string phase;   // start | backfill | verify | switch | rollback | complete
+  int round = 1;       // 1: before the timed rollback, 2: after it
+  double seconds = 0;
+  std::string error;   // "" = it succeeded
+  int64_t rows = 0;    // backfill: rows rewritten
+};
+
+// A rehearsal of a plan's whole lifecycle on a copy of the database, as
+// recorded in the source's `rehearsals` state table.
+struct RehearsalInfo {
+  int64_t id = 0;
+  std::string migration, at;
+  bool passed = false;
+  std::string target;      // where it ran: "copy (sqlite backup)" or the --target URL described
+  std::string kept_copy;   // URL of the copy kept with --keep ("" = dropped)
+  int64_t rows = 0;        // rows of the touched tables in the copy
+  std::vector<RehearsalPhase> phases;
+  double rollback_seconds = -1;        // the timed rollback; -1 = not reached
+  double backfill_rows_per_second = 0;  // first backfill
+  // The synthetic writer (the old application updating rows of the
+  // touched tables through the whole lifecycle).
+  int64_t writer_writes = 0, writer_errors = 0;
+  double writer_max_wait_ms = 0;  // its slowest write: the longest lock wait the phases caused
+  std::string writer_first_error;
+  std::string json;  // as recorded
+};
+
+struct RehearseOptions {
+  // A staging database to rehearse on instead of a copy ("" = sluice makes
+  // a copy: SQLite only, with the backup API). Never the source itself.
+  std::string target_url;
+  bool keep = false;  // keep the copy (RehearsalInfo::kept_copy)
+  // Called after each phase.
+  std::function<void(const RehearsalPhase&)> on_phase;
+};
+
+// A migration's recorded history (read-only; see Migrator::History).
+struct MigrationHistory {
+  MigrationInfo info;
+  std::string plan_file, plan_text;
+  std::string database;  // "sqlite" | "postgres"
+  std::vector<EventInfo> events;                // oldest first
+  std::vector<VerificationInfo> verifications;  // oldest first
+  std::vector<BackfillTableInfo> backfill;
+  std::vector<GateInfo> gates;                  // evaluated from the recorded evidence
+  // The statements start recorded for every phase: start, backfill,
+  // switch, switch_back, complete, rollback.
+  std::vector<PhaseSql> phases;
+  PlanRequirements requirements;
+  std::vector<RehearsalInfo> rehearsals;  // of this plan, oldest first
+  std::string read_at;           // when this was read (the engine's clock)
+  std::string archived_at;       // when its report was archived ("" = not yet)
+  std::string archived_report;   // the archived report (JSON), "" when none
+};
+
+// `sluice runbook`: a plan's phases and requirements, and its history
+// when the migration was started.
+struct HandoffPlan {
+  PlanPreview plan;  // statements of start, backfill, switch, switch_back, complete, rollback
+  PlanRequirements requirements;
+  bool started = false;  // the migration has a record (then `history` is filled)
+  MigrationHistory history;
+  std::vector<RehearsalInfo> rehearsals;  // of this plan, oldest first
+};
+
 // A parameter for Session::Query: NULL, integer, real or text.
 using Param = std::variant<std::nullptr_t, int64_t, double, std::string>;
 
@@ -467,6 +586,25 @@ class Migrator {
   // converts now gets the converted value and is resolved, a row that no
   // longer exists is resolved; the others stay, with their last error.
   Result<FailuresResult> Failures(const std::string& migration, bool recheck);
+  // The recorded history of `migration` ("" = the one in flight): its
+  // audit log, verifications, backfill, gates, recorded statements and
+  // archived report. Read-only. kNotFound when there is no such migration.
+  Result<MigrationHistory> History(const std::string& migration);
+  // What `plan_path` runs in each phase and asks of its operators: from
+  // the migration's recording when it was started (and not rolled back),
+  // else compiled against the live schema as `Preview` does. Read-only.
+  Result<HandoffPlan> Handoff(const std::string& plan_path);
+  // Rehearses `plan_path`'s whole lifecycle on a copy of the database (or
+  // on options.target_url), never on the source: start, backfill, verify,
+  // switch, rollback (timed), start, backfill, verify, switch, complete,
+  // with a synthetic writer updating rows of the touched tables through the
+  // old version all along; gates are forced past on the copy. Records the
+  // result in the source's `rehearsals` state table (its only write to the
+  // source) and drops the copy unless options.keep. A phase that fails ends
+  // the rehearsal (passed = false), which is still recorded; an error
+  // return means it could not run (no copy could be made, the migration was
+  // already started, ...) and nothing was recorded.
+  Result<RehearsalInfo> Rehearse(const std::string& plan_path, const RehearseOptions& options);
 
   // Applies the unapplied plans of `dir` in file-name order: start,
   // backfill, verify, complete each, stopping at the first failure. Returns

@@ -11,6 +11,7 @@
 
 #include "cli/demo.h"
 #include "cli/output.h"
+#include "handoff/handoff.h"
 #include "sluice/sluice.h"
 
 namespace {
@@ -210,6 +211,27 @@ int main(int argc, char** argv) {
                                                         "the version's backfill is done)");
   std::string version = "live";
   version_sql->add_option("VERSION", version, "version name or 'live'")->capture_default_str();
+
+  // --- handoff documents: report and runbook (docs/handoff.md) ---
+  bool html = false, archived = false;
+  auto* report = app.add_subcommand("report", "the evidence of a migration: timeline, gates, overrides, sign-offs, "
+                                              "verifications, backfill, retrospective");
+  report->add_option("MIGRATION", migration, "migration name (default: the active one)");
+  add_json(report);
+  report->add_flag("--html", html, "print a standalone HTML page");
+  report->add_flag("--archived", archived, "print the report archived at complete or rollback (JSON) as it was then");
+  auto* runbook = app.add_subcommand("runbook", "the runbook an on-call engineer follows: each phase's command, "
+                                                "expected output, SQL, stop conditions and rollback");
+  runbook->add_option("PLAN", plan_path, "plan file")->required();
+  runbook->add_flag("--html", html, "print a standalone HTML page");
+  sluice::RehearseOptions rehearse_opts;
+  auto* rehearse = app.add_subcommand("rehearse", "run the plan's whole lifecycle, rollback timed, on a copy of the "
+                                                  "database (never the source) and record the durations");
+  rehearse->add_option("PLAN", plan_path, "plan file")->required();
+  rehearse->add_option("--target", rehearse_opts.target_url,
+                       "rehearse on this staging database instead of a copy (needed for PostgreSQL)");
+  rehearse->add_flag("--keep", rehearse_opts.keep, "keep the copy and print its URL");
+  add_json(rehearse);
 
   sluice::cli::DemoOptions demo_opts;
   auto* demo = app.add_subcommand("demo", "run a full migration on a demo SQLite database with live writers");
@@ -491,6 +513,53 @@ int main(int argc, char** argv) {
     if (!r.ok()) return Fail(r.status());
     fmt::print("applied {} migration(s)\n", r->size());
     return 0;
+  }
+  if (report->parsed()) {
+    auto r = m.History(migration);
+    if (!r.ok()) return Fail(r.status());
+    if (archived) {
+      if (r->archived_report.empty()) {
+        return Fail(sluice::FailedPrecondition("migration '" + r->info.name + "' is " + r->info.phase +
+                                               "; its report is archived at complete or rollback"));
+      }
+      fmt::print("{}\n", r->archived_report);
+    } else if (json) {
+      fmt::print("{}\n", sluice::handoff::ReportJson(*r));
+    } else {
+      fmt::print("{}", html ? sluice::handoff::ReportHtml(*r) : sluice::handoff::ReportMarkdown(*r));
+    }
+    return 0;
+  }
+  if (runbook->parsed()) {
+    auto r = m.Handoff(plan_path);
+    if (!r.ok()) return Fail(r.status());
+    sluice::handoff::RunbookOptions ro;
+    ro.plan_path = plan_path;
+    ro.db_url = opts.db_url;
+    if (r->started) ro.generated_at = r->history.read_at;
+    fmt::print("{}", html ? sluice::handoff::RunbookHtml(*r, ro) : sluice::handoff::RunbookMarkdown(*r, ro));
+    return 0;
+  }
+  if (rehearse->parsed()) {
+    if (!json) {
+      rehearse_opts.on_phase = [](const sluice::RehearsalPhase& p) {
+        fmt::print("  {:<9} (round {}) {:>8.2f} s  {}\n", p.phase, p.round, p.seconds,
+                   p.error.empty() ? (p.rows ? fmt::format("{} rows", p.rows) : "ok") : "FAILED: " + p.error);
+        std::fflush(stdout);
+      };
+    }
+    auto r = m.Rehearse(plan_path, rehearse_opts);
+    if (!r.ok()) return Fail(r.status());
+    if (json) {
+      fmt::print("{}\n", r->json);
+    } else {
+      fmt::print("rehearsal of {} on {}: {}\n", r->migration, r->target, r->passed ? "PASSED" : "FAILED");
+      if (r->rollback_seconds >= 0) fmt::print("  rollback took {:.2f} s\n", r->rollback_seconds);
+      fmt::print("  synthetic writer: {} writes, {} errors, slowest {:.1f} ms{}\n", r->writer_writes, r->writer_errors,
+                 r->writer_max_wait_ms, r->writer_first_error.empty() ? "" : " (first error: " + r->writer_first_error + ")");
+      if (!r->kept_copy.empty()) fmt::print("  the copy is kept: {}\n", r->kept_copy);
+    }
+    return r->passed ? 0 : 3;
   }
   if (version_sql->parsed()) {
     auto r = m.VersionSetupSql(version);

@@ -368,6 +368,16 @@ class Connection {
   // For a process that stops waiting for a statement: without it the server
   // would keep running it after the process went away.
   virtual void Cancel() {}
+
+  // Copies the whole database into a new database at `path` (a file that
+  // must not exist yet), as a consistent snapshot while other sessions keep
+  // writing (SQLite: the online backup API). Changes nothing here.
+  // kFailedPrecondition where the database offers no such copy (PostgreSQL:
+  // `sluice rehearse` needs --target there); on failure `path` may hold a
+  // partial copy, which the caller removes.
+  virtual Status CopyDatabaseTo(const std::string& path) {
+    return FailedPrecondition("this database cannot be copied into a file by sluice");
+  }
 };
 
 class Adapter {

@@ -78,6 +78,9 @@ class ConnectionWrapper : public Connection {
   void Cancel() override {
     if (target_) target_->Cancel();
   }
+  Status CopyDatabaseTo(const std::string& path) override {
+    return target_ ? target_->CopyDatabaseTo(path) : Unavailable("the connection was closed");
+  }
 
  protected:
   // Destroys the wrapped connection, as a lost network would end it: the

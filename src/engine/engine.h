@@ -64,6 +64,10 @@ class Engine {
               std::optional<int64_t> chunk_target_ms, std::optional<int64_t> workers, bool reset);
   Result<std::vector<MigrationInfo>> List();
   Result<FailuresResult> Failures(const std::string& migration, bool recheck);
+  // history.cc: the handoff documents' inputs.
+  Result<MigrationHistory> History(const std::string& migration);
+  Result<HandoffPlan> Handoff(const std::string& plan_path);
+  Result<RehearsalInfo> Rehearse(const std::string& plan_path, const RehearseOptions& options);  // rehearse.cc
   Result<std::vector<std::string>> Migrate(const std::string& dir, const MigrateOptions& options);
   Result<std::string> VersionSetupSql(const std::string& version);
   Result<std::unique_ptr<Session>> OpenSession(const std::string& version);

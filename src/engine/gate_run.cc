@@ -107,7 +107,15 @@ Result<gates::Inputs> GateInputs(StateStore& store, const Loaded& l) {
 
 Status PassGate(StateStore& store, const std::string& name, const gates::GateResult& g,
                 const TransitionOptions& options, const std::string& actor) {
-  if (g.passed) return Status::Ok();
+  if (g.passed) {
+    // Recorded too, so the report shows every gate decision with the
+    // evidence it was made on (src/handoff).
+    nlohmann::json checks = nlohmann::json::array();
+    for (const auto& c : g.checks) checks.push_back({{"check", c.check}, {"passed", c.passed}, {"detail", c.detail}});
+    return store.AddEvent(name, "gate.passed", actor, g.gate + " gate passed",
+                          nlohmann::json{{"gate", g.gate}, {"configured", g.configured}, {"checks", checks}}.dump(
+                              -1, ' ', false, nlohmann::json::error_handler_t::replace));
+  }
   std::string evidence;
   nlohmann::json failed = nlohmann::json::array();
   for (const auto& c : g.checks) {

@@ -207,6 +207,27 @@ Result<std::vector<MigrationInfo>> Migrator::List() {
   return Guarded("status", [&]() -> Result<std::vector<MigrationInfo>> { return impl_->engine->List(); });
 }
 
+Result<MigrationHistory> Migrator::History(const std::string& migration) {
+  return Guarded("report", [&]() -> Result<MigrationHistory> {
+    SLUICE_RETURN_IF_ERROR(CheckUtf8({{"the migration name", &migration}}));
+    return impl_->engine->History(migration);
+  });
+}
+
+Result<HandoffPlan> Migrator::Handoff(const std::string& plan_path) {
+  return Guarded("runbook", [&]() -> Result<HandoffPlan> {
+    SLUICE_RETURN_IF_ERROR(CheckUtf8({{"the plan file name", &plan_path}}));
+    return impl_->engine->Handoff(plan_path);
+  });
+}
+
+Result<RehearsalInfo> Migrator::Rehearse(const std::string& plan_path, const RehearseOptions& options) {
+  return Guarded("rehearse", [&]() -> Result<RehearsalInfo> {
+    SLUICE_RETURN_IF_ERROR(CheckUtf8({{"the plan file name", &plan_path}, {"--target", &options.target_url}}));
+    return impl_->engine->Rehearse(plan_path, options);
+  });
+}
+
 Result<std::vector<std::string>> Migrator::Migrate(const std::string& dir, const MigrateOptions& options) {
   return Guarded("migrate", [&]() -> Result<std::vector<std::string>> {
     SLUICE_RETURN_IF_ERROR(CheckUtf8({{"the plan folder name", &dir}}));

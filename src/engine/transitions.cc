@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/engine.h"
+#include "engine/history.h"
 #include "engine/phase.h"
 #include "engine/record.h"
 #include "engine/schema_json.h"
@@ -178,7 +179,10 @@ Status Engine::Complete(const std::string& migration, const TransitionOptions& o
     if (!finished) return from == kCompleting ? Status::Ok() : MovePhase(store, name, from, kCompleting);
     SLUICE_RETURN_IF_ERROR(MovePhase(store, name, from, kComplete));
     SLUICE_RETURN_IF_ERROR(store.ReleaseClaims(name));
-    return store.AddEvent(name, "complete", options_.actor, "contracted: version " + l.rec.version + " is final");
+    SLUICE_RETURN_IF_ERROR(
+        store.AddEvent(name, "complete", options_.actor, "contracted: version " + l.rec.version + " is final"));
+    // The evidence, archived with the phase change (history.h).
+    return ArchiveReport(store, conn->dialect(), name);
   };
   return Transition(*conn, store, options_, run);
 }
@@ -227,7 +231,8 @@ Status Engine::Rollback(const std::string& migration, bool force) {
     // A later `start` of the same migration must run its steps again, not
     // find them marked done by the start this rollback undid.
     SLUICE_RETURN_IF_ERROR(store.ClearStep(name, "start"));
-    return store.AddEvent(name, "rollback", options_.actor, "rolled back to the state before start");
+    SLUICE_RETURN_IF_ERROR(store.AddEvent(name, "rollback", options_.actor, "rolled back to the state before start"));
+    return ArchiveReport(store, conn->dialect(), name);
   };
   return Transition(*conn, store, options_, run);
 }

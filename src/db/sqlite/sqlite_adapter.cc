@@ -487,6 +487,35 @@ class SqliteConnection : public Connection {
     if (interruptible_) sqlite3_interrupt(interruptible_);
   }
 
+  // The online backup API: pages are copied in steps; a write by another
+  // connection restarts the copy, so the result is one consistent snapshot.
+  Status CopyDatabaseTo(const std::string& path) override {
+    struct stat sb;
+    if (stat(path.c_str(), &sb) == 0) return AlreadyExists("'" + path + "' exists already; not overwriting it");
+    sqlite3* dest = nullptr;
+    int rc = sqlite3_open_v2(path.c_str(), &dest, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+    if (rc != SQLITE_OK) {
+      std::string msg = dest ? sqlite3_errmsg(dest) : sqlite3_errstr(rc);
+      sqlite3_close_v2(dest);
+      return Unavailable("cannot create the copy '" + path + "': " + msg);
+    }
+    sqlite3_backup* b = sqlite3_backup_init(dest, "main", db_, "main");
+    if (!b) {
+      std::string msg = sqlite3_errmsg(dest);
+      sqlite3_close_v2(dest);
+      return Unavailable("cannot copy into '" + path + "': " + msg);
+    }
+    do {
+      rc = sqlite3_backup_step(b, 1024);
+      if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) sqlite3_sleep(20);
+    } while (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED);
+    sqlite3_backup_finish(b);
+    std::string msg = rc == SQLITE_DONE ? "" : sqlite3_errmsg(dest);
+    sqlite3_close_v2(dest);
+    if (rc != SQLITE_DONE) return Unavailable("copying the database into '" + path + "' failed: " + msg);
+    return Status::Ok();
+  }
+
  private:
   void Close() {
     {

@@ -633,6 +633,14 @@ std::vector<std::string> SqliteDialect::StateSchema() const {
       "row_key TEXT NOT NULL, col TEXT NOT NULL, error TEXT NOT NULL, sqlstate TEXT NOT NULL, writer TEXT NOT NULL, "
       "source TEXT NOT NULL, count INTEGER NOT NULL DEFAULT 1, first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, "
       "PRIMARY KEY (migration, tbl, row_key, col))",
+      // The handoff documents (src/engine/history.cc, rehearse.cc): each
+      // finished migration's report, archived at complete / rollback.
+      "CREATE TABLE IF NOT EXISTS \"_sluice_reports\" (migration TEXT PRIMARY KEY, at TEXT NOT NULL, format TEXT "
+      "NOT NULL, body TEXT NOT NULL)",
+      // `sluice rehearse`: each rehearsal of a plan (its only write to the
+      // source database).
+      "CREATE TABLE IF NOT EXISTS \"_sluice_rehearsals\" (id INTEGER PRIMARY KEY, migration TEXT NOT NULL, at TEXT "
+      "NOT NULL, passed INTEGER NOT NULL, report TEXT NOT NULL)",
   };
 }
 

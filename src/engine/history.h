@@ -1,0 +1,41 @@
+// A migration's recorded history, read from the state tables for the
+// handoff documents (src/handoff: `sluice report`, `sluice runbook`), and
+// the archive of its report that complete and rollback keep.
+#pragma once
+
+#include <string>
+
+#include "db/adapter.h"
+#include "engine/engine.h"
+#include "engine/state.h"
+#include "sluice/sluice.h"
+
+namespace sluice::engine {
+
+// Everything the state tables hold about migration `name` (kNotFound when
+// there is none). Reads only; works inside a transition's transaction.
+Result<MigrationHistory> BuildHistory(StateStore& store, const db::Dialect& d, const std::string& name);
+
+// What the plan of `l` asks of its operators, in words.
+PlanRequirements RequirementsOf(const plan::Plan& p, const CompiledMigration& c);
+
+// Inside complete's and rollback's transaction, after their event: renders
+// the report (JSON) of `name` from its history and stores it in the
+// `reports` state table (one row per migration, replaced), so the evidence
+// outlives the migration's working data. Creates that table when the state
+// was made by a sluice without it.
+Status ArchiveReport(StateStore& store, const db::Dialect& d, const std::string& name);
+
+// Creates state table `base` alone (with the state schema when
+// `with_schema`: PostgreSQL's CREATE SCHEMA IF NOT EXISTS), for tables
+// written outside `start`: state made by an older sluice lacks them.
+Status EnsureStateTable(db::Connection& conn, const std::string& base, bool with_schema);
+
+// --- rehearsals (rehearse.cc) ---------------------------------------------------
+
+std::string RehearsalToJson(const RehearsalInfo& r);
+// The rehearsals of `migration` recorded in the `rehearsals` state table,
+// oldest first (none when the table does not exist).
+Result<std::vector<RehearsalInfo>> ReadRehearsals(db::Connection& conn, const std::string& migration);
+
+}  // namespace sluice::engine
