@@ -373,6 +373,7 @@ Status Dispatcher::Before(const std::string& hook, const std::string& migration)
 }
 
 void Dispatcher::WebhookLoop() {
+  std::set<std::string> down;
   while (true) {
     std::string body;
     {
@@ -396,23 +397,23 @@ void Dispatcher::WebhookLoop() {
       // Retry with backoff while the event was not received; a 2xx (or any
       // 4xx: the receiver refused it) ends the tries, so no event is
       // delivered twice by sluice.
+      // A receiver that failed every try for an earlier event gets one try
+      // per event from then on, so a dead receiver cannot hold the command
+      // at exit for long.
+      const int tries = down.count(url) ? 1 : 4;
       int64_t backoff_ms = 250;
-      for (int attempt = 1; attempt <= 4; ++attempt) {
+      for (int attempt = 1; attempt <= tries; ++attempt) {
         auto res = cli.Post(path, body, "application/json");
         if (res && res->status < 500) {
           failure = res->status < 300 ? "" : "HTTP " + std::to_string(res->status);
           break;
         }
         failure = res ? "HTTP " + std::to_string(res->status) : httplib::to_string(res.error());
-        bool stopping;
-        {
-          std::lock_guard<std::mutex> l(queue_mu_);
-          stopping = stopping_;
-        }
-        if (attempt == 4 || stopping) break;
+        if (attempt == tries) break;
         std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
         backoff_ms *= 2;
       }
+      if (!failure.empty()) down.insert(url);
       if (!failure.empty()) {
         std::fprintf(stderr, "sluice: webhook %s failed: %s\n", RedactUrl(url).c_str(), failure.c_str());
       }
