@@ -6,6 +6,7 @@
 #include <atomic>
 #include <csignal>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <mutex>
 #include <thread>
@@ -164,14 +165,19 @@ Status Serve(const Options& db, const ServeOptions& options) {
   SLUICE_ASSIGN_OR_RETURN(auto probe, Migrator::Open(db));
   probe.reset();
 
-  // Snapshots are taken one at a time: the event counts carry over between
-  // them, and a scrape storm must not open a connection per client at once.
+  // Snapshots are taken one at a time (the event counts carry over between
+  // them) and shared: a request waits for the next snapshot that starts
+  // after it arrived, so its values are the state tables' at or after its
+  // arrival, and a burst of scrapes costs two reads, not one per client.
   std::mutex snap_mu;
+  std::condition_variable snap_cv;
+  bool taking = false;
+  uint64_t generation = 0;
+  Snapshot latest;
   std::map<std::pair<std::string, std::string>, int64_t> counts;
   int64_t last_id = 0;
   std::vector<EventInfo> tail;
-  auto snapshot = [&]() -> Snapshot {
-    std::lock_guard<std::mutex> l(snap_mu);
+  auto take = [&]() -> Snapshot {
     auto m = Migrator::Open(db);
     if (!m.ok()) {
       Snapshot s;
@@ -180,6 +186,25 @@ Status Serve(const Options& db, const ServeOptions& options) {
       return s;
     }
     return TakeSnapshot(**m, &counts, &last_id, &tail);
+  };
+  auto snapshot = [&]() -> Snapshot {
+    std::unique_lock<std::mutex> l(snap_mu);
+    const uint64_t want = generation + (taking ? 2 : 1);
+    while (generation < want) {
+      if (taking) {
+        snap_cv.wait(l);
+        continue;
+      }
+      taking = true;
+      l.unlock();
+      Snapshot s = take();  // counts/last_id/tail: only the one taker touches them
+      l.lock();
+      latest = std::move(s);
+      ++generation;
+      taking = false;
+      snap_cv.notify_all();
+    }
+    return latest;
   };
   const bool control = !options.control_token.empty();
 

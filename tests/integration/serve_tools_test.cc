@@ -16,6 +16,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "support/pg_cluster.h"
 #include "support/serve_process.h"
 #include "support/test_support.h"
 
@@ -219,6 +220,40 @@ TEST(ServeTools, ChromiumRendersTheStatusPage) {
   std::string png = ReadFile(shot);
   ASSERT_GT(png.size(), 1000u);
   EXPECT_EQ(png.substr(1, 3), "PNG");
+}
+
+TEST(ServeTools, ServesAPostgresDatabase) {
+  // The same endpoints on PostgreSQL state tables (a smoke test: the reads
+  // behind /metrics and /api/v1/events run on the server's SQL).
+  PgCluster* pg = PgCluster::Shared();
+  SLUICE_ASSERT_PG_OK(pg);
+  const std::string db = pg->CreateDatabase("serve");
+  pg->Psql(db, "CREATE TABLE orders (id int PRIMARY KEY, email text NOT NULL); "
+               "INSERT INTO orders SELECT i, 'U' || i || '@X.COM' FROM generate_series(1, 300) i;");
+  const std::string& url = db;  // CreateDatabase returns the URL
+  TempDir dir;
+  auto r = RunSluice({"--db", url, "start", dir.Write("001_lower.yaml", kPlan), "--backfill"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ServeProcess serve({"--db", url}, {});
+  ASSERT_TRUE(serve.running()) << serve.err();
+  httplib::Client c("127.0.0.1", serve.port());
+  auto m = c.Get("/metrics");
+  ASSERT_TRUE(m);
+  ASSERT_EQ(m->status, 200);
+  EXPECT_THAT(m->body, ::testing::HasSubstr("sluice_up 1\n"));
+  EXPECT_THAT(m->body, ::testing::HasSubstr("sluice_backfill_rows_done{migration=\"001_lower\"} " +
+                                            pg->Psql(db, "SELECT sum(rows_done) FROM sluice.checkpoints") + "\n"));
+  EXPECT_THAT(m->body, ::testing::HasSubstr("sluice_backfill_chunk_duration_seconds_count{migration=\"001_lower\"} " +
+                                            pg->Psql(db, "SELECT count(*) FROM sluice.chunks") + "\n"));
+  auto ev = c.Get("/api/v1/events?limit=2");
+  ASSERT_TRUE(ev);
+  ASSERT_EQ(ev->status, 200) << ev->body;
+  auto j = nlohmann::json::parse(ev->body);
+  ASSERT_EQ(j.size(), 2u);
+  EXPECT_EQ(j[0]["kind"], "start");
+  auto page = c.Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_THAT(page->body, ::testing::HasSubstr("data-migration=\"001_lower\""));
 }
 
 }  // namespace
