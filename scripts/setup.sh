@@ -21,6 +21,10 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   postgresql-15 postgresql-client-15
   procps time python3
+  # sluice serve (src/serve) and its tests: the HTTP library, promtool and a
+  # Prometheus server the tests start themselves, headless Chromium for the
+  # status page test.
+  libcpp-httplib-dev prometheus chromium
 )
 
 missing=()
@@ -46,7 +50,27 @@ if [ ! -e /etc/postgresql-common/createcluster.d/50-sluice.conf ]; then
   echo "create_main_cluster = false" | $SUDO tee /etc/postgresql-common/createcluster.d/50-sluice.conf >/dev/null
 fi
 
+# Debian's prometheus package starts a system service on install; sluice's
+# tests start their own Prometheus on a free loopback port. A policy-rc.d
+# that exits 101 ("action forbidden") keeps invoke-rc.d from starting any
+# service while installing; it is removed afterwards (and left alone if the
+# machine already had one).
+policy=/usr/sbin/policy-rc.d
+own_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod 755 "$policy"
+  own_policy=1
+fi
+cleanup() { if [ "$own_policy" = 1 ]; then $SUDO rm -f "$policy"; fi; }
+trap cleanup EXIT
+
 echo "setup: installing ${missing[*]}"
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Under systemd the unit may still be enabled: make sure no Prometheus
+# service is left running or starts at boot.
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  $SUDO systemctl disable --now prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+fi
 echo "setup: done"

@@ -52,6 +52,25 @@ struct Options {
   // windows, lock-retry backoff, pauses, soak rounds). nullptr = the real
   // clock; tests pass a FakeClock and move time instead of sleeping.
   Clock* clock = nullptr;
+
+  // --- command center (docs/command-center.md) ---
+  // A folder of executables named after events (on-start, on-switch, ...;
+  // gh-ost's model). Each event the engine records runs the matching hook
+  // after its transaction commits, with SLUICE_MIGRATION, SLUICE_PHASE,
+  // SLUICE_EVENT and SLUICE_DB (password removed) in the environment and the
+  // event as JSON on stdin. on-before-switch / on-before-complete run before
+  // those transitions: a non-zero exit refuses the transition. "" = no
+  // hooks (the CLI reads --hooks-dir or SLUICE_HOOKS_DIR).
+  std::string hooks_dir;
+  // URLs every event is POSTed to as JSON (with a Slack-compatible `text`
+  // field), retried with backoff on failure, at most once per event.
+  std::vector<std::string> webhooks;
+  // Longest run of one hook (default 30 s); a hook still running then is
+  // killed and counts as failed (a before-hook's failure refuses).
+  int64_t hook_timeout_ms = 30000;
+  // Backfill progress reaches hooks and webhooks at most once per this
+  // interval (default 30 s); progress is not written to the audit log.
+  int64_t progress_event_interval_ms = 30000;
 };
 
 struct LintResult {
@@ -346,11 +365,34 @@ struct BaselineInfo {
 // history as its state tables recorded it, and what its plan asks of the
 // people running it.
 
-// One row of the audit log (the `events` state table).
+// One record of the audit log (the state tables' events table): the single
+// source from which `sluice events`, the report, hooks, webhooks, /metrics
+// and the status page are all fed.
 struct EventInfo {
-  int64_t id = 0;
-  std::string at, kind, actor, message;
-  std::string details;  // JSON, "" when none
+  int64_t id = 0;          // increasing; pass the last one seen as after_id
+  std::string at;          // ISO-8601 UTC
+  std::string kind;        // start, backfill.done, verify, switch, hook.failed, ...
+  std::string actor;
+  std::string message;
+  std::string details;     // JSON, "" when none
+  std::string migration;
+};
+
+// The backfill's committed chunks, summarised for monitoring.
+struct ChunkSample {
+  std::string table;
+  std::string committed_at;
+  int64_t rows = 0;
+  double seconds = 0;  // how long the chunk's transaction took
+};
+struct ChunkHistory {
+  int64_t count = 0;         // chunks committed
+  int64_t rows = 0;
+  double sum_seconds = 0;
+  // Cumulative counts of chunks taking at most `le` seconds (ascending, the
+  // last one +Inf), as a Prometheus histogram's buckets.
+  std::vector<std::pair<double, int64_t>> buckets;
+  std::vector<ChunkSample> recent;  // the newest chunks, oldest first (at most 300)
 };
 
 // One recorded verification (the `verifications` state table).
@@ -624,6 +666,16 @@ class Migrator {
   // oldest application), "live" = whatever version is live, or a version
   // name. Refused like VersionSetupSql while the version is not ready.
   Result<std::unique_ptr<Session>> Connect(const std::string& version);
+
+  // The audit log, oldest first: events with id > after_id of `migration`
+  // ("" = every migration), at most `limit` of them. Read-only. An empty list
+  // when no migration was ever started here.
+  Result<std::vector<EventInfo>> Events(const std::string& migration, int64_t after_id = 0, int64_t limit = 1000);
+  // The committed chunks of `migration`'s backfill. Read-only.
+  Result<ChunkHistory> Chunks(const std::string& migration);
+  // The last recorded verification report of `migration` (checks filled
+  // from the stored JSON); nullopt when none was recorded. Read-only.
+  Result<std::optional<VerifyResult>> LastVerification(const std::string& migration);
 
   const Options& options() const { return options_; }
 

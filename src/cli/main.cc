@@ -8,10 +8,12 @@
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "cli/demo.h"
 #include "cli/output.h"
 #include "handoff/handoff.h"
+#include "serve/serve.h"
 #include "sluice/sluice.h"
 
 namespace {
@@ -85,6 +87,17 @@ int main(int argc, char** argv) {
                  "PostgreSQL: total time a phase keeps retrying its locks before failing")
       ->capture_default_str();
   app.add_option("--actor", opts.actor, "name recorded in the audit log (default $USER@host)");
+  // Hooks and webhooks (docs/command-center.md), on every verb.
+  if (const char* env = std::getenv("SLUICE_HOOKS_DIR")) opts.hooks_dir = env;
+  app.add_option("--hooks-dir", opts.hooks_dir,
+                 "run executables named after events from this folder (on-start, on-before-switch, ...; env "
+                 "SLUICE_HOOKS_DIR)");
+  app.add_option("--webhook", opts.webhooks, "POST each event as JSON to this URL (repeatable)");
+  app.add_option("--hook-timeout-ms", opts.hook_timeout_ms, "longest run of one hook before it is killed")
+      ->capture_default_str();
+  app.add_option("--progress-interval-ms", opts.progress_event_interval_ms,
+                 "at most one backfill-progress hook run / webhook per this interval")
+      ->capture_default_str();
   bool json = false;
 
   std::string plan_path, migration, dir;
@@ -232,6 +245,26 @@ int main(int argc, char** argv) {
                        "rehearse on this staging database instead of a copy (needed for PostgreSQL)");
   rehearse->add_flag("--keep", rehearse_opts.keep, "keep the copy and print its URL");
   add_json(rehearse);
+  // --- serve / events (docs/command-center.md) ---
+  sluice::serve::ServeOptions serve_opts;
+  auto* serve = app.add_subcommand("serve", "command center: Prometheus /metrics, a live status page, a JSON API; "
+                                            "control only with --control-token");
+  serve->add_option("--listen", serve_opts.listen,
+                    "address to listen on; anything but loopback exposes the migration's state to the network "
+                    "(see the security note in docs/command-center.md)")
+      ->capture_default_str();
+  serve->add_option("--control-token", serve_opts.control_token,
+                    "allow POST pause/resume/tune/signoff with `Authorization: Bearer TOKEN` (env "
+                    "SLUICE_CONTROL_TOKEN); read-only without");
+  serve->add_option("--threads", serve_opts.threads, "request threads (a bounded pool)")->capture_default_str();
+  auto* events = app.add_subcommand("events", "the audit log: every event recorded, oldest first");
+  events->add_option("MIGRATION", migration, "migration name (default: every migration)");
+  bool follow = false;
+  int64_t events_after = 0, events_limit = 0;
+  events->add_flag("--follow,-f", follow, "keep printing new events as they are recorded (Ctrl-C stops)");
+  events->add_option("--after", events_after, "only events with an id greater than this");
+  events->add_option("--limit", events_limit, "print at most this many events (the newest ones)");
+  events->add_flag("--json", json, "print one JSON object per event and line (JSON Lines)");
 
   sluice::cli::DemoOptions demo_opts;
   auto* demo = app.add_subcommand("demo", "run a full migration on a demo SQLite database with live writers");
@@ -303,6 +336,28 @@ int main(int argc, char** argv) {
     demo_opts.db_url = opts.db_url;
     demo_opts.cancel = &g_cancel;
     return sluice::cli::RunDemo(demo_opts);
+  }
+
+  if (serve->parsed()) {
+    if (serve_opts.control_token.empty()) {
+      if (const char* env = std::getenv("SLUICE_CONTROL_TOKEN")) serve_opts.control_token = env;
+    }
+    auto hp = sluice::serve::ParseListen(serve_opts.listen);
+    if (!hp.ok()) return Fail(hp.status());
+    if (!sluice::serve::IsLoopback(hp->first)) {
+      fmt::print(stderr, "sluice: warning: listening on {}, not loopback: anyone who reaches it sees the "
+                         "migration's state{}\n",
+                 serve_opts.listen, serve_opts.control_token.empty() ? "" : " and, with the token, controls it");
+    }
+    serve_opts.cancel = &g_cancel;
+    serve_opts.on_listening = [](const std::string& host, int port) {
+      fmt::print("sluice serve: listening on http://{}:{}/ (metrics at /metrics)\n",
+                 host.find(':') != std::string::npos ? "[" + host + "]" : host, port);
+      std::fflush(stdout);
+    };
+    sluice::Status s = sluice::serve::Serve(opts, serve_opts);
+    if (!s.ok()) return Fail(s);
+    return 0;
   }
 
   auto opened = sluice::Migrator::Open(opts);
@@ -499,6 +554,47 @@ int main(int argc, char** argv) {
       sluice::cli::PrintFailures(*r, recheck);
     }
     return r->failures.empty() ? 0 : 3;
+  }
+  if (events->parsed()) {
+    auto print = [&](const sluice::EventInfo& e) {
+      if (json) {
+        nlohmann::json details = nullptr;
+        if (!e.details.empty()) {
+          details = nlohmann::json::parse(e.details, nullptr, false);
+          if (details.is_discarded()) details = e.details;
+        }
+        nlohmann::json j = {{"id", e.id},       {"migration", e.migration}, {"at", e.at},     {"kind", e.kind},
+                            {"actor", e.actor}, {"message", e.message},     {"details", details}};
+        fmt::print("{}\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+      } else {
+        fmt::print("{}  {:<6} {:<18} {:<20} {}  ({})\n", e.at, e.id, e.migration, e.kind, e.message, e.actor);
+      }
+    };
+    int64_t after = events_after;
+    std::vector<sluice::EventInfo> all;
+    while (true) {
+      auto r = m.Events(migration, after, 10000);
+      if (!r.ok()) return Fail(r.status());
+      for (auto& e : *r) {
+        after = e.id;
+        all.push_back(std::move(e));
+      }
+      if (r->size() < 10000) break;
+    }
+    size_t from = events_limit > 0 && all.size() > static_cast<size_t>(events_limit) ? all.size() - events_limit : 0;
+    for (size_t i = from; i < all.size(); ++i) print(all[i]);
+    std::fflush(stdout);
+    while (follow && !g_cancel.load()) {
+      for (int i = 0; i < 10 && !g_cancel.load(); ++i) usleep(100000);
+      auto r = m.Events(migration, after, 10000);
+      if (!r.ok()) return Fail(r.status());
+      for (const auto& e : *r) {
+        after = e.id;
+        print(e);
+      }
+      std::fflush(stdout);
+    }
+    return 0;
   }
   if (migrate->parsed()) {
     sluice::MigrateOptions mo;

@@ -71,6 +71,10 @@ class Engine {
   Result<std::vector<std::string>> Migrate(const std::string& dir, const MigrateOptions& options);
   Result<std::string> VersionSetupSql(const std::string& version);
   Result<std::unique_ptr<Session>> OpenSession(const std::string& version);
+  // The command center's reads (events.cc).
+  Result<std::vector<EventInfo>> Events(const std::string& migration, int64_t after_id, int64_t limit);
+  Result<ChunkHistory> Chunks(const std::string& migration);
+  Result<std::optional<VerifyResult>> LastVerification(const std::string& migration);
 
   const Options& options() const { return options_; }
   // Options::clock, or the real clock.

@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "hooks/hooks.h"
+
 
 namespace sluice::engine {
 
@@ -143,11 +145,33 @@ Status StateStore::SetField(const std::string& name, const std::string& column, 
 
 Status StateStore::AddEvent(const std::string& migration, const std::string& kind, const std::string& actor,
                             const std::string& message, const std::string& details_json) {
+  const std::string at = Now();
   auto r = c_.Query("INSERT INTO " + T("events") +
-                        " (migration, at, kind, actor, message, details) VALUES ($1, $2, $3, $4, $5, $6)",
-                    {Value::Text(migration), Value::Text(Now()), Value::Text(kind), Value::Text(actor),
+                        " (migration, at, kind, actor, message, details) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                    {Value::Text(migration), Value::Text(at), Value::Text(kind), Value::Text(actor),
                      Value::Text(message), details_json.empty() ? Value::Null() : Value::Text(details_json)});
-  return r.status();
+  if (!r.ok()) return r.status();
+  // The one hand-off to hooks and webhooks (src/hooks): every recorded
+  // event, delivered once its transaction commits (at once outside one).
+  if (hooks::Dispatcher* d = hooks::Dispatcher::Current(); d && !r->rows.empty()) {
+    d->Recorded({r->rows[0][0].AsInt(), migration, at, kind, actor, message, details_json}, !c_.in_transaction());
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<EventInfo>> StateStore::EventsAfter(const std::string& migration, int64_t after_id, int64_t limit) {
+  std::vector<Value> params{Value::Int(after_id), Value::Int(limit)};
+  if (!migration.empty()) params.push_back(Value::Text(migration));
+  auto r = c_.Query("SELECT id, migration, at, kind, actor, message, details FROM " + T("events") +
+                        " WHERE id > $1" + (migration.empty() ? "" : " AND migration = $3") + " ORDER BY id LIMIT $2",
+                    params);
+  if (!r.ok()) return r.status();
+  std::vector<EventInfo> out;
+  for (const auto& row : r->rows) {
+    out.push_back({row[0].AsInt(), row[1].text, row[2].text, row[3].text, row[4].text, row[5].text,
+                   row[6].is_null() ? "" : row[6].text});
+  }
+  return out;
 }
 
 Result<std::vector<EventRecord>> StateStore::Events(const std::string& migration, const std::string& kind) {

@@ -13,6 +13,7 @@
 
 #include "common/clock.h"
 #include "db/adapter.h"
+#include "sluice/sluice.h"
 #include "sluice/status.h"
 
 namespace sluice::engine {
@@ -132,6 +133,10 @@ class StateStore {
 
   Status AddEvent(const std::string& migration, const std::string& kind, const std::string& actor,
                   const std::string& message, const std::string& details_json = "");
+
+  // Events with id > after_id of `migration` ("" = all), oldest first, at
+  // most `limit`.
+  Result<std::vector<EventInfo>> EventsAfter(const std::string& migration, int64_t after_id, int64_t limit);
 
   // The migration's audit log, oldest first ("" kind = all kinds).
   Result<std::vector<EventRecord>> Events(const std::string& migration, const std::string& kind = "");

@@ -9,6 +9,7 @@
 #include "engine/phase.h"
 #include "engine/record.h"
 #include "engine/schema_json.h"
+#include "hooks/hooks.h"
 
 namespace sluice::engine {
 
@@ -77,6 +78,14 @@ Status RequireRecording(const Loaded& l, const char* verb) {
                             " it: finish or roll it back with the sluice that started it");
 }
 
+// gh-ost's cut-over hooks: on-before-switch / on-before-complete run after
+// the gate passed and before anything changes; a non-zero exit postpones
+// the transition (kFailedPrecondition, recorded as hook.vetoed).
+Status BeforeHook(const char* hook, const std::string& name) {
+  hooks::Dispatcher* d = hooks::Dispatcher::Current();
+  return d ? d->Before(hook, name) : Status::Ok();
+}
+
 }  // namespace
 
 Status Engine::Switch(const std::string& migration, bool back, const TransitionOptions& options) {
@@ -97,6 +106,7 @@ Status Engine::Switch(const std::string& migration, bool back, const TransitionO
   if (!back) {
     SLUICE_ASSIGN_OR_RETURN(gates::Inputs in, GateInputs(store, l));
     SLUICE_RETURN_IF_ERROR(PassGate(store, name, gates::EvaluateSwitch(in), options, options_.actor));
+    SLUICE_RETURN_IF_ERROR(BeforeHook("on-before-switch", name));
     // The abort criteria compare against the probe as it was before.
     if (l.plan.abort.present) baseline = MeasureProbe([this] { return Connect(); }, l, 20, clock()).ToJson();
   }
@@ -157,6 +167,7 @@ Status Engine::Complete(const std::string& migration, const TransitionOptions& o
   if (l.rec.live != "new") steps.insert(steps.end(), l.switch_to_new.begin(), l.switch_to_new.end());
   steps.insert(steps.end(), l.compiled.complete.begin(), l.compiled.complete.end());
   SLUICE_ASSIGN_OR_RETURN(steps, AroundOtherVersions(store, conn->dialect(), l, std::move(steps)));
+  SLUICE_RETURN_IF_ERROR(BeforeHook("on-before-complete", name));
   PhaseRun run;
   run.migration = name;
   run.phase = "complete";
