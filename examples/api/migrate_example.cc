@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
       "INSERT INTO orders SELECT i, printf('%d.%02d', i, i % 100) FROM n;");
   if (!s.ok()) return Fail("create table", s);
 
-  std::string plan = db + ".001_cents.yaml";
+  std::string plan = db + "-001_cents.yaml";
   std::ofstream(plan) << kPlan;
 
   auto lint = m.Lint(plan);
@@ -71,14 +71,19 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (s = m.Start(plan); !s.ok()) return Fail("start", s);
-  std::printf("started 001_cents\n");
+  std::printf("started %s\n", plan.c_str());
 
   auto backfill = m.Backfill("", {});
   if (!backfill.ok()) return Fail("backfill", backfill.status());
   std::printf("backfilled %lld rows\n", static_cast<long long>(backfill->rows));
 
-  // Both versions read the same row, each in its own shape.
-  auto new_app = m.Connect("001_cents");
+  // Both versions read the same row, each in its own shape. The new
+  // version's name is the migration's `version` (status shows it).
+  auto list = m.List();
+  if (!list.ok()) return Fail("status", list.status());
+  std::string name = list->back().name;  // the plan file's name without extension
+  std::string version = list->back().version;
+  auto new_app = m.Connect(version);
   if (!new_app.ok()) return Fail("connect to the new version", new_app.status());
   auto old_row = (*app)->Query("SELECT amount FROM orders WHERE id = $1", {int64_t{42}});
   auto new_row = (*new_app)->Query("SELECT amount FROM orders WHERE id = $1", {int64_t{42}});
@@ -87,15 +92,15 @@ int main(int argc, char** argv) {
   std::printf("order 42: old version '%s', new version %s\n", old_row->rows.at(0).at(0).value_or("NULL").c_str(),
               new_row->rows.at(0).at(0).value_or("NULL").c_str());
 
-  auto report = m.Verify("001_cents");
+  auto report = m.Verify(name);
   if (!report.ok()) return Fail("verify", report.status());
   std::printf("verification %s\n", report->passed ? "passed" : "FAILED");
   if (!report->passed) return 1;
   new_app->reset();  // sessions of the versions complete retires
   app->reset();
-  if (s = m.Complete("001_cents"); !s.ok()) return Fail("complete", s);
+  if (s = m.Complete(name); !s.ok()) return Fail("complete", s);
 
-  auto list = m.List();
+  list = m.List();
   if (!list.ok()) return Fail("status", list.status());
   for (const auto& info : *list) std::printf("%s: %s\n", info.name.c_str(), info.phase.c_str());
 
