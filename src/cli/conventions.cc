@@ -77,6 +77,36 @@ int PrintError(std::string_view reason, int code) {
     if (reason.substr(0, prefix.size()) == prefix) reason.remove_prefix(prefix.size());
   }
   std::fflush(stdout);
+  // Located errors ("plan.yaml:2:31: error: ...", one per line, as lint and
+  // start report a plan's errors) get one first line naming the file and
+  // the count, like lint's, instead of a doubled "error:".
+  auto located = [](std::string_view line) -> std::string_view {  // the file, or ""
+    size_t e = line.find(": error: ");
+    if (e == std::string_view::npos) return {};
+    std::string_view loc = line.substr(0, e);
+    for (int part = 0; part < 2; ++part) {
+      size_t colon = loc.rfind(':');
+      if (colon == std::string_view::npos || colon + 1 == loc.size() ||
+          loc.find_first_not_of("0123456789", colon + 1) != std::string_view::npos) {
+        return {};
+      }
+      loc = loc.substr(0, colon);
+    }
+    return loc;
+  };
+  std::string_view first = reason.substr(0, reason.find('\n'));
+  std::string_view file = located(first);
+  if (!file.empty()) {
+    size_t n = 0;
+    for (size_t pos = 0; pos < reason.size();) {
+      size_t end = reason.find('\n', pos);
+      if (end == std::string_view::npos) end = reason.size();
+      if (!located(reason.substr(pos, end - pos)).empty()) ++n;
+      pos = end + 1;
+    }
+    fmt::print(stderr, "sluice: error: {} has {} error(s):\n{}\n", file, n, reason);
+    return code;
+  }
   fmt::print(stderr, "sluice: error: {}\n", reason);
   return code;
 }
