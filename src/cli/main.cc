@@ -4,12 +4,16 @@
 #include <fmt/core.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "cli/conventions.h"
 #include "cli/demo.h"
 #include "cli/output.h"
 #include "handoff/handoff.h"
@@ -39,11 +43,15 @@ double ParseDuration(const std::string& text) {
 // Prints a failed status: the first line is the one-line reason.
 // One exit code per next action (docs/cli.md, "Exit codes"). 3 (verification
 // failed) and 4 (watch aborted) are returned by their verbs, not from here.
+int Code(sluice::StatusCode code);
 int Fail(const sluice::Status& s) {
-  fmt::print(stderr, "sluice: error: {}\n", s.message());
+  sluice::cli::PrintError(s.message(), 0);
   if (!s.detail().empty()) fmt::print(stderr, "sluice: detail: {}\n", s.detail());
+  return Code(s.code());
+}
+int Code(sluice::StatusCode code) {
   using sluice::StatusCode;
-  switch (s.code()) {
+  switch (code) {
     case StatusCode::kInvalidArgument:  // fix the command line (or the SQL it names)
       return 2;
     case StatusCode::kUnavailable:  // transient: run the same command again later
@@ -67,6 +75,19 @@ int Fail(const sluice::Status& s) {
   return 1;
 }
 
+// A lifecycle verb's success: its human line, or with --json one object
+// {"ok": true, "verb": ..., ...fields}.
+int Done(bool json, const std::string& verb, const std::string& human, nlohmann::json fields = nlohmann::json::object()) {
+  if (json) {
+    nlohmann::json j = {{"ok", true}, {"verb", verb}};
+    j.update(fields);
+    fmt::print("{}\n", j.dump());
+  } else if (!human.empty()) {
+    fmt::print("{}\n", human);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -74,6 +95,8 @@ int main(int argc, char** argv) {
                "and proof that nothing was lost. See docs/cli.md."};
   app.require_subcommand(1);
   app.fallthrough();
+  app.set_version_flag("--version", fmt::format("sluice {} (commit {})", sluice::cli::kVersion, sluice::cli::kCommit),
+                       "print the version and the commit it was built from");
   sluice::Options opts;
   if (const char* env = std::getenv("SLUICE_DB")) opts.db_url = env;
   app.add_option("--db", opts.db_url,
@@ -109,10 +132,10 @@ int main(int argc, char** argv) {
 
   auto add_json = [&](CLI::App* sub) { sub->add_flag("--json", json, "print machine-readable JSON"); };
   auto add_backfill_opts = [&](CLI::App* sub) {
-    sub->add_option("--chunk-ms", chunk_ms, "target duration of one chunk in ms (default: plan, else 250)");
+    sub->add_option("--chunk-ms", chunk_ms, "target duration of one chunk in ms (default: plan, else 30 on PostgreSQL, 250 on SQLite)");
     sub->add_option("--chunk-rows", chunk_rows, "first chunk's row count (default: plan, else 1000)");
     sub->add_option("--rate", rate, "maximum rows per second (default: unlimited)");
-    sub->add_option("--workers", workers, "PostgreSQL: concurrent chunk writers (default: plan, else 1)");
+    sub->add_option("--workers", workers, "concurrent chunk writers, PostgreSQL only (default: plan, else 1; SQLite refuses more than 1)");
     sub->add_option("--probe-target-ms", probe_target_ms,
                     "slow down when the probe query takes longer than this (default: plan, else 50; 0 = off)");
     sub->add_option("--replica-url", replica_url, "PostgreSQL: throttle on this replica's replay lag");
@@ -271,11 +294,39 @@ int main(int argc, char** argv) {
   demo->add_option("--rows", demo_opts.rows, "rows in the demo table")->capture_default_str();
   demo->add_flag("--keep", demo_opts.keep, "keep the demo database afterwards (default: keep)");
 
+  for (auto* sub : {start, baseline, backfill, sw, complete, rollback, pause, resume, tune, signoff, migrate}) {
+    add_json(sub);
+  }
+
+  // Hidden generators of the bash completion and the man page (installed by
+  // the package), from the definitions above.
+  std::string generated_out;
+  auto* gen_completion = app.add_subcommand("__bash-completion", "")->group("");
+  auto* gen_man = app.add_subcommand("__man", "")->group("");
+  for (auto* sub : {gen_completion, gen_man}) sub->add_option("-o,--output", generated_out, "write here, not stdout");
+  sluice::cli::AddGlobalOptionsFooter(app);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);
-    fmt::print(stderr, "sluice: error: {}\n", e.what());
+    if (app.get_subcommands().empty()) {
+      // No verb recognised: name the word that was meant as one.
+      std::string word = sluice::cli::FirstWord(app, argc, argv);
+      if (!word.empty()) {
+        std::vector<std::string> verbs;
+        for (auto* sub : app.get_subcommands([](CLI::App* s) { return !s->get_group().empty(); })) {
+          verbs.push_back(sub->get_name());
+        }
+        std::string guess = sluice::cli::Suggest(word, verbs);
+        sluice::cli::PrintError(fmt::format("unknown verb '{}'{}", word,
+                                            guess.empty() ? "" : fmt::format("; did you mean '{}'?", guess)),
+                                2);
+        fmt::print(stderr, "sluice: see `sluice --help` for the verbs\n");
+        return 2;
+      }
+    }
+    sluice::cli::PrintError(e.what(), 2);
     fmt::print(stderr, "sluice: see `sluice {} --help`\n",
                app.get_subcommands().empty() ? "" : app.get_subcommands()[0]->get_name());
     return 2;
@@ -300,7 +351,7 @@ int main(int argc, char** argv) {
   if (heartbeat_ms > 0) bopts.heartbeat_interval_ms = heartbeat_ms;
   bopts.replica_url = replica_url;
   bopts.cancel = &g_cancel;
-  bopts.on_progress = [&](const sluice::BackfillProgress& p) { progress.Update(p); };
+  if (!json) bopts.on_progress = [&](const sluice::BackfillProgress& p) { progress.Update(p); };
 
   if (diff->parsed()) {
     for (size_t pos = 0; !diff_key.empty();) {
@@ -330,6 +381,19 @@ int main(int argc, char** argv) {
       for (const auto& n : r->notes) fmt::print("  note: {}\n", n);
     }
     return r->same ? 0 : 3;
+  }
+
+  if (gen_completion->parsed() || gen_man->parsed()) {
+    std::string text = gen_man->parsed() ? sluice::cli::ManPage(app) : sluice::cli::BashCompletion(app);
+    if (generated_out.empty()) {
+      fmt::print("{}", text);
+      return 0;
+    }
+    std::FILE* f = std::fopen(generated_out.c_str(), "w");
+    if (f == nullptr || std::fputs(text.c_str(), f) < 0 || std::fclose(f) != 0) {
+      return sluice::cli::PrintError(fmt::format("cannot write {}", generated_out), 1);
+    }
+    return 0;
   }
 
   if (demo->parsed()) {
@@ -373,7 +437,7 @@ int main(int argc, char** argv) {
                  r->errors.size(), r->warnings.size());
     }
     // A failure's first line says so (docs/cli.md); the details follow.
-    if (!r->ok) fmt::print(stderr, "sluice: error: {} has {} error(s):\n", plan_path, r->errors.size());
+    if (!r->ok) sluice::cli::PrintError(fmt::format("{} has {} error(s):", plan_path, r->errors.size()), 1);
     for (const auto& e : r->errors) fmt::print(stderr, "{}\n", e);
     for (const auto& w : r->warnings) fmt::print(stderr, "{}\n", w);
     if (!r->ok) return 1;
@@ -399,36 +463,42 @@ int main(int argc, char** argv) {
     sluice::Status s = m.Start(plan_path, &warnings);
     if (!s.ok()) return Fail(s);
     for (const auto& w : warnings) fmt::print(stderr, "sluice: {}\n", w);
-    fmt::print("started {}\n", plan_path);
+    std::string name = std::filesystem::path(plan_path).stem().string();
+    if (!json) fmt::print("started {}\n", plan_path);
+    nlohmann::json fields = {{"migration", name}, {"warnings", warnings}};
     if (start_backfill) {
       auto r = m.Backfill("", bopts);
       progress.Finish();
       if (!r.ok()) return Fail(r.status());
+      fields["backfill"] = {{"rows", r->rows}, {"seconds", r->seconds}};
     }
-    return 0;
+    return Done(json, "start", "", fields);
   }
   if (baseline->parsed()) {
     auto r = m.Baseline(baseline_name);
     if (!r.ok()) return Fail(r.status());
-    fmt::print("baseline {} {} ({} tables)\n", r->name, r->created ? "published" : "exists already", r->tables.size());
-    fmt::print("point the old application at it: {}\n", r->version_hint);
-    return 0;
+    return Done(json, "baseline",
+                fmt::format("baseline {} {} ({} tables)\npoint the old application at it: {}", r->name,
+                            r->created ? "published" : "exists already", r->tables.size(), r->version_hint),
+                {{"name", r->name}, {"created", r->created}, {"tables", r->tables}, {"version_hint", r->version_hint}});
   }
   if (backfill->parsed()) {
     auto r = m.Backfill(migration, bopts);
     progress.Finish();
     if (!r.ok()) return Fail(r.status());
-    fmt::print("backfill done: {} rows in {}\n", sluice::cli::FormatCount(r->rows),
-               sluice::cli::FormatDuration(r->seconds));
-    return 0;
+    return Done(json, "backfill",
+                fmt::format("backfill done: {} rows in {}", sluice::cli::FormatCount(r->rows),
+                            sluice::cli::FormatDuration(r->seconds)),
+                {{"migration", migration.empty() ? nlohmann::json() : nlohmann::json(migration)}, {"rows", r->rows},
+                 {"seconds", r->seconds}});
   }
   sluice::VerifyOptions vopts;
   vopts.cancel = &g_cancel;
   if (verify->parsed() && !watch_window.empty()) {
     double seconds = ParseDuration(watch_window);
     if (seconds < 0) {
-      fmt::print(stderr, "sluice: error: --watch {}: expected a duration like 90s, 10m or 1h\n", watch_window);
-      return 2;
+      return sluice::cli::PrintError(
+          fmt::format("--watch {}: expected a duration like 90s, 10m or 1h", watch_window), 2);
     }
     auto r = m.Verify(migration, vopts);
     if (!r.ok()) return Fail(r.status());
@@ -457,8 +527,7 @@ int main(int argc, char** argv) {
                  w->passed ? "PASSED" : "FAILED");
     }
     if (!r->passed || !w->passed) {
-      fmt::print(stderr, "sluice: error: verification of {} failed\n", r->migration);
-      return 3;
+      return sluice::cli::PrintError(fmt::format("verification of {} failed", r->migration), 3);
     }
     return 0;
   }
@@ -471,28 +540,25 @@ int main(int argc, char** argv) {
       sluice::cli::PrintVerify(*r);
     }
     if (!r->passed) {
-      fmt::print(stderr, "sluice: error: verification of {} failed\n", r->migration);
-      return 3;
+      return sluice::cli::PrintError(fmt::format("verification of {} failed", r->migration), 3);
     }
     return 0;
   }
   if (sw->parsed()) {
     sluice::Status s = m.Switch(migration, back, topts);
     if (!s.ok()) return Fail(s);
-    fmt::print("reads switched to the {} version\n", back ? "previous" : "new");
-    return 0;
+    return Done(json, "switch", fmt::format("reads switched to the {} version", back ? "previous" : "new"),
+                {{"live", back ? "old" : "new"}, {"forced", topts.force}});
   }
   if (complete->parsed()) {
     sluice::Status s = m.Complete(migration, topts);
     if (!s.ok()) return Fail(s);
-    fmt::print("complete\n");
-    return 0;
+    return Done(json, "complete", "complete", {{"forced", topts.force}});
   }
   if (rollback->parsed()) {
     sluice::Status s = m.Rollback(migration, force_rollback);
     if (!s.ok()) return Fail(s);
-    fmt::print("rolled back\n");
-    return 0;
+    return Done(json, "rollback", "rolled back");
   }
   if (gates_cmd->parsed()) {
     auto r = m.Gates(migration);
@@ -502,13 +568,19 @@ int main(int argc, char** argv) {
     } else {
       sluice::cli::PrintGates(*r);
     }
+    // A script can wait for 0: exit 7 while any gate blocks.
+    std::string blocked;
+    for (const auto& g : *r) {
+      if (!g.passed) blocked += (blocked.empty() ? "" : ", ") + g.gate;
+    }
+    if (!blocked.empty()) return sluice::cli::PrintError(fmt::format("gate(s) blocked: {}", blocked), 7);
     return 0;
   }
   if (signoff->parsed()) {
     sluice::Status s = m.Signoff(migration, gate_name, signer, role, note);
     if (!s.ok()) return Fail(s);
-    fmt::print("{} ({}) signed off the {} gate\n", signer, role, gate_name);
-    return 0;
+    return Done(json, "signoff", fmt::format("{} ({}) signed off the {} gate", signer, role, gate_name),
+                {{"gate", gate_name}, {"as", signer}, {"role", role}});
   }
   if (watch->parsed()) {
     wopts.cancel = &g_cancel;
@@ -517,8 +589,8 @@ int main(int argc, char** argv) {
     if (!r.ok()) return Fail(r.status());
     if (json) fmt::print("{}\n", r->json);
     if (r->aborted) {
-      fmt::print(stderr, "sluice: ABORT: {}; reads were switched back to the previous version\n", r->reason);
-      return 4;
+      return sluice::cli::PrintError(
+          fmt::format("watch: ABORT: {}; reads were switched back to the previous version", r->reason), 4);
     }
     if (!json) fmt::print("no abort criterion breached in {} rounds\n", r->rounds);
     return 0;
@@ -526,14 +598,13 @@ int main(int argc, char** argv) {
   if (pause->parsed() || resume->parsed()) {
     sluice::Status s = pause->parsed() ? m.Pause(migration) : m.Resume(migration);
     if (!s.ok()) return Fail(s);
-    fmt::print("{}\n", pause->parsed() ? "paused (a running backfill holds after its current chunk)" : "resumed");
-    return 0;
+    return Done(json, pause->parsed() ? "pause" : "resume",
+                pause->parsed() ? "paused (a running backfill holds after its current chunk)" : "resumed");
   }
   if (tune->parsed()) {
     sluice::Status s = m.Tune(migration, tune_rate, tune_chunk_ms, tune_workers, tune_reset);
     if (!s.ok()) return Fail(s);
-    fmt::print("tuned (a running backfill applies it within a second)\n");
-    return 0;
+    return Done(json, "tune", "tuned (a running backfill applies it within a second)");
   }
   if (status->parsed()) {
     auto r = m.List();
@@ -601,14 +672,15 @@ int main(int argc, char** argv) {
     mo.backfill = bopts;
     mo.on_step = [&](const std::string& step, const std::string& name) {
       progress.Finish();
-      fmt::print("{} {}\n", step, name);
+      if (!json) fmt::print("{} {}\n", step, name);
     };
-    mo.on_skip = [&](const std::string& file, const std::string& why) { fmt::print("skip {}: {}\n", file, why); };
+    mo.on_skip = [&](const std::string& file, const std::string& why) {
+      if (!json) fmt::print("skip {}: {}\n", file, why);
+    };
     auto r = m.Migrate(dir, mo);
     progress.Finish();
     if (!r.ok()) return Fail(r.status());
-    fmt::print("applied {} migration(s)\n", r->size());
-    return 0;
+    return Done(json, "migrate", fmt::format("applied {} migration(s)", r->size()), {{"applied", *r}});
   }
   if (report->parsed()) {
     auto r = m.History(migration);

@@ -1,9 +1,13 @@
 #include "cli/output.h"
 
+#include "cli/conventions.h"
+
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 
 namespace sluice::cli {
@@ -43,22 +47,52 @@ std::string Bar(double f, int width) {
 
 ProgressPrinter::ProgressPrinter(bool tty) : tty_(tty) {}
 
+std::string ProgressLine(const BackfillProgress& p, size_t width) {
+  double frac = p.rows_total > 0 ? static_cast<double>(p.rows_done) / static_cast<double>(p.rows_total) : 1.0;
+  std::string pct = fmt::format("{:5.1f}%", frac * 100);
+  std::string core = fmt::format("  {} {}  {}/{} rows", p.table, pct, FormatCount(p.rows_done),
+                                 FormatCount(p.rows_total));
+  // Optional parts, most wanted first; shown in a fixed order.
+  enum { kEta, kRate, kThrottle, kChunk, kWorkers, kParts };
+  std::string parts[kParts] = {
+      "  ETA " + (p.done ? std::string("0s") : FormatDuration(p.eta_seconds)),
+      fmt::format("  {} rows/s", FormatCount(static_cast<int64_t>(p.rows_per_second))),
+      p.throttle.empty() ? "" : "  throttled: " + p.throttle,
+      "  chunk " + FormatCount(p.chunk_rows),
+      p.workers > 1 ? fmt::format("  workers {}", p.workers) : "",
+  };
+  size_t used = core.size();
+  bool keep[kParts] = {};
+  for (int i = 0; i < kParts; ++i) {
+    if (!parts[i].empty() && used + parts[i].size() <= width) {
+      keep[i] = true;
+      used += parts[i].size();
+    }
+  }
+  // The bar takes what is left, up to 24 columns; below 8 it is left out.
+  size_t room = width > used + 3 ? width - used - 3 : 0;
+  int bar = static_cast<int>(std::min<size_t>(room, 24));
+  std::string line = fmt::format("  {} {}{}", p.table, bar >= 8 ? "[" + Bar(frac, bar) + "] " : "",
+                                 core.substr(3 + p.table.size()));
+  for (int i : {kRate, kEta, kChunk, kWorkers, kThrottle}) {
+    if (keep[i]) line += parts[i];
+  }
+  if (line.size() > width) line = line.substr(0, width > 3 ? width - 3 : 0) + "...";
+  return line;
+}
+
 void ProgressPrinter::Update(const BackfillProgress& p) {
   double now = NowSeconds();
   if (!tty_ && !p.done && now - last_print_ < 2.0) return;
   last_print_ = now;
-  double frac = p.rows_total > 0 ? static_cast<double>(p.rows_done) / static_cast<double>(p.rows_total) : 1.0;
-  std::string line = fmt::format("  {} [{}] {:5.1f}%  {}/{} rows  {} rows/s  ETA {}  chunk {}{}", p.table,
-                                 Bar(frac, 24), frac * 100, FormatCount(p.rows_done), FormatCount(p.rows_total),
-                                 FormatCount(static_cast<int64_t>(p.rows_per_second)),
-                                 p.done ? "0s" : FormatDuration(p.eta_seconds),
-                                 FormatCount(p.chunk_rows) + (p.workers > 1 ? fmt::format("  workers {}", p.workers) : ""),
-                                 p.throttle.empty() ? "" : "  throttled: " + p.throttle);
   if (tty_) {
-    fmt::print(stdout, "\r\033[K{}", line);
+    // One column short of the width: a line that fills the last column
+    // wraps on some terminals, and `\r` would then redraw the wrong line.
+    int columns = TerminalColumns();
+    fmt::print(stdout, "\r\033[K{}", ProgressLine(p, columns > 1 ? static_cast<size_t>(columns - 1) : 1));
     drawn_ = true;
   } else {
-    fmt::print(stdout, "{}\n", line);
+    fmt::print(stdout, "{}\n", ProgressLine(p, SIZE_MAX));
   }
   std::fflush(stdout);
 }
@@ -157,7 +191,7 @@ std::string StatusJson(const std::vector<MigrationInfo>& list) {
                         {"gate_overrides", m.overrides},
                         {"created_at", m.created_at},
                         {"updated_at", m.updated_at},
-                        {"completed_at", m.completed_at}};
+                        {"completed_at", text_or_null(m.completed_at)}};
     // Complete and rolled-back migrations have no backfill fields.
     if (!m.backfill.empty()) {
       const bool running = m.backfill == "running";

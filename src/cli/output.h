@@ -26,6 +26,9 @@ class ProgressPrinter {
 std::string FormatCount(int64_t n);   // 1,234,567
 std::string FormatDuration(double s); // 1m05s
 std::string Bar(double fraction, int width);
+// One progress line of at most `width` columns: the less important parts
+// (chunk size, workers, the bar) give way first.
+std::string ProgressLine(const BackfillProgress& p, size_t width);
 
 void PrintVerify(const VerifyResult& r);
 std::string VerifyJson(const VerifyResult& r);

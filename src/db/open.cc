@@ -63,6 +63,15 @@ Result<std::unique_ptr<Adapter>> Open(const std::string& url, const OpenOptions&
   if (StartsWith(url, "postgresql://") || StartsWith(url, "postgres://") || url.find('=') != std::string::npos) {
     return MakePostgresAdapter({url, options.schema, options.state_schema});
   }
+  // "sqlit:app.db", "postgersql://...": a mistyped scheme is a command-line
+  // error, not a SQLite file of that name (which would not exist).
+  size_t colon = url.find(':');
+  if (colon != std::string::npos && colon >= 2 &&
+      url.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-") == colon) {
+    return InvalidArgument("unknown database URL scheme '" + url.substr(0, colon + 1) + "' in '" + url +
+                           "': use sqlite:PATH, sqlite:///ABSOLUTE/PATH, postgresql://... or a libpq "
+                           "'key=value' string");
+  }
   if (EndsWith(url, ".db") || EndsWith(url, ".sqlite") || EndsWith(url, ".sqlite3")) {
     return MakeSqliteAdapter({url, options.create, 10000});
   }

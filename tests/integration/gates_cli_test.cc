@@ -70,7 +70,8 @@ TEST(Gates, AMissingVerificationBlocksAMigrationThatBackfills) {
   EXPECT_EQ(f.Value("SELECT phase FROM _sluice_migrations"), "active");
   EXPECT_EQ(f.Live(), "old");
   auto g = f.Run({"gates", "--json"});
-  ASSERT_EQ(g.exit_code, 0) << g.err;
+  ASSERT_EQ(g.exit_code, 7) << g.err;  // a gate blocks
+  EXPECT_THAT(g.err, ::testing::StartsWith("sluice: error: gate(s) blocked: switch, complete")) << g.err;
   auto j = nlohmann::json::parse(g.out);
   EXPECT_EQ(j[1]["passed"], false) << g.out;
   EXPECT_EQ(j[2]["passed"], false) << g.out;
