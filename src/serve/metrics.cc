@@ -121,6 +121,14 @@ std::string MetricsText(const Snapshot& s) {
   }
   e.Family("sluice_migration_version_ready", "gauge", "1 when the migration's new version can be used (backfill done).");
   for (const auto& m : s.migrations) e.Sample({{"migration", m.name}}, m.version_ready ? 1 : 0);
+  // A gauge, not a _total counter: a row leaves the count when a later
+  // write converts it (the failures table keeps unresolved rows only).
+  e.Family("sluice_dual_write_failures_unresolved", "gauge",
+           "Rows whose `up` failed on an old-version write under dual_write on_error: record and that are not "
+           "resolved yet (switch and complete refuse while above 0).");
+  for (const auto& m : s.migrations) {
+    if (m.phase == "active") e.Sample({{"migration", m.name}}, static_cast<double>(m.dual_write_failures));
+  }
 
   // Backfill: only migrations that have one to speak of (in flight).
   std::vector<const MigrationInfo*> bf;

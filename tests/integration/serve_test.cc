@@ -194,6 +194,8 @@ TEST(Serve, MetricsEqualTheStateTablesAndPassPromtool) {
   EXPECT_EQ(Sample(t, R"(sluice_verify_checks{migration="001_lower",result="failed"})"), 0);
   EXPECT_GT(Sample(t, R"(sluice_verify_checks{migration="001_lower",result="passed"})"), 0);
   EXPECT_EQ(Sample(t, R"(sluice_shadow_read_divergence_ratio{migration="001_lower"})"), 0);
+  EXPECT_EQ(Sample(t, R"(sluice_dual_write_failures_unresolved{migration="001_lower"})"),
+            std::stod(f.Value("SELECT count(*) FROM _sluice_dual_write_failures WHERE migration = '001_lower'")));
   // The switch gate waits for the SRE's sign-off.
   EXPECT_EQ(Sample(t, R"(sluice_signoffs_pending{migration="001_lower",gate="switch"})"), 1);
   EXPECT_EQ(Sample(t, R"(sluice_gate_state{migration="001_lower",gate="switch",state="blocked"})"), 1);
