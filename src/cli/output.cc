@@ -63,16 +63,20 @@ std::string ProgressLine(const BackfillProgress& p, size_t width) {
   };
   size_t used = core.size();
   bool keep[kParts] = {};
+  // The bar ("[...] ", at least 10 wide) comes after ETA, rate and the
+  // throttle reason, before chunk size and workers; it takes what is left,
+  // up to 24 columns.
+  constexpr size_t kMinBar = 10 + 3;
   for (int i = 0; i < kParts; ++i) {
-    if (!parts[i].empty() && used + parts[i].size() <= width) {
+    size_t reserve = i >= kChunk && used + kMinBar <= width ? kMinBar : 0;
+    if (!parts[i].empty() && used + reserve + parts[i].size() <= width) {
       keep[i] = true;
       used += parts[i].size();
     }
   }
-  // The bar takes what is left, up to 24 columns; below 8 it is left out.
   size_t room = width > used + 3 ? width - used - 3 : 0;
   int bar = static_cast<int>(std::min<size_t>(room, 24));
-  std::string line = fmt::format("  {} {}{}", p.table, bar >= 8 ? "[" + Bar(frac, bar) + "] " : "",
+  std::string line = fmt::format("  {} {}{}", p.table, bar >= 10 ? "[" + Bar(frac, bar) + "] " : "",
                                  core.substr(3 + p.table.size()));
   for (int i : {kRate, kEta, kChunk, kWorkers, kThrottle}) {
     if (keep[i]) line += parts[i];
