@@ -283,7 +283,10 @@ TEST(BackfillSafety, OneWorkersFatalErrorStopsEveryWorkerAndNamesTheRows) {
   SLUICE_ASSERT_PG_OK(PgCluster::Shared());
   Pg db(100000);
   ASSERT_TRUE(db.m);
+  // on_error: fail: the row's error stops the backfill (under record, the
+  // default, it would be recorded and the backfill would go on).
   std::string plan = R"(
+dual_write: {on_error: fail}
 operations:
   - add_column:
       table: orders

@@ -818,7 +818,7 @@ struct Renderer {
     if (!m.write_flag.empty()) body += "    NEW." + Q(m.write_flag) + " := 1;\n";
     body += "  ELSE\n";
     body += "    -- written through the old version: new columns := up(old row)\n";
-    if (!m.record_failures) {
+    if (!m.record_failures || m.forward.empty()) {
       body += "    DECLARE\n" + Declarations(table_ref, old_cols, ups) + "    BEGIN\n";
       for (const auto& f : m.forward) {
         body += "      NEW." + Q(f.target) + " := " + sql::ScalarExpression(f.expr) + ";\n";
