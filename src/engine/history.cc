@@ -169,7 +169,15 @@ Result<MigrationHistory> BuildHistory(StateStore& store, const db::Dialect& d, c
 
   SLUICE_ASSIGN_OR_RETURN(auto events, store.Events(name));
   for (const auto& e : events) {
-    h.events.push_back({e.id, e.at, e.kind, e.actor, e.message, e.details});
+    EventInfo info;
+    info.id = e.id;
+    info.at = e.at;
+    info.kind = e.kind;
+    info.actor = e.actor;
+    info.message = e.message;
+    info.details = e.details;
+    info.migration = name;
+    h.events.push_back(std::move(info));
     if (e.kind == "gate.override") i.overrides.push_back(e.message + " (by " + e.actor + " at " + e.at + ")");
   }
   auto v = store.conn().Query("SELECT id, at, passed, report FROM " + d.StateTable("verifications") +

@@ -154,7 +154,15 @@ Status StateStore::AddEvent(const std::string& migration, const std::string& kin
   // The one hand-off to hooks and webhooks (src/hooks): every recorded
   // event, delivered once its transaction commits (at once outside one).
   if (hooks::Dispatcher* d = hooks::Dispatcher::Current(); d && !r->rows.empty()) {
-    d->Recorded({r->rows[0][0].AsInt(), migration, at, kind, actor, message, details_json}, !c_.in_transaction());
+    EventInfo e;
+    e.id = r->rows[0][0].AsInt();
+    e.migration = migration;
+    e.at = at;
+    e.kind = kind;
+    e.actor = actor;
+    e.message = message;
+    e.details = details_json;
+    d->Recorded(e, !c_.in_transaction());
   }
   return Status::Ok();
 }
@@ -168,8 +176,15 @@ Result<std::vector<EventInfo>> StateStore::EventsAfter(const std::string& migrat
   if (!r.ok()) return r.status();
   std::vector<EventInfo> out;
   for (const auto& row : r->rows) {
-    out.push_back({row[0].AsInt(), row[1].text, row[2].text, row[3].text, row[4].text, row[5].text,
-                   row[6].is_null() ? "" : row[6].text});
+    EventInfo e;
+    e.id = row[0].AsInt();
+    e.migration = row[1].text;
+    e.at = row[2].text;
+    e.kind = row[3].text;
+    e.actor = row[4].text;
+    e.message = row[5].text;
+    e.details = row[6].is_null() ? "" : row[6].text;
+    out.push_back(std::move(e));
   }
   return out;
 }

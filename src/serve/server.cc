@@ -347,11 +347,14 @@ Status Serve(const Options& db, const ServeOptions& options) {
   }
   if (options.on_listening) options.on_listening(hp.first, port);
   std::atomic<bool> listening_ended{false};
+  // stop() before listen_after_bind has started its loop does nothing
+  // (httplib checks is_running), so a SIGTERM that arrives that early would
+  // leave the server listening for ever: keep stopping until it has ended.
   std::thread stopper([&] {
-    while (!listening_ended.load() && !(options.cancel && options.cancel->load())) {
+    while (!listening_ended.load()) {
+      if (options.cancel && options.cancel->load()) svr.stop();
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
-    svr.stop();
   });
   bool ok = svr.listen_after_bind();
   listening_ended = true;
