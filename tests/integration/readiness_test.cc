@@ -354,7 +354,10 @@ TEST_F(Readiness, StatusTellsRunningFromStopped) {
   // No baseline and no earlier version: start warns that the base tables
   // gain columns, naming them and the remedy.
   std::vector<std::string> warnings;
-  SLUICE_ASSERT_OK(m->Start(dir.Write("ord.yaml", kAmountPlan), &warnings));
+  // on_error: fail, so that the run below fails on a row `up` cannot convert
+  // (under record, the default, it records the row and goes on).
+  SLUICE_ASSERT_OK(
+      m->Start(dir.Write("ord.yaml", std::string(kAmountPlan) + "dual_write: {on_error: fail}\n"), &warnings));
   ASSERT_EQ(warnings.size(), 1u);
   EXPECT_THAT(warnings[0], HasSubstr("orders (_sluice_new_amount"));
   EXPECT_THAT(warnings[0], HasSubstr("sluice baseline"));
