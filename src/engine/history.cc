@@ -37,7 +37,8 @@ PhaseSql RenderPhase(const db::Dialect& d, const std::string& phase, const std::
   return ps;
 }
 
-// The backfill's per-chunk statement, as `sluice plan` describes it.
+}  // namespace
+
 PhaseSql BackfillPhase(const db::Dialect& d, const CompiledMigration& c) {
   PhaseSql bf;
   bf.phase = "backfill";
@@ -58,6 +59,8 @@ PhaseSql BackfillPhase(const db::Dialect& d, const CompiledMigration& c) {
   }
   return bf;
 }
+
+namespace {
 
 std::vector<PhaseSql> PhasesOf(const db::Dialect& d, const Loaded& l) {
   return {RenderPhase(d, "start", l.compiled.start),          BackfillPhase(d, l.compiled),

@@ -17,6 +17,10 @@ namespace sluice::engine {
 Result<MigrationHistory> BuildHistory(StateStore& store, const db::Dialect& d, const std::string& name);
 
 // What the plan of `l` asks of its operators, in words.
+// The backfill's per-chunk statement, as `sluice plan` describes it (shared
+// by the plan preview and the handoff documents).
+PhaseSql BackfillPhase(const db::Dialect& d, const CompiledMigration& c);
+
 PlanRequirements RequirementsOf(const plan::Plan& p, const CompiledMigration& c);
 
 // Inside complete's and rollback's transaction, after their event: renders

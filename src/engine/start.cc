@@ -10,6 +10,7 @@
 
 #include "common/sql_text.h"
 #include "engine/engine.h"
+#include "engine/history.h"
 #include "engine/phase.h"
 #include "engine/preflight.h"
 #include "engine/record.h"
@@ -145,25 +146,7 @@ Result<PlanPreview> Engine::Preview(const std::string& plan_path) {
     out.phases.push_back(std::move(ps));
   };
   render("start", c.start);
-  PhaseSql bf;
-  bf.phase = "backfill";
-  for (const auto& t : c.backfill) {
-    std::string set;
-    for (size_t i = 0; i < t.assignments.size(); ++i) {
-      set += (i ? ", " : "") + d.Quote(t.assignments[i].target) + " = " + sql::ScalarExpression(t.assignments[i].expr);
-    }
-    std::string key;
-    for (size_t i = 0; i < t.key.size(); ++i) key += (i ? ", " : "") + d.Quote(t.key[i]);
-    std::string setup;
-    for (const auto& st : t.setup_sql) setup += st + ";\n";
-    bf.statements.push_back("-- per chunk, in one transaction with its checkpoint, walking (" + key +
-                            ") in order up to the highest key present at the first chunk:\n" + setup + "UPDATE " +
-                            d.Table(t.table) +
-                            " SET " + set + " WHERE " +
-                            (t.skip_flag.empty() ? "" : d.Quote(t.skip_flag) + " IS NULL AND ") + "(" + key +
-                            ") > (<last checkpoint>) AND (" + key + ") <= (<chunk end>)");
-  }
-  out.phases.push_back(std::move(bf));
+  out.phases.push_back(BackfillPhase(d, c));
   render("complete", c.complete);
   render("rollback", c.rollback);
   return out;
