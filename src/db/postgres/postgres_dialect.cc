@@ -1016,15 +1016,18 @@ struct Renderer {
   // drops or renames would still resolve there under its old name. A view
   // of that name in the version schema shadows it and fails on use, naming
   // the version.
-  void HideGoneTables(const std::string& schema, const VersionSpec& v) {
+  static std::set<std::string> GoneTables(const VersionSpec& v) {
     std::set<std::string> logical, gone(v.hidden_tables.begin(), v.hidden_tables.end());
     for (const auto& m : v.tables) {
       logical.insert(m.logical);
       if (!m.created && m.logical != m.physical) gone.insert(m.physical);
     }
+    for (const auto& t : logical) gone.erase(t);
+    return gone;
+  }
+  void HideGoneTables(const std::string& schema, const VersionSpec& v) {
     bool any = false;
-    for (const auto& t : gone) {
-      if (logical.count(t)) continue;
+    for (const auto& t : GoneTables(v)) {
       if (!any) {
         Sql("CREATE OR REPLACE FUNCTION " + Q(schema) + "._sluice_gone(t text, v text) RETURNS text LANGUAGE "
             "plpgsql AS $sluice$ BEGIN RAISE EXCEPTION 'relation \"%\" does not exist in version %', t, v USING "
@@ -1072,7 +1075,18 @@ struct Renderer {
         "%I.%I ALTER COLUMN %I SET DEFAULT %s', " + QuoteLiteral(schema) +
         ", r.relname, c.attname, c.def); END LOOP; END LOOP; END $sluice$");
   }
-  void operator()(const FinalizeVersionStep&) {}  // views follow renames by themselves
+  // Views follow renames by themselves. Once complete has dropped or
+  // renamed the base tables, the live alias's shadows of their old names
+  // have nothing left to shadow: they go, so a completed migration leaves
+  // the alias as a fresh start and rollback of a later migration would.
+  void operator()(const FinalizeVersionStep& s) {
+    const std::string live = d.LiveSchema();
+    for (const auto& t : GoneTables(s.version)) {
+      Sql("DO $sluice$ BEGIN IF EXISTS (SELECT 1 FROM pg_views WHERE schemaname = " + QuoteLiteral(live) +
+          " AND viewname = " + QuoteLiteral(t) + " AND definition LIKE '%\\_sluice\\_gone(%') THEN DROP VIEW " +
+          Q(live) + "." + Q(t) + "; END IF; END $sluice$");
+    }
+  }
   void operator()(const DropVersionStep& s) {
     Sql("DROP SCHEMA IF EXISTS " + Q(d.VersionSchema(s.version.name)) + " CASCADE");
   }
