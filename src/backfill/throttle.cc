@@ -30,8 +30,9 @@ namespace {
 // Longest single wait: cancel (an atomic set by a signal handler, which
 // cannot notify) is noticed within this.
 constexpr int64_t kSliceMicros = 100'000;
-// Stop() waits this long for a thread inside a query before leaving it.
-constexpr int64_t kStopGraceMicros = 250'000;
+// Stop() waits this long (real time: it is about threads finishing, not
+// about the run's clock) for a thread inside a query before leaving it.
+constexpr int64_t kStopGraceMicros = 2'000'000;
 constexpr double kMinPace = 0.02;
 // A signal that could not be read counts as this multiple of its limit.
 constexpr double kFailedRatio = 2.0;
@@ -129,10 +130,13 @@ void Pacer::Stop() {
   if (measuring && source_) source_->CancelMeasure();
   bool done[2];
   {
+    // Under an auto-advancing fake clock the grace would end at once and a
+    // thread still finishing its query would outlive the caller's clock.
+    Clock* real = Clock::Real();
     MutexLock l(&mu_);
-    const int64_t until = clock_->NowMicros() + kStopGraceMicros;
-    for (int64_t now = clock_->NowMicros(); !(done_[0] && done_[1]) && now < until; now = clock_->NowMicros()) {
-      clock_->WaitFor(&cv_, &mu_, std::min(until - now, kSliceMicros));
+    const int64_t until = real->NowMicros() + kStopGraceMicros;
+    for (int64_t now = real->NowMicros(); !(done_[0] && done_[1]) && now < until; now = real->NowMicros()) {
+      real->WaitFor(&cv_, &mu_, std::min(until - now, kSliceMicros));
     }
     done[0] = done_[0];
     done[1] = done_[1];
