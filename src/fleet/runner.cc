@@ -187,8 +187,9 @@ class Runner {
     auto action = kAction.find(step);
     Status out = s.WithContext("database " + Who(i) + ": " + (action != kAction.end() ? action->second : step) +
                                " failed");
-    ledger_->SetDatabase(Db(i).name, wave, "failed: " + step, out.message()).IgnoreError();
-    Line(wave + ": " + Db(i).name + " FAILED at " + step + ": " + s.message());
+    std::string what = action != kAction.end() ? action->second : step;
+    ledger_->SetDatabase(Db(i).name, wave, "failed: " + what, out.message()).IgnoreError();
+    Line(wave + ": " + Db(i).name + " FAILED: " + what + ": " + s.message());
     return out;
   }
 

@@ -13,6 +13,9 @@
 #include <mutex>
 #include <set>
 
+#include <signal.h>
+#include <unistd.h>
+
 #include "common/clock.h"
 #include "fleet/inventory.h"
 #include "fleet/runner.h"
@@ -281,6 +284,47 @@ TEST_F(Fleet, Cli) {
   EXPECT_EQ(j["databases"][1]["phase"], "complete");
   EXPECT_TRUE(std::filesystem::exists(dir_.File("fleet.db")));  // the default ledger, next to the inventory
   EXPECT_EQ(Sql(b, "SELECT sum(doubled) FROM items"), "30");
+}
+
+// SIGKILL of the runner mid-wave (the canary switched, its soak running):
+// the rerun continues without redoing the finished database (one `start`
+// and one `switch` event in its audit log) and finishes the fleet.
+TEST_F(Fleet, SigkillMidWaveThenRerunContinues) {
+  std::string a = SqliteDb(dir_, "a", 5), b = SqliteDb(dir_, "b", 5), c = SqliteDb(dir_, "c", 5);
+  std::string plan = dir_.Write("add_doubled.yaml", kPlan);
+  std::string dbs = R"(databases:
+  - {name: a, url: "sqlite:a.db", tags: [canary]}
+  - {name: b, url: "sqlite:b.db"}
+  - {name: c, url: "sqlite:c.db"}
+waves:
+  - {name: canary, match: {tags: [canary]}}
+  - {name: rest}
+)";
+  // A long real soak: the runner is surely inside it when killed.
+  std::string inv = dir_.Write("fleet.yaml", dbs + "soak: 10m\n");
+  int pid = SpawnSluice({"fleet", "apply", plan, "--inventory", inv}, dir_.path());
+  ASSERT_GT(pid, 0);
+  auto switched = [&] {
+    return Sql(a, "SELECT count(*) FROM sqlite_schema WHERE name = '_sluice_migrations'") == "1" &&
+           Sql(a, "SELECT count(*) FROM _sluice_migrations WHERE live = 'new'") == "1";
+  };
+  // A condition, not a timing: poll until the canary has switched.
+  for (int i = 0; i < 1200 && !switched(); ++i) usleep(50000);
+  ASSERT_TRUE(switched()) << ReadFile(dir_.File("spawn.err"));
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  EXPECT_EQ(WaitProcess(pid), 128 + SIGKILL);
+  EXPECT_TRUE(Untouched(b));
+  EXPECT_TRUE(Untouched(c));
+  // The rerun (soak shortened by the operator) continues where it stopped.
+  dir_.Write("fleet.yaml", dbs + "soak: 0s\n");
+  CommandResult r = RunSluice({"fleet", "apply", plan, "--inventory", inv});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(Sql(a, "SELECT count(*) FROM _sluice_events WHERE kind = 'start'"), "1");
+  EXPECT_EQ(Sql(a, "SELECT count(*) FROM _sluice_events WHERE kind = 'switch'"), "1");
+  for (const auto& p : {a, b, c}) {
+    EXPECT_EQ(Sql(p, "SELECT phase FROM _sluice_migrations"), "complete") << p;
+    EXPECT_EQ(Sql(p, "SELECT sum(doubled) FROM items"), "30") << p;
+  }
 }
 
 // PostgreSQL: four databases on the throwaway cluster. The second wave
