@@ -16,6 +16,7 @@ struct FleetCommands::Impl {
   CLI::App* apply = nullptr;
   CLI::App* status = nullptr;
   CLI::App* rollback = nullptr;
+  CLI::App* report = nullptr;
   std::string plan, inventory, ledger, migration;
   bool json = false;
 };
@@ -42,6 +43,9 @@ FleetCommands::FleetCommands(CLI::App& app) : impl_(std::make_unique<Impl>()) {
   i.status->add_option("PLAN", i.plan, "plan file (default: the ledger's latest fleet run)");
   i.rollback = i.fleet->add_subcommand("rollback", "roll back every database whose migration is not completed");
   i.rollback->add_option("PLAN", i.plan, "plan file")->required();
+  i.report = i.fleet->add_subcommand("report", "the master handoff document (Markdown): per wave its decisions, per "
+                                               "database its evidence, the timeline");
+  i.report->add_option("PLAN", i.plan, "plan file (default: the ledger's latest fleet run)");
 }
 
 FleetCommands::~FleetCommands() = default;
@@ -77,7 +81,11 @@ int FleetCommands::Run(const Options& options, const std::atomic<bool>* cancel,
   ro.on_line = nullptr;
   auto st = fleet::ReadStatus(*inv, ro);
   if (!st.ok()) return fail(st.status());
-  fmt::print("{}", i.json ? fleet::StatusJson(*st) + "\n" : fleet::StatusText(*st));
+  if (i.report->parsed()) {
+    fmt::print("{}", fleet::ReportMarkdown(*st));
+  } else {
+    fmt::print("{}", i.json ? fleet::StatusJson(*st) + "\n" : fleet::StatusText(*st));
+  }
   return 0;
 }
 

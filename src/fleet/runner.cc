@@ -12,6 +12,8 @@
 #include <set>
 #include <thread>
 
+#include <unistd.h>
+
 #include "common/clock.h"
 #include "fleet/ledger.h"
 #include "fleet/waves.h"
@@ -120,11 +122,16 @@ class Runner {
 
   Status Init(bool lock) {
     SLUICE_ASSIGN_OR_RETURN(waves_, AssignWaves(inv_));
+    // The engine's default actor, so the ledger and the databases' audit
+    // logs name the same runner.
     std::string actor = o_.db_options.actor;
     if (actor.empty()) {
       const char* user = std::getenv("USER");
-      actor = user != nullptr ? user : "unknown";
+      char host[256] = {};
+      if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+      actor = std::string(user != nullptr ? user : "unknown") + "@" + (host[0] ? host : "localhost");
     }
+    actor_ = actor;
     std::string url = LedgerUrl(inv_, o_);
     if (name_.empty()) {
       // status without a plan: the ledger's latest migration
@@ -154,6 +161,7 @@ class Runner {
     opts.schema = Db(i).schema;
     opts.clock = clock_;
     opts.create_database = false;
+    if (opts.actor.empty()) opts.actor = actor_;
     auto m = Migrator::Open(opts);
     if (!m.ok()) return m.status().WithContext("cannot be opened");
     return m;
@@ -449,7 +457,9 @@ class Runner {
       }
       ledger_->SetWave(w.name, "soaked").IgnoreError();
       ledger_->Decide("wave " + w.name, "soaked",
-                      fmt::format("every database switched; soak {:g} s passed", inv_.soak_seconds))
+                      inv_.soak_seconds > 0
+                          ? fmt::format("every database switched; soak {:g} s passed", inv_.soak_seconds)
+                          : std::string("every database switched; no soak configured"))
           .IgnoreError();
     }
     Status barrier = CheckBarrier();
@@ -536,6 +546,9 @@ class Runner {
           ds.rows_total = mi.rows_total;
           ds.eta_seconds = mi.eta_seconds;
           ds.last_verify_passed = mi.last_verify_passed;
+          ds.last_verify_at = mi.last_verify_at;
+          ds.completed_at = mi.completed_at;
+          ds.overrides = mi.overrides;
           if (ds.error.empty()) ds.error = mi.backfill_last_error;
         }
         bool switched = (ds.phase == "active" && ds.live == "new") || ds.phase == "completing" || ds.phase == "complete";
@@ -555,7 +568,7 @@ class Runner {
   const Inventory& inv_;
   const RunOptions& o_;
   Clock* clock_ = nullptr;
-  std::string name_;
+  std::string name_, actor_;
   std::vector<Wave> waves_;
   std::unique_ptr<Ledger> ledger_;
   std::mutex line_mu_;
@@ -602,6 +615,11 @@ std::string StatusJson(const FleetState& st) {
     j["databases"].push_back(e);
   }
   j["decisions"] = st.decisions;
+  for (size_t k = 0; k < st.databases.size(); ++k) {
+    j["databases"][k]["last_verify_at"] = st.databases[k].last_verify_at;
+    j["databases"][k]["completed_at"] = st.databases[k].completed_at;
+    j["databases"][k]["overrides"] = st.databases[k].overrides;
+  }
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -627,6 +645,58 @@ std::string StatusText(const FleetState& st) {
     out += "decisions:\n";
     for (const auto& d : st.decisions) out += "  " + d + "\n";
   }
+  return out;
+}
+
+namespace {
+
+// A Markdown table cell: no line breaks, no unescaped pipes.
+std::string Cell(std::string s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\n') {
+      out += ' ';
+    } else if (c == '|') {
+      out += "\\|";
+    } else {
+      out += c;
+    }
+  }
+  return out.empty() ? "-" : out;
+}
+
+}  // namespace
+
+std::string ReportMarkdown(const FleetState& st) {
+  std::string out = fmt::format("# Fleet report: {}\n\n", st.migration);
+  out += fmt::format("{} database(s): {} switched, {} completed, {} failed. Ledger: `{}`.\n\n", st.total, st.switched,
+                     st.completed, st.failed, st.ledger);
+  out += "## Waves\n\n| wave | state | databases | switched | completed | decisions |\n|---|---|---|---|---|---|\n";
+  for (const auto& w : st.waves) {
+    std::string decided;
+    for (const auto& d : st.decisions) {
+      if (d.find(" wave " + w.name + ": ") != std::string::npos) decided += (decided.empty() ? "" : "; ") + d;
+    }
+    out += fmt::format("| {} | {} | {} | {} | {} | {} |\n", w.name, w.state, w.databases, w.switched, w.completed,
+                       Cell(decided));
+  }
+  out += "\n## Databases\n\n| database | wave | url | phase | last verification | gate overrides | last step | last "
+         "error |\n|---|---|---|---|---|---|---|---|\n";
+  for (const auto& d : st.databases) {
+    std::string verify = d.last_verify_passed ? (*d.last_verify_passed ? "passed " : "FAILED ") + d.last_verify_at : "";
+    std::string overrides;
+    for (const auto& o : d.overrides) overrides += (overrides.empty() ? "" : "; ") + o;
+    std::string phase = d.phase.empty() ? "not started" : d.phase;
+    if (d.phase == "active") phase += " (live " + d.live + ")";
+    if (!d.completed_at.empty()) phase += " at " + d.completed_at;
+    out += fmt::format("| {} | {} | `{}` | {} | {} | {} | {} | {} |\n", d.name, d.wave, d.url, Cell(phase),
+                       Cell(verify), Cell(overrides), Cell(d.step), Cell(d.error));
+  }
+  out += "\n## Timeline (the ledger's decisions)\n\n";
+  if (st.decisions.empty()) out += "No decision recorded yet.\n";
+  for (const auto& d : st.decisions) out += "* " + d + "\n";
+  out += "\nEach database's own evidence (audit log, verifications, gates): `sluice report --db URL " + st.migration +
+         "`.\n";
   return out;
 }
 

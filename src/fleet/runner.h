@@ -69,6 +69,8 @@ struct DatabaseState {
   int64_t rows_done = 0, rows_total = 0;
   double eta_seconds = -1;
   std::optional<bool> last_verify_passed;
+  std::string last_verify_at, completed_at;
+  std::vector<std::string> overrides;  // gates forced past on it
   std::string step;   // the ledger's last step ("" = none)
   std::string error;  // the ledger's last error, or why it is unreachable
 };
@@ -89,5 +91,10 @@ struct FleetState {
 Result<FleetState> ReadStatus(const Inventory& inventory, const RunOptions& options);
 std::string StatusJson(const FleetState& state);
 std::string StatusText(const FleetState& state);
+// `sluice fleet report`: the master handoff document (Markdown): progress,
+// per wave its state and the ledger's decisions about it, per database its
+// evidence (phase, last verification, gate overrides, last error), the
+// timeline of decisions.
+std::string ReportMarkdown(const FleetState& state);
 
 }  // namespace sluice::fleet

@@ -158,6 +158,10 @@ TEST_F(Fleet, TwelveSqliteDatabasesInThreeWaves) {
     EXPECT_EQ(Sql(paths[i], "SELECT phase FROM _sluice_migrations WHERE name = 'add_doubled'"), "complete");
     EXPECT_EQ(Sql(paths[i], "SELECT count(*) FROM items WHERE doubled = qty * 2"), std::to_string(41 + i));
     EXPECT_EQ(Sql(paths[i], "SELECT count(*) FROM items WHERE doubled IS NULL OR doubled <> qty * 2"), "0");
+    // The soak watched the plan's abort criteria on it (sluice watch).
+    EXPECT_EQ(Sql(paths[i], "SELECT count(*) FROM _sluice_events WHERE kind = 'watch' AND message LIKE '%no abort "
+                            "criterion breached%'"),
+              "1");
   }
   // The status: every database complete, every wave completed, decisions.
   o.on_database = nullptr;
@@ -282,6 +286,12 @@ TEST_F(Fleet, Cli) {
   EXPECT_EQ(j["migration"], "add_doubled");
   EXPECT_EQ(j["progress"]["completed"], 2);
   EXPECT_EQ(j["databases"][1]["phase"], "complete");
+  r = RunSluice({"fleet", "report", "--inventory", inv});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("# Fleet report: add_doubled"));
+  EXPECT_THAT(r.out, HasSubstr("| all | completed | 2 | 2 | 2 |"));
+  EXPECT_THAT(r.out, HasSubstr("barrier passed (all 2 database(s) switched and soaked)"));
+  EXPECT_THAT(r.out, HasSubstr("| b | all | `sqlite:"));
   EXPECT_TRUE(std::filesystem::exists(dir_.File("fleet.db")));  // the default ledger, next to the inventory
   EXPECT_EQ(Sql(b, "SELECT sum(doubled) FROM items"), "30");
 }
