@@ -264,6 +264,30 @@ parallel: 2
   EXPECT_TRUE(Untouched(z));
 }
 
+// The soak watches the plan's abort criteria: a probe that fails breaches
+// max_error_rate, sluice switches that database's reads back, and the wave
+// fails (halt): nothing is completed anywhere.
+TEST_F(Fleet, AbortCriterionBreachedDuringTheSoakHalts) {
+  std::string a = SqliteDb(dir_, "a", 5), b = SqliteDb(dir_, "b", 5);
+  fleet::Inventory inv = Load(dir_, R"(databases:
+  - {name: a, url: "sqlite:a.db", tags: [canary]}
+  - {name: b, url: "sqlite:b.db"}
+waves:
+  - {name: canary, match: {tags: [canary]}}
+  - {name: rest}
+soak: 30s
+)");
+  fleet::RunOptions o = Run();
+  o.plan_path = dir_.Write("probe_fails.yaml", std::string(kPlan) + "  probe_query: SELECT count(*) FROM gone\n");
+  auto r = fleet::Apply(inv, o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("abort criterion breached while soaking"));
+  EXPECT_THAT(r.status().message(), HasSubstr("fleet halted in wave canary"));
+  EXPECT_EQ(Sql(a, "SELECT phase || ' ' || live FROM _sluice_migrations"), "active old");  // switched back
+  EXPECT_EQ(Sql(a, "SELECT count(*) FROM _sluice_events WHERE kind = 'abort'"), "1");
+  EXPECT_TRUE(Untouched(b));
+}
+
 // The CLI: a bad inventory is refused with its line and touches nothing;
 // `fleet apply` and `fleet status --json` on the real binary.
 TEST_F(Fleet, Cli) {
@@ -378,6 +402,8 @@ soak: 5m
   fleet::RunOptions o = Run();
   o.plan_path = plan;
   o.db_options.lock_retry_budget_ms = 20000;
+  std::string ledger = pg->CreateDatabase("ledger");  // the ledger in PostgreSQL
+  o.ledger_url = ledger;
   auto r = fleet::Apply(inv, o);
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(r.status().message(), HasSubstr("pg3: database pg3"));
@@ -389,6 +415,9 @@ soak: 5m
   EXPECT_EQ(pg->Psql(urls[3], "SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM "
                               "information_schema.columns WHERE table_name = 'items'"),
             "id,qty");
+  EXPECT_EQ(pg->Psql(ledger, "SELECT state FROM sluice.fleet_waves WHERE wave = 'early'"), "failed");
+  EXPECT_EQ(pg->Psql(ledger, "SELECT step FROM sluice.fleet_databases WHERE db = 'pg3'"), "failed: start");
+  EXPECT_EQ(pg->Psql(ledger, "SELECT count(*) FROM sluice.fleet_decisions WHERE decision = 'halt'"), "1");
   // The fix, then the same command.
   pg->Psql(urls[2], "UPDATE items SET qty = '17' WHERE id = 17");
   auto again = fleet::Apply(inv, o);
