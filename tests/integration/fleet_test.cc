@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include <signal.h>
 #include <unistd.h>
@@ -143,9 +144,45 @@ TEST_F(Fleet, TwelveSqliteDatabasesInThreeWaves) {
       --in_flight;
     }
   };
+  // Writers: the old application keeps updating rows of two databases (one
+  // of each later wave) through the base tables until the contract pass
+  // begins; the dual-write keeps `doubled` right.
+  std::atomic<bool> stop_writers{false};
+  std::atomic<int64_t> writes{0};
+  std::vector<std::thread> writers;
+  for (const std::string& p : {paths[3], paths[8]}) {
+    writers.emplace_back([&, p] {
+      auto m = OpenSqlite(p, false);
+      auto s = m ? m->Connect("") : Result<std::unique_ptr<Session>>(Internal("no migrator"));
+      if (!s.ok()) return;
+      for (int64_t k = 0; !stop_writers.load(); ++k) {
+        if ((*s)->Exec("UPDATE items SET qty = qty + 1 WHERE id = " + std::to_string(1 + k % 40)).ok()) ++writes;
+        // An application's pace, not a tight loop: SQLite's busy handler is
+        // not fair, and a writer that never lets go starves start's
+        // BEGIN IMMEDIATE past its busy timeout.
+        usleep(2000);
+      }
+    });
+  }
+  auto on_database = o.on_database;
+  std::once_flag writers_stopped;  // every complete waits until the writers have stopped
+  o.on_database = [&](const std::string& db, const std::string& pass, bool begin) {
+    if (pass == "complete" && begin) {
+      std::call_once(writers_stopped, [&] {
+        stop_writers = true;
+        for (auto& t : writers) t.join();
+      });
+    }
+    on_database(db, pass, begin);
+  };
   auto r = fleet::Apply(inv, o);
+  stop_writers = true;
+  for (auto& t : writers) {
+    if (t.joinable()) t.join();
+  }
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_TRUE(r->finished);
+  EXPECT_GT(writes.load(), 0);
   EXPECT_LE(max_in_flight, 3);
   EXPECT_GE(max_in_flight, 2);
   EXPECT_LE(r->max_concurrent, 3);
