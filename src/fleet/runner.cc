@@ -116,7 +116,7 @@ PoolResult RunPool(const Inventory& inv, const std::vector<size_t>& order, int p
 class Runner {
  public:
   Runner(const Inventory& inv, const RunOptions& o) : inv_(inv), o_(o) {
-    clock_ = o.db_options.clock != nullptr ? o.db_options.clock : Clock::Real();
+    clock_ = o.clock != nullptr ? o.clock : o.db_options.clock != nullptr ? o.db_options.clock : Clock::Real();
     name_ = o.migration.empty() ? MigrationName(o.plan_path) : o.migration;
   }
 
@@ -155,11 +155,12 @@ class Runner {
   // "shard-01 (postgresql://app@host/db)"
   std::string Who(size_t i) const { return Db(i).name + " (" + RedactUrl(Db(i).url) + ")"; }
 
-  Result<std::unique_ptr<Migrator>> Open(size_t i) {
+  // `soak`: on the soak's clock (RunOptions::clock), else the lifecycle's.
+  Result<std::unique_ptr<Migrator>> Open(size_t i, bool soak = false) {
     Options opts = o_.db_options;
     opts.db_url = Db(i).url;
     opts.schema = Db(i).schema;
-    opts.clock = clock_;
+    if (soak) opts.clock = clock_;
     opts.create_database = false;
     if (opts.actor.empty()) opts.actor = actor_;
     auto m = Migrator::Open(opts);
@@ -273,7 +274,7 @@ class Runner {
       failures.emplace_back(i, s);
     };
     for (size_t i : w.databases) {
-      auto m = Open(i);
+      auto m = Open(i, true);
       if (!m.ok()) {
         fail(i, Step(i, w.name, "soak", m.status()));
         continue;

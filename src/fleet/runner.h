@@ -38,6 +38,10 @@ struct RunOptions {
   // Template for each database's Migrator (actor, clock, lock timeouts,
   // state schema, hooks); db_url and schema come from the inventory.
   Options db_options;
+  // The soak's time (its wait, the abort criteria's watch rounds) and the
+  // ledger's stamps; nullptr = db_options.clock, else the real clock. Tests
+  // pass a FakeClock here and leave the lifecycle steps on the real clock.
+  Clock* clock = nullptr;
   BackfillOptions backfill;  // on_progress is called from worker threads
   const std::atomic<bool>* cancel = nullptr;
   // A line of progress ("canary: shard-01 switched"), from any thread.
