@@ -15,6 +15,7 @@
 
 #include "cli/conventions.h"
 #include "cli/demo.h"
+#include "cli/fleet.h"
 #include "cli/output.h"
 #include "handoff/handoff.h"
 #include "serve/serve.h"
@@ -294,6 +295,9 @@ int main(int argc, char** argv) {
   demo->add_option("--rows", demo_opts.rows, "rows in the demo table")->capture_default_str();
   demo->add_flag("--keep", demo_opts.keep, "keep the demo database afterwards (default: keep)");
 
+  // --- fleets (docs/fleets.md): sluice fleet apply | status | rollback ---
+  sluice::cli::FleetCommands fleet(app);
+
   for (auto* sub : {start, baseline, backfill, sw, complete, rollback, pause, resume, tune, signoff, migrate}) {
     add_json(sub);
   }
@@ -352,6 +356,8 @@ int main(int argc, char** argv) {
   bopts.replica_url = replica_url;
   bopts.cancel = &g_cancel;
   if (!json) bopts.on_progress = [&](const sluice::BackfillProgress& p) { progress.Update(p); };
+
+  if (fleet.parsed()) return fleet.Run(opts, &g_cancel, Fail);
 
   if (diff->parsed()) {
     for (size_t pos = 0; !diff_key.empty();) {
