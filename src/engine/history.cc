@@ -18,9 +18,23 @@ namespace sluice::engine {
 
 using db::Value;
 
-namespace {
+MigrationInfo BasicInfo(const MigrationRecord& m) {
+  MigrationInfo i;
+  i.name = m.name;
+  i.phase = m.phase;
+  i.version = m.version;
+  i.previous_version = m.previous_version;
+  i.live = m.live;
+  // A completed or rolled-back migration has no backfill to report.
+  i.backfill = m.in_flight() ? m.backfill : "";
+  i.version_ready = !m.in_flight() || (m.backfill != "pending" && m.backfill != "running");
+  i.tables = m.tables;
+  i.created_at = m.created_at;
+  i.updated_at = m.updated_at;
+  i.completed_at = m.completed_at;
+  return i;
+}
 
-// The statements of `steps` as `sluice plan` prints them.
 PhaseSql RenderPhase(const db::Dialect& d, const std::string& phase, const std::vector<db::Step>& steps) {
   PhaseSql ps;
   ps.phase = phase;
@@ -36,8 +50,6 @@ PhaseSql RenderPhase(const db::Dialect& d, const std::string& phase, const std::
   }
   return ps;
 }
-
-}  // namespace
 
 PhaseSql BackfillPhase(const db::Dialect& d, const CompiledMigration& c) {
   PhaseSql bf;
@@ -156,18 +168,8 @@ Result<MigrationHistory> BuildHistory(StateStore& store, const db::Dialect& d, c
   h.plan_file = m.plan_file;
   h.plan_text = m.plan_text;
   h.read_at = IsoTime(store.clock()->WallMicros());
+  h.info = BasicInfo(m);
   MigrationInfo& i = h.info;
-  i.name = m.name;
-  i.phase = m.phase;
-  i.version = m.version;
-  i.previous_version = m.previous_version;
-  i.live = m.live;
-  i.backfill = m.in_flight() ? m.backfill : "";
-  i.version_ready = !m.in_flight() || (m.backfill != "pending" && m.backfill != "running");
-  i.tables = m.tables;
-  i.created_at = m.created_at;
-  i.updated_at = m.updated_at;
-  i.completed_at = m.completed_at;
   i.version_hint = d.VersionSelectHint(m.version);
 
   SLUICE_ASSIGN_OR_RETURN(auto events, store.Events(name));

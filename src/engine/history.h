@@ -16,7 +16,14 @@ namespace sluice::engine {
 // there is none). Reads only; works inside a transition's transaction.
 Result<MigrationHistory> BuildHistory(StateStore& store, const db::Dialect& d, const std::string& name);
 
-// What the plan of `l` asks of its operators, in words.
+// The record's own fields of MigrationInfo (what `status` lists and the
+// report heads with); counters and progress are the caller's.
+MigrationInfo BasicInfo(const MigrationRecord& m);
+
+// The statements of `steps` as `sluice plan` prints them (with the notes of
+// guards, direct schema edits and statements outside a transaction).
+PhaseSql RenderPhase(const db::Dialect& d, const std::string& phase, const std::vector<db::Step>& steps);
+
 // The backfill's per-chunk statement, as `sluice plan` describes it (shared
 // by the plan preview and the handoff documents).
 PhaseSql BackfillPhase(const db::Dialect& d, const CompiledMigration& c);

@@ -57,23 +57,6 @@ std::vector<std::string> NoPreviousVersionWarnings(const CompiledMigration& c, c
           "the old application at it (`sluice version-sql baseline`)"};
 }
 
-// The statements `steps` run, as `plan` prints them.
-PhaseSql RenderPhase(const db::Dialect& d, const std::string& phase, const std::vector<db::Step>& steps) {
-  PhaseSql ps;
-  ps.phase = phase;
-  for (const auto& s : steps) {
-    for (const auto& st : d.Render(s)) {
-      std::string text;
-      if (!st.guard_sql.empty()) text += "-- refuse if this returns a row: " + st.guard_sql + "\n";
-      if (st.schema_edit) text += "-- direct schema edit; the schema cookie is bumped afterwards\n";
-      if (st.outside_transaction) text += "-- runs outside a transaction\n";
-      text += st.sql;
-      ps.statements.push_back(text);
-    }
-  }
-  return ps;
-}
-
 // A plan that is a migration already in flight: the same name and the same
 // plan text as started (what `start` itself treats as "already started").
 struct InFlight {
@@ -201,13 +184,8 @@ Result<PlanPreview> Engine::Preview(const std::string& plan_path) {
   out.database = std::string(d.name());
   out.warnings = WarningsToStrings(warnings);
   for (const auto& w : WarningsToStrings(c.warnings)) out.warnings.push_back(w);
-  auto render = [&](const std::string& phase, const std::vector<db::Step>& steps) {
-    out.phases.push_back(RenderPhase(d, phase, steps));
-  };
-  render("start", c.start);
-  out.phases.push_back(BackfillPhase(d, c));
-  render("complete", c.complete);
-  render("rollback", c.rollback);
+  out.phases = {RenderPhase(d, "start", c.start), BackfillPhase(d, c), RenderPhase(d, "complete", c.complete),
+                RenderPhase(d, "rollback", c.rollback)};
   return out;
 }
 

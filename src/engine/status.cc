@@ -9,6 +9,7 @@
 #include "backfill/control.h"
 #include "common/sql_text.h"
 #include "engine/engine.h"
+#include "engine/history.h"
 #include "plan/parser.h"
 
 namespace sluice::engine {
@@ -119,19 +120,7 @@ Result<std::vector<MigrationInfo>> Engine::List() {
   if (!has_state) return out;
   SLUICE_ASSIGN_OR_RETURN(auto all, store.List());
   for (const auto& m : all) {
-    MigrationInfo i;
-    i.name = m.name;
-    i.phase = m.phase;
-    i.version = m.version;
-    i.previous_version = m.previous_version;
-    i.live = m.live;
-    // A completed or rolled-back migration has no backfill to report.
-    i.backfill = m.in_flight() ? m.backfill : "";
-    i.version_ready = !m.in_flight() || (m.backfill != "pending" && m.backfill != "running");
-    i.tables = m.tables;
-    i.created_at = m.created_at;
-    i.updated_at = m.updated_at;
-    i.completed_at = m.completed_at;
+    MigrationInfo i = BasicInfo(m);
     // Gates forced past, and --force given while the gate passed (its
     // message says "FORCED WHILE PASSING"), in the order they happened.
     SLUICE_ASSIGN_OR_RETURN(auto overrides, store.Events(m.name));

@@ -173,6 +173,13 @@ TEST_F(DualWritePolicy, RecordWithoutFallbackStoresNull) {
   ASSERT_TRUE(OldWrite(db, "INSERT INTO items VALUES (100, 'lots', 'x')", &err)) << err;
   EXPECT_EQ(Pg()->Psql(db, "SELECT qty IS NULL FROM public_dw.items WHERE id = 100"), "t");
   EXPECT_EQ(Pg()->Psql(db, "SELECT row_key FROM sluice.dual_write_failures"), "[100]");
+  // The resolving helper is executable by every writer, but a plain call
+  // (outside the dual-write trigger) erases no evidence.
+  const std::string resolve = Pg()->Psql(
+      db, "SELECT p.oid::regproc FROM pg_proc p WHERE p.proname LIKE '\\_sluice\\_dwr\\_%'");
+  ASSERT_FALSE(resolve.empty());
+  Pg()->Psql(db, "SELECT " + resolve + "('[100]', ARRAY[]::text[])");
+  EXPECT_EQ(Pg()->Psql(db, "SELECT row_key FROM sluice.dual_write_failures"), "[100]");
   // A new-version write that fails its own conversion gets its error.
   EXPECT_FALSE(OldWrite(db, "SET search_path TO public_dw, public; UPDATE items SET qty = 'x'::text::integer "
                             "WHERE id = 1",

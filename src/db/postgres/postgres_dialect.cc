@@ -672,7 +672,12 @@ struct Renderer {
     Sql("CREATE OR REPLACE FUNCTION " + RecordFunction(migration, m, "f") +
         "(text, text, text, text, text, text) RETURNS void LANGUAGE sql SECURITY DEFINER SET search_path = "
         "pg_catalog, pg_temp AS " + tag + rec + tag);
-    std::string res = "DELETE FROM " + failures + " WHERE " + where + " AND row_key = $1 AND col <> ALL ($2)";
+    // Resolving deletes evidence the switch and complete gates rely on, and
+    // any role may execute the function (the application's writers must):
+    // it acts only when called from a trigger, as the dual-write calls it,
+    // never from a plain statement.
+    std::string res = "DELETE FROM " + failures + " WHERE " + where +
+                      " AND row_key = $1 AND col <> ALL ($2) AND pg_catalog.pg_trigger_depth() > 0";
     tag = DollarTag(res);
     Sql("CREATE OR REPLACE FUNCTION " + RecordFunction(migration, m, "r") +
         "(text, text[]) RETURNS void LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS " + tag +
