@@ -25,6 +25,8 @@ PACKAGES=(
   # Prometheus server the tests start themselves, headless Chromium for the
   # status page test.
   libcpp-httplib-dev prometheus chromium
+  # The Django example (examples/django) its test runs on a throwaway cluster.
+  python3-django python3-psycopg2
 )
 
 missing=()

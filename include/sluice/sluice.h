@@ -73,16 +73,21 @@ struct Options {
   int64_t progress_event_interval_ms = 30000;
 };
 
+struct PhaseSql {
+  std::string phase;  // start | backfill | switch | complete | rollback
+  std::vector<std::string> statements;
+};
+
 struct LintResult {
   bool ok = true;
   bool checked_against_database = false;
   std::vector<std::string> errors;    // "file:line:col: error: ..."
   std::vector<std::string> warnings;
-};
-
-struct PhaseSql {
-  std::string phase;  // start | backfill | complete | rollback
-  std::vector<std::string> statements;
+  // The plan is a migration already in flight (same name and plan text as
+  // started): its phase, and what remains of it (see PlanPreview::phases).
+  std::string in_flight;
+  std::string live;  // old | new (when in_flight)
+  std::vector<PhaseSql> remaining;
 };
 
 struct PlanPreview {
@@ -91,6 +96,13 @@ struct PlanPreview {
   std::string database;  // "sqlite" | "postgres"
   std::vector<PhaseSql> phases;
   std::vector<std::string> warnings;
+  // "" for a plan not started yet. For the plan of a migration already in
+  // flight (same name and plan text as started) its phase (active,
+  // completing, ...), and `phases` is what remains, as recorded at start
+  // and as complete/rollback would run it now: switch (while reads are on
+  // the old version), complete, rollback.
+  std::string in_flight;
+  std::string live;  // old | new (when in_flight)
 };
 
 struct BackfillProgress {

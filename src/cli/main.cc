@@ -438,16 +438,28 @@ int main(int argc, char** argv) {
     auto r = m.Lint(plan_path);
     if (!r.ok()) return Fail(r.status());
     if (json) {
-      fmt::print("{{\"ok\": {}, \"checked_against_database\": {}, \"errors\": {}, \"warnings\": {}}}\n",
-                 r->ok ? "true" : "false", r->checked_against_database ? "true" : "false",
-                 r->errors.size(), r->warnings.size());
+      nlohmann::json j = {{"ok", r->ok},
+                          {"checked_against_database", r->checked_against_database},
+                          {"errors", r->errors.size()},
+                          {"warnings", r->warnings.size()}};
+      // A plan already in flight: its phase and what remains (as `plan --json`'s phases).
+      j["in_flight"] = r->in_flight.empty() ? nlohmann::json(nullptr) : nlohmann::json(r->in_flight);
+      if (!r->in_flight.empty()) {
+        j["live"] = r->live;
+        j["remaining"] = nlohmann::json::object();
+        for (const auto& ph : r->remaining) j["remaining"][ph.phase] = ph.statements;
+      }
+      fmt::print("{}\n", j.dump(2));
     }
     // A failure's first line says so (docs/cli.md); the details follow.
     if (!r->ok) sluice::cli::PrintError(fmt::format("{} has {} error(s):", plan_path, r->errors.size()), 1);
     for (const auto& e : r->errors) fmt::print(stderr, "{}\n", e);
     for (const auto& w : r->warnings) fmt::print(stderr, "{}\n", w);
     if (!r->ok) return 1;
-    if (!json) {
+    if (!json && !r->in_flight.empty()) {
+      fmt::print("{}: ok: {}\n", plan_path, sluice::cli::InFlightLine("this migration", r->in_flight, r->live));
+      sluice::cli::PrintPhases(r->remaining);
+    } else if (!json) {
       fmt::print("{}: ok{}\n", plan_path,
                  r->checked_against_database ? " (checked against the database)" : " (syntax only; pass --db to "
                                                                                     "check against a database)");

@@ -275,19 +275,32 @@ std::string GatesJson(const std::vector<GateInfo>& gates) {
   return j.dump(2);
 }
 
-void PrintPreview(const PlanPreview& p) {
-  fmt::print("-- migration {} (version {}) on {}\n", p.migration, p.version, p.database);
-  for (const auto& w : p.warnings) fmt::print("-- {}\n", w);
-  for (const auto& ph : p.phases) {
+void PrintPhases(const std::vector<PhaseSql>& phases) {
+  for (const auto& ph : phases) {
     fmt::print("\n-- == {} ==\n", ph.phase);
     if (ph.statements.empty()) fmt::print("-- (nothing)\n");
     for (const auto& s : ph.statements) fmt::print("{};\n", s);
   }
 }
 
+std::string InFlightLine(const std::string& migration, const std::string& phase, const std::string& live) {
+  return fmt::format("{} is already {} (reads on the {} version); what remains of it, as recorded at "
+                     "start: `sluice complete` or `sluice rollback` runs these",
+                     migration, phase, live);
+}
+
+void PrintPreview(const PlanPreview& p) {
+  fmt::print("-- migration {} (version {}) on {}\n", p.migration, p.version, p.database);
+  if (!p.in_flight.empty()) fmt::print("-- {}\n", InFlightLine("migration " + p.migration, p.in_flight, p.live));
+  for (const auto& w : p.warnings) fmt::print("-- {}\n", w);
+  PrintPhases(p.phases);
+}
+
 std::string PreviewJson(const PlanPreview& p) {
   nlohmann::json j = {{"migration", p.migration}, {"version", p.version}, {"database", p.database},
                       {"warnings", p.warnings}};
+  j["in_flight"] = p.in_flight.empty() ? nlohmann::json(nullptr) : nlohmann::json(p.in_flight);
+  if (!p.in_flight.empty()) j["live"] = p.live;
   j["phases"] = nlohmann::json::object();
   for (const auto& ph : p.phases) j["phases"][ph.phase] = ph.statements;
   return j.dump(2);

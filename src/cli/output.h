@@ -39,6 +39,10 @@ std::string FailuresJson(const FailuresResult& r);
 void PrintGates(const std::vector<GateInfo>& gates);
 std::string GatesJson(const std::vector<GateInfo>& gates);
 void PrintPreview(const PlanPreview& p);
+// The phases' statements as `plan` prints them (`lint` of a plan in flight too).
+void PrintPhases(const std::vector<PhaseSql>& phases);
+// "<subject> is already <phase> (...); what remains of it ..." for a plan in flight.
+std::string InFlightLine(const std::string& migration, const std::string& phase, const std::string& live);
 std::string PreviewJson(const PlanPreview& p);
 
 }  // namespace sluice::cli

@@ -106,6 +106,15 @@ struct Loaded {
 // stored plan text and schema snapshot when it has none.
 Result<Loaded> LoadMigration(StateStore& store, const db::Dialect& d, const std::string& name);
 
+// The steps `complete` and `rollback` of `l` run now (transitions.cc):
+// its recorded steps with what the moment adds (the read switch if it has
+// not happened, earlier versions retiring, other versions' views unpinned).
+// `plan` and `lint` show the same for a migration already in flight.
+// `retired` (optional) gets the migrations whose versions complete retires.
+Result<std::vector<db::Step>> CompleteSteps(StateStore& store, const db::Dialect& d, const Loaded& l,
+                                            std::vector<std::string>* retired);
+Result<std::vector<db::Step>> RollbackSteps(StateStore& store, const db::Dialect& d, const Loaded& l);
+
 // `name`, or the one in-flight migration when `name` is empty (an error
 // naming them when there are several, or none).
 Result<std::string> ResolveMigration(StateStore& store, const std::string& name, const char* verb);

@@ -107,14 +107,27 @@ Result<gates::Inputs> GateInputs(StateStore& store, const Loaded& l) {
 
 Status PassGate(StateStore& store, const std::string& name, const gates::GateResult& g,
                 const TransitionOptions& options, const std::string& actor) {
+  // Checked first, so a refused --force records nothing.
+  if (options.force && options.reason.empty()) {
+    return InvalidArgument("--force needs --reason TEXT (it is recorded in the audit log)");
+  }
   if (g.passed) {
     // Recorded too, so the report shows every gate decision with the
     // evidence it was made on (src/handoff).
     nlohmann::json checks = nlohmann::json::array();
     for (const auto& c : g.checks) checks.push_back({{"check", c.check}, {"passed", c.passed}, {"detail", c.detail}});
-    return store.AddEvent(name, "gate.passed", actor, g.gate + " gate passed",
-                          nlohmann::json{{"gate", g.gate}, {"configured", g.configured}, {"checks", checks}}.dump(
-                              -1, ' ', false, nlohmann::json::error_handler_t::replace));
+    SLUICE_RETURN_IF_ERROR(
+        store.AddEvent(name, "gate.passed", actor, g.gate + " gate passed",
+                       nlohmann::json{{"gate", g.gate}, {"configured", g.configured}, {"checks", checks}}.dump(
+                           -1, ' ', false, nlohmann::json::error_handler_t::replace)));
+    if (!options.force) return Status::Ok();
+    // The operator's --force and its reason are kept even though nothing
+    // was overridden: a kind of its own (`gate.forced`), so reports and
+    // hooks never count it as a gate forced past.
+    nlohmann::json d = {{"gate", g.gate}, {"reason", options.reason}, {"forced_while_passing", true}};
+    return store.AddEvent(name, "gate.forced", actor,
+                          "FORCED WHILE PASSING: " + g.gate + " gate passed; --force given anyway: " + options.reason,
+                          d.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   }
   std::string evidence;
   nlohmann::json failed = nlohmann::json::array();
@@ -126,7 +139,6 @@ Status PassGate(StateStore& store, const std::string& name, const gates::GateRes
     return FailedPrecondition("the " + g.gate + " gate of '" + name + "' is not passed: " + g.Reason() + evidence +
                               "\n(override with --force --reason TEXT; the override is recorded)");
   }
-  if (options.reason.empty()) return InvalidArgument("--force needs --reason TEXT (it is recorded in the audit log)");
   nlohmann::json d = {{"gate", g.gate}, {"reason", options.reason}, {"failed", failed}};
   return store.AddEvent(name, "gate.override", actor,
                         "GATE OVERRIDDEN: " + g.gate + " gate forced past (" + g.Reason() + "): " + options.reason,

@@ -183,7 +183,7 @@ Result<MigrationHistory> BuildHistory(StateStore& store, const db::Dialect& d, c
     info.details = e.details;
     info.migration = name;
     h.events.push_back(std::move(info));
-    if (e.kind == "gate.override") i.overrides.push_back(e.message + " (by " + e.actor + " at " + e.at + ")");
+    if (e.kind == "gate.override" || e.kind == "gate.forced") i.overrides.push_back(e.message + " (by " + e.actor + " at " + e.at + ")");
   }
   auto v = store.conn().Query("SELECT id, at, passed, report FROM " + d.StateTable("verifications") +
                                   " WHERE migration = $1 ORDER BY id",

@@ -57,6 +57,39 @@ std::vector<std::string> NoPreviousVersionWarnings(const CompiledMigration& c, c
           "the old application at it (`sluice version-sql baseline`)"};
 }
 
+// A plan that is a migration already in flight: the same name and the same
+// plan text as started (what `start` itself treats as "already started").
+struct InFlight {
+  MigrationRecord rec;
+  std::vector<PhaseSql> remaining;
+};
+
+// What remains of `p` when it is in flight (nullopt when it is not): the
+// statements recorded at start, as the later phases would run them now
+// (CompleteSteps / RollbackSteps, the same the transitions call). Reads
+// only.
+Result<std::optional<InFlight>> InFlightPlan(StateStore& store, const db::Dialect& d, const plan::Plan& p) {
+  SLUICE_ASSIGN_OR_RETURN(bool has_state, store.Exists());
+  if (!has_state) return std::optional<InFlight>();
+  SLUICE_ASSIGN_OR_RETURN(auto rec, store.Get(p.name));
+  if (!rec || !rec->in_flight() || rec->plan_text != p.text) return std::optional<InFlight>();
+  SLUICE_ASSIGN_OR_RETURN(Loaded l, LoadMigration(store, d, p.name));
+  InFlight out;
+  out.rec = l.rec;
+  const std::string& phase = l.rec.phase;
+  if (phase == kStarting) out.remaining.push_back(RenderPhase(d, "start", l.compiled.start));
+  if (phase == kActive && l.rec.live != "new") out.remaining.push_back(RenderPhase(d, "switch", l.switch_to_new));
+  if (phase == kActive || phase == kCompleting) {
+    SLUICE_ASSIGN_OR_RETURN(auto steps, CompleteSteps(store, d, l, nullptr));
+    out.remaining.push_back(RenderPhase(d, "complete", steps));
+  }
+  if (phase != kCompleting) {
+    SLUICE_ASSIGN_OR_RETURN(auto steps, RollbackSteps(store, d, l));
+    out.remaining.push_back(RenderPhase(d, "rollback", steps));
+  }
+  return std::optional<InFlight>(std::move(out));
+}
+
 }  // namespace
 
 Result<LintResult> Engine::Lint(const std::string& plan_path) {
@@ -81,6 +114,15 @@ Result<LintResult> Engine::Lint(const std::string& plan_path) {
   SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
   out.checked_against_database = true;
   StateStore store(*conn, clock());
+  // The plan already started: checking it against the schema it changed
+  // would only say "already exists"; what remains of it is the answer.
+  SLUICE_ASSIGN_OR_RETURN(auto started, InFlightPlan(store, conn->dialect(), *p));
+  if (started) {
+    out.in_flight = started->rec.phase;
+    out.live = started->rec.live;
+    out.remaining = std::move(started->remaining);
+    return out;
+  }
   SLUICE_ASSIGN_OR_RETURN(db::Schema schema, conn->Introspect());
   SLUICE_ASSIGN_OR_RETURN(std::string prev, PreviousVersion(store));
   auto compiled = Compile(*p, schema, conn->dialect(), {"", prev});
@@ -113,6 +155,18 @@ Result<PlanPreview> Engine::Preview(const std::string& plan_path) {
   SLUICE_ASSIGN_OR_RETURN(plan::Plan p, plan::ParsePlanFile(plan_path, &warnings));
   SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
   StateStore store(*conn, clock());
+  SLUICE_ASSIGN_OR_RETURN(auto started, InFlightPlan(store, conn->dialect(), p));
+  if (started) {
+    PlanPreview out;
+    out.migration = p.name;
+    out.version = started->rec.version;
+    out.database = std::string(conn->dialect().name());
+    out.warnings = WarningsToStrings(warnings);
+    out.in_flight = started->rec.phase;
+    out.live = started->rec.live;
+    out.phases = std::move(started->remaining);
+    return out;
+  }
   SLUICE_ASSIGN_OR_RETURN(db::Schema schema, conn->Introspect());
   SLUICE_ASSIGN_OR_RETURN(std::string prev, PreviousVersion(store));
   SLUICE_ASSIGN_OR_RETURN(auto c, Compile(p, schema, conn->dialect(), {"", prev}));

@@ -121,8 +121,13 @@ Result<std::vector<MigrationInfo>> Engine::List() {
   SLUICE_ASSIGN_OR_RETURN(auto all, store.List());
   for (const auto& m : all) {
     MigrationInfo i = BasicInfo(m);
-    SLUICE_ASSIGN_OR_RETURN(auto overrides, store.Events(m.name, "gate.override"));
-    for (const auto& o : overrides) i.overrides.push_back(o.message + " (by " + o.actor + " at " + o.at + ")");
+    // Gates forced past, and --force given while the gate passed (its
+    // message says "FORCED WHILE PASSING"), in the order they happened.
+    SLUICE_ASSIGN_OR_RETURN(auto overrides, store.Events(m.name));
+    for (const auto& o : overrides) {
+      if (o.kind != "gate.override" && o.kind != "gate.forced") continue;
+      i.overrides.push_back(o.message + " (by " + o.actor + " at " + o.at + ")");
+    }
     if (m.in_flight()) {
       SLUICE_ASSIGN_OR_RETURN(auto cps, store.Checkpoints(m.name));
       for (const auto& cp : cps) {

@@ -88,6 +88,33 @@ Status BeforeHook(const char* hook, const std::string& name) {
 
 }  // namespace
 
+Result<std::vector<db::Step>> CompleteSteps(StateStore& store, const db::Dialect& d, const Loaded& l,
+                                            std::vector<std::string>* retired) {
+  // Versions of earlier completed migrations retire now: their views may
+  // read columns this complete drops.
+  std::vector<db::Step> steps;
+  SLUICE_ASSIGN_OR_RETURN(auto all, store.List());
+  for (const auto& m : all) {
+    if (m.phase != kComplete || m.version_retired || m.name == l.rec.name) continue;
+    SLUICE_ASSIGN_OR_RETURN(Loaded old, LoadMigration(store, d, m.name));
+    steps.insert(steps.end(), old.retire.begin(), old.retire.end());
+    if (retired) retired->push_back(m.name);
+  }
+  // complete performs the read switch itself when it has not happened.
+  if (l.rec.live != "new") steps.insert(steps.end(), l.switch_to_new.begin(), l.switch_to_new.end());
+  steps.insert(steps.end(), l.compiled.complete.begin(), l.compiled.complete.end());
+  return AroundOtherVersions(store, d, l, std::move(steps));
+}
+
+Result<std::vector<db::Step>> RollbackSteps(StateStore& store, const db::Dialect& d, const Loaded& l) {
+  // The live alias switches back first: it shows every table, so the
+  // unpinning comes after it.
+  std::vector<db::Step> steps;
+  SLUICE_ASSIGN_OR_RETURN(steps, UnpinCreatedTables(store, d, l, l.compiled.rollback));
+  if (l.rec.live == "new") steps.insert(steps.begin(), l.switch_back.begin(), l.switch_back.end());
+  return AroundOtherVersions(store, d, l, std::move(steps));
+}
+
 Status Engine::Switch(const std::string& migration, bool back, const TransitionOptions& options) {
   SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
   StateStore store(*conn, clock());
@@ -152,21 +179,8 @@ Status Engine::Complete(const std::string& migration, const TransitionOptions& o
     }
     SLUICE_RETURN_IF_ERROR(PassGate(store, name, gates::EvaluateComplete(in), options, options_.actor));
   }
-  // Versions of earlier completed migrations retire now: their views may
-  // read columns this complete drops.
-  std::vector<db::Step> steps;
-  SLUICE_ASSIGN_OR_RETURN(auto all, store.List());
   std::vector<std::string> retired;
-  for (const auto& m : all) {
-    if (m.phase != kComplete || m.version_retired || m.name == name) continue;
-    SLUICE_ASSIGN_OR_RETURN(Loaded old, LoadMigration(store, conn->dialect(), m.name));
-    steps.insert(steps.end(), old.retire.begin(), old.retire.end());
-    retired.push_back(m.name);
-  }
-  // complete performs the read switch itself when it has not happened.
-  if (l.rec.live != "new") steps.insert(steps.end(), l.switch_to_new.begin(), l.switch_to_new.end());
-  steps.insert(steps.end(), l.compiled.complete.begin(), l.compiled.complete.end());
-  SLUICE_ASSIGN_OR_RETURN(steps, AroundOtherVersions(store, conn->dialect(), l, std::move(steps)));
+  SLUICE_ASSIGN_OR_RETURN(std::vector<db::Step> steps, CompleteSteps(store, conn->dialect(), l, &retired));
   SLUICE_RETURN_IF_ERROR(BeforeHook("on-before-complete", name));
   PhaseRun run;
   run.migration = name;
@@ -219,12 +233,7 @@ Status Engine::Rollback(const std::string& migration, bool force) {
                               name + "` (which rolls back everything else and leaves that SQL's effects in place), "
                               "or go forward with `sluice complete " + name + "`");
   }
-  // The live alias switches back first: it shows every table, so the
-  // unpinning comes after it.
-  std::vector<db::Step> steps;
-  SLUICE_ASSIGN_OR_RETURN(steps, UnpinCreatedTables(store, conn->dialect(), l, l.compiled.rollback));
-  if (l.rec.live == "new") steps.insert(steps.begin(), l.switch_back.begin(), l.switch_back.end());
-  SLUICE_ASSIGN_OR_RETURN(steps, AroundOtherVersions(store, conn->dialect(), l, std::move(steps)));
+  SLUICE_ASSIGN_OR_RETURN(std::vector<db::Step> steps, RollbackSteps(store, conn->dialect(), l));
   PhaseRun run;
   run.migration = name;
   run.phase = "rollback";

@@ -42,6 +42,7 @@ struct Signoff {
 };
 struct Override {
   std::string at, gate, reason, actor, message;
+  bool forced_while_passing = false;  // `gate.forced`: --force on a gate that passed
 };
 
 std::vector<Signoff> SignoffsOf(const MigrationHistory& h) {
@@ -57,9 +58,9 @@ std::vector<Signoff> SignoffsOf(const MigrationHistory& h) {
 std::vector<Override> OverridesOf(const MigrationHistory& h) {
   std::vector<Override> out;
   for (const auto& e : h.events) {
-    if (e.kind != "gate.override") continue;
+    if (e.kind != "gate.override" && e.kind != "gate.forced") continue;
     json d = Details(e.details);
-    out.push_back({e.at, Str(d, "gate"), Str(d, "reason"), e.actor, e.message});
+    out.push_back({e.at, Str(d, "gate"), Str(d, "reason"), e.actor, e.message, e.kind == "gate.forced"});
   }
   return out;
 }
@@ -143,7 +144,11 @@ std::string ReportJson(const MigrationHistory& h) {
   j["gates"] = gates;
   json overrides = json::array();
   for (const auto& o : OverridesOf(h)) {
-    overrides.push_back({{"at", o.at}, {"gate", o.gate}, {"reason", o.reason}, {"actor", o.actor}});
+    overrides.push_back({{"at", o.at},
+                         {"gate", o.gate},
+                         {"reason", o.reason},
+                         {"actor", o.actor},
+                         {"forced_while_passing", o.forced_while_passing}});
   }
   j["overrides"] = overrides;
   json signoffs = json::array();
@@ -251,9 +256,16 @@ std::string ReportMarkdown(const MigrationHistory& h) {
   line("## Overrides");
   line("");
   auto overrides = OverridesOf(h);
-  if (overrides.empty()) line("No gate was forced past.");
+  bool any_overridden = false;
+  for (const auto& o : overrides) any_overridden = any_overridden || !o.forced_while_passing;
+  if (!any_overridden) line("No gate was forced past.");
   for (const auto& o : overrides) {
-    line("- **" + o.gate + " gate overridden** at " + o.at + " by " + o.actor + ": " + o.reason);
+    if (o.forced_while_passing) {
+      line("- " + o.gate + " gate passed; `--force` given anyway (nothing overridden) at " + o.at + " by " + o.actor +
+           ": " + o.reason);
+    } else {
+      line("- **" + o.gate + " gate overridden** at " + o.at + " by " + o.actor + ": " + o.reason);
+    }
   }
   line("");
 
