@@ -201,6 +201,12 @@ TEST(AuditPg, WithoutASourceTheRequiredGateRefusesWithAdvice) {
   ASSERT_NO_FATAL_FAILURE(w.Setup(false));  // no CREATE EXTENSION here
   Json a = w.Audit();
   EXPECT_FALSE(a["coverage_sufficient"].get<bool>());
+  // The command: exit 7 (what the required gate refuses), with the advice;
+  // --markdown for the handoff document.
+  auto cli = RunSluice({"--db", w.url, "audit", w.name, "--markdown"});
+  EXPECT_EQ(cli.exit_code, 7) << cli.out << cli.err;
+  EXPECT_THAT(cli.out, HasSubstr("| pg_stat_statements | unavailable | not installed in this database"));
+  EXPECT_THAT(cli.err, HasSubstr("CREATE EXTENSION pg_stat_statements"));
   Json again = w.Audit();
   EXPECT_FALSE(again["coverage_sufficient"].get<bool>());
   Status s = w.m->Complete(w.name);

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gates/gates.h"
+#include "plan/parser.h"
 
 namespace sluice::audit {
 namespace {
@@ -281,6 +282,21 @@ TEST(AuditGateTest, RequiredWarnAndOff) {
   bool failed = false;
   for (const auto& x : gates::EvaluateComplete(in).checks) failed |= x.check == "contract audit" && !x.passed;
   EXPECT_TRUE(failed);
+}
+
+TEST(AuditGateTest, PlanOption) {
+  const std::string ops = "operations:\n  - drop_column: {table: t, column: c}\n";
+  auto p = plan::ParsePlanText(ops + "gates:\n  complete:\n    audit: required\n", "p.yaml");
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->gates.complete.audit.value_or(""), "required");
+  auto bad = plan::ParsePlanText(ops + "gates:\n  complete:\n    audit: maybe\n", "p.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("p.yaml:5:"));
+  EXPECT_THAT(bad.status().message(), HasSubstr("gates.complete.audit must be required, warn or off, got 'maybe'"));
+  // Only complete has it.
+  auto sw = plan::ParsePlanText(ops + "gates:\n  switch:\n    audit: required\n", "p.yaml");
+  ASSERT_FALSE(sw.ok());
+  EXPECT_THAT(sw.status().message(), HasSubstr("audit"));
 }
 
 }  // namespace
