@@ -176,13 +176,17 @@ void DiffStatements(db::Connection& conn, const audit::Catalog& cat, const std::
                                  "too small for this workload): what they ran is not seen",
                                  rep->dealloc - prev->dealloc));
   }
-  int grown = 0, unparsed = 0;
+  int grown = 0, unparsed = 0, hidden = 0;
   for (const auto& row : rows->rows) {
     const std::string key = row[0].text + ":" + row[1].text;
     auto before = prev->snapshot.find(key);
     int64_t delta = row[2].AsInt() - (before == prev->snapshot.end() ? 0 : before->second);
     if (delta <= 0) continue;
     const std::string& q = row[4].text;
+    if (row[4].is_null() || q.rfind("<insufficient privilege>", 0) == 0) {
+      ++hidden;  // another role's statement, text withheld
+      continue;
+    }
     if (audit::IsSluiceStatement(q, state_schema)) continue;
     ++grown;
     audit::Finding proto;
@@ -200,6 +204,12 @@ void DiffStatements(db::Connection& conn, const audit::Catalog& cat, const std::
     for (const auto& a : apps) proto.application += (proto.application.empty() ? "" : ", ") + a;
     for (const auto& a : clients) proto.client += (proto.client.empty() ? "" : ", ") + a;
     AddFindings(q, cat, path, objects, proto, &rep->findings, &unparsed);
+  }
+  if (hidden) {
+    complete = false;
+    c.gaps.push_back(fmt::format("{} statement(s) of other roles ran but their text is hidden from sluice's role: "
+                                 "GRANT pg_read_all_stats TO it",
+                                 hidden));
   }
   if (unparsed) {
     complete = false;
