@@ -312,6 +312,19 @@ struct FailuresResult {
   int64_t resolved = 0;                        // resolved by this recheck
 };
 
+// `sluice audit` (docs/audit.md): who still reads or writes what complete
+// drops.
+struct AuditOptions {
+  std::string code_dir;  // --code DIR: also scan this source tree ("" = no)
+};
+struct AuditResult {
+  std::string migration;
+  bool blocking = false;             // readers / writers of old objects found
+  bool coverage_sufficient = false;  // some source covered the whole interval
+  std::string summary;               // one-line verdict
+  std::string json, text, markdown;  // the report (json is what is stored)
+};
+
 // A gate's verdict with its evidence (see src/gates/gates.h).
 struct GateCheckInfo {
   std::string check;
@@ -640,6 +653,11 @@ class Migrator {
   // converts now gets the converted value and is resolved, a row that no
   // longer exists is resolved; the others stay, with their last error.
   Result<FailuresResult> Failures(const std::string& migration, bool recheck);
+  // The contract audit of `migration` ("" = the in-flight one): samples
+  // every available source for readers and writers of the columns, tables
+  // and version complete drops, stores the report (the complete gate reads
+  // the latest one of the observation window) and returns it.
+  Result<AuditResult> Audit(const std::string& migration, const AuditOptions& options);
   // The recorded history of `migration` ("" = the one in flight): its
   // audit log, verifications, backfill, gates, recorded statements and
   // archived report. Read-only. kNotFound when there is no such migration.

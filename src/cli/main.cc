@@ -241,6 +241,15 @@ int main(int argc, char** argv) {
   add_json(failures);
   bool recheck = false;
   failures->add_flag("--recheck", recheck, "evaluate `up` again for each recorded row and resolve those that convert");
+  // --- the contract audit (docs/audit.md) ---
+  sluice::AuditOptions audit_opts;
+  bool markdown = false;
+  auto* audit = app.add_subcommand("audit", "who still reads or writes what `complete` drops: samples "
+                                            "pg_stat_statements and pg_stat_activity, scans code, records the report");
+  audit->add_option("MIGRATION", migration, "migration name (default: the active one)");
+  add_json(audit);
+  audit->add_flag("--markdown", markdown, "print the report as Markdown (for the handoff document)");
+  audit->add_option("--code", audit_opts.code_dir, "also scan this source tree for the old table and column names");
   auto* migrate = app.add_subcommand("migrate", "apply a directory's unapplied plans in file-name order");
   migrate->add_option("DIR", dir, "directory of plan files")->required();
   add_backfill_opts(migrate);
@@ -632,6 +641,15 @@ int main(int argc, char** argv) {
     } else {
       sluice::cli::PrintStatus(*r);
     }
+    return 0;
+  }
+  if (audit->parsed()) {
+    auto r = m.Audit(migration, audit_opts);
+    if (!r.ok()) return Fail(r.status());
+    fmt::print("{}", json ? r->json + "\n" : (markdown ? r->markdown : r->text));
+    // A script can wait for 0: exit 7 while the complete gate (audit:
+    // required) would refuse.
+    if (r->blocking || !r->coverage_sufficient) return sluice::cli::PrintError("audit: " + r->summary, 7);
     return 0;
   }
   if (failures->parsed()) {

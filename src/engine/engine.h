@@ -64,6 +64,7 @@ class Engine {
               std::optional<int64_t> chunk_target_ms, std::optional<int64_t> workers, bool reset);
   Result<std::vector<MigrationInfo>> List();
   Result<FailuresResult> Failures(const std::string& migration, bool recheck);
+  Result<AuditResult> Audit(const std::string& migration, const AuditOptions& options);  // audit_run.cc
   // history.cc: the handoff documents' inputs.
   Result<MigrationHistory> History(const std::string& migration);
   Result<HandoffPlan> Handoff(const std::string& plan_path);
@@ -148,6 +149,9 @@ ProbeStats MeasureProbe(const std::function<Result<std::unique_ptr<db::Connectio
 Result<gates::Evidence> MeasureParity(db::Connection& conn, const Loaded& l);
 // Evidence for the gates, from the state tables.
 Result<gates::Inputs> GateInputs(StateStore& store, const Loaded& l);
+// The complete gate's audit evidence (audit_run.cc): the latest audit of
+// the current observation window, from its recorded `audit` event.
+gates::Inputs::Audit AuditEvidence(StateStore& store, const Loaded& l, const std::vector<gates::Event>& events);
 // Refuses a transition whose gate failed, with the evidence; --force with a
 // reason passes it and records the override loudly.
 Status PassGate(StateStore& store, const std::string& name, const gates::GateResult& g,

@@ -101,6 +101,7 @@ Result<gates::Inputs> GateInputs(StateStore& store, const Loaded& l) {
       for (const auto& f : *some) in.dual_write_failure_keys.push_back(f.table + " " + f.key + " " + f.column);
     }
   }
+  in.audit = AuditEvidence(store, l, in.events);
   in.now = store.clock()->WallMicros() / 1'000'000;
   return in;
 }

@@ -269,6 +269,10 @@ Result<FailuresResult> Migrator::Failures(const std::string& migration, bool rec
   return Guarded("failures", [&]() -> Result<FailuresResult> { return impl_->engine->Failures(migration, recheck); });
 }
 
+Result<AuditResult> Migrator::Audit(const std::string& migration, const AuditOptions& options) {
+  return impl_->Run("audit", [&]() -> Result<AuditResult> { return impl_->engine->Audit(migration, options); });
+}
+
 Result<std::vector<MigrationInfo>> Migrator::List() {
   return impl_->Run("status", [&]() -> Result<std::vector<MigrationInfo>> { return impl_->engine->List(); });
 }

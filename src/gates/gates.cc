@@ -419,6 +419,72 @@ GateResult EvaluateSwitch(const Inputs& in) {
   return r;
 }
 
+std::string AuditWindowStart(const std::vector<Event>& events, const std::string& started_at) {
+  std::string since;
+  for (const auto& e : events) {
+    if (e.kind == "switch") since = e.at;
+    if (e.kind == "switch.back" || e.kind == "abort") since.clear();
+  }
+  return since.empty() ? started_at : since;
+}
+
+Inputs::Audit AuditFromEvents(const std::vector<Event>& events, const std::string& started_at,
+                              bool nothing_to_audit) {
+  Inputs::Audit a;
+  a.nothing_to_audit = nothing_to_audit;
+  a.window_start = AuditWindowStart(events, started_at);
+  for (const auto& e : events) {
+    if (e.kind != "audit") continue;
+    Json d = Json::parse(e.details, nullptr, false);
+    std::string window = d.is_object() && d.contains("window_start") && d["window_start"].is_string()
+                             ? d["window_start"].get<std::string>()
+                             : "";
+    if (d.is_object() && window != a.window_start) continue;  // an earlier window's audit
+    a.found = true;
+    a.at = e.at;
+    if (!d.is_object()) {
+      a.blocking = true;
+      a.coverage_sufficient = false;
+      a.summary = "an unreadable audit record (" + Quoted(e.details) + ")";
+      continue;
+    }
+    auto flag = [&](const char* k, bool missing) { return d.contains(k) && d[k].is_boolean() ? d[k].get<bool>() : missing; };
+    a.blocking = flag("blocking", true);  // missing: fail closed
+    a.coverage_sufficient = flag("coverage_sufficient", false);
+    a.summary = d.contains("summary") && d["summary"].is_string() ? d["summary"].get<std::string>()
+                                                                  : "no summary recorded";
+  }
+  return a;
+}
+
+// Nobody may still read or write what complete drops (docs/audit.md).
+void AuditCheck(const Inputs& in, const plan::Gate* g, GateResult& r) {
+  const std::string mode = g && g->audit ? *g->audit : "warn";
+  if (mode == "off") return;
+  const char* kCheck = "contract audit";
+  std::string problem;
+  if (!in.audit) {
+    problem = "the recorded audits could not be read";
+  } else if (in.audit->nothing_to_audit) {
+    Add(r, kCheck, true, "complete removes no column, table or version the old application could use");
+    return;
+  } else if (!in.audit->found) {
+    problem = "no `sluice audit` ran in the current observation window (since " +
+              (in.audit->window_start.empty() ? std::string("the start") : in.audit->window_start) +
+              "); run `sluice audit MIGRATION` after the old application and its jobs had time to show themselves";
+  } else if (in.audit->blocking || !in.audit->coverage_sufficient) {
+    problem = "the audit at " + in.audit->at + " found: " + in.audit->summary +
+              " (see `sluice audit MIGRATION`; run it again once they have stopped)";
+  }
+  if (problem.empty()) {
+    Add(r, kCheck, true, "the audit at " + in.audit->at + " found " + in.audit->summary);
+  } else if (mode == "required") {
+    Add(r, kCheck, false, problem);
+  } else {
+    Add(r, kCheck, true, "WARNING (gates.complete.audit: warn; set it to required to enforce): " + problem);
+  }
+}
+
 GateResult EvaluateComplete(const Inputs& in) {
   GateResult r;
   r.gate = "complete";
@@ -432,6 +498,7 @@ GateResult EvaluateComplete(const Inputs& in) {
   DualWriteFailuresCheck(in, r);
   int64_t need = g && g->observation_seconds ? *g->observation_seconds : 0;
   if (need > 0) ObservationCheck(in, need, r);
+  AuditCheck(in, g, r);
   Signoffs(in, g, "complete", r);
   return r;
 }

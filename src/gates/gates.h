@@ -15,8 +15,11 @@
 //             below max_divergence (when the plan asks for a soak); sign-offs
 //   complete  before contracting: the rollback is still executable; the
 //             latest verification as for switch (without the age); the
-//             switch has been stable for observation_seconds; sign-offs (and
-//             the switch gate too, when complete performs the switch)
+//             switch has been stable for observation_seconds; the contract
+//             audit (gates.complete.audit: required refuses without a clean,
+//             sufficiently covered audit of the current window; warn, the
+//             default, only reports); sign-offs (and the switch gate too,
+//             when complete performs the switch)
 //
 // Fail closed: every piece of evidence a gate needs that is missing,
 // unreadable or could not be gathered is a failed check whose detail says
@@ -118,6 +121,19 @@ struct Inputs {
   // dual-write, switch and complete fail.
   std::optional<int64_t> dual_write_failures;
   std::vector<std::string> dual_write_failure_keys;
+  // Complete gate: the latest contract audit of the current observation
+  // window (docs/audit.md; `gates: complete: audit:` required | warn |
+  // off, default warn). nullopt = not gathered: fails when required.
+  struct Audit {
+    bool nothing_to_audit = false;  // complete removes no old object
+    bool found = false;             // an audit ran in the current window
+    std::string window_start;       // see AuditWindowStart
+    std::string at;                 // the latest audit's time
+    bool blocking = false;          // it found readers / writers
+    bool coverage_sufficient = false;
+    std::string summary;            // its one-line verdict (audit::Report::Summary)
+  };
+  std::optional<Audit> audit;
   // Backfill gate: parity measured by the engine (nullopt = not measured;
   // use Unmeasured() when the measurement failed).
   std::optional<Evidence> parity;
@@ -128,6 +144,18 @@ GateResult EvaluateSwitch(const Inputs& in);
 GateResult EvaluateComplete(const Inputs& in);
 // All three, in lifecycle order.
 std::vector<GateResult> EvaluateAll(const Inputs& in);
+
+// Where the contract audit's observation window opens: the last `switch`
+// event not undone by a later `switch.back` or `abort`; otherwise
+// `started_at` (the migration's start).
+std::string AuditWindowStart(const std::vector<Event>& events, const std::string& started_at);
+
+// The audit evidence recorded in the events: the latest `audit` event
+// (details {window_start, blocking, coverage_sufficient, summary}) of the
+// window AuditWindowStart(events, started_at) opens. An unreadable audit
+// event reads as blocking.
+Inputs::Audit AuditFromEvents(const std::vector<Event>& events, const std::string& started_at,
+                              bool nothing_to_audit);
 
 // Evidence for a check whose measurement failed: a failed check that says
 // why (e.g. Unmeasured("parity", status.message())).

@@ -1043,11 +1043,20 @@ void ParseVerify(Reader& r, const Map& top, VerifySettings* v) {
 
 void ParseGate(Reader& r, const Map& gates, const std::string& key, Gate* g) {
   if (!gates.Has(key)) return;
-  Map m(r, gates.Value(key), "gates." + key,
-        {"max_verify_age_seconds", "max_divergence", "soak_seconds", "observation_seconds", "signoffs"});
+  std::vector<std::string> keys = {"max_verify_age_seconds", "max_divergence", "soak_seconds", "observation_seconds",
+                                   "signoffs"};
+  if (key == "complete") keys.push_back("audit");  // the contract audit (docs/audit.md)
+  Map m(r, gates.Value(key), "gates." + key, keys);
   if (!m.valid()) return;
   g->present = true;
   g->loc = m.loc();
+  if (auto a = m.Str("audit")) {
+    if (*a == "required" || *a == "warn" || *a == "off") {
+      g->audit = *a;
+    } else {
+      r.Error(m.KeyLoc("audit"), "gates.complete.audit must be required, warn or off, got '" + *a + "'");
+    }
+  }
   g->max_verify_age_seconds = m.Int("max_verify_age_seconds", 0);
   g->max_divergence = m.Num("max_divergence", 0);
   g->soak_seconds = m.Int("soak_seconds", 0);

@@ -346,6 +346,9 @@ struct Gate {
   std::optional<int64_t> soak_seconds;
   std::optional<int64_t> observation_seconds;
   std::vector<SignoffRequirement> signoffs;
+  // complete only: the contract audit's role in the gate (docs/audit.md):
+  // required | warn | off; unset = warn.
+  std::optional<std::string> audit;
   SourceLoc loc;
 };
 

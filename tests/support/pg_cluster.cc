@@ -191,9 +191,17 @@ class PgClusterEnvironment : public ::testing::Environment {
 
 void NoticeSink(void*, const char*) {}
 
+// SetSharedPreloadLibraries' value, read when the cluster is initialised.
+std::string& PreloadLibraries() {
+  static std::string libraries;
+  return libraries;
+}
+
 }  // namespace
 
 std::string PgCluster::bin_dir() { return kBinDir; }
+
+void PgCluster::SetSharedPreloadLibraries(const std::string& libraries) { PreloadLibraries() = libraries; }
 
 PgCluster* PgCluster::Shared() {
   static std::once_flag once;
@@ -421,6 +429,7 @@ void PgCluster::Init() {
          << "logging_collector = off\n"
          << "log_line_prefix = '%m [%p] %q%u@%d '\n"
          << "log_min_messages = warning\n";
+    if (!PreloadLibraries().empty()) conf << "shared_preload_libraries = '" << PreloadLibraries() << "'\n";
     if (!conf) return fail("could not append to " + data_dir() + "/postgresql.conf");
   }
 

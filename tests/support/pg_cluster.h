@@ -35,6 +35,11 @@ class PgCluster {
  public:
   // Process-wide cluster, started on first call. Never null; check ok().
   static PgCluster* Shared();
+  // Sets shared_preload_libraries (e.g. "pg_stat_statements") for the
+  // cluster Shared() starts next: call it before the process's first
+  // Shared(). A test binary that needs a preloaded library uses this; the
+  // others keep the plain cluster.
+  static void SetSharedPreloadLibraries(const std::string& libraries);
 
   PgCluster(const PgCluster&) = delete;
   PgCluster& operator=(const PgCluster&) = delete;

@@ -641,6 +641,9 @@ std::vector<std::string> SqliteDialect::StateSchema() const {
       // source database).
       "CREATE TABLE IF NOT EXISTS \"_sluice_rehearsals\" (id INTEGER PRIMARY KEY, migration TEXT NOT NULL, at TEXT "
       "NOT NULL, passed INTEGER NOT NULL, report TEXT NOT NULL)",
+      // `sluice audit` (docs/audit.md): each contract audit's report.
+      "CREATE TABLE IF NOT EXISTS \"_sluice_audits\" (id INTEGER PRIMARY KEY, migration TEXT NOT NULL, at TEXT NOT "
+      "NULL, window_start TEXT NOT NULL, json TEXT NOT NULL)",
   };
 }
 

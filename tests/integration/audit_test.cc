@@ -1,0 +1,226 @@
+// The contract audit on a real PostgreSQL with pg_stat_statements preloaded
+// (issue 12): after `switch`, an old application session (role legacy,
+// application_name legacy-web) and a reporting job (role reporting, a CTE
+// with an alias and SELECT *) still read the renamed column through the
+// base table, while a new-version session (role modern) reads the new
+// name through its version. `sluice audit` names the old ones with role,
+// application_name and statement, never the new one; the complete gate with
+// `audit: required` refuses naming them, and opens once they have stopped
+// and a later audit is clean. Without pg_stat_statements the required gate
+// refuses with the configuration advice, and --force --reason is recorded.
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "support/pg_cluster.h"
+#include "support/test_support.h"
+
+namespace sluice::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using Json = nlohmann::json;
+
+PgCluster* Pg() {
+  PgCluster::SetSharedPreloadLibraries("pg_stat_statements");
+  return PgCluster::Shared();
+}
+
+constexpr const char* kSetup = R"(
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'legacy') THEN CREATE ROLE legacy LOGIN; END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'reporting') THEN CREATE ROLE reporting LOGIN; END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'modern') THEN CREATE ROLE modern LOGIN; END IF;
+END $$;
+CREATE TABLE orders (id integer PRIMARY KEY, unit_price numeric NOT NULL, qty integer NOT NULL);
+INSERT INTO orders SELECT g, g * 1.5, g FROM generate_series(1, 20) g;
+GRANT USAGE ON SCHEMA public TO legacy, reporting, modern;
+GRANT SELECT ON orders TO legacy, reporting;
+)";
+
+constexpr const char* kPlan = R"(
+operations:
+  - rename_column:
+      table: orders
+      from: unit_price
+      to: price
+gates:
+  complete:
+    audit: required
+)";
+
+// One client session held open (libpq), like an application's pooled
+// connection.
+class Client {
+ public:
+  Client(const std::string& url, const std::string& role, const std::string& app) {
+    // postgresql://postgres@127.0.0.1:PORT/DB -> the same as `role`.
+    std::string u = url;
+    u.replace(u.find("postgres@"), 9, role + "@");
+    conn_ = PQconnectdb((u + "?application_name=" + app).c_str());
+  }
+  ~Client() { Close(); }
+  bool ok() const { return conn_ && PQstatus(conn_) == CONNECTION_OK; }
+  std::string Run(const std::string& sql) {
+    PGresult* r = PQexec(conn_, sql.c_str());
+    std::string err;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK) err = PQerrorMessage(conn_);
+    PQclear(r);
+    return err;
+  }
+  void Close() {
+    if (conn_) PQfinish(conn_);
+    conn_ = nullptr;
+  }
+
+ private:
+  PGconn* conn_ = nullptr;
+};
+
+struct World {
+  TempDir dir;
+  std::string url, file;
+  std::unique_ptr<Migrator> m;
+  const std::string name = "001_rename";
+
+  void Setup(bool with_statements) {
+    url = Pg()->CreateDatabase("audit");
+    ASSERT_FALSE(url.empty());
+    Pg()->Psql(url, kSetup);
+    if (with_statements) Pg()->Psql(url, "CREATE EXTENSION pg_stat_statements");
+    file = dir.Write(name + ".yaml", kPlan);
+    m = OpenUrl(url);
+    ASSERT_NE(m, nullptr);
+    SLUICE_ASSERT_OK(m->Start(file));
+    ASSERT_TRUE(m->Backfill(name, {}).ok());
+    ASSERT_NO_FATAL_FAILURE(AssertVerified(*m, name));
+    SLUICE_ASSERT_OK(m->Switch(name, false));
+    Pg()->Psql(url, "GRANT USAGE ON SCHEMA \"public_" + name + "\" TO modern; GRANT SELECT ON ALL TABLES IN SCHEMA "
+                    "\"public_" + name + "\" TO modern; GRANT SELECT ON orders TO modern");
+  }
+
+  Json Audit() {
+    auto r = m->Audit(name, {});
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? Json::parse(r->json) : Json();
+  }
+};
+
+// Waits until no session of `role` is left in pg_stat_activity (a closed
+// client's backend exits asynchronously).
+void WaitGone(const std::string& url, const std::string& role) {
+  for (int i = 0; i < 1000; ++i) {
+    if (Pg()->Psql(url, "SELECT count(*) FROM pg_stat_activity WHERE usename = '" + role + "'") == "0") return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ADD_FAILURE() << "sessions of " << role << " did not end";
+}
+
+std::string Findings(const Json& report) {
+  std::string out;
+  for (const auto& f : report["findings"]) {
+    out += f["source"].get<std::string>() + " " + f["object"].get<std::string>() + " role=" +
+           f["role"].get<std::string>() + " app=" + f["application"].get<std::string>() + " kinds=" +
+           f["kinds"].get<std::string>() + " | " + f["statement"].get<std::string>() + "\n";
+  }
+  return out;
+}
+
+TEST(AuditPg, NamesOldReadersNotTheNewVersionAndGatesComplete) {
+  SLUICE_ASSERT_PG_OK(Pg());
+  World w;
+  ASSERT_NO_FATAL_FAILURE(w.Setup(true));
+
+  // The window's first audit takes the baseline: not enough to complete.
+  Json first = w.Audit();
+  EXPECT_FALSE(first["coverage_sufficient"].get<bool>()) << first.dump(2);
+  ASSERT_EQ(first["objects"].size(), 1u);
+  EXPECT_EQ(first["objects"][0]["name"], "orders.unit_price");
+
+  Client legacy(w.url, "legacy", "legacy-web");
+  Client report(w.url, "reporting", "nightly-report");
+  Client modern(w.url, "modern", "web-v2");
+  ASSERT_TRUE(legacy.ok() && report.ok() && modern.ok());
+  EXPECT_EQ(legacy.Run("SELECT id, unit_price FROM orders WHERE id = 3"), "");
+  EXPECT_EQ(report.Run("WITH big AS (SELECT o.id, o.unit_price * o.qty AS total FROM orders AS o) "
+                       "SELECT sum(total) FROM big"),
+            "");
+  EXPECT_EQ(report.Run("SELECT * FROM orders ORDER BY id"), "");
+  EXPECT_EQ(modern.Run("SET search_path TO \"public_" + w.name + "\", public"), "");
+  EXPECT_EQ(modern.Run("SELECT id, price FROM orders WHERE id = 4"), "");
+
+  Json second = w.Audit();
+  const std::string found = Findings(second);
+  EXPECT_TRUE(second["blocking"].get<bool>()) << second.dump(2);
+  EXPECT_TRUE(second["coverage_sufficient"].get<bool>()) << second.dump(2);
+  EXPECT_THAT(found, HasSubstr("pg_stat_statements orders.unit_price role=legacy app=legacy-web kinds=read | "
+                               "SELECT id, unit_price FROM orders WHERE id = $1"));
+  EXPECT_THAT(found, HasSubstr("pg_stat_statements orders.unit_price role=reporting app=nightly-report kinds=read | "
+                               "WITH big AS"));
+  EXPECT_THAT(found, HasSubstr("pg_stat_statements orders.unit_price role=reporting app=nightly-report kinds=star | "
+                               "SELECT * FROM orders ORDER BY id"));
+  EXPECT_THAT(found, HasSubstr("pg_stat_activity orders.unit_price role=legacy app=legacy-web"));
+  EXPECT_THAT(found, Not(HasSubstr("modern"))) << found;
+  EXPECT_THAT(found, Not(HasSubstr("web-v2"))) << found;
+
+  // The gate refuses, naming who; the column is still there.
+  Status s = w.m->Complete(w.name);
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.message(), HasSubstr("contract audit"));
+  EXPECT_THAT(s.message(), HasSubstr("role reporting (application_name nightly-report)"));
+  EXPECT_THAT(s.message(), HasSubstr("role legacy (application_name legacy-web)"));
+  EXPECT_EQ(Pg()->Psql(w.url, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'orders' AND "
+                              "column_name = 'unit_price' AND table_schema = 'public'"),
+            "1");
+
+  // They stop; the new version keeps working. The next audit is clean and
+  // the gate opens.
+  legacy.Close();
+  report.Close();
+  WaitGone(w.url, "legacy");
+  WaitGone(w.url, "reporting");
+  EXPECT_EQ(modern.Run("SELECT id, price FROM orders WHERE id = 5"), "");
+  Json third = w.Audit();
+  EXPECT_FALSE(third["blocking"].get<bool>()) << Findings(third);
+  EXPECT_TRUE(third["coverage_sufficient"].get<bool>()) << third.dump(2);
+  modern.Close();
+  SLUICE_ASSERT_OK(w.m->Complete(w.name));
+  EXPECT_EQ(Pg()->Psql(w.url, "SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM "
+                              "information_schema.columns WHERE table_name = 'orders' AND table_schema = 'public'"),
+            "id,price,qty");
+  // The evidence stays with the migration: three audits stored.
+  EXPECT_EQ(Pg()->Psql(w.url, "SELECT count(*) FROM sluice.audits WHERE migration = '" + w.name + "'"), "3");
+}
+
+TEST(AuditPg, WithoutASourceTheRequiredGateRefusesWithAdvice) {
+  SLUICE_ASSERT_PG_OK(Pg());
+  World w;
+  ASSERT_NO_FATAL_FAILURE(w.Setup(false));  // no CREATE EXTENSION here
+  Json a = w.Audit();
+  EXPECT_FALSE(a["coverage_sufficient"].get<bool>());
+  // The command: exit 7 (what the required gate refuses), with the advice;
+  // --markdown for the handoff document.
+  auto cli = RunSluice({"--db", w.url, "audit", w.name, "--markdown"});
+  EXPECT_EQ(cli.exit_code, 7) << cli.out << cli.err;
+  EXPECT_THAT(cli.out, HasSubstr("| pg_stat_statements | unavailable | not installed in this database"));
+  EXPECT_THAT(cli.err, HasSubstr("CREATE EXTENSION pg_stat_statements"));
+  Json again = w.Audit();
+  EXPECT_FALSE(again["coverage_sufficient"].get<bool>());
+  Status s = w.m->Complete(w.name);
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.message(), HasSubstr("shared_preload_libraries = 'pg_stat_statements'"));
+  EXPECT_THAT(s.message(), HasSubstr("CREATE EXTENSION pg_stat_statements"));
+  // The operator overrides, and the override is recorded.
+  TransitionOptions force;
+  force.force = true;
+  force.reason = "audited by hand in the load balancer logs";
+  SLUICE_ASSERT_OK(w.m->Complete(w.name, force));
+  EXPECT_THAT(Pg()->Psql(w.url, "SELECT message FROM sluice.events WHERE kind = 'gate.override'"),
+              HasSubstr("audited by hand"));
+}
+
+}  // namespace
+}  // namespace sluice::testing
