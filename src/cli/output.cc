@@ -219,6 +219,15 @@ std::string StatusJson(const std::vector<MigrationInfo>& list) {
            {{"max_rows_per_second", m.tuned_rate ? nlohmann::json(*m.tuned_rate) : nlohmann::json()},
             {"chunk_target_ms", m.tuned_chunk_ms ? nlohmann::json(*m.tuned_chunk_ms) : nlohmann::json()},
             {"workers", m.tuned_workers ? nlohmann::json(*m.tuned_workers) : nlohmann::json()}}}};
+      // The throttle's readings recorded with the newest chunk (null: off,
+      // failed, or not recorded).
+      const ThrottleSignals& t = m.throttle_signals;
+      e["backfill"]["throttle_signals"] = {
+          {"probe_latency_seconds", t.probe_latency_seconds ? nlohmann::json(*t.probe_latency_seconds) : nlohmann::json()},
+          {"replica_lag_seconds", t.replica_lag_seconds ? nlohmann::json(*t.replica_lag_seconds) : nlohmann::json()},
+          {"lock_waiters", t.lock_waiters ? nlohmann::json(*t.lock_waiters) : nlohmann::json()},
+          {"table", text_or_null(m.throttle_signals_table)},
+          {"at", text_or_null(m.throttle_signals_at)}};
     }
     if (m.last_verify_passed) {
       e["last_verification"] = {{"passed", *m.last_verify_passed}, {"at", m.last_verify_at}};
