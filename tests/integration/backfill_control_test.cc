@@ -254,6 +254,7 @@ backfill:
 // table shows as a lock waiter in the chunks written meanwhile, and in
 // `status --json`. SHARE UPDATE EXCLUSIVE conflicts with itself but not
 // with the backfill's writes, so the backfill goes on beside the queue.
+// Then the upgrade of an older sluice's chunks table on PostgreSQL.
 TEST(BackfillControl, PostgresChunksRecordTheThrottleSignals) {
   SLUICE_ASSERT_PG_OK(PgCluster::Shared());
   PgCluster* cluster = PgCluster::Shared();
@@ -299,6 +300,18 @@ backfill:
                      "replica_lag_s IS DISTINCT FROM 0"),
             "0");
   EXPECT_EQ(db.Mismatches(), "0");
+
+  // State of an older sluice: without the columns, status reads no
+  // readings, and the next backfill run adds them (as the owner).
+  cluster->Psql(db.url, "ALTER TABLE sluice.chunks DROP COLUMN probe_ms, DROP COLUMN replica_lag_s, DROP COLUMN "
+                        "lock_waiters");
+  const std::string columns = "SELECT count(*) FROM pg_attribute WHERE attrelid = 'sluice.chunks'::regclass AND "
+                              "NOT attisdropped AND attname IN ('probe_ms', 'replica_lag_s', 'lock_waiters')";
+  ASSERT_EQ(db.Value(columns), "0");
+  EXPECT_TRUE(db.Status()["backfill"]["throttle_signals"]["lock_waiters"].is_null());
+  auto again = db.Sluice({"backfill"});
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(db.Value(columns), "3");
 }
 
 TEST(BackfillControl, OutsideItsTimeWindowTheBackfillHolds) {
