@@ -222,10 +222,11 @@ std::string StatusJson(const std::vector<MigrationInfo>& list) {
       // The throttle's readings recorded with the newest chunk (null: off,
       // failed, or not recorded).
       const ThrottleSignals& t = m.throttle_signals;
+      auto opt = [](const auto& v) { return v ? nlohmann::json(*v) : nlohmann::json(); };
       e["backfill"]["throttle_signals"] = {
-          {"probe_latency_seconds", t.probe_latency_seconds ? nlohmann::json(*t.probe_latency_seconds) : nlohmann::json()},
-          {"replica_lag_seconds", t.replica_lag_seconds ? nlohmann::json(*t.replica_lag_seconds) : nlohmann::json()},
-          {"lock_waiters", t.lock_waiters ? nlohmann::json(*t.lock_waiters) : nlohmann::json()},
+          {"probe_latency_seconds", opt(t.probe_latency_seconds)},
+          {"replica_lag_seconds", opt(t.replica_lag_seconds)},
+          {"lock_waiters", opt(t.lock_waiters)},
           {"table", text_or_null(m.throttle_signals_table)},
           {"at", text_or_null(m.throttle_signals_at)}};
     }

@@ -292,7 +292,8 @@ ThrottleSignals SignalsOfRow(const db::Row& row, size_t first) {
 }
 
 Result<std::optional<StateStore::ChunkSignals>> StateStore::LatestChunkSignals(const std::string& migration) {
-  const std::string from = " FROM " + T("chunks") + " WHERE migration = $1 ORDER BY committed_at DESC, chunk DESC, worker DESC LIMIT 1";
+  const std::string from =
+      " FROM " + T("chunks") + " WHERE migration = $1 ORDER BY committed_at DESC, chunk DESC, worker DESC LIMIT 1";
   auto r = c_.Query("SELECT tbl, committed_at, probe_ms, replica_lag_s, lock_waiters" + from, {Value::Text(migration)});
   if (!r.ok() && r.status().code() == StatusCode::kNotFound) {
     // An older sluice's chunks table: no readings (reading never adds the

@@ -203,8 +203,8 @@ std::string Charts(const ChunkHistory& h) {
     }
   }
   return "<div class=\"charts\">" + Chart("backfill rate (rows/s)", "rows/s", rate, "rate") +
-         Chart("probe latency (ms)", "ms", probe, "probe") + Chart("chunk duration (ms)", "ms", chunk_times, "latency") +
-         "</div>";
+         Chart("probe latency (ms)", "ms", probe, "probe") +
+         Chart("chunk duration (ms)", "ms", chunk_times, "latency") + "</div>";
 }
 
 constexpr const char* kStyle = R"(
