@@ -244,6 +244,16 @@ struct DiffResult {
 // of every value, bisecting differing chunks down to the rows. Read-only.
 Result<DiffResult> Diff(const DiffOptions& options);
 
+// The backfill throttle's readings recorded with one committed chunk (the
+// `chunks` state table): nullopt when the signal is off, its reading
+// failed, or the chunk was written by a sluice that did not record them.
+struct ThrottleSignals {
+  std::optional<double> probe_latency_seconds;  // the probe query's latency
+  std::optional<double> replica_lag_seconds;
+  std::optional<int64_t> lock_waiters;  // sessions waiting for a lock on the table
+  bool any() const { return probe_latency_seconds || replica_lag_seconds || lock_waiters; }
+};
+
 struct MigrationInfo {
   std::string name;
   std::string phase;     // starting | active | completing | complete | rolling_back | rolled_back
@@ -290,6 +300,10 @@ struct MigrationInfo {
   // Migrator::Failures, `sluice failures`). switch and complete refuse, and
   // verification fails, while this is above 0.
   int64_t dual_write_failures = 0;
+  // In-flight migrations: the throttle's readings of the newest committed
+  // chunk (all nullopt when none recorded any), its table and commit time.
+  ThrottleSignals throttle_signals;
+  std::string throttle_signals_table, throttle_signals_at;
 };
 
 // One row whose `up` failed on an old-version write (see
@@ -409,6 +423,7 @@ struct ChunkSample {
   std::string committed_at;
   int64_t rows = 0;
   double seconds = 0;  // how long the chunk's transaction took
+  ThrottleSignals signals;  // the throttle's readings when the chunk ran
 };
 struct ChunkHistory {
   int64_t count = 0;         // chunks committed

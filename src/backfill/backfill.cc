@@ -288,7 +288,7 @@ Status Backfiller::LoadPartitions(const db::BackfillTask& task, Shared& sh, int6
 }
 
 Status Backfiller::Chunk(db::Connection& conn, const db::BackfillTask& task, int part, int64_t chunk_rows,
-                         bool* done, int64_t* rows) {
+                         const SignalReadings& signals, bool* done, int64_t* rows) {
   const db::Dialect& d = conn.dialect();
   const std::string cp = d.StateTable("checkpoints");
   const size_t nk = task.key.size();
@@ -361,11 +361,16 @@ Status Backfiller::Chunk(db::Connection& conn, const db::BackfillTask& task, int
                         {Value::Text(KeyToJson(end)), Value::Int(*rows), Value::Int(chunk_no), Value::Int(final ? 1 : 0),
                          Value::Text(now), mig, tbl, worker});
     if (!c.ok()) return c.status();
+    // The throttle's readings go with the chunk (NULL: signal off or its
+    // last reading failed), for status, /metrics and the status page.
+    auto real_or_null = [](const std::optional<double>& v) { return v ? Value::Real(*v) : Value::Null(); };
     auto h = conn.Query("INSERT INTO " + d.StateTable("chunks") +
-                            " (migration, tbl, worker, chunk, from_key, to_key, rows, millis, committed_at) VALUES "
-                            "($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                            " (migration, tbl, worker, chunk, from_key, to_key, rows, millis, committed_at, probe_ms, "
+                            "replica_lag_s, lock_waiters) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                         {mig, tbl, worker, Value::Int(chunk_no), KeyValue(last), Value::Text(KeyToJson(end)),
-                         Value::Int(*rows), Value::Real(millis), Value::Text(now)});
+                         Value::Int(*rows), Value::Real(millis), Value::Text(now), real_or_null(signals.probe_ms),
+                         real_or_null(signals.replica_lag_seconds),
+                         signals.lock_waiters ? Value::Int(std::llround(*signals.lock_waiters)) : Value::Null()});
     if (!h.ok()) return h.status();
     *done = final;
     return Status::Ok();
@@ -424,7 +429,7 @@ void Backfiller::Worker(Shared& sh, const db::BackfillTask& task, db::Connection
     bool done = false;
     int64_t rows = 0;
     int64_t t0 = clock_->NowMicros();
-    Status s = Chunk(*conn, task, sh.parts[static_cast<size_t>(part)], n, &done, &rows);
+    Status s = Chunk(*conn, task, sh.parts[static_cast<size_t>(part)], n, pacer.readings(), &done, &rows);
     if (!s.ok()) {
       bool stopped = false;
       s = WaitToRetry(sh, conn, backoff, s, slot, &stopped);

@@ -5,7 +5,8 @@
 // Exactly-once progress: each chunk is one transaction that (1) re-reads its
 // partition's checkpoint row (locking it), (2) picks the chunk's upper key,
 // (3) rewrites the rows in (last, upper], (4) advances the checkpoint and
-// appends the chunk to the history table. Because the checkpoint is read and
+// appends the chunk to the history table (with the throttle's latest
+// readings: SignalReadings). Because the checkpoint is read and
 // written inside the chunk's own transaction, a crash, a SIGKILL, a lost
 // connection or a COMMIT whose outcome is unknown can never skip or repeat a
 // chunk: the next attempt simply reads where the database says work stands.
@@ -127,8 +128,9 @@ class Backfiller {
   // The Pacer's inputs: signal and control sessions (and the replica).
   Result<std::unique_ptr<SignalSource>> OpenSignals(const ThrottleSettings& ts);
   // One chunk of partition `part`. Sets *done when the partition is finished.
-  Status Chunk(db::Connection& conn, const db::BackfillTask& task, int part, int64_t chunk_rows, bool* done,
-               int64_t* rows);
+  // `signals` (the Pacer's latest readings) go into the chunk's history row.
+  Status Chunk(db::Connection& conn, const db::BackfillTask& task, int part, int64_t chunk_rows,
+               const SignalReadings& signals, bool* done, int64_t* rows);
   void Worker(Shared& sh, const db::BackfillTask& task, db::Connection* lent, int slot);
   // The backfill's session settings (with the chunk statement timeout or
   // not), applied now and after every reconnect.

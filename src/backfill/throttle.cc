@@ -155,6 +155,7 @@ void Pacer::ProbeSignals() {
   double worst = 0;
   std::string why;
   bool failed = false;
+  SignalReadings readings;
   for (Signal s : kSignals) {
     if (!Enabled(s)) continue;
     const int64_t t0 = clock_->NowMicros();
@@ -182,6 +183,9 @@ void Pacer::ProbeSignals() {
                                FirstLine(r.status().message()));
     } else {
       const double v = *r;
+      if (s == Signal::kProbe) readings.probe_ms = v;
+      if (s == Signal::kReplicaLag) readings.replica_lag_seconds = v;
+      if (s == Signal::kLockWaiters) readings.lock_waiters = v;
       switch (s) {
         case Signal::kProbe:
           ratio = v / static_cast<double>(settings_.probe_target_ms);
@@ -214,6 +218,7 @@ void Pacer::ProbeSignals() {
     if (stop_) return;
     worst_ = worst;
     signal_why_ = why;
+    readings_ = readings;
     if (worst > 1) {
       // Already at the slowest pace and still over the limit: hold entirely
       // until the signal falls back under it.
@@ -384,6 +389,11 @@ double Pacer::chunk_scale() const {
 bool Pacer::paused() const {
   MutexLock l(&mu_);
   return control_.paused;
+}
+
+SignalReadings Pacer::readings() const {
+  MutexLock l(&mu_);
+  return readings_;
 }
 
 void Pacer::SetNote(std::string note) {

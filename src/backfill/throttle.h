@@ -79,6 +79,15 @@ struct ThrottleSettings {
   int64_t signal_timeout_ms = 2000;
 };
 
+// The latest reading of each production signal, for the chunk history
+// (the `chunks` state table records it with every chunk). nullopt: the
+// signal is off, or its last reading failed (a stale value would mislead).
+struct SignalReadings {
+  std::optional<double> probe_ms;
+  std::optional<double> replica_lag_seconds;
+  std::optional<double> lock_waiters;
+};
+
 // Parses "HH:MM-HH:MM"; the window may wrap midnight. Returns minutes since
 // midnight UTC [from, to). kInvalidArgument on a malformed window.
 Result<std::pair<int, int>> ParseWindow(const std::string& window);
@@ -138,6 +147,8 @@ class Pacer : public std::enable_shared_from_this<Pacer> {
   // A note shown with the reason (a worker retrying after an error); "" to
   // clear.
   void SetNote(std::string note);
+  // The signals' latest readings (all nullopt before the first).
+  SignalReadings readings() const;
 
   // One reading of every signal, then the pace update. Runs the queries
   // outside the mutex. Called by the probe thread; tests call it directly.
@@ -175,6 +186,7 @@ class Pacer : public std::enable_shared_from_this<Pacer> {
   bool probed_ GUARDED_BY(mu_) = false;   // the signals have been read once
   std::string signal_why_ GUARDED_BY(mu_);  // the worst signal's text at the last reading
   double worst_ GUARDED_BY(mu_) = 0;
+  SignalReadings readings_ GUARDED_BY(mu_);
   std::optional<Signal> in_flight_ GUARDED_BY(mu_);
   int64_t in_flight_since_ GUARDED_BY(mu_) = 0;
   Control control_ GUARDED_BY(mu_);

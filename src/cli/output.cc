@@ -219,6 +219,16 @@ std::string StatusJson(const std::vector<MigrationInfo>& list) {
            {{"max_rows_per_second", m.tuned_rate ? nlohmann::json(*m.tuned_rate) : nlohmann::json()},
             {"chunk_target_ms", m.tuned_chunk_ms ? nlohmann::json(*m.tuned_chunk_ms) : nlohmann::json()},
             {"workers", m.tuned_workers ? nlohmann::json(*m.tuned_workers) : nlohmann::json()}}}};
+      // The throttle's readings recorded with the newest chunk (null: off,
+      // failed, or not recorded).
+      const ThrottleSignals& t = m.throttle_signals;
+      auto opt = [](const auto& v) { return v ? nlohmann::json(*v) : nlohmann::json(); };
+      e["backfill"]["throttle_signals"] = {
+          {"probe_latency_seconds", opt(t.probe_latency_seconds)},
+          {"replica_lag_seconds", opt(t.replica_lag_seconds)},
+          {"lock_waiters", opt(t.lock_waiters)},
+          {"table", text_or_null(m.throttle_signals_table)},
+          {"at", text_or_null(m.throttle_signals_at)}};
     }
     if (m.last_verify_passed) {
       e["last_verification"] = {{"passed", *m.last_verify_passed}, {"at", m.last_verify_at}};

@@ -50,6 +50,12 @@ enum class SqlKind {
   kIndexDefinition,  // CREATE [UNIQUE] INDEX ..., as the database prints it
 };
 
+// A column a state table gained after its first release: the table's base
+// name ("chunks"), the column and its type in the dialect's words.
+struct StateColumn {
+  std::string table, column, type;
+};
+
 class Dialect {
  public:
   virtual ~Dialect() = default;
@@ -117,6 +123,12 @@ class Dialect {
   // "events", ...), and the statements that create them if missing.
   virtual std::string StateTable(std::string_view base) const = 0;
   virtual std::vector<std::string> StateSchema() const = 0;
+  // Columns a state table gained after its first release (also in its
+  // StateSchema() DDL): StateStore::Ensure adds those a table created by an
+  // older sluice lacks, after reading its columns with StateColumnsSql
+  // (a query whose first column is each column's name).
+  virtual std::vector<StateColumn> AddedStateColumns() const { return {}; }
+  virtual std::string StateColumnsSql(std::string_view /*base*/) const { return {}; }
   // Runs inside a transaction before StateSchema(): serialises processes
   // that create the state tables at once ("" where the write transaction
   // already does).

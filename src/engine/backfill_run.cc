@@ -144,6 +144,8 @@ Result<BackfillSummary> Engine::Backfill(const std::string& migration, const Bac
   // State made by an older sluice may lack the leases table.
   SLUICE_ASSIGN_OR_RETURN(bool has_leases, store.HasTable("leases"));
   if (!has_leases) SLUICE_RETURN_IF_ERROR(db::InTransaction(*conn, [&]() -> Status { return store.Ensure(); }));
+  // ... or the chunks' throttle signal columns (a no-op when present).
+  SLUICE_RETURN_IF_ERROR(db::InTransaction(*conn, [&]() -> Status { return store.EnsureColumns(); }));
   BackfillSummary summary;
   int64_t t0 = clock()->NowMicros();
   for (const auto& name : names) {

@@ -46,12 +46,25 @@ Result<ChunkHistory> Engine::Chunks(const std::string& migration) {
   h.sum_seconds = row[2].AsReal() / 1000.0;
   for (size_t i = 0; i < std::size(kBuckets); ++i) h.buckets.push_back({kBuckets[i], row[3 + i].AsInt()});
   h.buckets.push_back({-1, h.count});  // +Inf
-  auto recent = conn->Query("SELECT tbl, committed_at, rows, millis FROM " + chunks +
-                                " WHERE migration = $1 ORDER BY committed_at DESC LIMIT 300",
-                            {db::Value::Text(migration)});
+  const std::string recent_sql = " FROM " + chunks + " WHERE migration = $1 ORDER BY committed_at DESC LIMIT 300";
+  auto recent = conn->Query(
+      "SELECT tbl, committed_at, rows, millis, probe_ms, replica_lag_s, lock_waiters" + recent_sql,
+      {db::Value::Text(migration)});
+  if (!recent.ok() && recent.status().code() == StatusCode::kNotFound) {
+    // A chunks table made by an older sluice has no signal columns (the
+    // next backfill adds them; this read must not).
+    recent = conn->Query("SELECT tbl, committed_at, rows, millis, NULL, NULL, NULL" + recent_sql,
+                         {db::Value::Text(migration)});
+  }
   if (!recent.ok()) return recent.status();
   for (const auto& c : recent->rows) {
-    h.recent.push_back({c[0].text, c[1].text, c[2].AsInt(), c[3].AsReal() / 1000.0});
+    ChunkSample sample;
+    sample.table = c[0].text;
+    sample.committed_at = c[1].text;
+    sample.rows = c[2].AsInt();
+    sample.seconds = c[3].AsReal() / 1000.0;
+    sample.signals = SignalsOfRow(c, 4);
+    h.recent.push_back(std::move(sample));
   }
   std::reverse(h.recent.begin(), h.recent.end());
   return h;

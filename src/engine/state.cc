@@ -1,5 +1,8 @@
 #include "engine/state.h"
 
+#include <map>
+#include <set>
+
 #include <nlohmann/json.hpp>
 
 #include "hooks/hooks.h"
@@ -30,6 +33,43 @@ Status StateStore::Ensure() {
   const std::string serialise = d_.StateSetupLockSql();
   if (!serialise.empty()) SLUICE_RETURN_IF_ERROR(c_.Exec(serialise));
   for (const auto& ddl : d_.StateSchema()) SLUICE_RETURN_IF_ERROR(c_.Exec(ddl));
+  return EnsureColumns();
+}
+
+Status StateStore::EnsureColumns() {
+  // The added columns each table lacks (none for a table that does not
+  // exist: whoever creates it creates them).
+  auto missing = [&]() -> Result<std::vector<db::StateColumn>> {
+    std::map<std::string, std::set<std::string>> have;
+    std::vector<db::StateColumn> out;
+    for (const auto& c : d_.AddedStateColumns()) {
+      if (!have.count(c.table)) {
+        auto r = c_.Query(d_.StateColumnsSql(c.table));
+        if (!r.ok()) return r.status().WithContext("reading the columns of sluice's state table " + T(c.table));
+        auto& cols = have[c.table];
+        for (const auto& row : r->rows) cols.insert(row[0].text);
+      }
+      const auto& cols = have[c.table];
+      if (!cols.empty() && !cols.count(c.column)) out.push_back(c);
+    }
+    return out;
+  };
+  SLUICE_ASSIGN_OR_RETURN(auto add, missing());
+  if (add.empty()) return Status::Ok();
+  // Serialised like the tables' creation; another process may have added
+  // them meanwhile.
+  const std::string serialise = d_.StateSetupLockSql();
+  if (!serialise.empty()) {
+    SLUICE_RETURN_IF_ERROR(c_.Exec(serialise));
+    SLUICE_ASSIGN_OR_RETURN(add, missing());
+  }
+  for (const auto& c : add) {
+    Status s = c_.Exec("ALTER TABLE " + T(c.table) + " ADD COLUMN " + d_.Quote(c.column) + " " + c.type);
+    if (!s.ok()) {
+      return s.WithContext("adding column " + c.column + " to sluice's state table " + T(c.table) +
+                           " (created by an older sluice; run this once as the role that owns it)");
+    }
+  }
   return Status::Ok();
 }
 
@@ -240,6 +280,30 @@ Result<double> StateStore::RecentBackfillRate(const std::string& migration, int 
                     {Value::Text(migration), Value::Text(Now(-seconds))});
   if (!r.ok()) return r.status();
   return static_cast<double>(r->Scalar().AsInt()) / seconds;
+}
+
+ThrottleSignals SignalsOfRow(const db::Row& row, size_t first) {
+  ThrottleSignals t;
+  if (row.size() < first + 3) return t;
+  if (!row[first].is_null()) t.probe_latency_seconds = row[first].AsReal() / 1000.0;
+  if (!row[first + 1].is_null()) t.replica_lag_seconds = row[first + 1].AsReal();
+  if (!row[first + 2].is_null()) t.lock_waiters = row[first + 2].AsInt();
+  return t;
+}
+
+Result<std::optional<StateStore::ChunkSignals>> StateStore::LatestChunkSignals(const std::string& migration) {
+  const std::string from =
+      " FROM " + T("chunks") + " WHERE migration = $1 ORDER BY committed_at DESC, chunk DESC, worker DESC LIMIT 1";
+  auto r = c_.Query("SELECT tbl, committed_at, probe_ms, replica_lag_s, lock_waiters" + from, {Value::Text(migration)});
+  if (!r.ok() && r.status().code() == StatusCode::kNotFound) {
+    // An older sluice's chunks table: no readings (reading never adds the
+    // columns; the next backfill does).
+    r = c_.Query("SELECT tbl, committed_at, NULL, NULL, NULL" + from, {Value::Text(migration)});
+  }
+  if (!r.ok()) return r.status();
+  if (r->rows.empty()) return std::optional<ChunkSignals>();
+  const db::Row& row = r->rows[0];
+  return std::optional<ChunkSignals>(ChunkSignals{row[0].text, row[1].text, SignalsOfRow(row, 2)});
 }
 
 Result<int64_t> StateStore::DualWriteFailureCount(const std::string& migration) {

@@ -101,6 +101,10 @@ struct DualWriteFailure {
   std::string first_seen, last_seen;
 };
 
+// The throttle's readings in columns `first`.. of a chunks row selected
+// as "probe_ms, replica_lag_s, lock_waiters" (NULL = unset).
+ThrottleSignals SignalsOfRow(const db::Row& row, size_t first);
+
 class StateStore {
  public:
   // `clock` stamps every time it records (default: the real clock).
@@ -116,6 +120,12 @@ class StateStore {
   // Creates missing state tables. Call inside the transaction of the first
   // change, so a failed command leaves the database untouched.
   Status Ensure();
+  // Adds the columns later releases gave existing state tables
+  // (Dialect::AddedStateColumns) where an older sluice created the table
+  // without them; reads the catalog first and alters only what lacks one
+  // (a no-op needs no privilege). Ensure calls it; so does the backfill,
+  // which writes them. Call inside a transaction.
+  Status EnsureColumns();
 
   Result<std::optional<MigrationRecord>> Get(const std::string& name);
   // Get, locking the row until the transaction ends (PostgreSQL FOR
@@ -155,6 +165,14 @@ class StateStore {
   Status ResolveDualWriteFailure(const std::string& migration, const DualWriteFailure& f);
   // Rows/s of the chunks committed in the last `seconds` seconds.
   Result<double> RecentBackfillRate(const std::string& migration, int seconds);
+  // The throttle's readings of `migration`'s newest committed chunk, with
+  // its table and commit time; nullopt when no chunk was committed (and
+  // readings all unset where an older sluice's table lacks the columns).
+  struct ChunkSignals {
+    std::string table, committed_at;
+    ThrottleSignals signals;
+  };
+  Result<std::optional<ChunkSignals>> LatestChunkSignals(const std::string& migration);
   Result<std::optional<VerificationRecord>> LastVerification(const std::string& migration);
 
   // Backfill leases (see BackfillLease). StartLease replaces the row for a

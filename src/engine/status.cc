@@ -137,6 +137,12 @@ Result<std::vector<MigrationInfo>> Engine::List() {
       }
       SLUICE_RETURN_IF_ERROR(FillBackfillRun(store, m, &i));
       SLUICE_ASSIGN_OR_RETURN(i.dual_write_failures, store.DualWriteFailureCount(m.name));
+      SLUICE_ASSIGN_OR_RETURN(auto signals, store.LatestChunkSignals(m.name));
+      if (signals) {
+        i.throttle_signals = signals->signals;
+        i.throttle_signals_table = signals->table;
+        i.throttle_signals_at = signals->committed_at;
+      }
       const bool running = i.backfill == "running";
       SLUICE_ASSIGN_OR_RETURN(backfill::Control c, backfill::ReadControl(*conn, m.name));
       i.paused = c.paused;

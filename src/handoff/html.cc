@@ -3,6 +3,7 @@
 // library (libcmark-gfm-dev) would replace it if the documents grow.
 #include <algorithm>
 
+#include "common/html.h"
 #include "handoff/handoff.h"
 
 namespace sluice::handoff {
@@ -35,19 +36,7 @@ std::string Fenced(const std::string& code, const std::string& lang) {
 
 namespace {
 
-std::string Escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
+std::string Escape(const std::string& s) { return HtmlEscape(s); }
 
 // `code`, **bold**, _emphasis_ and \| inside one line of text.
 std::string Inline(const std::string& s) {

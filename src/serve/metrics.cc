@@ -6,6 +6,7 @@
 // match on labels. Every value comes from the state tables at scrape time.
 #include <cmath>
 #include <ctime>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -166,6 +167,32 @@ std::string MetricsText(const Snapshot& s) {
   e.Family("sluice_backfill_heartbeat_age_seconds", "gauge", "Seconds since the backfill run last renewed its lease.");
   for (const auto* m : bf) {
     if (m->backfill_heartbeat_age_seconds >= 0) e.Sample({{"migration", m->name}}, m->backfill_heartbeat_age_seconds);
+  }
+  // The throttle's signals as the running backfill last recorded them
+  // (with its newest chunk); a series is absent when its signal is off,
+  // its last reading failed, or the backfill is not running.
+  struct SignalFamily {
+    const char* name;
+    const char* help;
+    std::optional<double> (*value)(const ThrottleSignals&);
+  };
+  static const SignalFamily kSignalFamilies[] = {
+      {"sluice_throttle_probe_latency_seconds", "Latency of the throttle's probe query, read with the newest chunk.",
+       [](const ThrottleSignals& t) { return t.probe_latency_seconds; }},
+      {"sluice_throttle_replica_lag_seconds", "Replica replay lag the throttle read with the newest chunk.",
+       [](const ThrottleSignals& t) { return t.replica_lag_seconds; }},
+      {"sluice_throttle_lock_waiters", "Sessions waiting for a lock on the table, read with the newest chunk.",
+       [](const ThrottleSignals& t) -> std::optional<double> {
+         if (!t.lock_waiters) return std::nullopt;
+         return static_cast<double>(*t.lock_waiters);
+       }},
+  };
+  for (const auto& f : kSignalFamilies) {
+    e.Family(f.name, "gauge", f.help);
+    for (const auto* m : bf) {
+      auto v = f.value(m->throttle_signals);
+      if (m->backfill == "running" && v) e.Sample({{"migration", m->name}, {"table", m->throttle_signals_table}}, *v);
+    }
   }
   e.Family("sluice_backfill_chunk_duration_seconds", "histogram",
            "How long each committed backfill chunk's transaction took.");

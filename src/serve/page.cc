@@ -15,26 +15,14 @@
 
 #include <fmt/format.h>
 
+#include "common/html.h"
 #include "serve/serve.h"
 
 namespace sluice::serve {
 
 namespace {
 
-std::string H(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
+std::string H(const std::string& s) { return HtmlEscape(s); }
 
 std::string Count(int64_t n) {
   std::string d = std::to_string(n < 0 ? -n : n), out;
@@ -54,14 +42,14 @@ std::string Duration(double s) {
 }
 
 // A line chart as inline SVG: `points` are (x, y), drawn scaled into the
-// box; empty data says so.
+// box; empty data says so. data-points carries how many were drawn.
 std::string Chart(const std::string& title, const std::string& unit, const std::vector<std::pair<double, double>>& pts,
                   const std::string& css_class) {
   const int w = 320, h = 120, pad = 28;
   std::string svg = fmt::format(
-      "<figure class=\"chart {}\"><figcaption>{}</figcaption><svg viewBox=\"0 0 {} {}\" role=\"img\" "
-      "aria-label=\"{}\" preserveAspectRatio=\"none\">",
-      css_class, H(title), w, h, H(title));
+      "<figure class=\"chart {}\" data-points=\"{}\"><figcaption>{}</figcaption><svg viewBox=\"0 0 {} {}\" "
+      "role=\"img\" aria-label=\"{}\" preserveAspectRatio=\"none\">",
+      css_class, pts.size() < 2 ? 0 : pts.size(), H(title), w, h, H(title));
   svg += fmt::format("<rect x=\"0\" y=\"0\" width=\"{}\" height=\"{}\" class=\"bg\"/>", w, h);
   if (pts.size() < 2) {
     svg += fmt::format("<text x=\"{}\" y=\"{}\" class=\"empty\">no data yet</text></svg></figure>", w / 2 - 30, h / 2);
@@ -194,8 +182,10 @@ std::string Verification(const std::optional<VerifyResult>& v) {
 std::string Charts(const ChunkHistory& h) {
   // Backfill rate: rows committed per second of wall time, binned by the
   // second each chunk committed; chunk time: each chunk's duration.
+  // Probe latency: the throttle's reading recorded with each chunk (only
+  // chunks that recorded one: the signal may be off or have failed).
   std::map<int64_t, int64_t> per_second;
-  std::vector<std::pair<double, double>> chunk_times;
+  std::vector<std::pair<double, double>> chunk_times, probe;
   double t0 = -1;
   for (const auto& c : h.recent) {
     double t = Epoch(c.committed_at);
@@ -203,6 +193,7 @@ std::string Charts(const ChunkHistory& h) {
     if (t0 < 0) t0 = t;
     per_second[static_cast<int64_t>(t)] += c.rows;
     chunk_times.push_back({t - t0, c.seconds * 1000});
+    if (c.signals.probe_latency_seconds) probe.push_back({t - t0, *c.signals.probe_latency_seconds * 1000});
   }
   std::vector<std::pair<double, double>> rate;
   if (!per_second.empty()) {
@@ -212,6 +203,7 @@ std::string Charts(const ChunkHistory& h) {
     }
   }
   return "<div class=\"charts\">" + Chart("backfill rate (rows/s)", "rows/s", rate, "rate") +
+         Chart("probe latency (ms)", "ms", probe, "probe") +
          Chart("chunk duration (ms)", "ms", chunk_times, "latency") + "</div>";
 }
 

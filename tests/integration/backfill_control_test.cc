@@ -249,6 +249,71 @@ backfill:
   EXPECT_EQ(db.Value("SELECT count(*) FROM sluice.chunks"), db.Value("SELECT sum(chunks) FROM sluice.checkpoints"));
 }
 
+// Each chunk records the throttle's readings (the `chunks` table's
+// probe_ms / lock_waiters): a session queued behind another's lock on the
+// table shows as a lock waiter in the chunks written meanwhile, and in
+// `status --json`. SHARE UPDATE EXCLUSIVE conflicts with itself but not
+// with the backfill's writes, so the backfill goes on beside the queue.
+// Then the upgrade of an older sluice's chunks table on PostgreSQL.
+TEST(BackfillControl, PostgresChunksRecordTheThrottleSignals) {
+  SLUICE_ASSERT_PG_OK(PgCluster::Shared());
+  PgCluster* cluster = PgCluster::Shared();
+  TempDir dir;
+  Db db = PgDb(20000);
+  ASSERT_TRUE(db.m);
+  std::string plan = std::string(kPlan) + R"(
+backfill:
+  throttle:
+    probe_target_ms: 5000
+    max_lock_waiters: 5
+)";
+  ASSERT_EQ(db.Sluice({"start", dir.Write("001_lower.yaml", plan)}).exit_code, 0);
+  auto holder = db.m->Connect("");
+  ASSERT_TRUE(holder.ok()) << holder.status().message();
+  SLUICE_ASSERT_OK((*holder)->Exec("BEGIN; LOCK TABLE public.orders IN SHARE UPDATE EXCLUSIVE MODE"));
+  std::thread waiter([&] {
+    cluster->Psql(db.url, "BEGIN; LOCK TABLE public.orders IN SHARE UPDATE EXCLUSIVE MODE; COMMIT");
+  });
+  const std::string queued =
+      "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'public.orders'::regclass";
+  bool waiting = Eventually([&] { return Count(db, queued) >= 1; });
+  int pid = -1;
+  if (waiting) pid = db.Spawn({"backfill", "--rate", "4000", "--chunk-rows", "200"}, dir.path());
+  bool recorded = waiting && pid > 0 && Eventually([&] {
+    return Count(db, "SELECT count(*) FROM sluice.chunks WHERE lock_waiters >= 1") >= 2;
+  });
+  nlohmann::json signals;
+  if (recorded) signals = db.Status()["backfill"]["throttle_signals"];
+  SLUICE_EXPECT_OK((*holder)->Exec("ROLLBACK"));
+  waiter.join();
+  ASSERT_TRUE(waiting) << "the second LOCK never queued";
+  ASSERT_GT(pid, 0);
+  EXPECT_EQ(WaitProcess(pid), 0) << ReadFile(dir.File("spawn.err"));
+  ASSERT_TRUE(recorded) << db.Value("SELECT string_agg(coalesce(lock_waiters::text, 'null'), ',') FROM sluice.chunks");
+  // Read while the session still queued: every chunk since recorded it.
+  EXPECT_GE(signals["lock_waiters"].get<int64_t>(), 1) << signals.dump();
+  EXPECT_GE(signals["probe_latency_seconds"].get<double>(), 0) << signals.dump();
+  // The lag signal is on by default; with no replica attached it reads 0.
+  EXPECT_EQ(signals["replica_lag_seconds"].get<double>(), 0) << signals.dump();
+  // The signals were on for the whole run: every chunk has every reading.
+  EXPECT_EQ(db.Value("SELECT count(*) FROM sluice.chunks WHERE probe_ms IS NULL OR lock_waiters IS NULL OR "
+                     "replica_lag_s IS DISTINCT FROM 0"),
+            "0");
+  EXPECT_EQ(db.Mismatches(), "0");
+
+  // State of an older sluice: without the columns, status reads no
+  // readings, and the next backfill run adds them (as the owner).
+  cluster->Psql(db.url, "ALTER TABLE sluice.chunks DROP COLUMN probe_ms, DROP COLUMN replica_lag_s, DROP COLUMN "
+                        "lock_waiters");
+  const std::string columns = "SELECT count(*) FROM pg_attribute WHERE attrelid = 'sluice.chunks'::regclass AND "
+                              "NOT attisdropped AND attname IN ('probe_ms', 'replica_lag_s', 'lock_waiters')";
+  ASSERT_EQ(db.Value(columns), "0");
+  EXPECT_TRUE(db.Status()["backfill"]["throttle_signals"]["lock_waiters"].is_null());
+  auto again = db.Sluice({"backfill"});
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(db.Value(columns), "3");
+}
+
 TEST(BackfillControl, OutsideItsTimeWindowTheBackfillHolds) {
   TempDir dir;
   Db db = SqliteDb(dir, 5000);

@@ -9,7 +9,9 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <regex>
@@ -340,6 +342,141 @@ TEST(Serve, WithoutATokenControlIsRefusedAndNothingChanges) {
   }
   EXPECT_EQ(f.Value("SELECT count(*) FROM _sluice_control WHERE paused = 1 OR max_rows_per_second IS NOT NULL"), "0");
   EXPECT_EQ(f.Value("SELECT count(*) FROM _sluice_events WHERE kind IN ('signoff', 'backfill.pause')"), "0");
+}
+
+// Waits (up to 60 s) until `pred` holds.
+bool Eventually(const std::function<bool()>& pred) {
+  for (int i = 0; i < 600; ++i) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return pred();
+}
+
+// The throttle's signals of a running backfill: the chunks table holds the
+// probe latency read with each chunk; /metrics, `status --json` and the
+// page's probe-latency chart show what SQL reads there.
+TEST(Serve, ThrottleSignalsOfARunningBackfillEqualTheChunksTable) {
+  TempDir dir;
+  const std::string url = "sqlite:" + dir.File("app.db");
+  auto m = OpenSqlite(dir.File("app.db"));
+  {
+    auto s = m->Connect("");
+    ASSERT_TRUE(s.ok());
+    SLUICE_ASSERT_OK((*s)->Exec(
+        "PRAGMA journal_mode = WAL; CREATE TABLE orders (id INTEGER PRIMARY KEY, email TEXT NOT NULL);"
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) "
+        "INSERT INTO orders SELECT i, 'User' || i || '@X.COM' FROM n;"));
+  }
+  const std::vector<std::string> global = {"--db", url, "--actor", "tester"};
+  auto sluice = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), global.begin(), global.end());
+    return RunSluice(args);
+  };
+  ASSERT_EQ(sluice({"start", dir.Write("001_lower.yaml", kPlan)}).exit_code, 0);
+  // Slow enough to be caught running; the probe's target is far above what
+  // a local SQLite read takes, so the signal never throttles.
+  std::vector<std::string> bf = global;
+  bf.insert(bf.end(), {"backfill", "--chunk-rows", "100", "--rate", "1000", "--probe-target-ms", "5000"});
+  int pid = SpawnSluice(bf, dir.path());
+  ASSERT_GT(pid, 0);
+  auto value = [&](const std::string& sql) { return QueryValue(*m, sql); };
+  ASSERT_TRUE(Eventually([&] { return std::stoll(value("SELECT count(*) FROM _sluice_chunks")) >= 3; }))
+      << ReadFile(dir.File("spawn.err"));
+  // Paused, the backfill stays running (it renews its lease) and its newest
+  // chunk stays the newest.
+  ASSERT_EQ(sluice({"pause", "001_lower"}).exit_code, 0);
+  ASSERT_TRUE(Eventually([&] {
+    auto st = sluice({"status", "--json"});
+    return st.out.find("\"paused (sluice resume") != std::string::npos;
+  }));
+
+  // Every chunk recorded the probe latency; this run has no replica and
+  // SQLite no lock waiters signal: NULL.
+  EXPECT_EQ(value("SELECT count(*) FROM _sluice_chunks WHERE probe_ms IS NULL OR probe_ms < 0"), "0");
+  EXPECT_EQ(value("SELECT count(*) FROM _sluice_chunks WHERE replica_lag_s IS NOT NULL OR lock_waiters IS NOT NULL"),
+            "0");
+  const std::string latest_probe = value(
+      "SELECT probe_ms / 1000.0 FROM _sluice_chunks ORDER BY committed_at DESC, chunk DESC, worker DESC LIMIT 1");
+  ASSERT_FALSE(latest_probe.empty());
+
+  ServeProcess serve(global, {});
+  ASSERT_TRUE(serve.running()) << serve.err();
+  httplib::Client c("127.0.0.1", serve.port());
+  auto metrics = c.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  ASSERT_EQ(metrics->status, 200);
+  EXPECT_NEAR(Sample(metrics->body, R"(sluice_throttle_probe_latency_seconds{migration="001_lower",table="orders"})"),
+              std::stod(latest_probe), 1e-9)
+      << metrics->body;
+  // Signals off are absent, not 0.
+  EXPECT_EQ(metrics->body.find("sluice_throttle_replica_lag_seconds{"), std::string::npos);
+  EXPECT_EQ(metrics->body.find("sluice_throttle_lock_waiters{"), std::string::npos);
+  TempDir tmp;
+  std::string file = tmp.Write("metrics.txt", metrics->body), out_file = tmp.File("promtool.out");
+  EXPECT_EQ(::system(("promtool check metrics < " + file + " > " + out_file + " 2>&1").c_str()), 0)
+      << ReadFile(out_file);
+
+  auto st = sluice({"status", "--json"});
+  ASSERT_EQ(st.exit_code, 0) << st.err;
+  auto j = nlohmann::json::parse(st.out).back()["backfill"]["throttle_signals"];
+  EXPECT_NEAR(j["probe_latency_seconds"].get<double>(), std::stod(latest_probe), 1e-9) << j.dump();
+  EXPECT_TRUE(j["replica_lag_seconds"].is_null()) << j.dump();
+  EXPECT_TRUE(j["lock_waiters"].is_null()) << j.dump();
+  EXPECT_EQ(j["table"], "orders");
+
+  // The page charts the probe latency of the chunks it shows (the newest
+  // 300), one point per chunk that recorded one.
+  auto page = c.Get("/");
+  ASSERT_TRUE(page);
+  const std::string points = value(
+      "SELECT count(probe_ms) FROM (SELECT probe_ms FROM _sluice_chunks ORDER BY committed_at DESC LIMIT 300)");
+  ASSERT_GE(std::stoll(points), 3);
+  EXPECT_THAT(page->body, ::testing::HasSubstr("<figure class=\"chart probe\" data-points=\"" + points +
+                                               "\"><figcaption>probe latency (ms)</figcaption>"));
+
+  ASSERT_EQ(sluice({"resume", "001_lower"}).exit_code, 0);
+  ASSERT_EQ(sluice({"tune", "001_lower", "--rate", "1000000"}).exit_code, 0);
+  EXPECT_EQ(WaitProcess(pid), 0) << ReadFile(dir.File("spawn.err"));
+  EXPECT_EQ(serve.Stop(), 0) << serve.err();
+}
+
+// State made by an older sluice: a chunks table without the signal
+// columns. status, serve and the page read it (no readings), and the next
+// backfill adds the columns and records them.
+TEST(Serve, ChunksTableOfAnOlderSluiceGainsTheSignalColumns) {
+  Fixture f;
+  auto s = f.m->Connect("");
+  ASSERT_TRUE(s.ok());
+  for (const char* col : {"probe_ms", "replica_lag_s", "lock_waiters"}) {
+    SLUICE_ASSERT_OK((*s)->Exec(std::string("ALTER TABLE _sluice_chunks DROP COLUMN ") + col));
+  }
+  const std::string columns =
+      "SELECT count(*) FROM pragma_table_info('_sluice_chunks') WHERE name IN ('probe_ms', 'replica_lag_s', "
+      "'lock_waiters')";
+  ASSERT_EQ(f.Value(columns), "0");
+  auto st = f.Run({"status", "--json"});
+  ASSERT_EQ(st.exit_code, 0) << st.err;
+  EXPECT_TRUE(nlohmann::json::parse(st.out).back()["backfill"]["throttle_signals"]["probe_latency_seconds"].is_null())
+      << st.out;
+  {
+    ServeProcess serve(f.Global(), {});
+    ASSERT_TRUE(serve.running()) << serve.err();
+    httplib::Client c("127.0.0.1", serve.port());
+    auto page = c.Get("/");
+    ASSERT_TRUE(page);
+    EXPECT_EQ(page->status, 200);
+    EXPECT_THAT(page->body, ::testing::HasSubstr("<figure class=\"chart probe\" data-points=\"0\">"));
+    auto metrics = c.Get("/metrics");
+    ASSERT_TRUE(metrics);
+    EXPECT_EQ(Sample(metrics->body, "sluice_up"), 1);
+    EXPECT_EQ(serve.Stop(), 0) << serve.err();
+  }
+  // Reading added nothing; a backfill run does (here it finds no work).
+  EXPECT_EQ(f.Value(columns), "0");
+  auto bf = f.Run({"backfill"});
+  ASSERT_EQ(bf.exit_code, 0) << bf.err;
+  EXPECT_EQ(f.Value(columns), "3");
 }
 
 TEST(Serve, ListensOnLoopbackByDefaultAndRefusesABadAddress) {

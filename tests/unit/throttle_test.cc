@@ -2,7 +2,7 @@
 // database: the pace cut in proportion, recovery, the hold at the slowest
 // pace, time windows (also across midnight), the rate-limit token bucket,
 // chunk_scale, control (pause, tune), failing, timed-out and hung signals,
-// and cancellation of every wait.
+// the latest readings the chunks record, and cancellation of every wait.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -195,6 +195,30 @@ TEST(PacerTest, WorstSignalSetsThePace) {
   r.source->Set(Signal::kLockWaiters, 1.0);
   r.Read(1);
   EXPECT_THAT(r.pacer->reason(), HasSubstr("1 sessions waiting for locks on the table (max 0)"));
+}
+
+TEST(PacerTest, ReadingsAreTheLatestOfEachSignalAndUnsetWhenOffOrFailed) {
+  ThrottleSettings s;
+  s.probe_sql = "SELECT 1";
+  s.probe_target_ms = 50;
+  s.max_lock_waiters = 3;
+  s.lock_waiters_sql = "SELECT 0";  // replica lag stays off
+  Rig r(s);
+  EXPECT_FALSE(r.pacer->readings().probe_ms.has_value());  // before the first reading
+  r.source->Set(Signal::kProbe, 12.5);
+  r.source->Set(Signal::kLockWaiters, 2.0);
+  r.pacer->ProbeSignals();
+  SignalReadings got = r.pacer->readings();
+  EXPECT_EQ(got.probe_ms, 12.5);
+  EXPECT_EQ(got.lock_waiters, 2.0);
+  EXPECT_FALSE(got.replica_lag_seconds.has_value());
+  // A failed reading is unset, not the previous value.
+  r.source->Set(Signal::kProbe, Unavailable("connection lost"));
+  r.source->Set(Signal::kLockWaiters, 1.0);
+  r.pacer->ProbeSignals();
+  got = r.pacer->readings();
+  EXPECT_FALSE(got.probe_ms.has_value());
+  EXPECT_EQ(got.lock_waiters, 1.0);
 }
 
 TEST(PacerTest, AfterAChunkWorkersWaitTheDutyCycleOfThePace) {

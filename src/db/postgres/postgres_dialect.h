@@ -52,6 +52,8 @@ class PostgresDialect : public Dialect {
   bool IsVolatile(std::string_view expr) const override;
   std::string StateTable(std::string_view base) const override;
   std::vector<std::string> StateSchema() const override;
+  std::vector<db::StateColumn> AddedStateColumns() const override;
+  std::string StateColumnsSql(std::string_view base) const override;
   std::string StateSetupLockSql() const override { return "SELECT pg_advisory_xact_lock(20830, 0)"; }
   std::vector<std::string> BackfillSessionSetup() const override;
   std::string EpochMillisSql() const override { return "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"; }

@@ -45,6 +45,8 @@ class SqliteDialect : public Dialect {
   bool IsVolatile(std::string_view expr) const override;
   std::string StateTable(std::string_view base) const override;
   std::vector<std::string> StateSchema() const override;
+  std::vector<db::StateColumn> AddedStateColumns() const override;
+  std::string StateColumnsSql(std::string_view base) const override;
   std::string EpochMillisSql() const override {
     return "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
   }
