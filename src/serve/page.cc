@@ -216,7 +216,7 @@ h2{font-size:1.15em;margin:0 0 6px}.phase{font-size:.8em;padding:2px 8px;border-
 ol.timeline{display:flex;flex-wrap:wrap;list-style:none;padding:0;margin:6px 0;gap:4px}.step{padding:3px 10px;border-radius:12px;border:1px solid var(--line);font-size:.85em}
 .step.done{background:#dafbe1;border-color:#4ac26b}.step.now{background:#0969da;color:#fff;border-color:#0969da;font-weight:600}.step.rollback{background:var(--fail)}
 .bar{height:14px;background:#eaeef2;border-radius:7px;overflow:hidden}.fill{height:100%;background:#2da44e}
-.throttle{color:var(--warn);font-weight:600}.error,.fail{color:var(--fail)}.ok{color:var(--ok)}
+.throttle{color:var(--warn);font-weight:600}.warn{color:var(--warn)}.error,.fail{color:var(--fail)}.ok{color:var(--ok)}
 table{border-collapse:collapse;width:100%;margin:8px 0;font-size:.9em}th,td{border-bottom:1px solid var(--line);padding:4px 6px;text-align:left;vertical-align:top}
 caption{text-align:left;font-weight:600;padding:4px 0}ul{margin:0;padding-left:1.1em}
 .charts{display:flex;flex-wrap:wrap;gap:12px}figure.chart{margin:0;flex:1 1 300px}figcaption{font-size:.85em;color:var(--muted)}
@@ -267,7 +267,12 @@ std::string PageHtml(const Snapshot& s, bool control_enabled) {
                        H(fmt::format("{}", fmt::join(m.tables, ", "))));
     out += Timeline(m);
     out += Progress(m);
-    for (const auto& o : m.overrides) out += "<p class=\"error\">gate overridden: " + H(o) + "</p>";
+    // Each line says itself whether a gate was forced past or --force was
+    // given to a gate that passed (which overrides nothing).
+    for (const auto& o : m.overrides) {
+      const bool forced_past = o.rfind("FORCED WHILE PASSING", 0) != 0;
+      out += std::string("<p class=\"") + (forced_past ? "error" : "warn") + "\">" + H(o) + "</p>";
+    }
     auto g = s.gates.find(m.name);
     if (g != s.gates.end()) out += Scorecard(g->second);
     auto v = s.verifications.find(m.name);
