@@ -141,6 +141,7 @@ Result<PlanPreview> Engine::Preview(const std::string& plan_path) {
         if (st.outside_transaction) text += "-- runs outside a transaction\n";
         text += st.sql;
         ps.statements.push_back(text);
+        ps.locks.push_back(LockText(d.LockOf(s, st)));
       }
     }
     out.phases.push_back(std::move(ps));

@@ -9,6 +9,7 @@
 #include "backfill/control.h"
 #include "common/sql_text.h"
 #include "engine/engine.h"
+#include "engine/history.h"
 #include "plan/parser.h"
 
 namespace sluice::engine {
@@ -162,6 +163,7 @@ Result<std::vector<MigrationInfo>> Engine::List() {
       i.last_verify_at = v->at;
     }
     i.version_hint = conn->dialect().VersionSelectHint(m.version);
+    SLUICE_RETURN_IF_ERROR(FillEstimateVsActual(*conn, m.name, &i));  // estimate.cc
     out.push_back(std::move(i));
   }
   return out;
