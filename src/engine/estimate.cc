@@ -193,9 +193,35 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
                                 " here; estimate a plan before starting it (`sluice status` shows the running one)");
     }
   }
-  SLUICE_ASSIGN_OR_RETURN(db::Schema schema, conn->Introspect());
   SLUICE_ASSIGN_OR_RETURN(std::string prev, PreviousVersion(store));
+  // Everything from here runs in one transaction under a short lock
+  // timeout, rolled back at the end or on any error: even introspection
+  // waits for a table's lock (e.g. behind an application's ACCESS
+  // EXCLUSIVE), and the trial must never queue behind the application.
+  struct RollbackGuard {
+    db::Connection* conn;
+    ~RollbackGuard() {
+      if (conn) conn->Rollback().IgnoreError();
+    }
+  };
+  SLUICE_RETURN_IF_ERROR(conn->Begin().WithContext("beginning the estimate's trial transaction"));
+  RollbackGuard guard{conn.get()};
+  auto refused = [&](const Status& s) -> Status {
+    if (s.code() != StatusCode::kAborted) return s.WithContext("the estimate's trial (rolled back; nothing changed)");
+    return Aborted(fmt::format("the estimate's trial could not get its locks within {} ms ({}); it was rolled "
+                               "back and changed nothing: retry at a quieter moment, or raise "
+                               "--trial-lock-timeout-ms",
+                               options.lock_timeout_ms, s.message()));
+  };
+  {
+    const std::string lock_timeout = d.LockTimeoutSql(options.lock_timeout_ms);
+    if (!lock_timeout.empty()) SLUICE_RETURN_IF_ERROR(conn->Exec(lock_timeout));
+  }
+  auto introspected = conn->Introspect();
+  if (!introspected.ok()) return refused(introspected.status());
+  db::Schema schema = std::move(*introspected);
   SLUICE_ASSIGN_OR_RETURN(CompiledMigration c, Compile(p, schema, d, {"", prev}));
+  AddLiveAlias(schema, d, &c);  // as start (and `sluice plan`) would
   {
     TriggerFindings tf = CheckUserTriggers(p, schema, d, c);
     std::set<std::string> suppressed;
@@ -268,8 +294,6 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
   double start_seconds = 0;
   int64_t start_statements = 0;
   auto trial = [&]() -> Status {
-    const std::string lock_timeout = d.LockTimeoutSql(options.lock_timeout_ms);
-    if (!lock_timeout.empty()) SLUICE_RETURN_IF_ERROR(conn->Exec(lock_timeout));
     // Sizes first, under the same lock timeout (a count waits for locks).
     for (const auto& t : c.tables) SLUICE_RETURN_IF_ERROR(table_info(t).status());
     for (const auto& ddl : d.StateSchema()) SLUICE_RETURN_IF_ERROR(conn->Exec(ddl));
@@ -334,8 +358,8 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
     }
     return Status::Ok();
   };
-  SLUICE_RETURN_IF_ERROR(conn->Begin().WithContext("beginning the estimate's trial transaction"));
   Status tried = trial();
+  guard.conn = nullptr;
   Status rolled = conn->Rollback();
   if (!rolled.ok()) {
     return rolled.WithContext("rolling back the estimate's trial (nothing it did was committed)");
@@ -344,11 +368,9 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
     if (tried.code() == StatusCode::kAborted) {
       std::vector<std::string> tables(c.tables.begin(), c.tables.end());
       std::string holders = conn->DescribeLockHolders(tables);
-      return Aborted(fmt::format("the estimate's trial could not get its locks within {} ms{} ({}); it was rolled "
-                                 "back and changed nothing: retry at a quieter moment, or raise --trial-lock-timeout-ms",
-                                 options.lock_timeout_ms, holders.empty() ? "" : ": " + holders, tried.message()));
+      if (!holders.empty()) tried = Aborted(tried.message() + "; held by " + holders);
     }
-    return tried.WithContext("the estimate's trial (rolled back; nothing changed)");
+    return refused(tried);
   }
 
   // --- the predictions ---

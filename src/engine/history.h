@@ -25,6 +25,10 @@ PhaseSql BackfillPhase(const db::Dialect& d, const CompiledMigration& c);
 // lock (PhaseSql::locks, LockText of Dialect::LockOf).
 PhaseSql RenderPhase(const db::Dialect& d, const std::string& phase, const std::vector<db::Step>& steps);
 
+// start.cc: adds the live alias's creation to start (and its removal to
+// rollback) when the database has versioned namespaces and no alias yet.
+void AddLiveAlias(const db::Schema& schema, const db::Dialect& d, CompiledMigration* c);
+
 // --- estimates (estimate.cc) ----------------------------------------------------
 
 // "MODE on OBJECT" (or "MODE").

@@ -223,14 +223,19 @@ LockInfo PostgresDialect::LockOf(const Step& step, const Statement& st) const {
     }
   }
   if (best < 0) return {kModes[0], ""};
+  std::string upper = st.sql;  // same length as the text: positions carry over
+  for (auto& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  // sluice's own DO blocks only drop and recreate the version schemas' views.
+  if (best == 8 && Starts(best_cmd, "DO ") && (Has(upper, " VIEW ") || Has(upper, " SCHEMA "))) {
+    return {std::string(kModes[7]) + " (on the views it drops and recreates, briefly; tables are not locked)",
+            "views of sluice's version schemas"};
+  }
   LockInfo out;
   out.mode = kModes[best];
   if (!best_note.empty()) out.mode += " (" + best_note + ")";
   out.on = StepTable(step, *this);
   if (out.on.empty() && best > 0) {
     // From the text: the relation the command names.
-    std::string upper = st.sql;  // same length as the text: positions carry over
-    for (auto& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
     for (const char* kw : {"ALTER TABLE ONLY ", "ALTER TABLE IF EXISTS ", "ALTER TABLE ", " ON ONLY ", " ON ",
                            "DROP TABLE IF EXISTS ", "DROP TABLE ", "UPDATE ", "INSERT INTO ", "DELETE FROM ",
                            "DROP VIEW IF EXISTS ", "DROP VIEW ", "CREATE OR REPLACE VIEW ", "CREATE VIEW ",
