@@ -76,6 +76,9 @@ struct Options {
 struct PhaseSql {
   std::string phase;  // start | backfill | switch | complete | rollback
   std::vector<std::string> statements;
+  // Parallel to `statements` (when filled): the strongest lock each takes
+  // and on what, e.g. "SHARE UPDATE EXCLUSIVE (...) on table public.orders".
+  std::vector<std::string> locks;
 };
 
 struct LintResult {
@@ -304,6 +307,10 @@ struct MigrationInfo {
   // chunk (all nullopt when none recorded any), its table and commit time.
   ThrottleSignals throttle_signals;
   std::string throttle_signals_table, throttle_signals_at;
+  // The backfill's recorded estimate (`sluice start --estimate`; -1 = none)
+  // and its actual duration so far: first to last committed chunk.
+  double estimate_backfill_p50_seconds = -1, estimate_backfill_p90_seconds = -1;
+  double actual_backfill_seconds = -1;
 };
 
 // One row whose `up` failed on an old-version write (see
@@ -513,6 +520,53 @@ struct RehearseOptions {
   std::function<void(const RehearsalPhase&)> on_phase;
 };
 
+// --- sluice estimate (src/engine/estimate.cc, docs/handoff.md) -------------
+
+// One predicted duration, as an interval.
+struct DurationEstimate {
+  std::string phase;    // start | backfill | verify | index | complete
+  std::string subject;  // the table or index ("" = the whole phase)
+  double p50_seconds = 0, p90_seconds = 0;
+  std::string method;   // how it was computed, in words
+};
+
+// The strongest lock one statement of one phase takes.
+struct StatementLock {
+  std::string phase;      // start | backfill | switch | switch_back | complete | rollback
+  int statement = 0;      // index into that phase's statements
+  std::string summary;    // the statement's first line of SQL
+  std::string lock;       // e.g. "ACCESS EXCLUSIVE (briefly: catalog only)"
+  std::string on;         // e.g. "table public.orders"
+};
+
+// One table the estimate measured.
+struct TableEstimateInfo {
+  std::string table;
+  int64_t rows = 0;            // catalog estimate or count
+  std::string rows_source;     // "pg_class.reltuples" | "count(*)"
+  int64_t bytes = -1;          // with indexes; -1 unknown
+  int64_t trial_chunks = 0, trial_rows = 0;
+  double trial_seconds = 0;    // inside the trial chunks' UPDATEs
+  double rows_per_second_p50 = 0, rows_per_second_p10 = 0;
+};
+
+struct EstimateOptions {
+  int trial_chunks = 5;         // timed trial chunks per backfilled table
+  int64_t chunk_rows = 0;       // rows per trial chunk (0 = the plan's, else 1000)
+  int64_t lock_timeout_ms = 200;  // the trial never queues behind the application longer
+};
+
+// `sluice estimate`: durations and locks of a plan, measured read-only.
+struct EstimateResult {
+  std::string migration, database, at;
+  std::vector<TableEstimateInfo> tables;
+  std::vector<DurationEstimate> estimates;
+  std::vector<StatementLock> locks;
+  std::vector<PhaseSql> phases;  // the statements the locks index (with `locks` filled)
+  std::vector<std::string> notes;
+  std::string json;  // as printed by --json and recorded by `start --estimate`
+};
+
 // A migration's recorded history (read-only; see Migrator::History).
 struct MigrationHistory {
   MigrationInfo info;
@@ -527,6 +581,9 @@ struct MigrationHistory {
   std::vector<PhaseSql> phases;
   PlanRequirements requirements;
   std::vector<RehearsalInfo> rehearsals;  // of this plan, oldest first
+  // The estimate recorded with the migration (`sluice start --estimate`,
+  // the `estimates` state table); nullopt when none was recorded.
+  std::optional<EstimateResult> estimate;
   std::string read_at;           // when this was read (the engine's clock)
   std::string archived_at;       // when its report was archived ("" = not yet)
   std::string archived_report;   // the archived report (JSON), "" when none
@@ -692,6 +749,19 @@ class Migrator {
   // return means it could not run (no copy could be made, the migration was
   // already started, ...) and nothing was recorded.
   Result<RehearsalInfo> Rehearse(const std::string& plan_path, const RehearseOptions& options);
+  // Predicts the durations of `plan_path`'s backfill, verification, index
+  // builds and complete (P50/P90) and lists the lock each statement takes.
+  // Changes nothing: catalog reads, and timed trial chunks of the real
+  // backfill statement inside a transaction that first applies start's
+  // statements and is rolled back. kAborted when the trial could not get
+  // its locks within options.lock_timeout_ms (it never queues behind the
+  // application); kFailedPrecondition when the plan was already started.
+  Result<EstimateResult> Estimate(const std::string& plan_path, const EstimateOptions& options);
+  // Records `estimate` with its migration (started; kNotFound otherwise) in
+  // the `estimates` state table, replacing an earlier one, so that `status`
+  // and the report show estimate vs actual. `sluice start --estimate` runs
+  // Estimate before Start and this after it.
+  Status RecordEstimate(const EstimateResult& estimate);
 
   // Applies the unapplied plans of `dir` in file-name order: start,
   // backfill, verify, complete each, stopping at the first failure. Returns

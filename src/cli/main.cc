@@ -154,6 +154,10 @@ int main(int argc, char** argv) {
   auto* start = app.add_subcommand("start", "expand: additive objects, dual-write triggers, the new version");
   start->add_option("PLAN", plan_path, "plan file")->required();
   start->add_flag("--backfill", start_backfill, "also run the backfill");
+  bool start_estimate = false;
+  start->add_flag("--estimate", start_estimate,
+                  "first estimate the plan (as `sluice estimate`; refuses to start when that fails) and record the "
+                  "estimate with the migration, for estimate vs actual in `status` and the report");
   add_backfill_opts(start);
   auto* baseline = app.add_subcommand("baseline", "publish a version of the schema as it is now, for the "
                                                     "application that runs before the first migration");
@@ -278,6 +282,19 @@ int main(int argc, char** argv) {
                        "rehearse on this staging database instead of a copy (needed for PostgreSQL)");
   rehearse->add_flag("--keep", rehearse_opts.keep, "keep the copy and print its URL");
   add_json(rehearse);
+  // --- estimate (docs/handoff.md) ---
+  sluice::EstimateOptions estimate_opts;
+  auto* estimate = app.add_subcommand("estimate", "predict the backfill, verification, index builds and complete "
+                                                  "(P50/P90) and list each statement's lock; changes nothing");
+  estimate->add_option("PLAN", plan_path, "plan file")->required();
+  estimate->add_option("--trial-chunks", estimate_opts.trial_chunks,
+                       "timed trial chunks per backfilled table (rolled back)")
+      ->capture_default_str();
+  estimate->add_option("--chunk-rows", estimate_opts.chunk_rows, "rows per trial chunk (default: the plan's, else 1000)");
+  estimate->add_option("--trial-lock-timeout-ms", estimate_opts.lock_timeout_ms,
+                       "ms the trial may wait for a lock before it gives up (never queues behind the application)")
+      ->capture_default_str();
+  add_json(estimate);
   // --- serve / events (docs/command-center.md) ---
   sluice::serve::ServeOptions serve_opts;
   auto* serve = app.add_subcommand("serve", "command center: Prometheus /metrics, a live status page, a JSON API; "
@@ -487,8 +504,18 @@ int main(int argc, char** argv) {
   }
   if (start->parsed()) {
     std::vector<std::string> warnings;
+    std::optional<sluice::EstimateResult> estimated;
+    if (start_estimate) {
+      auto e = m.Estimate(plan_path, {});
+      if (!e.ok()) return Fail(e.status().WithContext("--estimate (nothing was started; retry, or start without it)"));
+      estimated = std::move(*e);
+    }
     sluice::Status s = m.Start(plan_path, &warnings);
     if (!s.ok()) return Fail(s);
+    if (estimated) {
+      sluice::Status rec = m.RecordEstimate(*estimated);
+      if (!rec.ok()) return Fail(rec.WithContext("started, but the estimate could not be recorded"));
+    }
     for (const auto& w : warnings) fmt::print(stderr, "sluice: {}\n", w);
     std::string name = std::filesystem::path(plan_path).stem().string();
     if (!json) fmt::print("started {}\n", plan_path);
@@ -764,6 +791,12 @@ int main(int argc, char** argv) {
       if (!r->kept_copy.empty()) fmt::print("  the copy is kept: {}\n", r->kept_copy);
     }
     return r->passed ? 0 : 3;
+  }
+  if (estimate->parsed()) {
+    auto r = m.Estimate(plan_path, estimate_opts);
+    if (!r.ok()) return Fail(r.status());
+    fmt::print("{}", json ? r->json + "\n" : sluice::handoff::EstimateMarkdown(*r));
+    return 0;
   }
   if (version_sql->parsed()) {
     auto r = m.VersionSetupSql(version);

@@ -230,6 +230,11 @@ std::string StatusJson(const std::vector<MigrationInfo>& list) {
           {"table", text_or_null(m.throttle_signals_table)},
           {"at", text_or_null(m.throttle_signals_at)}};
     }
+    // The backfill's recorded estimate (`start --estimate`) against its
+    // actual duration (first to last committed chunk); null when unknown.
+    e["estimate_vs_actual"] = {{"backfill_p50_seconds", num_or_null(m.estimate_backfill_p50_seconds)},
+                               {"backfill_p90_seconds", num_or_null(m.estimate_backfill_p90_seconds)},
+                               {"actual_backfill_seconds", num_or_null(m.actual_backfill_seconds)}};
     if (m.last_verify_passed) {
       e["last_verification"] = {{"passed", *m.last_verify_passed}, {"at", m.last_verify_at}};
     } else {

@@ -56,6 +56,13 @@ struct StateColumn {
   std::string table, column, type;
 };
 
+// The strongest lock one statement takes and on what (Dialect::LockOf):
+// mode "ACCESS EXCLUSIVE (briefly: catalog only)", on "table public.orders".
+struct LockInfo {
+  std::string mode;
+  std::string on;
+};
+
 class Dialect {
  public:
   virtual ~Dialect() = default;
@@ -310,6 +317,18 @@ class Dialect {
                                           std::string_view to) const {
     return FailedPrecondition("this database adapter cannot rewrite SQL");
   }
+
+  // --- locks and sizes (`sluice estimate`, the runbook) ---
+  // The strongest lock `st` takes and on what; `st` is one of Render(step)'s
+  // statements (or one recorded at start, `step` then being the
+  // RecordedSqlStep). A pure function: no I/O. Default: "unknown".
+  virtual LockInfo LockOf(const Step& /*step*/, const Statement& /*st*/) const { return {"unknown", ""}; }
+  // One query returning one integer: the catalog's row estimate of `table`
+  // ("" or a negative result: count the rows).
+  virtual std::string EstimatedRowsSql(std::string_view /*table*/) const { return {}; }
+  // One query returning the bytes `table` takes with its indexes ("" =
+  // unknown).
+  virtual std::string TableBytesSql(std::string_view /*table*/) const { return {}; }
 };
 
 // Result of trying to take a named lock that serialises sluice processes.

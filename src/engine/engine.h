@@ -69,6 +69,8 @@ class Engine {
   Result<MigrationHistory> History(const std::string& migration);
   Result<HandoffPlan> Handoff(const std::string& plan_path);
   Result<RehearsalInfo> Rehearse(const std::string& plan_path, const RehearseOptions& options);  // rehearse.cc
+  Result<EstimateResult> Estimate(const std::string& plan_path, const EstimateOptions& options);  // estimate.cc
+  Status RecordEstimate(const EstimateResult& estimate);
   Result<std::vector<std::string>> Migrate(const std::string& dir, const MigrateOptions& options);
   Result<std::string> VersionSetupSql(const std::string& version);
   Result<std::unique_ptr<Session>> OpenSession(const std::string& version);

@@ -46,6 +46,7 @@ PhaseSql RenderPhase(const db::Dialect& d, const std::string& phase, const std::
       if (st.outside_transaction) text += "-- runs outside a transaction\n";
       text += st.sql;
       ps.statements.push_back(text);
+      ps.locks.push_back(LockText(d.LockOf(s, st)));
     }
   }
   return ps;
@@ -68,6 +69,7 @@ PhaseSql BackfillPhase(const db::Dialect& d, const CompiledMigration& c) {
                             d.Table(t.table) + " SET " + set + " WHERE " +
                             (t.skip_flag.empty() ? "" : d.Quote(t.skip_flag) + " IS NULL AND ") + "(" + key +
                             ") > (<last checkpoint>) AND (" + key + ") <= (<chunk end>)");
+    bf.locks.push_back(LockText(BackfillChunkLock(d, t)));
   }
   return bf;
 }
@@ -223,6 +225,8 @@ Result<MigrationHistory> BuildHistory(StateStore& store, const db::Dialect& d, c
     }
   }
   SLUICE_ASSIGN_OR_RETURN(h.rehearsals, ReadRehearsals(store.conn(), name));
+  SLUICE_ASSIGN_OR_RETURN(h.estimate, ReadEstimate(store.conn(), name));
+  SLUICE_RETURN_IF_ERROR(FillEstimateVsActual(store.conn(), name, &i));
   h.phases = PhasesOf(d, l);
   h.requirements = RequirementsOf(l.plan, l.compiled);
   // The archive is read only when it exists: state made by an older sluice
@@ -263,6 +267,7 @@ Status ArchiveReport(StateStore& store, const db::Dialect& d, const std::string&
   // abort this (PostgreSQL) transaction.
   SLUICE_RETURN_IF_ERROR(EnsureStateTable(store.conn(), "reports", false));
   SLUICE_RETURN_IF_ERROR(EnsureStateTable(store.conn(), "rehearsals", false));
+  SLUICE_RETURN_IF_ERROR(EnsureStateTable(store.conn(), "estimates", false));
   SLUICE_ASSIGN_OR_RETURN(MigrationHistory h, BuildHistory(store, d, name));
   h.archived_at = h.read_at;
   h.archived_report.clear();

@@ -28,6 +28,31 @@ PhaseSql RenderPhase(const db::Dialect& d, const std::string& phase, const std::
 // by the plan preview and the handoff documents).
 PhaseSql BackfillPhase(const db::Dialect& d, const CompiledMigration& c);
 
+// The statements of `steps` as `sluice plan` prints them, each with its
+// lock (PhaseSql::locks, LockText of Dialect::LockOf).
+PhaseSql RenderPhase(const db::Dialect& d, const std::string& phase, const std::vector<db::Step>& steps);
+
+// start.cc: adds the live alias's creation to start (and its removal to
+// rollback) when the database has versioned namespaces and no alias yet.
+void AddLiveAlias(const db::Schema& schema, const db::Dialect& d, CompiledMigration* c);
+
+// --- estimates (estimate.cc) ----------------------------------------------------
+
+// "MODE on OBJECT" (or "MODE").
+std::string LockText(const db::LockInfo& l);
+// The lock one chunk of `t`'s backfill takes.
+db::LockInfo BackfillChunkLock(const db::Dialect& d, const db::BackfillTask& t);
+// An estimate as `sluice estimate --json` prints it and `start --estimate`
+// records it, read back.
+Result<EstimateResult> EstimateFromJson(const std::string& text);
+// The recorded estimate of migration `name` (nullopt: none, or state made
+// by a sluice without the `estimates` table).
+Result<std::optional<EstimateResult>> ReadEstimate(db::Connection& conn, const std::string& name);
+// MigrationInfo's estimate_backfill_* (from ReadEstimate) and
+// actual_backfill_seconds (the `chunks` table: first chunk's start to last
+// chunk's commit).
+Status FillEstimateVsActual(db::Connection& conn, const std::string& name, MigrationInfo* info);
+
 PlanRequirements RequirementsOf(const plan::Plan& p, const CompiledMigration& c);
 
 // Inside complete's and rollback's transaction, after their event: renders

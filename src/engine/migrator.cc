@@ -298,6 +298,17 @@ Result<RehearsalInfo> Migrator::Rehearse(const std::string& plan_path, const Reh
   });
 }
 
+Result<EstimateResult> Migrator::Estimate(const std::string& plan_path, const EstimateOptions& options) {
+  return Guarded("estimate", [&]() -> Result<EstimateResult> {
+    SLUICE_RETURN_IF_ERROR(CheckUtf8({{"the plan file name", &plan_path}}));
+    return impl_->engine->Estimate(plan_path, options);
+  });
+}
+
+Status Migrator::RecordEstimate(const EstimateResult& estimate) {
+  return Guarded("estimate", [&]() -> Status { return impl_->engine->RecordEstimate(estimate); });
+}
+
 Result<std::vector<std::string>> Migrator::Migrate(const std::string& dir, const MigrateOptions& options) {
   return impl_->Run("migrate", [&]() -> Result<std::vector<std::string>> {
     SLUICE_RETURN_IF_ERROR(CheckUtf8({{"the plan folder name", &dir}}));

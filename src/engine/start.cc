@@ -19,8 +19,6 @@
 
 namespace sluice::engine {
 
-namespace {
-
 // The live alias exists from the first start on, pointing at the old
 // version until the first switch; the rollback of the start that created
 // it drops it again (unless another migration uses it by then).
@@ -32,6 +30,8 @@ void AddLiveAlias(const db::Schema& schema, const db::Dialect& d, CompiledMigrat
   }
   c->rollback.push_back(db::Step{db::DropLiveAliasStep{c->name}, "start", 0});
 }
+
+namespace {
 
 
 // When no version precedes this migration, the old application reads the

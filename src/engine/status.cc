@@ -162,6 +162,7 @@ Result<std::vector<MigrationInfo>> Engine::List() {
       i.last_verify_at = v->at;
     }
     i.version_hint = conn->dialect().VersionSelectHint(m.version);
+    SLUICE_RETURN_IF_ERROR(FillEstimateVsActual(*conn, m.name, &i));  // estimate.cc
     out.push_back(std::move(i));
   }
   return out;

@@ -49,6 +49,12 @@ struct RunbookOptions {
 std::string RunbookMarkdown(const HandoffPlan& p, const RunbookOptions& o);
 std::string RunbookHtml(const HandoffPlan& p, const RunbookOptions& o);
 
+// --- estimate (estimates.cc) ----------------------------------------------------
+
+// `sluice estimate`'s text: the tables measured, each predicted duration
+// (P50/P90 and how it was computed), and every statement's lock by phase.
+std::string EstimateMarkdown(const EstimateResult& e);
+
 // --- shared (html.cc) -----------------------------------------------------------
 
 // The Markdown these renderers write (headings, paragraphs, bullet and task

@@ -184,17 +184,22 @@ std::string ReportJson(const MigrationHistory& h) {
     if (IsControl(e.kind)) throttle.push_back({{"event", e.id}, {"at", e.at}, {"kind", e.kind}, {"message", e.message}});
   }
   j["throttle_history"] = throttle;
-  // No estimate or rehearsal is recorded yet (`sluice estimate` and
-  // `sluice rehearse` are to come); the actual durations are.
   json rehearsals = json::array();
   for (const auto& r : h.rehearsals) {
     json one = Object(r.json);
     one["id"] = r.id;
     rehearsals.push_back(one);
   }
-  j["estimate_vs_actual"] = {{"estimate", nullptr},
-                             {"rehearsed_backfill_seconds", RehearsedSeconds(h, "backfill")},
-                             {"actual_backfill_seconds", BackfillSeconds(h)}};
+  // The estimate recorded by `start --estimate` (null when none) against
+  // the backfill's actual wall time (first chunk's start to last commit).
+  const MigrationInfo& mi = h.info;
+  j["estimate_vs_actual"] = {
+      {"estimate", h.estimate ? Object(h.estimate->json) : json()},
+      {"backfill_p50_seconds", mi.estimate_backfill_p50_seconds >= 0 ? json(mi.estimate_backfill_p50_seconds) : json()},
+      {"backfill_p90_seconds", mi.estimate_backfill_p90_seconds >= 0 ? json(mi.estimate_backfill_p90_seconds) : json()},
+      {"actual_backfill_wall_seconds", mi.actual_backfill_seconds >= 0 ? json(mi.actual_backfill_seconds) : json()},
+      {"rehearsed_backfill_seconds", RehearsedSeconds(h, "backfill")},
+      {"actual_backfill_seconds", BackfillSeconds(h)}};
   j["rehearsals"] = rehearsals;
   json retro = json::array();
   for (const auto& q : RetrospectiveQuestions()) retro.push_back({{"question", q}, {"answer", ""}});
@@ -347,8 +352,37 @@ std::string ReportMarkdown(const MigrationHistory& h) {
   line("## Estimate vs actual");
   line("");
   double rehearsed = RehearsedSeconds(h, "backfill");
-  line(fmt::format("No estimate recorded.{} Actual time inside backfill chunks: {:.1f} s.",
-                   rehearsed >= 0 ? fmt::format(" Rehearsed backfill: {:.1f} s.", rehearsed) : "", BackfillSeconds(h)));
+  const MigrationInfo& mi = h.info;
+  if (h.estimate) {
+    line(fmt::format("Estimate recorded at {} (`sluice start --estimate`):", h.estimate->at));
+    line("");
+    line("| phase | subject | P50 s | P90 s | actual s |");
+    line("|---|---|---|---|---|");
+    size_t backfills = 0;
+    for (const auto& x : h.estimate->estimates) backfills += x.phase == "backfill" ? 1 : 0;
+    for (const auto& x : h.estimate->estimates) {
+      // The actual is measured for the whole backfill: the row that stands
+      // for it (the sum, or the one table's).
+      std::string actual = "not measured";
+      if (x.phase == "backfill" && (x.subject.empty() || backfills == 1) && mi.actual_backfill_seconds >= 0) {
+        actual = fmt::format("{:.3f}", mi.actual_backfill_seconds);
+      }
+      line(fmt::format("| {} | {} | {:.3f} | {:.3f} | {} |", x.phase, Cell(x.subject), x.p50_seconds, x.p90_seconds,
+                       actual));
+    }
+    line("");
+    if (mi.estimate_backfill_p50_seconds >= 0 && mi.actual_backfill_seconds >= 0) {
+      const double ratio = mi.actual_backfill_seconds > 0 ? mi.estimate_backfill_p50_seconds / mi.actual_backfill_seconds : 0;
+      line(fmt::format("Backfill: estimated P50 {:.3f} s, P90 {:.3f} s; actual {:.3f} s (first chunk's start to last "
+                       "chunk's commit): P50 / actual = {:.2f}, {} the interval.",
+                       mi.estimate_backfill_p50_seconds, mi.estimate_backfill_p90_seconds, mi.actual_backfill_seconds,
+                       ratio, mi.actual_backfill_seconds <= mi.estimate_backfill_p90_seconds ? "inside" : "OUTSIDE"));
+    }
+  } else {
+    line("No estimate recorded (run `sluice start --estimate` to record one).");
+  }
+  line(fmt::format("{}Actual time inside backfill chunks: {:.1f} s.",
+                   rehearsed >= 0 ? fmt::format("Rehearsed backfill: {:.1f} s. ", rehearsed) : "", BackfillSeconds(h)));
   line("");
   line("## Rehearsals");
   line("");

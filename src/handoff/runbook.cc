@@ -85,7 +85,11 @@ std::string RunbookMarkdown(const HandoffPlan& p, const RunbookOptions& o) {
     line(fmt::format("The SQL it runs ({} statement{}, in this order):", ph->statements.size(),
                      ph->statements.size() == 1 ? "" : "s"));
     line("");
-    for (const auto& s : ph->statements) md += Fenced(s, "sql");
+    for (size_t i = 0; i < ph->statements.size(); ++i) {
+      md += Fenced(ph->statements[i], "sql");
+      // The strongest lock it takes (Dialect::LockOf), when known.
+      if (i < ph->locks.size()) line("Lock: " + ph->locks[i] + "\n");
+    }
     line("");
   };
   auto done = [&](const std::string& kind, const std::string& what) {

@@ -96,6 +96,10 @@ class PostgresDialect : public Dialect {
                                     const std::map<std::string, std::string>& renames) const override;
   Result<std::string> RenameIndex(std::string_view definition, std::string_view from,
                                   std::string_view to) const override;
+  // postgres_locks.cc: the lock each statement takes (by its command).
+  LockInfo LockOf(const Step& step, const Statement& st) const override;
+  std::string EstimatedRowsSql(std::string_view table) const override;
+  std::string TableBytesSql(std::string_view table) const override;
   // ColumnsRead without a dialect object, for the renderer.
   static Result<std::set<std::string>> ExpressionColumns(std::string_view expr);
   // `name` as PostgreSQL's quote_identifier would write it: bare when it is

@@ -653,6 +653,10 @@ std::vector<std::string> SqliteDialect::StateSchema() const {
       // `sluice audit` (docs/audit.md): each contract audit's report.
       "CREATE TABLE IF NOT EXISTS \"_sluice_audits\" (id INTEGER PRIMARY KEY, migration TEXT NOT NULL, at TEXT NOT "
       "NULL, window_start TEXT NOT NULL, json TEXT NOT NULL)",
+      // `sluice start --estimate`: the estimate recorded with the migration
+      // (JSON, as `sluice estimate --json` prints it), for estimate vs actual.
+      "CREATE TABLE IF NOT EXISTS \"_sluice_estimates\" (migration TEXT PRIMARY KEY, at TEXT NOT NULL, body TEXT "
+      "NOT NULL)",
   };
 }
 
@@ -702,6 +706,16 @@ std::string SqliteDialect::PortableRowHash(const std::vector<std::string>& texts
   }
   if (s.empty()) s = "''";
   return "sluice_md5_64(" + s + ")";
+}
+
+// SQLite has one lock for the whole database: every statement sluice runs
+// in a phase writes (DDL, triggers, the version views' setup rows, the
+// backfill's UPDATE), so it takes the write lock (RESERVED, EXCLUSIVE while
+// committing) for its transaction; readers in WAL mode are not blocked,
+// other writers wait up to their busy timeout.
+LockInfo SqliteDialect::LockOf(const Step&, const Statement& st) const {
+  if (st.schema_edit) return {"database write lock (EXCLUSIVE while the schema is edited)", "the database file"};
+  return {"database write lock (RESERVED; EXCLUSIVE while committing)", "the database file"};
 }
 
 }  // namespace sluice::db

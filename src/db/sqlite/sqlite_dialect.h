@@ -65,6 +65,8 @@ class SqliteDialect : public Dialect {
                                     const std::map<std::string, std::string>& renames) const override;
   Result<std::string> RenameIndex(std::string_view definition, std::string_view from,
                                   std::string_view to) const override;
+  // Every statement takes the database's one write lock.
+  LockInfo LockOf(const Step& step, const Statement& st) const override;
 
   // Name of the persistent view of `table` in `version`.
   static std::string VersionView(const std::string& table, const std::string& version);

@@ -1,0 +1,573 @@
+// `sluice estimate` (docs/handoff.md): how long a plan's phases will take
+// and which lock each of its statements takes, measured without changing
+// anything.
+//
+// Reads: the catalog's row estimates and sizes (Dialect::EstimatedRowsSql,
+// TableBytesSql). Trial: in ONE transaction that is always rolled back, the
+// state tables' DDL and start's statements are applied (so the plan's new
+// columns exist), then `trial_chunks` chunks of the real per-chunk backfill
+// statement run on key ranges starting at sampled keys, each timed, and a
+// checksum over the same ranges is timed for verification. The
+// transaction's lock timeout is short so the trial never queues behind the
+// application; a refused lock is reported, never waited out.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+#include <nlohmann/json.hpp>
+
+#include "common/clock.h"
+#include "common/sql_text.h"
+#include "engine/history.h"
+#include "engine/preflight.h"
+#include "plan/parser.h"
+
+namespace sluice::engine {
+
+using db::Value;
+using nlohmann::json;
+
+std::string LockText(const db::LockInfo& l) { return l.mode + (l.on.empty() ? "" : " on " + l.on); }
+
+db::LockInfo BackfillChunkLock(const db::Dialect& d, const db::BackfillTask& t) {
+  const std::string sql = "UPDATE " + d.Table(t.table) + " SET ...";
+  return d.LockOf(db::Step{db::RawSqlStep{sql}, "backfill"}, db::Statement{sql});
+}
+
+namespace {
+
+double Quantile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const double pos = q * static_cast<double>(v.size() - 1);
+  const size_t lo = static_cast<size_t>(std::floor(pos)), hi = static_cast<size_t>(std::ceil(pos));
+  return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
+}
+
+std::string FirstLine(const std::string& sql) {
+  size_t start = 0;
+  // Skip the comment lines sluice puts before a statement.
+  while (sql.compare(start, 2, "--") == 0) {
+    size_t nl = sql.find('\n', start);
+    if (nl == std::string::npos) break;
+    start = nl + 1;
+  }
+  std::string line = sql.substr(start, sql.find('\n', start) - start);
+  if (line.size() > 120) line = line.substr(0, 117) + "...";
+  return line;
+}
+
+// A key tuple as SQL parameters $first..$first+n-1: "($1, $2)".
+std::string Params(size_t n, size_t first) {
+  std::string s = "(";
+  for (size_t i = 0; i < n; ++i) s += (i ? ", $" : "$") + std::to_string(first + i);
+  return s + ")";
+}
+
+struct Range {
+  std::vector<Value> lo, hi;  // lo exclusive, hi inclusive
+};
+
+// Up to `n` ranges of about `rows` keys each, starting at sampled keys.
+Result<std::vector<Range>> SampleRanges(db::Connection& conn, const std::string& table,
+                                        const std::vector<std::string>& key, int n, int64_t rows) {
+  const db::Dialect& d = conn.dialect();
+  std::string cols;
+  for (const auto& k : key) cols += (cols.empty() ? "" : ", ") + d.Quote(k);
+  std::string sample = d.SampleKeysSql(d.Table(table), key, n);
+  if (sample.empty()) sample = "SELECT " + cols + " FROM " + d.Table(table) + " ORDER BY random() LIMIT " +
+                               std::to_string(n);
+  SLUICE_ASSIGN_OR_RETURN(auto starts, conn.Query(sample));
+  std::vector<Range> out;
+  for (const auto& row : starts.rows) {
+    SLUICE_ASSIGN_OR_RETURN(auto hi, conn.Query("SELECT " + cols + " FROM " + d.Table(table) + " WHERE (" + cols +
+                                                    ") > " + Params(key.size(), 1) + " ORDER BY " + cols +
+                                                    " LIMIT 1 OFFSET " + std::to_string(std::max<int64_t>(0, rows - 1)),
+                                                row));
+    Range r;
+    r.lo = row;
+    if (hi.rows.empty()) {
+      SLUICE_ASSIGN_OR_RETURN(auto mx, conn.Query("SELECT " + cols + " FROM " + d.Table(table) + " ORDER BY " +
+                                                  [&] {
+                                                    std::string s;
+                                                    for (const auto& k : key) s += (s.empty() ? "" : ", ") + d.Quote(k) + " DESC";
+                                                    return s;
+                                                  }() + " LIMIT 1"));
+      if (mx.rows.empty()) continue;
+      r.hi = mx.rows[0];
+    } else {
+      r.hi = hi.rows[0];
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+// Rows of `table`: the catalog's estimate when it has one, else counted.
+Result<std::pair<int64_t, std::string>> RowsOf(db::Connection& conn, const std::string& table) {
+  const db::Dialect& d = conn.dialect();
+  const std::string sql = d.EstimatedRowsSql(table);
+  if (!sql.empty()) {
+    SLUICE_ASSIGN_OR_RETURN(auto r, conn.Query(sql));
+    if (!r.rows.empty() && !r.rows[0][0].is_null() && r.rows[0][0].AsInt() >= 0) {
+      return std::make_pair(r.rows[0][0].AsInt(), std::string("catalog estimate"));
+    }
+  }
+  SLUICE_ASSIGN_OR_RETURN(auto r, conn.Query("SELECT count(*) FROM " + d.Table(table)));
+  return std::make_pair(r.Scalar().AsInt(), std::string("count(*)"));
+}
+
+json ToJson(const EstimateResult& e) {
+  json tables = json::array(), estimates = json::array(), locks = json::array();
+  for (const auto& t : e.tables) {
+    tables.push_back({{"table", t.table}, {"rows", t.rows}, {"rows_source", t.rows_source}, {"bytes", t.bytes},
+                      {"trial_chunks", t.trial_chunks}, {"trial_rows", t.trial_rows},
+                      {"trial_seconds", t.trial_seconds}, {"rows_per_second_p50", t.rows_per_second_p50},
+                      {"rows_per_second_p10", t.rows_per_second_p10}});
+  }
+  for (const auto& x : e.estimates) {
+    estimates.push_back({{"phase", x.phase}, {"subject", x.subject}, {"p50_seconds", x.p50_seconds},
+                         {"p90_seconds", x.p90_seconds}, {"method", x.method}});
+  }
+  for (const auto& l : e.locks) {
+    locks.push_back({{"phase", l.phase}, {"statement", l.statement}, {"summary", l.summary}, {"lock", l.lock},
+                     {"on", l.on}});
+  }
+  return {{"estimate_format", 1}, {"migration", e.migration}, {"database", e.database}, {"at", e.at},
+          {"tables", tables},     {"estimates", estimates},   {"locks", locks},         {"notes", e.notes}};
+}
+
+}  // namespace
+
+Result<EstimateResult> EstimateFromJson(const std::string& text) {
+  auto j = json::parse(text, nullptr, false);
+  if (!j.is_object()) return InvalidArgument("the recorded estimate is not a JSON object");
+  EstimateResult e;
+  e.json = text;
+  e.migration = j.value("migration", "");
+  e.database = j.value("database", "");
+  e.at = j.value("at", "");
+  if (j.contains("tables") && j["tables"].is_array()) {
+    for (const auto& t : j["tables"]) {
+      TableEstimateInfo i;
+      i.table = t.value("table", "");
+      i.rows = t.value("rows", int64_t{0});
+      i.rows_source = t.value("rows_source", "");
+      i.bytes = t.value("bytes", int64_t{-1});
+      i.trial_chunks = t.value("trial_chunks", int64_t{0});
+      i.trial_rows = t.value("trial_rows", int64_t{0});
+      i.trial_seconds = t.value("trial_seconds", 0.0);
+      i.rows_per_second_p50 = t.value("rows_per_second_p50", 0.0);
+      i.rows_per_second_p10 = t.value("rows_per_second_p10", 0.0);
+      e.tables.push_back(std::move(i));
+    }
+  }
+  if (j.contains("estimates") && j["estimates"].is_array()) {
+    for (const auto& x : j["estimates"]) {
+      e.estimates.push_back({x.value("phase", ""), x.value("subject", ""), x.value("p50_seconds", 0.0),
+                             x.value("p90_seconds", 0.0), x.value("method", "")});
+    }
+  }
+  if (j.contains("locks") && j["locks"].is_array()) {
+    for (const auto& l : j["locks"]) {
+      e.locks.push_back({l.value("phase", ""), l.value("statement", 0), l.value("summary", ""), l.value("lock", ""),
+                         l.value("on", "")});
+    }
+  }
+  return e;
+}
+
+Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const EstimateOptions& options) {
+  if (options.trial_chunks < 1) return InvalidArgument("--trial-chunks must be at least 1");
+  SLUICE_ASSIGN_OR_RETURN(plan::Plan p, plan::ParsePlanFile(plan_path));
+  SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
+  const db::Dialect& d = conn->dialect();
+  StateStore store(*conn, clock());
+  SLUICE_ASSIGN_OR_RETURN(bool has_state, store.Exists());
+  if (has_state) {
+    SLUICE_ASSIGN_OR_RETURN(auto rec, store.Get(p.name));
+    if (rec && rec->phase != kRolledBack) {
+      return FailedPrecondition("migration '" + p.name + "' is already " + rec->phase +
+                                " here; estimate a plan before starting it (`sluice status` shows the running one)");
+    }
+  }
+  SLUICE_ASSIGN_OR_RETURN(std::string prev, PreviousVersion(store));
+  // Everything from here runs in one transaction under a short lock
+  // timeout, rolled back at the end or on any error: even introspection
+  // waits for a table's lock (e.g. behind an application's ACCESS
+  // EXCLUSIVE), and the trial must never queue behind the application.
+  struct RollbackGuard {
+    db::Connection* conn;
+    ~RollbackGuard() {
+      if (conn) conn->Rollback().IgnoreError();
+    }
+  };
+  SLUICE_RETURN_IF_ERROR(conn->Begin().WithContext("beginning the estimate's trial transaction"));
+  RollbackGuard guard{conn.get()};
+  auto refused = [&](const Status& s) -> Status {
+    if (s.code() != StatusCode::kAborted) return s.WithContext("the estimate's trial (rolled back; nothing changed)");
+    return Aborted(fmt::format("the estimate's trial could not get its locks within {} ms ({}); it was rolled "
+                               "back and changed nothing: retry at a quieter moment, or raise "
+                               "--trial-lock-timeout-ms",
+                               options.lock_timeout_ms, s.message()));
+  };
+  {
+    const std::string lock_timeout = d.LockTimeoutSql(options.lock_timeout_ms);
+    if (!lock_timeout.empty()) SLUICE_RETURN_IF_ERROR(conn->Exec(lock_timeout));
+  }
+  auto introspected = conn->Introspect();
+  if (!introspected.ok()) return refused(introspected.status());
+  db::Schema schema = std::move(*introspected);
+  SLUICE_ASSIGN_OR_RETURN(CompiledMigration c, Compile(p, schema, d, {"", prev}));
+  AddLiveAlias(schema, d, &c);  // as start (and `sluice plan`) would
+  {
+    TriggerFindings tf = CheckUserTriggers(p, schema, d, c);
+    std::set<std::string> suppressed;
+    for (const auto& [table, triggers] : tf.to_suppress) suppressed.insert(table);
+    SetBackfillSetup(d, suppressed, &c);
+  }
+
+  EstimateResult out;
+  out.migration = p.name;
+  out.database = std::string(d.name());
+  out.at = IsoTime(clock()->WallMicros());
+
+  // --- every statement's lock ---
+  std::vector<PhaseSql> phases = {
+      RenderPhase(d, "start", c.start),
+      BackfillPhase(d, c),
+      RenderPhase(d, "switch", {{db::SetLiveStep{c.version.name, c.version}, "switch"}}),
+      RenderPhase(d, "switch_back", {{db::SetLiveStep{c.version.previous, c.version}, "switch back"}}),
+      RenderPhase(d, "complete", c.complete),
+      RenderPhase(d, "rollback", c.rollback)};
+  // The locks, straight from the steps (PhaseSql::locks holds them as text).
+  auto add_locks = [&](const std::string& phase, const std::vector<db::Step>& steps) {
+    int i = 0;
+    for (const auto& step : steps) {
+      for (const auto& st : d.Render(step)) {
+        db::LockInfo li = d.LockOf(step, st);
+        out.locks.push_back({phase, i++, FirstLine(st.sql), li.mode, li.on});
+      }
+    }
+  };
+  add_locks("start", c.start);
+  for (size_t i = 0; i < c.backfill.size(); ++i) {
+    db::LockInfo li = BackfillChunkLock(d, c.backfill[i]);
+    out.locks.push_back({"backfill", static_cast<int>(i), "UPDATE " + d.Table(c.backfill[i].table) +
+                         " SET ... (per chunk)", li.mode, li.on});
+  }
+  add_locks("switch", {{db::SetLiveStep{c.version.name, c.version}, "switch"}});
+  add_locks("switch_back", {{db::SetLiveStep{c.version.previous, c.version}, "switch back"}});
+  add_locks("complete", c.complete);
+  add_locks("rollback", c.rollback);
+  out.phases = phases;
+
+  // --- sizes ---
+  std::map<std::string, size_t> table_index;
+  out.tables.reserve(c.tables.size() + c.start.size());
+  auto table_info = [&](const std::string& t) -> Result<TableEstimateInfo*> {
+    auto it = table_index.find(t);
+    if (it != table_index.end()) return &out.tables[it->second];
+    TableEstimateInfo info;
+    info.table = t;
+    if (schema.FindTable(t)) {
+      SLUICE_ASSIGN_OR_RETURN(auto rows, RowsOf(*conn, t));
+      info.rows = rows.first;
+      info.rows_source = rows.second;
+      const std::string bytes_sql = d.TableBytesSql(t);
+      if (!bytes_sql.empty()) {
+        auto b = conn->Query(bytes_sql);
+        if (b.ok() && !b->rows.empty() && !b->rows[0][0].is_null()) info.bytes = b->rows[0][0].AsInt();
+      }
+    }
+    table_index[t] = out.tables.size();
+    out.tables.push_back(std::move(info));
+    return &out.tables.back();
+  };
+
+  // --- the trial, rolled back ---
+  const int64_t chunk_rows =
+      options.chunk_rows > 0 ? options.chunk_rows : p.backfill.chunk_rows.value_or(int64_t{1000});
+  std::map<std::string, std::vector<double>> chunk_rates, chunk_seconds, verify_per_row, sort_per_row;
+  double start_seconds = 0;
+  int64_t start_statements = 0;
+  auto trial = [&]() -> Status {
+    // Sizes first, under the same lock timeout (a count waits for locks).
+    for (const auto& t : c.tables) SLUICE_RETURN_IF_ERROR(table_info(t).status());
+    for (const auto& ddl : d.StateSchema()) SLUICE_RETURN_IF_ERROR(conn->Exec(ddl));
+    const int64_t t0 = clock()->NowMicros();
+    for (const auto& step : c.start) {
+      for (const auto& st : d.Render(step)) {
+        // Index builds CONCURRENTLY cannot run in a transaction; they are
+        // estimated from the table's size instead (below).
+        if (st.outside_transaction) continue;
+        SLUICE_RETURN_IF_ERROR(conn->Execute(st).WithContext("applying start's statement " + FirstLine(st.sql)));
+        ++start_statements;
+      }
+    }
+    start_seconds = static_cast<double>(clock()->NowMicros() - t0) / 1e6;
+    for (const auto& task : c.backfill) {
+      SLUICE_ASSIGN_OR_RETURN(auto ranges, SampleRanges(*conn, task.table, task.key, options.trial_chunks, chunk_rows));
+      std::string set, key;
+      for (size_t i = 0; i < task.assignments.size(); ++i) {
+        set += (i ? ", " : "") + d.Quote(task.assignments[i].target) + " = " +
+               sql::ScalarExpression(task.assignments[i].expr);
+      }
+      for (size_t i = 0; i < task.key.size(); ++i) key += (i ? ", " : "") + d.Quote(task.key[i]);
+      const std::string where = "(" + key + ") > " + Params(task.key.size(), 1) + " AND (" + key +
+                                ") <= " + Params(task.key.size(), task.key.size() + 1);
+      const std::string update = "UPDATE " + d.Table(task.table) + " SET " + set + " WHERE " +
+                                 (task.skip_flag.empty() ? "" : d.Quote(task.skip_flag) + " IS NULL AND ") + where;
+      const db::TableInfo* ti = schema.FindTable(task.table);
+      std::vector<std::string> cols;
+      if (ti) {
+        for (const auto& col : ti->columns) cols.push_back(d.Quote(col.name));
+      }
+      for (const auto& a : task.assignments) cols.push_back(d.Quote(a.target));
+      std::string hash = d.RowHash(cols);
+      const std::string checksum = "SELECT count(*), " + (hash.empty() ? std::string("0") : "max(" + hash + ")") +
+                                   " FROM " + d.Table(task.table) + " WHERE " + where;
+      const std::string sorted = "SELECT " + key + " FROM " + d.Table(task.table) + " WHERE " + where +
+                                 " ORDER BY " + key + " DESC";
+      for (const auto& r : ranges) {
+        std::vector<Value> params = r.lo;
+        params.insert(params.end(), r.hi.begin(), r.hi.end());
+        for (const auto& s : task.setup_sql) SLUICE_RETURN_IF_ERROR(conn->Exec(s));
+        int64_t c0 = clock()->NowMicros();
+        SLUICE_ASSIGN_OR_RETURN(auto res, conn->Query(update, params));
+        const double secs = std::max(1e-6, static_cast<double>(clock()->NowMicros() - c0) / 1e6);
+        TableEstimateInfo* info = *table_info(task.table);
+        info->trial_chunks++;
+        info->trial_rows += res.affected;
+        info->trial_seconds += secs;
+        if (res.affected > 0) chunk_rates[task.table].push_back(static_cast<double>(res.affected) / secs);
+        chunk_seconds[task.table].push_back(secs);
+        c0 = clock()->NowMicros();
+        SLUICE_ASSIGN_OR_RETURN(auto cs, conn->Query(checksum, params));
+        const int64_t n = cs.rows.empty() ? 0 : cs.rows[0][0].AsInt();
+        if (n > 0) verify_per_row[task.table].push_back(static_cast<double>(clock()->NowMicros() - c0) / 1e6 / n);
+        c0 = clock()->NowMicros();
+        SLUICE_ASSIGN_OR_RETURN(auto so, conn->Query(sorted, params));
+        if (!so.rows.empty()) {
+          sort_per_row[task.table].push_back(static_cast<double>(clock()->NowMicros() - c0) / 1e6 /
+                                             static_cast<double>(so.rows.size()));
+        }
+      }
+    }
+    return Status::Ok();
+  };
+  Status tried = trial();
+  guard.conn = nullptr;
+  Status rolled = conn->Rollback();
+  if (!rolled.ok()) {
+    return rolled.WithContext("rolling back the estimate's trial (nothing it did was committed)");
+  }
+  if (!tried.ok()) {
+    if (tried.code() == StatusCode::kAborted) {
+      std::vector<std::string> tables(c.tables.begin(), c.tables.end());
+      std::string holders = conn->DescribeLockHolders(tables);
+      if (!holders.empty()) tried = Aborted(tried.message() + "; held by " + holders);
+    }
+    return refused(tried);
+  }
+
+  // --- the predictions ---
+  double backfill_p50 = 0, backfill_p90 = 0, verify_p50 = 0, verify_p90 = 0;
+  for (const auto& task : c.backfill) {
+    TableEstimateInfo& info = **table_info(task.table);
+    const auto& rates = chunk_rates[task.table];
+    DurationEstimate e;
+    e.phase = "backfill";
+    e.subject = task.table;
+    if (rates.empty() || info.rows == 0) {
+      // Nothing to rewrite (or nothing the trial could time): one chunk.
+      const double one = chunk_seconds[task.table].empty() ? 0.01 : Quantile(chunk_seconds[task.table], 0.5);
+      e.p50_seconds = std::max(0.001, one);
+      e.p90_seconds = std::max(e.p50_seconds, one * 2);
+      e.method = "no rows to rewrite: one chunk";
+    } else {
+      info.rows_per_second_p50 = Quantile(rates, 0.5);
+      info.rows_per_second_p10 = Quantile(rates, 0.1);
+      // Each chunk also writes its checkpoint and commits: 10% on top.
+      e.p50_seconds = 1.1 * static_cast<double>(info.rows) / info.rows_per_second_p50;
+      // The slowest trial chunks' pace, and at least 1.5x: the trial cannot
+      // see the application's load to come.
+      e.p90_seconds = std::max(1.5 * e.p50_seconds, 1.1 * static_cast<double>(info.rows) / info.rows_per_second_p10);
+      e.method = fmt::format("{} rows ({}) / {:.0f} rows/s, the median of {} timed trial chunks of up to {} rows; "
+                             "P90 at the slowest-decile chunk rate, at least 1.5x P50",
+                             info.rows, info.rows_source, info.rows_per_second_p50, rates.size(), chunk_rows);
+    }
+    if (p.backfill.max_rows_per_second && *p.backfill.max_rows_per_second > 0) {
+      const double floor = static_cast<double>(info.rows) / *p.backfill.max_rows_per_second;
+      if (floor > e.p50_seconds) {
+        e.p50_seconds = floor;
+        e.p90_seconds = std::max(e.p90_seconds, floor * 1.2);
+        e.method += fmt::format("; limited by the plan's max_rows_per_second {:g}", *p.backfill.max_rows_per_second);
+      }
+    }
+    backfill_p50 += e.p50_seconds;
+    backfill_p90 += e.p90_seconds;
+    out.estimates.push_back(e);
+
+    DurationEstimate v;
+    v.phase = "verify";
+    v.subject = task.table;
+    const auto& per_row = verify_per_row[task.table];
+    const double pr = per_row.empty() ? 1e-6 : Quantile(per_row, 0.5);
+    const double pr90 = per_row.empty() ? 1e-5 : Quantile(per_row, 0.9);
+    // Checksums read the table through both versions' read paths.
+    v.p50_seconds = std::max(0.001, 2 * static_cast<double>(info.rows) * pr);
+    v.p90_seconds = std::max(1.5 * v.p50_seconds, 2 * static_cast<double>(info.rows) * pr90);
+    v.method = fmt::format("2 reads (old and new version) x {} rows x {:.2f} us/row, the median of {} timed "
+                           "checksums over the trial ranges",
+                           info.rows, pr * 1e6, per_row.size());
+    verify_p50 += v.p50_seconds;
+    verify_p90 += v.p90_seconds;
+    out.estimates.push_back(v);
+  }
+  if (c.backfill.empty()) {
+    out.estimates.push_back({"backfill", "", 0.001, 0.002, "no table needs a backfill"});
+    out.estimates.push_back({"verify", "", 0.01, 0.05, "no backfilled table: catalog checks only"});
+  } else if (c.backfill.size() > 1) {
+    out.estimates.push_back({"backfill", "", backfill_p50, backfill_p90, "sum of the tables' backfills"});
+    out.estimates.push_back({"verify", "", verify_p50, verify_p90, "sum of the tables' verifications"});
+  }
+
+  // Index builds: size-based. A sort of the table's keys, from the trial's
+  // timed sorted reads per row, scaled by n log n; twice that when built
+  // CONCURRENTLY (two scans of the table).
+  double index_p50 = 0, index_p90 = 0;
+  for (const auto& step : c.start) {
+    const auto* ci = std::get_if<db::CreateIndexStep>(&step.body);
+    if (!ci) continue;
+    bool concurrent = false;
+    for (const auto& st : d.Render(step)) concurrent = concurrent || st.outside_transaction;
+    SLUICE_ASSIGN_OR_RETURN(TableEstimateInfo * info, table_info(ci->index.table));
+    const auto& spr = sort_per_row[ci->index.table];
+    const double per_row = spr.empty() ? 2e-6 : Quantile(spr, 0.5);
+    const double n = static_cast<double>(std::max<int64_t>(info->rows, 1));
+    const double k = static_cast<double>(std::max<int64_t>(chunk_rows, 2));
+    const double scale = std::max(1.0, std::log2(n) / std::log2(k));
+    DurationEstimate e;
+    e.phase = "index";
+    e.subject = ci->index.name + " on " + ci->index.table;
+    e.p50_seconds = std::max(0.001, (concurrent ? 2 : 1) * n * per_row * scale);
+    e.p90_seconds = 2 * e.p50_seconds;
+    e.method = fmt::format("{} rows x {:.2f} us/row (timed sorted reads of the trial ranges{}) x log2(rows)/log2({})"
+                           "{}; P90 2x for waits on older transactions",
+                           info->rows, per_row * 1e6, spr.empty() ? ": none, assumed" : "", chunk_rows,
+                           concurrent ? " x 2 (CONCURRENTLY scans the table twice)" : "");
+    if (info->bytes >= 0) e.method += fmt::format("; table and indexes {} bytes", info->bytes);
+    index_p50 += e.p50_seconds;
+    index_p90 += e.p90_seconds;
+    out.estimates.push_back(e);
+  }
+
+  // start: its in-transaction statements, timed in the trial, plus builds.
+  out.estimates.push_back(
+      {"start", "", std::max(0.001, start_seconds) + index_p50, std::max(0.001, 3 * start_seconds) + index_p90,
+       fmt::format("{} statements timed in the trial ({:.3f} s; P90 3x for lock waits) plus the index builds",
+                   start_statements, start_seconds)});
+
+  // complete: catalog statements, plus a scan per validation it runs.
+  {
+    int64_t scans = 0, statements = 0;
+    for (const auto& step : c.complete) {
+      if (std::holds_alternative<db::ValidateConstraintStep>(step.body) ||
+          std::holds_alternative<db::FinalizeNotNullStep>(step.body)) {
+        ++scans;
+      }
+      statements += static_cast<int64_t>(d.Render(step).size());
+    }
+    double rows = 0, per_row = 0;
+    for (const auto& t : out.tables) rows += static_cast<double>(t.rows);
+    std::vector<double> all;
+    for (const auto& [t, v] : verify_per_row) all.insert(all.end(), v.begin(), v.end());
+    per_row = all.empty() ? 1e-6 : Quantile(all, 0.5);
+    const double base = std::max(0.001, start_seconds / std::max<int64_t>(1, start_statements)) * statements;
+    DurationEstimate e{"complete", "", base + scans * rows * per_row, 3 * base + 2 * scans * rows * per_row,
+                       fmt::format("{} statements at the trial's per-statement time, plus {} validating scan{} of "
+                                   "{:.0f} rows at the checksum's per-row time; P90 3x/2x for lock waits",
+                                   statements, scans, scans == 1 ? "" : "s", rows)};
+    e.p50_seconds = std::max(0.001, e.p50_seconds);
+    e.p90_seconds = std::max(e.p50_seconds * 1.5, e.p90_seconds);
+    out.estimates.push_back(e);
+  }
+  out.notes.push_back("The trial ran start's in-transaction statements and the chunks inside one transaction that "
+                      "was rolled back: nothing was changed.");
+  if (d.transactional_ddl() && options.lock_timeout_ms > 0 && !d.LockTimeoutSql(1).empty()) {
+    out.notes.push_back(fmt::format("Its lock timeout was {} ms: it never queued behind the application.",
+                                    options.lock_timeout_ms));
+  }
+  out.json = ToJson(out).dump(2, ' ', false, json::error_handler_t::replace);
+  return out;
+}
+
+}  // namespace sluice::engine
+
+// --- the recorded estimate: estimate vs actual ---------------------------------
+
+namespace sluice::engine {
+
+Result<std::optional<EstimateResult>> ReadEstimate(db::Connection& conn, const std::string& name) {
+  auto r = conn.Query("SELECT body FROM " + conn.dialect().StateTable("estimates") + " WHERE migration = $1",
+                      {Value::Text(name)});
+  if (!r.ok()) {
+    if (r.status().code() == StatusCode::kNotFound) return std::optional<EstimateResult>();  // older state
+    return r.status();
+  }
+  if (r->rows.empty()) return std::optional<EstimateResult>();
+  SLUICE_ASSIGN_OR_RETURN(EstimateResult e, EstimateFromJson(r->rows[0][0].text));
+  return std::optional<EstimateResult>(std::move(e));
+}
+
+Status FillEstimateVsActual(db::Connection& conn, const std::string& name, MigrationInfo* info) {
+  SLUICE_ASSIGN_OR_RETURN(auto e, ReadEstimate(conn, name));
+  if (e) {
+    for (const auto& x : e->estimates) {
+      // The whole backfill: its one table's, or the sum over tables.
+      if (x.phase != "backfill") continue;
+      if (x.subject.empty() || info->estimate_backfill_p50_seconds < 0) {
+        info->estimate_backfill_p50_seconds = x.p50_seconds;
+        info->estimate_backfill_p90_seconds = x.p90_seconds;
+      }
+    }
+  }
+  const std::string chunks = conn.dialect().StateTable("chunks");
+  auto span = conn.Query("SELECT min(committed_at), max(committed_at) FROM " + chunks + " WHERE migration = $1",
+                         {Value::Text(name)});
+  if (!span.ok()) return span.status();
+  if (span->rows.empty() || span->rows[0][0].is_null()) return Status::Ok();
+  auto first = gates::ParseIsoMillis(span->rows[0][0].text), last = gates::ParseIsoMillis(span->rows[0][1].text);
+  if (!first || !last) return Status::Ok();
+  auto first_ms = conn.Query("SELECT millis FROM " + chunks + " WHERE migration = $1 ORDER BY committed_at LIMIT 1",
+                             {Value::Text(name)});
+  if (!first_ms.ok()) return first_ms.status();
+  const double lead = first_ms->rows.empty() ? 0 : first_ms->rows[0][0].AsReal() / 1000.0;
+  info->actual_backfill_seconds = static_cast<double>(*last - *first) / 1000.0 + lead;
+  return Status::Ok();
+}
+
+Status Engine::RecordEstimate(const EstimateResult& e) {
+  SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
+  StateStore store(*conn, clock());
+  SLUICE_ASSIGN_OR_RETURN(bool has_state, store.Exists());
+  std::optional<MigrationRecord> rec;
+  if (has_state) {
+    SLUICE_ASSIGN_OR_RETURN(rec, store.Get(e.migration));
+  }
+  if (!rec) return NotFound("migration '" + e.migration + "' was not started here; start it before recording its estimate");
+  const db::Dialect& d = conn->dialect();
+  return db::InTransaction(*conn, [&]() -> Status {
+    SLUICE_RETURN_IF_ERROR(EnsureStateTable(*conn, "estimates", true));
+    return conn
+        ->Query("INSERT INTO " + d.StateTable("estimates") + " (migration, at, body) VALUES ($1, $2, $3) ON CONFLICT "
+                "(migration) DO UPDATE SET at = excluded.at, body = excluded.body",
+                {Value::Text(e.migration), Value::Text(e.at), Value::Text(e.json)})
+        .status();
+  });
+}
+
+}  // namespace sluice::engine
