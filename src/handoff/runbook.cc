@@ -232,7 +232,27 @@ std::string RunbookMarkdown(const HandoffPlan& p, const RunbookOptions& o) {
 
   line("## Estimates");
   line("");
-  line("No estimate recorded. Durations measured so far:");
+  if (h.estimate) {
+    // Recorded by `sluice start --estimate`: the intervals, then what has
+    // been measured since, so the two can be compared on the page.
+    line(fmt::format("Recorded at {} (`sluice start --estimate`):", h.estimate->at));
+    line("");
+    line("| phase | subject | P50 | P90 | method |");
+    line("|---|---|---|---|---|");
+    auto cell = [](std::string t) {
+      for (size_t i = 0; (i = t.find('|', i)) != std::string::npos; i += 2) t.replace(i, 1, "\\|");
+      return t;
+    };
+    for (const auto& e : h.estimate->estimates) {
+      line(fmt::format("| {} | {} | {:.3g} s | {:.3g} s | {} |", e.phase, cell(e.subject.empty() ? "all" : e.subject),
+                       e.p50_seconds, e.p90_seconds, cell(e.method)));
+    }
+    line("");
+    line("Durations measured so far:");
+  } else {
+    line("No estimate recorded (`sluice estimate PLAN`; `sluice start --estimate` records one). Durations measured "
+         "so far:");
+  }
   line("");
   bool measured = false;
   if (rehearsal) {
