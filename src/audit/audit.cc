@@ -10,6 +10,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "common/markdown.h"
+
 namespace sluice::audit {
 namespace {
 
@@ -322,19 +324,7 @@ std::string Report::ToText() const {
 }
 
 std::string Report::ToMarkdown() const {
-  auto cell = [](std::string s) {
-    std::string o;
-    for (char c : s) {
-      if (c == '|') {
-        o += "\\|";
-      } else if (c == '\n') {
-        o += ' ';
-      } else {
-        o += c;
-      }
-    }
-    return o;
-  };
+  auto cell = [](const std::string& s) { return MarkdownCell(s); };
   std::string out = fmt::format("## Contract audit: {}\n\nRun at {}; observation window since {}.\n\n", migration, at,
                                 window_start);
   out += "**Verdict:** " + cell(Summary()) + "\n\n### Old objects\n\n| object | kind | fate |\n|---|---|---|\n";

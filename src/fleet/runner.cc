@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/markdown.h"
 #include "fleet/ledger.h"
 #include "fleet/waves.h"
 
@@ -652,18 +653,8 @@ std::string StatusText(const FleetState& st) {
 namespace {
 
 // A Markdown table cell: no line breaks, no unescaped pipes.
-std::string Cell(std::string s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '\n') {
-      out += ' ';
-    } else if (c == '|') {
-      out += "\\|";
-    } else {
-      out += c;
-    }
-  }
-  return out.empty() ? "-" : out;
+std::string Cell(const std::string& s) {
+  return s.empty() ? "-" : MarkdownCell(s);
 }
 
 }  // namespace

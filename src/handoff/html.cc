@@ -4,23 +4,12 @@
 #include <algorithm>
 
 #include "common/html.h"
+#include "common/markdown.h"
 #include "handoff/handoff.h"
 
 namespace sluice::handoff {
 
-std::string Cell(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    if (c == '|') {
-      out += "\\|";
-    } else if (c == '\n' || c == '\r') {
-      out += ' ';
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
+std::string Cell(const std::string& text) { return MarkdownCell(text); }
 
 std::string Fenced(const std::string& code, const std::string& lang) {
   size_t longest = 0, run = 0;

@@ -239,13 +239,9 @@ std::string RunbookMarkdown(const HandoffPlan& p, const RunbookOptions& o) {
     line("");
     line("| phase | subject | P50 | P90 | method |");
     line("|---|---|---|---|---|");
-    auto cell = [](std::string t) {
-      for (size_t i = 0; (i = t.find('|', i)) != std::string::npos; i += 2) t.replace(i, 1, "\\|");
-      return t;
-    };
     for (const auto& e : h.estimate->estimates) {
-      line(fmt::format("| {} | {} | {:.3g} s | {:.3g} s | {} |", e.phase, cell(e.subject.empty() ? "all" : e.subject),
-                       e.p50_seconds, e.p90_seconds, cell(e.method)));
+      line(fmt::format("| {} | {} | {:.3g} s | {:.3g} s | {} |", e.phase, Cell(e.subject.empty() ? "all" : e.subject),
+                       e.p50_seconds, e.p90_seconds, Cell(e.method)));
     }
     line("");
     line("Durations measured so far:");
