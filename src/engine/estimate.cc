@@ -220,14 +220,7 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
   auto introspected = conn->Introspect();
   if (!introspected.ok()) return refused(introspected.status());
   db::Schema schema = std::move(*introspected);
-  SLUICE_ASSIGN_OR_RETURN(CompiledMigration c, Compile(p, schema, d, {"", prev}));
-  AddLiveAlias(schema, d, &c);  // as start (and `sluice plan`) would
-  {
-    TriggerFindings tf = CheckUserTriggers(p, schema, d, c);
-    std::set<std::string> suppressed;
-    for (const auto& [table, triggers] : tf.to_suppress) suppressed.insert(table);
-    SetBackfillSetup(d, suppressed, &c);
-  }
+  SLUICE_ASSIGN_OR_RETURN(CompiledMigration c, CompileAsStartWould(p, schema, d, prev));
 
   EstimateResult out;
   out.migration = p.name;

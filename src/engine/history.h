@@ -36,6 +36,13 @@ PhaseSql RenderPhase(const db::Dialect& d, const std::string& phase, const std::
 // rollback) when the database has versioned namespaces and no alias yet.
 void AddLiveAlias(const db::Schema& schema, const db::Dialect& d, CompiledMigration* c);
 
+// start.cc: `p` compiled against `schema` as start would run it, for the
+// read-only views of a plan (`sluice plan`, `sluice estimate`): with the
+// live alias, and the backfill's setup as start would decide it when this
+// role may keep the tables' own triggers from firing.
+Result<CompiledMigration> CompileAsStartWould(const plan::Plan& p, const db::Schema& schema, const db::Dialect& d,
+                                              const std::string& previous_version);
+
 // --- estimates (estimate.cc) ----------------------------------------------------
 
 // "MODE on OBJECT" (or "MODE").

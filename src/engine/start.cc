@@ -31,8 +31,18 @@ void AddLiveAlias(const db::Schema& schema, const db::Dialect& d, CompiledMigrat
   c->rollback.push_back(db::Step{db::DropLiveAliasStep{c->name}, "start", 0});
 }
 
-namespace {
+Result<CompiledMigration> CompileAsStartWould(const plan::Plan& p, const db::Schema& schema, const db::Dialect& d,
+                                              const std::string& previous_version) {
+  SLUICE_ASSIGN_OR_RETURN(CompiledMigration c, Compile(p, schema, d, {"", previous_version}));
+  AddLiveAlias(schema, d, &c);
+  TriggerFindings tf = CheckUserTriggers(p, schema, d, c);
+  std::set<std::string> suppressed;
+  for (const auto& [table, triggers] : tf.to_suppress) suppressed.insert(table);
+  SetBackfillSetup(d, suppressed, &c);
+  return c;
+}
 
+namespace {
 
 // When no version precedes this migration, the old application reads the
 // base tables, and start's new columns change what it sees: a warning per
@@ -169,15 +179,8 @@ Result<PlanPreview> Engine::Preview(const std::string& plan_path) {
   }
   SLUICE_ASSIGN_OR_RETURN(db::Schema schema, conn->Introspect());
   SLUICE_ASSIGN_OR_RETURN(std::string prev, PreviousVersion(store));
-  SLUICE_ASSIGN_OR_RETURN(auto c, Compile(p, schema, conn->dialect(), {"", prev}));
   const db::Dialect& d = conn->dialect();
-  AddLiveAlias(schema, d, &c);
-  // What the backfill's chunks run first, as `start` would decide it when
-  // this role may keep the tables' own triggers from firing.
-  TriggerFindings tf = CheckUserTriggers(p, schema, d, c);
-  std::set<std::string> suppressed;
-  for (const auto& [table, triggers] : tf.to_suppress) suppressed.insert(table);
-  SetBackfillSetup(d, suppressed, &c);
+  SLUICE_ASSIGN_OR_RETURN(CompiledMigration c, CompileAsStartWould(p, schema, d, prev));
   PlanPreview out;
   out.migration = c.name;
   out.version = c.version.name;
