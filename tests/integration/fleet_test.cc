@@ -3,6 +3,7 @@
 // 12) and databases on the throwaway PostgreSQL cluster for the canary that
 // halts on bad data; every assertion on a database is by SQL against it.
 // Time (the soak) comes from a FakeClock that moves by itself: no sleeps.
+#include <httplib.h>
 #include <nlohmann/json.hpp>
 
 #include <fmt/core.h>
@@ -21,6 +22,7 @@
 #include "fleet/inventory.h"
 #include "fleet/runner.h"
 #include "support/pg_cluster.h"
+#include "support/serve_process.h"
 #include "support/test_support.h"
 
 namespace sluice::testing {
@@ -358,6 +360,81 @@ TEST_F(Fleet, Cli) {
   EXPECT_THAT(r.out, HasSubstr("| b | all | `sqlite:"));
   EXPECT_TRUE(std::filesystem::exists(dir_.File("fleet.db")));  // the default ledger, next to the inventory
   EXPECT_EQ(Sql(b, "SELECT sum(doubled) FROM items"), "30");
+}
+
+// Read-only commands create no state: `fleet status` and `fleet report`
+// before any apply say there is no ledger yet and leave no fleet.db.
+TEST_F(Fleet, StatusWithoutALedgerCreatesNothing) {
+  SqliteDb(dir_, "a", 5);
+  std::string plan = dir_.Write("add_doubled.yaml", kPlan);
+  std::string inv = dir_.Write("fleet.yaml", "databases:\n  - {name: a, url: \"sqlite:a.db\"}\n");
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"fleet", "status", "--inventory", inv},
+        std::vector<std::string>{"fleet", "status", plan, "--inventory", inv, "--json"},
+        std::vector<std::string>{"fleet", "report", "--inventory", inv}}) {
+    CommandResult r = RunSluice(args);
+    EXPECT_NE(r.exit_code, 0) << r.out;
+    EXPECT_THAT(r.err, HasSubstr("no fleet ledger at sqlite:")) << args[1];
+    EXPECT_THAT(r.err, HasSubstr("run `sluice fleet apply` first"));
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir_.File("fleet.db")));
+  EXPECT_TRUE(Untouched(dir_.File("a.db")));
+}
+
+// The command center shows a fleet given its inventory: /api/v1/fleet is
+// `fleet status --json`, the status page has its section (waves, databases
+// by phase, the halt); without an inventory /api/v1/fleet is 404.
+TEST_F(Fleet, ServeShowsTheFleet) {
+  std::string a = SqliteDb(dir_, "a", 5), b = SqliteDb(dir_, "b", 5);
+  Exec(dir_.File("c.db"), "CREATE TABLE other (id INTEGER PRIMARY KEY)", true);  // `up` fails here: no items
+  std::string plan = dir_.Write("add_doubled.yaml", kPlan);
+  std::string inv = dir_.Write("fleet.yaml", R"(databases:
+  - {name: a, url: "sqlite:a.db", tags: [canary]}
+  - {name: c, url: "sqlite:c.db"}
+  - {name: b, url: "sqlite:b.db"}
+waves:
+  - {name: canary, match: {tags: [canary]}}
+  - {name: second, percent: 33}
+  - {name: rest}
+)");
+  CommandResult r = RunSluice({"fleet", "apply", plan, "--inventory", inv});
+  ASSERT_NE(r.exit_code, 0) << r.out;
+  ServeProcess serve({"--db", "sqlite:" + a}, {"--inventory", inv});
+  ASSERT_TRUE(serve.running()) << serve.err();
+  httplib::Client c("127.0.0.1", serve.port());
+  auto api = c.Get("/api/v1/fleet");
+  ASSERT_TRUE(api);
+  ASSERT_EQ(api->status, 200) << api->body;
+  CommandResult cli = RunSluice({"fleet", "status", "--inventory", inv, "--json"});
+  ASSERT_EQ(cli.exit_code, 0) << cli.err;
+  EXPECT_EQ(nlohmann::json::parse(api->body), nlohmann::json::parse(cli.out));
+  auto j = nlohmann::json::parse(api->body);
+  EXPECT_THAT(j["halted"].get<std::string>(), HasSubstr("wave second: halt"));
+  EXPECT_EQ(j["progress"]["eta_seconds"], nullptr);  // no backfill running: no rate, no ETA
+  auto page = c.Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_THAT(page->body, HasSubstr("<section class=\"fleet\" id=\"fleet\" data-migration=\"add_doubled\" "
+                                    "data-halted=\"true\">"));
+  EXPECT_THAT(page->body, HasSubstr("<tr data-wave=\"canary\" data-state=\"soaked\">"));
+  EXPECT_THAT(page->body, HasSubstr("<tr data-wave=\"second\" data-state=\"failed\">"));
+  EXPECT_THAT(page->body, HasSubstr("<tr data-wave=\"rest\" data-state=\"pending\">"));
+  EXPECT_THAT(page->body, HasSubstr("<tr data-database=\"a\" data-phase=\"active\">"));
+  EXPECT_THAT(page->body, HasSubstr("<tr data-database=\"b\" data-phase=\"\">"));
+  EXPECT_THAT(page->body, HasSubstr("id=\"fleet-halted\">halted: wave second: halt"));
+  EXPECT_EQ(serve.Stop(), 0) << serve.err();
+  // Serving read the ledger and the databases only: b is still untouched.
+  EXPECT_TRUE(Untouched(b));
+  ServeProcess plain({"--db", "sqlite:" + a}, {});
+  ASSERT_TRUE(plain.running()) << plain.err();
+  auto none = httplib::Client("127.0.0.1", plain.port()).Get("/api/v1/fleet");
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->status, 404);
+  EXPECT_THAT(plain.Stop(), 0);
+  // The master handoff document as HTML.
+  r = RunSluice({"fleet", "report", "--inventory", inv, "--html"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("<title>Fleet report: add_doubled</title>"));
+  EXPECT_THAT(r.out, HasSubstr("<td>second</td><td>failed</td>"));
 }
 
 // SIGKILL of the runner mid-wave (the canary switched, its soak running):

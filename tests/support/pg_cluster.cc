@@ -34,6 +34,7 @@ constexpr const char* kBinDir = "/usr/lib/postgresql/15/bin";
 constexpr const char* kUnprivilegedUser = "nobody";
 
 PgCluster* g_instance = nullptr;
+PgCluster* g_second = nullptr;  // PgCluster::Second()
 
 std::string ReadWholeFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -177,12 +178,14 @@ int PickPort() {
 
 void AtExitShutdown() {
   if (g_instance) g_instance->Shutdown();
+  if (g_second) g_second->Shutdown();
 }
 
 class PgClusterEnvironment : public ::testing::Environment {
  public:
   void TearDown() override {
     if (g_instance) g_instance->Shutdown();
+    if (g_second) g_second->Shutdown();
   }
 };
 
@@ -212,6 +215,17 @@ PgCluster* PgCluster::Shared() {
   MutexLock lock(&g_instance->mu_);
   if (!g_instance->initialized_) g_instance->Init();
   return g_instance;
+}
+
+PgCluster* PgCluster::Second() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    g_second = new PgCluster();  // never deleted: used from atexit
+    std::atexit(AtExitShutdown);
+  });
+  MutexLock lock(&g_second->mu_);
+  if (!g_second->initialized_) g_second->Init();
+  return g_second;
 }
 
 bool PgCluster::ok() const {

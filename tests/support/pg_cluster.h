@@ -35,6 +35,10 @@ class PgCluster {
  public:
   // Process-wide cluster, started on first call. Never null; check ok().
   static PgCluster* Shared();
+  // A second process-wide cluster (its own directory, port and watchdog;
+  // same lifetime as Shared()), for tests that need two servers, such as a
+  // fleet spread over two clusters.
+  static PgCluster* Second();
   // Sets shared_preload_libraries (e.g. "pg_stat_statements") for the
   // cluster Shared() starts next: call it before the process's first
   // Shared(). A test binary that needs a preloaded library uses this; the
