@@ -258,9 +258,10 @@ class Runner {
     return FailedPrecondition("verification failed: " + failed + " (see `sluice verify " + name_ + "` on it)");
   }
 
-  // The wave's soak: the plan's abort criteria watched on every database at
-  // once (Migrator::Watch); for a plan without them, the soak's time waited
-  // and each database verified again.
+  // The wave's soak: the plan's abort criteria watched (Migrator::Watch) on
+  // at most `parallel` databases at once, each on its own connection; for a
+  // plan without them, the soak's time waited and each database verified
+  // again (`parallel` at once too).
   std::vector<std::pair<size_t, Status>> Soak(const Wave& w) {
     std::vector<std::pair<size_t, Status>> failures;
     double seconds = inv_.soak_seconds;
@@ -268,40 +269,68 @@ class Runner {
     ledger_->SetWave(w.name, "soaking").IgnoreError();
     Line(w.name + ": soak " + fmt::format("{:g}", seconds) + " s");
     std::mutex mu;
-    std::vector<size_t> reverify;
-    std::vector<std::thread> watchers;
     auto fail = [&](size_t i, const Status& s) {
       std::lock_guard<std::mutex> g(mu);
       failures.emplace_back(i, s);
     };
+    // Which databases have abort criteria to watch: read one at a time.
+    std::vector<size_t> watch, reverify;
     for (size_t i : w.databases) {
       auto m = Open(i, true);
-      if (!m.ok()) {
-        fail(i, Step(i, w.name, "soak", m.status()));
-        continue;
-      }
-      auto h = (*m)->History(name_);
+      auto h = m.ok() ? (*m)->History(name_) : Result<MigrationHistory>(m.status());
       if (!h.ok()) {
         fail(i, Step(i, w.name, "soak", h.status()));
         continue;
       }
-      if (h->requirements.abort_criteria.empty()) {
-        reverify.push_back(i);
-        continue;
-      }
-      watchers.emplace_back([this, i, seconds, &w, &fail, mm = std::move(*m)]() mutable {
-        AbortWatchOptions ao;
-        ao.seconds = seconds;
-        ao.interval_seconds = std::min(5.0, seconds);
-        ao.cancel = o_.cancel;
-        auto r = mm->Watch(name_, ao);
-        Status s = r.ok() ? Status::Ok() : r.status();
-        if (r.ok() && r->aborted) {
-          s = FailedPrecondition("abort criterion breached while soaking: " + r->reason +
-                                 "; sluice switched its reads back to the previous version");
+      (h->requirements.abort_criteria.empty() ? reverify : watch).push_back(i);
+    }
+    // `parallel` watchers. A wave no larger than that is watched whole: one
+    // watcher per database for the soak's time. A larger one in turns: each
+    // watcher takes its share of the databases and watches them one round
+    // each (Watch over 0 s), round after round, an interval apart, until the
+    // soak's time is up; so the soak lasts its time whatever the wave's size
+    // and never holds more than `parallel` connections.
+    const size_t n = watch.size();
+    const size_t p = std::max<size_t>(1, std::min<size_t>(static_cast<size_t>(std::max(1, inv_.parallel)), n));
+    const double interval = std::min(5.0, seconds);
+    const int64_t end = clock_->NowMicros() + static_cast<int64_t>(seconds * 1e6);
+    std::vector<std::thread> watchers;
+    for (size_t t = 0; t < p && n > 0; ++t) {
+      watchers.emplace_back([&, t] {
+        std::vector<size_t> mine;
+        for (size_t k = t; k < n; k += p) mine.push_back(watch[k]);
+        const bool whole = n <= p;
+        std::set<size_t> failed;
+        do {
+          const int64_t round_start = clock_->NowMicros();
+          for (size_t i : mine) {
+            if (failed.count(i) || IsCancelled()) continue;
+            AbortWatchOptions ao;
+            ao.seconds = whole ? seconds : 0;  // 0: one round
+            ao.interval_seconds = interval;
+            ao.cancel = o_.cancel;
+            auto m = Open(i, true);
+            auto r = m.ok() ? (*m)->Watch(name_, ao) : Result<AbortWatchResult>(m.status());
+            Status s = r.ok() ? Status::Ok() : r.status();
+            if (r.ok() && r->aborted) {
+              s = FailedPrecondition("abort criterion breached while soaking: " + r->reason +
+                                     "; sluice switched its reads back to the previous version");
+            }
+            if (!s.ok()) {
+              failed.insert(i);
+              fail(i, Step(i, w.name, "soaked (abort criteria watched)", s));
+            }
+          }
+          if (whole) break;
+          const int64_t next = std::min(end, round_start + static_cast<int64_t>(interval * 1e6));
+          while (!IsCancelled() && clock_->NowMicros() < next) {
+            clock_->SleepMicros(std::min<int64_t>(50'000, next - clock_->NowMicros()));
+          }
+        } while (!IsCancelled() && clock_->NowMicros() < end);
+        for (size_t i : mine) {
+          if (failed.count(i) || IsCancelled()) continue;
+          Step(i, w.name, "soaked (abort criteria watched)", Status::Ok()).IgnoreError();
         }
-        s = Step(i, w.name, "soaked (abort criteria watched)", s);
-        if (!s.ok()) fail(i, s);
       });
     }
     if (!reverify.empty()) {

@@ -159,7 +159,7 @@ TEST(FleetScale, TwentyDatabasesOnTwoClustersHaltRollbackThenFinish) {
         } else {
           --id;  // not inserted (a lock wait gave up): the same id again
         }
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));  // an application's pace
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));  // an application's pace (a connection each)
       }
     });
   }

@@ -200,10 +200,16 @@ TEST_F(Fleet, TwelveSqliteDatabasesInThreeWaves) {
     EXPECT_EQ(Sql(paths[i], "SELECT phase FROM _sluice_migrations WHERE name = 'add_doubled'"), "complete");
     EXPECT_EQ(Sql(paths[i], "SELECT count(*) FROM items WHERE doubled = qty * 2"), std::to_string(41 + i));
     EXPECT_EQ(Sql(paths[i], "SELECT count(*) FROM items WHERE doubled IS NULL OR doubled <> qty * 2"), "0");
-    // The soak watched the plan's abort criteria on it (sluice watch).
-    EXPECT_EQ(Sql(paths[i], "SELECT count(*) FROM _sluice_events WHERE kind = 'watch' AND message LIKE '%no abort "
-                            "criterion breached%'"),
-              "1");
+    // The soak watched the plan's abort criteria on it (sluice watch): once
+    // for the soak's time in a wave no larger than `parallel`; in the last
+    // wave (7 databases, 3 watchers) in turns, a round at a time.
+    std::string watched = Sql(paths[i], "SELECT count(*) FROM _sluice_events WHERE kind = 'watch' AND message LIKE "
+                                        "'%no abort criterion breached%'");
+    if (i < 5) {
+      EXPECT_EQ(watched, "1");
+    } else {
+      EXPECT_GE(std::stoi(watched), 1);
+    }
   }
   // The status: every database complete, every wave completed, decisions.
   o.on_database = nullptr;
