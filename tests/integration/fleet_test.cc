@@ -21,6 +21,7 @@
 #include "common/clock.h"
 #include "fleet/inventory.h"
 #include "fleet/runner.h"
+#include "support/fleet_plans.h"
 #include "support/pg_cluster.h"
 #include "support/serve_process.h"
 #include "support/test_support.h"
@@ -499,16 +500,8 @@ TEST_F(Fleet, PostgresCanaryHaltsOnBadDataThenFinishes) {
                           "INSERT INTO items SELECT g, g::text FROM generate_series(1, 30) g;");
   }
   pg->Psql(urls[2], "UPDATE items SET qty = 'lots' WHERE id = 17");
-  std::string plan = dir_.Write("qty_int.yaml", R"(dual_write:
-  on_error: fail
-operations:
-  - alter_column:
-      table: items
-      column: qty
-      type: integer
-      up: CAST(qty AS integer)
-      down: CAST(qty AS text)
-)");
+  std::string plan = dir_.Write("qty_int.yaml", kQtyToIntegerPlan);
+
   fleet::Inventory inv = Load(dir_, fmt::format(R"(databases:
   - {{name: pg1, url: "{}", tags: [canary]}}
   - {{name: pg2, url: "{}", tags: [early]}}
