@@ -13,14 +13,13 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <mutex>
 #include <thread>
 
 #include "common/clock.h"
 #include "fleet/inventory.h"
 #include "fleet/runner.h"
-#include "support/fleet_plans.h"
+#include "support/fleet_support.h"
 #include "support/pg_cluster.h"
 #include "support/test_support.h"
 
@@ -110,28 +109,10 @@ TEST(FleetScale, TwentyDatabasesOnTwoClustersHaltRollbackThenFinish) {
   o.clock = &clock;
   std::string ledger = pa->CreateDatabase("ledger");
   o.ledger_url = ledger;
-  // Concurrency, observed: databases inside a forward pass at once.
-  std::mutex mu;
-  std::condition_variable cv;
-  int in_flight = 0, max_in_flight = 0;
-  bool waited = false;
-  o.on_database = [&](const std::string& db, const std::string& pass, bool begin) {
-    if (pass != "forward") return;
-    std::unique_lock<std::mutex> l(mu);
-    if (!begin) {
-      --in_flight;
-      return;
-    }
-    max_in_flight = std::max(max_in_flight, ++in_flight);
-    cv.notify_all();
-    // The first database of the last wave waits (bounded) for company:
-    // parallelism is reached, not only permitted.
-    if (db == "fb04" && !waited) {
-      waited = true;
-      cv.wait_for(l, std::chrono::seconds(30), [&] { return in_flight >= 2; });
-      EXPECT_GE(in_flight, 2);
-    }
-  };
+  // Concurrency, observed; fb04 opens the last wave.
+  ConcurrencyProbe probe("fb04");
+  o.on_database = [&](const std::string& db, const std::string& pass, bool begin) { probe(db, pass, begin); };
+
 
   // Writers: the old application inserts rows (qty = id as text) into a
   // canary database and a second-wave one while the first run works.
@@ -239,8 +220,8 @@ TEST(FleetScale, TwentyDatabasesOnTwoClustersHaltRollbackThenFinish) {
                              "WHERE migration = 'qty_int') s"),
             "completed");
   // parallel bounds the databases worked on at once, and was reached.
-  EXPECT_LE(max_in_flight, kParallel);
-  EXPECT_GE(max_in_flight, 2);
+  EXPECT_LE(probe.max(), kParallel);
+  EXPECT_GE(probe.max(), 2);
   EXPECT_LE(again->max_concurrent, kParallel);
   std::printf("fleet of %zu databases on 2 clusters: first apply (halts) %.1f s, rollback %.1f s, second apply "
               "(finishes) %.1f s\n",

@@ -10,7 +10,6 @@
 
 #include <atomic>
 #include <filesystem>
-#include <condition_variable>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -21,7 +20,7 @@
 #include "common/clock.h"
 #include "fleet/inventory.h"
 #include "fleet/runner.h"
-#include "support/fleet_plans.h"
+#include "support/fleet_support.h"
 #include "support/pg_cluster.h"
 #include "support/serve_process.h"
 #include "support/test_support.h"
@@ -120,35 +119,23 @@ TEST_F(Fleet, TwelveSqliteDatabasesInThreeWaves) {
   fleet::RunOptions o = Run();
 
   std::mutex mu;
-  std::condition_variable cv;
-  int in_flight = 0, max_in_flight = 0;
-  bool waited_for_company = false, barrier_checked = false;
+  bool barrier_checked = false;
   std::vector<std::string> order;  // "begin db11", "end db11", ...
+  ConcurrencyProbe probe("db06");   // db06 opens the last wave
   o.on_database = [&](const std::string& db, const std::string& pass, bool begin) {
-    std::unique_lock<std::mutex> l(mu);
-    if (pass == "forward") order.push_back((begin ? "begin " : "end ") + db);
-    if (pass == "complete" && begin && !barrier_checked) {
-      barrier_checked = true;
-      // The barrier: when the first complete begins, every database reads
-      // the new version.
-      for (const auto& p : paths) {
-        EXPECT_EQ(Sql(p, "SELECT live FROM _sluice_migrations WHERE name = 'add_doubled'"), "new") << p;
+    {
+      std::lock_guard<std::mutex> l(mu);
+      if (pass == "forward") order.push_back((begin ? "begin " : "end ") + db);
+      if (pass == "complete" && begin && !barrier_checked) {
+        barrier_checked = true;
+        // The barrier: when the first complete begins, every database reads
+        // the new version.
+        for (const auto& p : paths) {
+          EXPECT_EQ(Sql(p, "SELECT live FROM _sluice_migrations WHERE name = 'add_doubled'"), "new") << p;
+        }
       }
     }
-    if (pass != "forward") return;
-    if (begin) {
-      max_in_flight = std::max(max_in_flight, ++in_flight);
-      cv.notify_all();
-      // The first database of the last wave waits (bounded) for a second
-      // one to begin: parallelism is reached, not just permitted.
-      if (db == "db06" && !waited_for_company) {
-        waited_for_company = true;
-        cv.wait_for(l, std::chrono::seconds(30), [&] { return in_flight >= 2; });
-        EXPECT_GE(in_flight, 2);
-      }
-    } else {
-      --in_flight;
-    }
+    probe(db, pass, begin);
   };
   // Writers: the old application keeps updating rows of two databases (one
   // of each later wave) through the base tables until the contract pass
@@ -189,8 +176,8 @@ TEST_F(Fleet, TwelveSqliteDatabasesInThreeWaves) {
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_TRUE(r->finished);
   EXPECT_GT(writes.load(), 0);
-  EXPECT_LE(max_in_flight, 3);
-  EXPECT_GE(max_in_flight, 2);
+  EXPECT_LE(probe.max(), 3);
+  EXPECT_GE(probe.max(), 2);
   EXPECT_LE(r->max_concurrent, 3);
   EXPECT_TRUE(barrier_checked);
   // db12 is `after` db11: it began only once db11 had ended.

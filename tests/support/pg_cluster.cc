@@ -206,26 +206,24 @@ std::string PgCluster::bin_dir() { return kBinDir; }
 
 void PgCluster::SetSharedPreloadLibraries(const std::string& libraries) { PreloadLibraries() = libraries; }
 
-PgCluster* PgCluster::Shared() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    g_instance = new PgCluster();  // never deleted: used from atexit
+PgCluster* PgCluster::Started(PgCluster** slot, std::once_flag* once) {
+  std::call_once(*once, [slot] {
+    *slot = new PgCluster();  // never deleted: used from atexit
     std::atexit(AtExitShutdown);
   });
-  MutexLock lock(&g_instance->mu_);
-  if (!g_instance->initialized_) g_instance->Init();
-  return g_instance;
+  MutexLock lock(&(*slot)->mu_);
+  if (!(*slot)->initialized_) (*slot)->Init();
+  return *slot;
+}
+
+PgCluster* PgCluster::Shared() {
+  static std::once_flag once;
+  return Started(&g_instance, &once);
 }
 
 PgCluster* PgCluster::Second() {
   static std::once_flag once;
-  std::call_once(once, [] {
-    g_second = new PgCluster();  // never deleted: used from atexit
-    std::atexit(AtExitShutdown);
-  });
-  MutexLock lock(&g_second->mu_);
-  if (!g_second->initialized_) g_second->Init();
-  return g_second;
+  return Started(&g_second, &once);
 }
 
 bool PgCluster::ok() const {

@@ -24,6 +24,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -108,6 +109,8 @@ class PgCluster {
 
  private:
   PgCluster() = default;
+  // `*slot`, created once (`once`) and started if it is not running.
+  static PgCluster* Started(PgCluster** slot, std::once_flag* once);
   void Init() EXCLUSIVE_LOCKS_REQUIRED(mu_);  // initdb + start; sets error_ on failure.
   bool StartOnce(int port, std::string* err);
   // Runs bin_dir()/<tool> with args as the server user, waits, returns exit
