@@ -8,6 +8,7 @@
 #include "cli/conventions.h"
 #include "fleet/inventory.h"
 #include "fleet/runner.h"
+#include "handoff/handoff.h"
 
 namespace sluice::cli {
 
@@ -18,8 +19,23 @@ struct FleetCommands::Impl {
   CLI::App* rollback = nullptr;
   CLI::App* report = nullptr;
   std::string plan, inventory, ledger, migration;
-  bool json = false;
+  bool json = false, html = false;
 };
+
+Result<std::function<Result<serve::FleetView>()>> ServeFleetView(const std::string& inventory,
+                                                                  const std::string& ledger, const Options& options) {
+  auto inv = fleet::LoadInventory(inventory);
+  if (!inv.ok()) return inv.status();
+  fleet::RunOptions ro;
+  ro.ledger_url = ledger;
+  ro.db_options = options;
+  std::function<Result<serve::FleetView>()> view = [inv = *inv, ro]() -> Result<serve::FleetView> {
+    auto st = fleet::ReadStatus(inv, ro);
+    if (!st.ok()) return st.status();
+    return serve::FleetView{fleet::StatusJson(*st), fleet::StatusHtml(*st)};
+  };
+  return view;
+}
 
 FleetCommands::FleetCommands(CLI::App& app) : impl_(std::make_unique<Impl>()) {
   Impl& i = *impl_;
@@ -46,6 +62,7 @@ FleetCommands::FleetCommands(CLI::App& app) : impl_(std::make_unique<Impl>()) {
   i.report = i.fleet->add_subcommand("report", "the master handoff document (Markdown): per wave its decisions, per "
                                                "database its evidence, the timeline");
   i.report->add_option("PLAN", i.plan, "plan file (default: the ledger's latest fleet run)");
+  i.report->add_flag("--html", i.html, "print a standalone HTML page");
 }
 
 FleetCommands::~FleetCommands() = default;
@@ -82,7 +99,8 @@ int FleetCommands::Run(const Options& options, const std::atomic<bool>* cancel,
   auto st = fleet::ReadStatus(*inv, ro);
   if (!st.ok()) return fail(st.status());
   if (i.report->parsed()) {
-    fmt::print("{}", fleet::ReportMarkdown(*st));
+    const std::string md = fleet::ReportMarkdown(*st);
+    fmt::print("{}", i.html ? handoff::MarkdownToHtml(md, "Fleet report: " + st->migration) : md);
   } else {
     fmt::print("{}", i.json ? fleet::StatusJson(*st) + "\n" : fleet::StatusText(*st));
   }

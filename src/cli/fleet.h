@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "serve/serve.h"
 #include "sluice/sluice.h"
 
 namespace CLI {
@@ -15,6 +16,12 @@ class App;
 }
 
 namespace sluice::cli {
+
+// `sluice serve --inventory FILE [--ledger URL]`: reads the fleet's view on
+// each request (the ledger read-only: serving creates no state). An error
+// when the inventory is unusable.
+Result<std::function<Result<serve::FleetView>()>> ServeFleetView(const std::string& inventory,
+                                                                  const std::string& ledger, const Options& options);
 
 class FleetCommands {
  public:

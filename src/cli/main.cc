@@ -307,6 +307,11 @@ int main(int argc, char** argv) {
                     "allow POST pause/resume/tune/signoff with `Authorization: Bearer TOKEN` (env "
                     "SLUICE_CONTROL_TOKEN); read-only without");
   serve->add_option("--threads", serve_opts.threads, "request threads (a bounded pool)")->capture_default_str();
+  std::string serve_inventory, serve_ledger;
+  serve->add_option("--inventory", serve_inventory,
+                    "also show this fleet (docs/fleets.md): a section of the status page and /api/v1/fleet");
+  serve->add_option("--ledger", serve_ledger,
+                    "with --inventory: the fleet's ledger (default: sqlite:fleet.db next to the inventory)");
   auto* events = app.add_subcommand("events", "the audit log: every event recorded, oldest first");
   events->add_option("MIGRATION", migration, "migration name (default: every migration)");
   bool follow = false;
@@ -446,6 +451,11 @@ int main(int argc, char** argv) {
                  serve_opts.listen, serve_opts.control_token.empty() ? "" : " and, with the token, controls it");
     }
     serve_opts.cancel = &g_cancel;
+    if (!serve_inventory.empty()) {
+      auto view = sluice::cli::ServeFleetView(serve_inventory, serve_ledger, opts);
+      if (!view.ok()) return Fail(view.status());
+      serve_opts.fleet = *view;
+    }
     serve_opts.on_listening = [](const std::string& host, int port) {
       fmt::print("sluice serve: listening on http://{}:{}/ (metrics at /metrics)\n",
                  host.find(':') != std::string::npos ? "[" + host + "]" : host, port);

@@ -12,13 +12,22 @@ Ledger::~Ledger() = default;
 std::string Ledger::Now() { return IsoTime(clock_->WallMicros()); }
 
 Result<std::unique_ptr<Ledger>> Ledger::Open(const std::string& url, const std::string& migration, Clock* clock,
-                                             const std::string& actor) {
+                                             const std::string& actor, bool create) {
+  const std::string none = "no fleet ledger at " + url +
+                           " yet (nothing was applied with it); run `sluice fleet apply` first, or name the ledger "
+                           "it used with --ledger";
   db::OpenOptions oo;
-  oo.create = true;  // the embedded ledger is created on first use
+  oo.create = create;  // the embedded ledger is created on first use
   auto adapter = db::OpenAdapter(url, oo);
-  if (!adapter.ok()) return adapter.status().WithContext("ledger " + url);
+  if (!adapter.ok()) {
+    if (!create && adapter.status().code() == StatusCode::kNotFound) return NotFound(none);
+    return adapter.status().WithContext("ledger " + url);
+  }
   auto conn = (*adapter)->Connect();
-  if (!conn.ok()) return conn.status().WithContext("ledger " + url);
+  if (!conn.ok()) {
+    if (!create && conn.status().code() == StatusCode::kNotFound) return NotFound(none);
+    return conn.status().WithContext("ledger " + url);
+  }
   std::unique_ptr<Ledger> l(new Ledger());
   l->conn_ = std::move(*conn);
   l->url_ = url;
@@ -30,6 +39,12 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const std::string& url, const std::
   l->databases_ = d.StateTable("fleet_databases");
   l->waves_ = d.StateTable("fleet_waves");
   l->decisions_ = d.StateTable("fleet_decisions");
+  if (!create) {
+    // Read-only: the tables must be there already (a query that fails
+    // because they are not means no run was recorded).
+    if (!l->conn_->Query("SELECT count(*) FROM " + l->runs_, {}).ok()) return NotFound(none);
+    return l;
+  }
   // sluice's own state tables too: the runner lock (TryLock) lives there.
   std::string serialise = d.StateSetupLockSql();
   if (!serialise.empty()) SLUICE_RETURN_IF_ERROR(l->conn_->Exec(serialise).WithContext("ledger " + url));

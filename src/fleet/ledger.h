@@ -48,10 +48,12 @@ struct LedgerDecision {
 
 class Ledger {
  public:
-  // Opens (creating the tables and, for SQLite, the file) the ledger of
-  // `migration` at `url`.
+  // Opens the ledger of `migration` at `url`. With `create` (apply,
+  // rollback) the tables and, for SQLite, the file are created; without
+  // (status, report, serve: read-only commands create no state) a ledger
+  // that does not exist yet is kNotFound and nothing is written.
   static Result<std::unique_ptr<Ledger>> Open(const std::string& url, const std::string& migration, Clock* clock,
-                                              const std::string& actor);
+                                              const std::string& actor, bool create = true);
   ~Ledger();
 
   // Takes the fleet's runner lock for the life of this ledger: a second

@@ -8,14 +8,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
 
 #include <unistd.h>
 
 #include "common/clock.h"
-#include "common/markdown.h"
 #include "fleet/ledger.h"
 #include "fleet/waves.h"
 
@@ -136,11 +134,13 @@ class Runner {
     std::string url = LedgerUrl(inv_, o_);
     if (name_.empty()) {
       // status without a plan: the ledger's latest migration
-      SLUICE_ASSIGN_OR_RETURN(auto probe, Ledger::Open(url, "", clock_, actor));
+      SLUICE_ASSIGN_OR_RETURN(auto probe, Ledger::Open(url, "", clock_, actor, lock));
       SLUICE_ASSIGN_OR_RETURN(name_, probe->LatestMigration());
       if (name_.empty()) return NotFound("the ledger " + url + " records no fleet run; pass the PLAN");
     }
-    SLUICE_ASSIGN_OR_RETURN(ledger_, Ledger::Open(url, name_, clock_, actor));
+    // Only the runs that change databases (apply, rollback: `lock`) create
+    // the ledger; status and report read an existing one.
+    SLUICE_ASSIGN_OR_RETURN(ledger_, Ledger::Open(url, name_, clock_, actor, lock));
     if (lock) SLUICE_RETURN_IF_ERROR(ledger_->Lock());
     return Status::Ok();
   }
@@ -258,9 +258,10 @@ class Runner {
     return FailedPrecondition("verification failed: " + failed + " (see `sluice verify " + name_ + "` on it)");
   }
 
-  // The wave's soak: the plan's abort criteria watched on every database at
-  // once (Migrator::Watch); for a plan without them, the soak's time waited
-  // and each database verified again.
+  // The wave's soak: the plan's abort criteria watched (Migrator::Watch) on
+  // at most `parallel` databases at once, each on its own connection; for a
+  // plan without them, the soak's time waited and each database verified
+  // again (`parallel` at once too).
   std::vector<std::pair<size_t, Status>> Soak(const Wave& w) {
     std::vector<std::pair<size_t, Status>> failures;
     double seconds = inv_.soak_seconds;
@@ -268,40 +269,68 @@ class Runner {
     ledger_->SetWave(w.name, "soaking").IgnoreError();
     Line(w.name + ": soak " + fmt::format("{:g}", seconds) + " s");
     std::mutex mu;
-    std::vector<size_t> reverify;
-    std::vector<std::thread> watchers;
     auto fail = [&](size_t i, const Status& s) {
       std::lock_guard<std::mutex> g(mu);
       failures.emplace_back(i, s);
     };
+    // Which databases have abort criteria to watch: read one at a time.
+    std::vector<size_t> watch, reverify;
     for (size_t i : w.databases) {
       auto m = Open(i, true);
-      if (!m.ok()) {
-        fail(i, Step(i, w.name, "soak", m.status()));
-        continue;
-      }
-      auto h = (*m)->History(name_);
+      auto h = m.ok() ? (*m)->History(name_) : Result<MigrationHistory>(m.status());
       if (!h.ok()) {
         fail(i, Step(i, w.name, "soak", h.status()));
         continue;
       }
-      if (h->requirements.abort_criteria.empty()) {
-        reverify.push_back(i);
-        continue;
-      }
-      watchers.emplace_back([this, i, seconds, &w, &fail, mm = std::move(*m)]() mutable {
-        AbortWatchOptions ao;
-        ao.seconds = seconds;
-        ao.interval_seconds = std::min(5.0, seconds);
-        ao.cancel = o_.cancel;
-        auto r = mm->Watch(name_, ao);
-        Status s = r.ok() ? Status::Ok() : r.status();
-        if (r.ok() && r->aborted) {
-          s = FailedPrecondition("abort criterion breached while soaking: " + r->reason +
-                                 "; sluice switched its reads back to the previous version");
+      (h->requirements.abort_criteria.empty() ? reverify : watch).push_back(i);
+    }
+    // `parallel` watchers. A wave no larger than that is watched whole: one
+    // watcher per database for the soak's time. A larger one in turns: each
+    // watcher takes its share of the databases and watches them one round
+    // each (Watch over 0 s), round after round, an interval apart, until the
+    // soak's time is up; so the soak lasts its time whatever the wave's size
+    // and never holds more than `parallel` connections.
+    const size_t n = watch.size();
+    const size_t p = std::max<size_t>(1, std::min<size_t>(static_cast<size_t>(std::max(1, inv_.parallel)), n));
+    const double interval = std::min(5.0, seconds);
+    const int64_t end = clock_->NowMicros() + static_cast<int64_t>(seconds * 1e6);
+    std::vector<std::thread> watchers;
+    for (size_t t = 0; t < p && n > 0; ++t) {
+      watchers.emplace_back([&, t] {
+        std::vector<size_t> mine;
+        for (size_t k = t; k < n; k += p) mine.push_back(watch[k]);
+        const bool whole = n <= p;
+        std::set<size_t> failed;
+        do {
+          const int64_t round_start = clock_->NowMicros();
+          for (size_t i : mine) {
+            if (failed.count(i) || IsCancelled()) continue;
+            AbortWatchOptions ao;
+            ao.seconds = whole ? seconds : 0;  // 0: one round
+            ao.interval_seconds = interval;
+            ao.cancel = o_.cancel;
+            auto m = Open(i, true);
+            auto r = m.ok() ? (*m)->Watch(name_, ao) : Result<AbortWatchResult>(m.status());
+            Status s = r.ok() ? Status::Ok() : r.status();
+            if (r.ok() && r->aborted) {
+              s = FailedPrecondition("abort criterion breached while soaking: " + r->reason +
+                                     "; sluice switched its reads back to the previous version");
+            }
+            if (!s.ok()) {
+              failed.insert(i);
+              fail(i, Step(i, w.name, "soaked (abort criteria watched)", s));
+            }
+          }
+          if (whole) break;
+          const int64_t next = std::min(end, round_start + static_cast<int64_t>(interval * 1e6));
+          while (!IsCancelled() && clock_->NowMicros() < next) {
+            clock_->SleepMicros(std::min<int64_t>(50'000, next - clock_->NowMicros()));
+          }
+        } while (!IsCancelled() && clock_->NowMicros() < end);
+        for (size_t i : mine) {
+          if (failed.count(i) || IsCancelled()) continue;
+          Step(i, w.name, "soaked (abort criteria watched)", Status::Ok()).IgnoreError();
         }
-        s = Step(i, w.name, "soaked (abort criteria watched)", s);
-        if (!s.ok()) fail(i, s);
       });
     }
     if (!reverify.empty()) {
@@ -547,6 +576,7 @@ class Runner {
           ds.rows_done = mi.rows_done;
           ds.rows_total = mi.rows_total;
           ds.eta_seconds = mi.eta_seconds;
+          ds.rows_per_second = mi.rows_per_second;
           ds.last_verify_passed = mi.last_verify_passed;
           ds.last_verify_at = mi.last_verify_at;
           ds.completed_at = mi.completed_at;
@@ -563,6 +593,17 @@ class Runner {
       st.waves.push_back(ws);
     }
     st.total = static_cast<int>(inv_.databases.size());
+    // The halt: a wave the rollout stopped in, and the ledger's reason.
+    std::map<std::string, const LedgerDecision*> last;
+    for (const auto& d : dec) last[d.subject] = &d;
+    for (const auto& w : st.waves) {
+      auto it = last.find("wave " + w.name);
+      if ((w.state == "failed" || w.state == "rolled_back") && it != last.end() &&
+          (it->second->decision == "halt" || it->second->decision == "rollback_wave")) {
+        st.halted = "wave " + w.name + ": " + it->second->decision + " (" + it->second->reason + ")";
+      }
+    }
+    EstimateEta(&st, inv_.parallel, inv_.soak_seconds);
     return st;
   }
 
@@ -594,102 +635,6 @@ Result<FleetState> ReadStatus(const Inventory& inventory, const RunOptions& opti
   Runner r(inventory, options);
   SLUICE_RETURN_IF_ERROR(r.Init(false));
   return r.Read();
-}
-
-std::string StatusJson(const FleetState& st) {
-  nlohmann::json j;
-  j["migration"] = st.migration;
-  j["ledger"] = st.ledger;
-  j["progress"] = {{"databases", st.total}, {"switched", st.switched}, {"completed", st.completed},
-                   {"failed", st.failed}};
-  j["waves"] = nlohmann::json::array();
-  for (const auto& w : st.waves) {
-    j["waves"].push_back({{"name", w.name}, {"state", w.state}, {"databases", w.databases},
-                          {"switched", w.switched}, {"completed", w.completed}});
-  }
-  j["databases"] = nlohmann::json::array();
-  for (const auto& d : st.databases) {
-    nlohmann::json e = {{"name", d.name}, {"wave", d.wave}, {"url", d.url}, {"phase", d.phase},
-                        {"live", d.live}, {"backfill", d.backfill}, {"rows_done", d.rows_done},
-                        {"rows_total", d.rows_total}, {"step", d.step}, {"error", d.error}};
-    e["eta_seconds"] = d.eta_seconds;
-    e["last_verify_passed"] = d.last_verify_passed ? nlohmann::json(*d.last_verify_passed) : nlohmann::json();
-    j["databases"].push_back(e);
-  }
-  j["decisions"] = st.decisions;
-  for (size_t k = 0; k < st.databases.size(); ++k) {
-    j["databases"][k]["last_verify_at"] = st.databases[k].last_verify_at;
-    j["databases"][k]["completed_at"] = st.databases[k].completed_at;
-    j["databases"][k]["overrides"] = st.databases[k].overrides;
-  }
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-std::string StatusText(const FleetState& st) {
-  std::string out = fmt::format("fleet {}: {} database(s), {} switched, {} completed, {} failed (ledger {})\n",
-                                st.migration, st.total, st.switched, st.completed, st.failed, st.ledger);
-  for (const auto& w : st.waves) {
-    out += fmt::format("wave {:<12} {:<11} {}/{} switched, {}/{} completed\n", w.name, w.state, w.switched,
-                       w.databases, w.completed, w.databases);
-    for (const auto& d : st.databases) {
-      if (d.wave != w.name) continue;
-      std::string phase = d.phase.empty() ? "not started" : d.phase;
-      if (d.phase == "active") phase += " (live " + d.live + ")";
-      std::string progress;
-      if (d.rows_total > 0 && d.phase == "active") {
-        progress = fmt::format(" backfill {} {}/{}", d.backfill, d.rows_done, d.rows_total);
-      }
-      out += fmt::format("  {:<16} {:<22}{}{}\n", d.name, phase, progress,
-                         d.error.empty() ? "" : "  last error: " + d.error.substr(0, d.error.find('\n')));
-    }
-  }
-  if (!st.decisions.empty()) {
-    out += "decisions:\n";
-    for (const auto& d : st.decisions) out += "  " + d + "\n";
-  }
-  return out;
-}
-
-namespace {
-
-// A Markdown table cell: no line breaks, no unescaped pipes.
-std::string Cell(const std::string& s) {
-  return s.empty() ? "-" : MarkdownCell(s);
-}
-
-}  // namespace
-
-std::string ReportMarkdown(const FleetState& st) {
-  std::string out = fmt::format("# Fleet report: {}\n\n", st.migration);
-  out += fmt::format("{} database(s): {} switched, {} completed, {} failed. Ledger: `{}`.\n\n", st.total, st.switched,
-                     st.completed, st.failed, st.ledger);
-  out += "## Waves\n\n| wave | state | databases | switched | completed | decisions |\n|---|---|---|---|---|---|\n";
-  for (const auto& w : st.waves) {
-    std::string decided;
-    for (const auto& d : st.decisions) {
-      if (d.find(" wave " + w.name + ": ") != std::string::npos) decided += (decided.empty() ? "" : "; ") + d;
-    }
-    out += fmt::format("| {} | {} | {} | {} | {} | {} |\n", w.name, w.state, w.databases, w.switched, w.completed,
-                       Cell(decided));
-  }
-  out += "\n## Databases\n\n| database | wave | url | phase | last verification | gate overrides | last step | last "
-         "error |\n|---|---|---|---|---|---|---|---|\n";
-  for (const auto& d : st.databases) {
-    std::string verify = d.last_verify_passed ? (*d.last_verify_passed ? "passed " : "FAILED ") + d.last_verify_at : "";
-    std::string overrides;
-    for (const auto& o : d.overrides) overrides += (overrides.empty() ? "" : "; ") + o;
-    std::string phase = d.phase.empty() ? "not started" : d.phase;
-    if (d.phase == "active") phase += " (live " + d.live + ")";
-    if (!d.completed_at.empty()) phase += " at " + d.completed_at;
-    out += fmt::format("| {} | {} | `{}` | {} | {} | {} | {} | {} |\n", d.name, d.wave, d.url, Cell(phase),
-                       Cell(verify), Cell(overrides), Cell(d.step), Cell(d.error));
-  }
-  out += "\n## Timeline (the ledger's decisions)\n\n";
-  if (st.decisions.empty()) out += "No decision recorded yet.\n";
-  for (const auto& d : st.decisions) out += "* " + d + "\n";
-  out += "\nEach database's own evidence (audit log, verifications, gates): `sluice report --db URL " + st.migration +
-         "`.\n";
-  return out;
 }
 
 }  // namespace sluice::fleet

@@ -71,6 +71,7 @@ struct DatabaseState {
   std::string phase;            // "" = not started here; "unreachable"
   std::string live, backfill;
   int64_t rows_done = 0, rows_total = 0;
+  double rows_per_second = 0;  // the running backfill's measured rate (0: not running)
   double eta_seconds = -1;
   std::optional<bool> last_verify_passed;
   std::string last_verify_at, completed_at;
@@ -90,7 +91,23 @@ struct FleetState {
   std::vector<DatabaseState> databases;
   int total = 0, switched = 0, completed = 0, failed = 0;
   std::vector<std::string> decisions;  // "at actor subject: decision (reason)"
+  // Why the rollout stopped ("wave second: halt (1 database(s) failed in
+  // the forward pass)"); "" while it is not halted.
+  std::string halted;
+  // The fleet's ETA (EstimateEta): -1 = unknown; eta_basis says how it was
+  // computed or why it is unknown.
+  double eta_seconds = -1;
+  std::string eta_basis;
 };
+
+// Fills st->eta_seconds / eta_basis: the backfill rows left (started
+// databases: their own counts; databases not started: the mean size of the
+// started ones) over the measured per-database rate of the backfills running
+// now, `parallel` databases at a time, plus the soaks of the waves not
+// soaked yet. Unknown (-1) while no backfill runs, so there is no rate to
+// go by, or while no database's size is known. Switching, verifying and
+// completing are not counted: the basis says so.
+void EstimateEta(FleetState* st, int parallel, double soak_seconds);
 
 Result<FleetState> ReadStatus(const Inventory& inventory, const RunOptions& options);
 std::string StatusJson(const FleetState& state);
@@ -100,5 +117,9 @@ std::string StatusText(const FleetState& state);
 // evidence (phase, last verification, gate overrides, last error), the
 // timeline of decisions.
 std::string ReportMarkdown(const FleetState& state);
+// The fleet's section of the command center's status page (`sluice serve
+// --inventory`): progress and ETA, the halt reason, per wave its state, per
+// database its phase, backfill progress and last error. An HTML fragment.
+std::string StatusHtml(const FleetState& state);
 
 }  // namespace sluice::fleet

@@ -211,7 +211,7 @@ constexpr const char* kStyle = R"(
 :root{--ok:#1a7f37;--fail:#cf222e;--warn:#9a6700;--fg:#1f2328;--muted:#656d76;--bg:#fff;--card:#f6f8fa;--line:#d0d7de}
 *{box-sizing:border-box}body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);background:var(--bg);margin:0;padding:12px;max-width:1100px;margin:auto}
 header{display:flex;flex-wrap:wrap;justify-content:space-between;align-items:baseline;gap:8px}h1{font-size:1.3em;margin:.2em 0}
-.muted{color:var(--muted);font-size:.9em}section.migration{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:12px;margin:12px 0}
+.muted{color:var(--muted);font-size:.9em}section.migration,section.fleet{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:12px;margin:12px 0}
 h2{font-size:1.15em;margin:0 0 6px}.phase{font-size:.8em;padding:2px 8px;border-radius:10px;background:#ddf4ff;margin-left:6px}
 ol.timeline{display:flex;flex-wrap:wrap;list-style:none;padding:0;margin:6px 0;gap:4px}.step{padding:3px 10px;border-radius:12px;border:1px solid var(--line);font-size:.85em}
 .step.done{background:#dafbe1;border-color:#4ac26b}.step.now{background:#0969da;color:#fff;border-color:#0969da;font-weight:600}.step.rollback{background:var(--fail)}
@@ -242,7 +242,7 @@ constexpr const char* kScript = R"(
 
 }  // namespace
 
-std::string PageHtml(const Snapshot& s, bool control_enabled) {
+std::string PageHtml(const Snapshot& s, bool control_enabled, const std::string& fleet_section) {
   std::string out =
       "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
@@ -254,6 +254,7 @@ std::string PageHtml(const Snapshot& s, bool control_enabled) {
   if (!s.ok) {
     out += "<p class=\"error\" id=\"state-error\">cannot read sluice's state tables: " + H(s.error) + "</p>";
   }
+  out += fleet_section;
   if (s.ok && s.migrations.empty()) out += "<p class=\"muted\">no migration has been started in this database</p>";
   // Newest first: the one in flight is what people look at.
   for (auto it = s.migrations.rbegin(); it != s.migrations.rend(); ++it) {

@@ -9,6 +9,7 @@
 //   GET  /api/v1/status           the JSON of `sluice status --json`
 //   GET  /api/v1/events           the audit log (?migration=&after=&limit=)
 //   GET  /api/v1/gates/NAME       the readiness scorecard of one migration
+//   GET  /api/v1/fleet            with --inventory: `sluice fleet status --json`
 //   POST /api/v1/migrations/NAME/{pause,resume,tune,signoff}
 //                                 only with a control token, as `Authorization: Bearer TOKEN`
 //
@@ -30,6 +31,12 @@
 
 namespace sluice::serve {
 
+// A fleet's view (docs/fleets.md), read on request: the JSON of `sluice
+// fleet status --json` and the status page's fleet section (HTML).
+struct FleetView {
+  std::string json, html;
+};
+
 struct ServeOptions {
   // host:port. Loopback by default: anything else exposes the migration's
   // state (and, with a token, its control) to the network.
@@ -47,6 +54,10 @@ struct ServeOptions {
   std::function<void(const std::string& host, int port)> on_listening;
   // Set (e.g. by SIGINT) to stop serving.
   const std::atomic<bool>* cancel = nullptr;
+  // `--inventory`: reads the fleet's view (from its ledger and each
+  // database's own state) for /api/v1/fleet and the status page. Unset: no
+  // fleet (/api/v1/fleet is 404). Called from request threads.
+  std::function<Result<FleetView>()> fleet;
 };
 
 // Everything the endpoints show, read at one moment.
@@ -71,8 +82,9 @@ Snapshot TakeSnapshot(Migrator& m, std::map<std::pair<std::string, std::string>,
 
 // Prometheus text exposition format 0.0.4.
 std::string MetricsText(const Snapshot& s);
-// The status page.
-std::string PageHtml(const Snapshot& s, bool control_enabled);
+// The status page; `fleet_section` (HTML, "" = none) goes above the
+// migrations.
+std::string PageHtml(const Snapshot& s, bool control_enabled, const std::string& fleet_section = "");
 
 // Parses "host:port" ("[v6]:port" too). kInvalidArgument when malformed.
 Result<std::pair<std::string, int>> ParseListen(const std::string& listen);

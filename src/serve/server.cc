@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/output.h"
+#include "common/html.h"
 #include "serve/serve.h"
 
 namespace sluice::serve {
@@ -229,7 +230,14 @@ Status Serve(const Options& db, const ServeOptions& options) {
     res.set_header("Content-Security-Policy",
                    "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; "
                    "img-src 'self' data:");
-    res.set_content(PageHtml(s, control), "text/html; charset=utf-8");
+    std::string fleet;
+    if (options.fleet) {
+      auto v = options.fleet();
+      fleet = v.ok() ? v->html
+                     : "<p class=\"error\" id=\"fleet-error\">cannot read the fleet: " + HtmlEscape(v.status().message()) +
+                           "</p>";
+    }
+    res.set_content(PageHtml(s, control, fleet), "text/html; charset=utf-8");
   });
   svr.Get("/api/v1/status", [&](const httplib::Request&, httplib::Response& res) {
     auto m = Migrator::Open(db);
@@ -262,6 +270,12 @@ Status Serve(const Options& db, const ServeOptions& options) {
                    {"message", e.message}, {"details", details}});
     }
     Json(res, 200, j);
+  });
+  svr.Get("/api/v1/fleet", [&](const httplib::Request&, httplib::Response& res) {
+    if (!options.fleet) return Error(res, 404, "no fleet: start sluice serve with --inventory FILE");
+    auto v = options.fleet();
+    if (!v.ok()) return Error(res, HttpStatusOf(v.status()), v.status().message());
+    res.set_content(v->json + "\n", "application/json");
   });
   svr.Get(R"(/api/v1/gates/([^/]+))", [&](const httplib::Request& req, httplib::Response& res) {
     auto m = Migrator::Open(db);

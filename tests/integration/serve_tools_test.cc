@@ -164,29 +164,22 @@ TEST(ServeTools, PrometheusScrapesALiveBackfill) {
   EXPECT_EQ(state, "running") << "the backfill finished before Prometheus scraped it; slow it down";
 }
 
-TEST(ServeTools, ChromiumRendersTheStatusPage) {
-  const std::string chromium = Which("chromium");
-  ASSERT_FALSE(chromium.empty()) << "chromium is missing: run scripts/setup.sh (Debian's chromium package)";
-  Fixture f(400);
-  ASSERT_EQ(f.Run({"backfill", "--chunk-rows", "40", "--rate", "2000"}).exit_code, 0);
-  ASSERT_EQ(f.Run({"verify"}).exit_code, 0);
-  ServeProcess serve(f.Global(), {});
-  ASSERT_TRUE(serve.running()) << serve.err();
-  const std::string page = "http://127.0.0.1:" + std::to_string(serve.port()) + "/";
-
-  TempDir profile, io;
-  std::vector<std::string> base = {chromium,
-                                   "--headless",
-                                   "--no-sandbox",
-                                   "--disable-gpu",
-                                   "--disable-quic",
-                                   "--no-first-run",
-                                   "--disable-background-networking",
-                                   "--disable-component-update",
-                                   "--disable-sync",
-                                   "--user-data-dir=" + profile.path()};
-  auto run = [&](std::vector<std::string> extra, const std::string& name) {
-    std::vector<std::string> args = base;
+// Headless Chromium on one page: Run(flags, name) waits (60 s at most) and
+// returns its exit code (-1 when it had to be stopped); its output is in
+// io.File(name + ".out") / ".err".
+struct Chromium {
+  Chromium(const std::string& binary, const std::string& page) : binary(binary), page(page) {}
+  int Run(const std::vector<std::string>& extra, const std::string& name) {
+    std::vector<std::string> args = {binary,
+                                     "--headless",
+                                     "--no-sandbox",
+                                     "--disable-gpu",
+                                     "--disable-quic",
+                                     "--no-first-run",
+                                     "--disable-background-networking",
+                                     "--disable-component-update",
+                                     "--disable-sync",
+                                     "--user-data-dir=" + profile.path()};
     args.insert(args.end(), extra.begin(), extra.end());
     args.push_back(page);
     pid_t pid = Spawn(args, io.File(name + ".out"), io.File(name + ".err"));
@@ -197,7 +190,26 @@ TEST(ServeTools, ChromiumRendersTheStatusPage) {
     }
     StopGroup(pid);
     return -1;
+  }
+  std::string binary, page;
+  TempDir profile, io;
+};
+
+TEST(ServeTools, ChromiumRendersTheStatusPage) {
+  const std::string chromium = Which("chromium");
+  ASSERT_FALSE(chromium.empty()) << "chromium is missing: run scripts/setup.sh (Debian's chromium package)";
+  Fixture f(400);
+  ASSERT_EQ(f.Run({"backfill", "--chunk-rows", "40", "--rate", "2000"}).exit_code, 0);
+  ASSERT_EQ(f.Run({"verify"}).exit_code, 0);
+  ServeProcess serve(f.Global(), {});
+  ASSERT_TRUE(serve.running()) << serve.err();
+  const std::string page = "http://127.0.0.1:" + std::to_string(serve.port()) + "/";
+
+  Chromium browser(chromium, page);
+  auto run = [&](const std::vector<std::string>& extra, const std::string& name) {
+    return browser.Run(extra, name);
   };
+  TempDir& io = browser.io;
   ASSERT_EQ(run({"--dump-dom"}, "dom"), 0) << ReadFile(io.File("dom.err"));
   const std::string dom = ReadFile(io.File("dom.out"));
   EXPECT_THAT(dom, ::testing::HasSubstr("data-migration=\"001_lower\""));
@@ -220,6 +232,44 @@ TEST(ServeTools, ChromiumRendersTheStatusPage) {
   std::string png = ReadFile(shot);
   ASSERT_GT(png.size(), 1000u);
   EXPECT_EQ(png.substr(1, 3), "PNG");
+}
+
+// The fleet's section as a browser renders it (`serve --inventory`): a
+// two-database fleet halted in its canary wave (the switch gate wants an
+// SRE sign-off the canary does not have).
+TEST(ServeTools, ChromiumRendersTheFleet) {
+  const std::string chromium = Which("chromium");
+  ASSERT_FALSE(chromium.empty()) << "chromium is missing: run scripts/setup.sh (Debian's chromium package)";
+  TempDir dir;
+  for (const char* name : {"a.db", "b.db"}) {
+    auto m = OpenSqlite(dir.File(name));
+    ASSERT_NE(m, nullptr);
+    auto s = m->Connect("");
+    ASSERT_TRUE(s.ok());
+    SLUICE_ASSERT_OK((*s)->Exec("CREATE TABLE orders (id INTEGER PRIMARY KEY, email TEXT NOT NULL); INSERT INTO "
+                                "orders VALUES (1, 'A@X')"));
+  }
+  std::string inv = dir.Write("fleet.yaml", R"(databases:
+  - {name: a, url: "sqlite:a.db", tags: [canary]}
+  - {name: b, url: "sqlite:b.db"}
+waves:
+  - {name: canary, match: {tags: [canary]}}
+  - {name: rest}
+)");
+  auto r = RunSluice({"fleet", "apply", dir.Write("001_lower.yaml", kPlan), "--inventory", inv});
+  ASSERT_NE(r.exit_code, 0) << r.out;
+  ServeProcess serve({"--db", "sqlite:" + dir.File("a.db")}, {"--inventory", inv});
+  ASSERT_TRUE(serve.running()) << serve.err();
+  Chromium browser(chromium, "http://127.0.0.1:" + std::to_string(serve.port()) + "/");
+  ASSERT_EQ(browser.Run({"--dump-dom"}, "dom"), 0) << ReadFile(browser.io.File("dom.err"));
+  const std::string dom = ReadFile(browser.io.File("dom.out"));
+  EXPECT_THAT(dom, ::testing::HasSubstr("id=\"fleet\" data-migration=\"001_lower\" data-halted=\"true\""));
+  EXPECT_THAT(dom, ::testing::HasSubstr("<tr data-wave=\"canary\" data-state=\"failed\">"));
+  EXPECT_THAT(dom, ::testing::HasSubstr("<tr data-wave=\"rest\" data-state=\"pending\">"));
+  EXPECT_THAT(dom, ::testing::HasSubstr("<tr data-database=\"a\" data-phase=\"active\">"));
+  EXPECT_THAT(dom, ::testing::HasSubstr("<tr data-database=\"b\" data-phase=\"\">"));
+  EXPECT_THAT(dom, ::testing::HasSubstr("id=\"fleet-halted\">halted: wave canary: halt"));
+  EXPECT_EQ(serve.Stop(), 0) << serve.err();
 }
 
 TEST(ServeTools, ServesAPostgresDatabase) {

@@ -34,6 +34,7 @@ constexpr const char* kBinDir = "/usr/lib/postgresql/15/bin";
 constexpr const char* kUnprivilegedUser = "nobody";
 
 PgCluster* g_instance = nullptr;
+PgCluster* g_second = nullptr;  // PgCluster::Second()
 
 std::string ReadWholeFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -177,12 +178,14 @@ int PickPort() {
 
 void AtExitShutdown() {
   if (g_instance) g_instance->Shutdown();
+  if (g_second) g_second->Shutdown();
 }
 
 class PgClusterEnvironment : public ::testing::Environment {
  public:
   void TearDown() override {
     if (g_instance) g_instance->Shutdown();
+    if (g_second) g_second->Shutdown();
   }
 };
 
@@ -203,15 +206,24 @@ std::string PgCluster::bin_dir() { return kBinDir; }
 
 void PgCluster::SetSharedPreloadLibraries(const std::string& libraries) { PreloadLibraries() = libraries; }
 
-PgCluster* PgCluster::Shared() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    g_instance = new PgCluster();  // never deleted: used from atexit
+PgCluster* PgCluster::Started(PgCluster** slot, std::once_flag* once) {
+  std::call_once(*once, [slot] {
+    *slot = new PgCluster();  // never deleted: used from atexit
     std::atexit(AtExitShutdown);
   });
-  MutexLock lock(&g_instance->mu_);
-  if (!g_instance->initialized_) g_instance->Init();
-  return g_instance;
+  MutexLock lock(&(*slot)->mu_);
+  if (!(*slot)->initialized_) (*slot)->Init();
+  return *slot;
+}
+
+PgCluster* PgCluster::Shared() {
+  static std::once_flag once;
+  return Started(&g_instance, &once);
+}
+
+PgCluster* PgCluster::Second() {
+  static std::once_flag once;
+  return Started(&g_second, &once);
 }
 
 bool PgCluster::ok() const {

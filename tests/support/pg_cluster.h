@@ -24,6 +24,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,10 @@ class PgCluster {
  public:
   // Process-wide cluster, started on first call. Never null; check ok().
   static PgCluster* Shared();
+  // A second process-wide cluster (its own directory, port and watchdog;
+  // same lifetime as Shared()), for tests that need two servers, such as a
+  // fleet spread over two clusters.
+  static PgCluster* Second();
   // Sets shared_preload_libraries (e.g. "pg_stat_statements") for the
   // cluster Shared() starts next: call it before the process's first
   // Shared(). A test binary that needs a preloaded library uses this; the
@@ -104,6 +109,8 @@ class PgCluster {
 
  private:
   PgCluster() = default;
+  // `*slot`, created once (`once`) and started if it is not running.
+  static PgCluster* Started(PgCluster** slot, std::once_flag* once);
   void Init() EXCLUSIVE_LOCKS_REQUIRED(mu_);  // initdb + start; sets error_ on failure.
   bool StartOnce(int port, std::string* err);
   // Runs bin_dir()/<tool> with args as the server user, waits, returns exit

@@ -4,6 +4,7 @@
 #include <gmock/gmock.h>
 
 #include "fleet/inventory.h"
+#include "fleet/runner.h"
 #include "fleet/waves.h"
 
 namespace sluice::fleet {
@@ -161,6 +162,48 @@ TEST(FleetInventory, Durations) {
   EXPECT_EQ(ParseDuration("0"), 0);
   EXPECT_FALSE(ParseDuration("-1s"));
   EXPECT_FALSE(ParseDuration("10 minutes"));
+}
+
+// The fleet's ETA: unknown without a measured rate; else the rows left
+// (databases not started: the mean size of the started ones) over the
+// per-database rate, `parallel` at a time, plus the soaks left.
+FleetState Fleet(std::vector<DatabaseState> dbs, std::vector<std::string> wave_states) {
+  FleetState st;
+  st.databases = std::move(dbs);
+  st.total = static_cast<int>(st.databases.size());
+  for (const auto& d : st.databases) st.completed += d.phase == "complete";
+  for (size_t i = 0; i < wave_states.size(); ++i) {
+    WaveState w;
+    w.name = "w" + std::to_string(i);
+    w.state = wave_states[i];
+    st.waves.push_back(w);
+  }
+  return st;
+}
+
+TEST(FleetEta, UnknownWithoutARateThenFromTheMeasuredRate) {
+  DatabaseState canary{.name = "c", .phase = "active", .live = "new", .backfill = "done", .rows_done = 1000,
+                       .rows_total = 1000};
+  DatabaseState running{.name = "r", .phase = "active", .live = "old", .backfill = "running", .rows_done = 500,
+                        .rows_total = 1000};
+  DatabaseState fresh{.name = "n"};
+  // Nothing running: no rate, so no ETA, and it says why.
+  FleetState st = Fleet({canary, running, fresh, fresh, fresh}, {"soaked", "running", "pending"});
+  EstimateEta(&st, 2, 60);
+  EXPECT_EQ(st.eta_seconds, -1);
+  EXPECT_THAT(st.eta_basis, ::testing::HasSubstr("no measured rate yet"));
+  // Running at 100 rows/s: 500 + 3 x 1000 rows left, 2 at a time, and two
+  // soaks of 60 s left.
+  st.databases[1].rows_per_second = 100;
+  EstimateEta(&st, 2, 60);
+  EXPECT_DOUBLE_EQ(st.eta_seconds, 3500.0 / 200 + 120);
+  EXPECT_THAT(st.eta_basis, ::testing::HasSubstr("3 database(s) not started, assumed 1000 rows each"));
+  EXPECT_THAT(st.eta_basis, ::testing::HasSubstr("not counted"));
+  // Everything completed: nothing left.
+  DatabaseState done{.name = "d", .phase = "complete"};
+  st = Fleet({done, done}, {"completed"});
+  EstimateEta(&st, 2, 60);
+  EXPECT_EQ(st.eta_seconds, 0);
 }
 
 }  // namespace
