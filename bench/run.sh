@@ -507,13 +507,19 @@ latency_run() {  # db tag workload none|backfill [extra backfill args...]
 # STEP_HALF (s from t0 to the end of the first 0.5 s bucket at most half the
 # idle rate) and STEP_BACK (s from t1 to the end of the first 1 s window
 # above 80% of it); "nan" when it did not happen. Writes the time series
-# (s since t0, backfill rows/s, application p99 ms per 0.5 s) next to the
-# plot (STEP_PLOT, .tsv).
+# (s since t0, backfill rows/s, application p99 ms, the highest probe
+# latency the chunks recorded, per 0.5 s) next to the plot (STEP_PLOT, .tsv).
 step_run() {  # db
   local db="$1" prefix="$TMP/logs/step" t_s t0 t1 series="$TMP/logs/step.tsv"
   rm -f "$prefix".*
-  t_s=$(now)
   backfill_bg "$db" step
+  # The idle period starts with the first chunk (the run first counts the
+  # table's rows).
+  for _ in $(seq 1 600); do
+    [ "$(psqlc "$db" -c "SELECT count(*) > 0 FROM sluice.chunks" 2>/dev/null)" = t ] && break
+    sleep 0.1
+  done
+  t_s=$(now)
   sleep "$STEP_IDLE"
   t0=$(now)
   # shellcheck disable=SC2046
@@ -527,7 +533,8 @@ step_run() {  # db
     log "step response: the backfill finished $(awk -v e="$BF_END" -v t="$t1" 'BEGIN { printf "%.1f", e - t }') s after the load ended; use a larger --step-rows"
   fi
   # Backfill rows per 0.5 s bucket (by commit time).
-  psqlc "$db" -F ' ' -c "SELECT floor(extract(epoch FROM committed_at::timestamptz) * 2) / 2, sum(rows)
+  psqlc "$db" -F ' ' -c "SELECT floor(extract(epoch FROM committed_at::timestamptz) * 2) / 2, sum(rows),
+                                coalesce(round(max(probe_ms)::numeric, 3)::text, 'NaN')
                          FROM sluice.chunks GROUP BY 1 ORDER BY 1" >"$TMP/logs/step_rows.txt"
   # Application p99 per 0.5 s bucket (by end time).
   cat "$prefix".* 2>/dev/null | awk '$3 != "skipped" { t = $5 + $6 / 1e6; printf "%.1f %.3f\n", int(t * 2) / 2, $3 / 1000.0 }' |
@@ -535,7 +542,7 @@ step_run() {  # db
       function flush() { if (n > 0) { i = int(n * 0.99); if (i < n * 0.99) i++; if (i < 1) i = 1; print b, v[i] } }
       $1 != b { flush(); b = $1; n = 0 } { v[++n] = $2 } END { flush() }' >"$TMP/logs/step_p99.txt"
   awk -v ts="$t_s" -v t0="$t0" -v t1="$t1" -v te="$BF_END" -v out="$series" '
-    FNR == NR { rows[sprintf("%.1f", $1)] = $2; next }
+    FNR == NR { rows[sprintf("%.1f", $1)] = $2; probe[sprintf("%.1f", $1)] = $3; next }
     { p99[sprintf("%.1f", $1)] = $2 }
     END {
       from = int(ts * 2) / 2; to = int(te * 2) / 2
@@ -548,7 +555,7 @@ step_run() {  # db
       half = "nan"; back = "nan"
       for (b = from; b <= to; b += 0.5) {
         k = sprintf("%.1f", b); k2 = sprintf("%.1f", b + 0.5)
-        printf "%.1f\t%.0f\t%s\n", b - t0, rate[k], (k in p99) ? p99[k] : "NaN" > out
+        printf "%.1f\t%.0f\t%s\t%s\n", b - t0, rate[k], (k in p99) ? p99[k] : "NaN", (k in probe) ? probe[k] : "NaN" > out
         if (half == "nan" && b + 0.5 > t0 && rate[k] <= base / 2) half = sprintf("%.1f", b + 0.5 - t0)
         if (back == "nan" && b >= t1 && b + 1 <= te && (rate[k] + rate[k2]) / 2 > 0.8 * base) back = sprintf("%.1f", b + 1 - t1)
       }
