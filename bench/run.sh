@@ -22,7 +22,12 @@ WORKERS=2            # sluice --workers on PostgreSQL (figures 1, 2 and 5)
 RATE=200             # pgbench -R for the latency figure (transactions/s)
 LAT_SECONDS=30       # pgbench duration of each latency measurement
 TPS_SECONDS=10       # pgbench duration of each throughput measurement
-PROBE_MS=5           # --probe-target-ms with the latency throttle on
+STEP_ROWS=0          # rows of the step-response table (0 = 3 x --rows)
+STEP_IDLE=4          # step response: seconds the backfill runs alone before the load step
+STEP_LOAD=8          # ... seconds the load lasts
+STEP_AFTER=10        # ... seconds observed after it ends
+STEP_PLOT=""         # where the step-response plot goes (default docs/step-response.png)
+ONLY=all             # which figures: all, throughput, throttle (3 and the step response), tps
 PGROLL_ROWS=200000   # rows the pgroll-style backfill is timed over (0 = the whole table)
 REBUILD=0
 KEEP=0
@@ -30,14 +35,21 @@ KEEP=0
 usage() {
   cat <<EOF
 usage: bench/run.sh [--rows N] [--runs K] [--workers W] [--rate TPS] [--latency-seconds S]
-                    [--tps-seconds S] [--probe-ms MS] [--pgroll-rows N] [--rebuild] [--keep]
+                    [--tps-seconds S] [--pgroll-rows N] [--only WHAT] [--step-rows N]
+                    [--step-seconds IDLE,LOAD,AFTER] [--step-plot FILE] [--rebuild] [--keep]
   --rows N            rows in the orders table (default $ROWS)
   --runs K            repetitions; every figure reports median and min-max (default $RUNS)
   --workers W         sluice backfill --workers on PostgreSQL (default $WORKERS)
   --rate TPS          pgbench -R of the latency workload (default $RATE)
   --latency-seconds S pgbench duration of each latency measurement (default $LAT_SECONDS)
   --tps-seconds S     pgbench duration of each throughput measurement (default $TPS_SECONDS)
-  --probe-ms MS       --probe-target-ms with the latency throttle on (default $PROBE_MS)
+  --only WHAT         all (default), throughput (figures 1, 2, 5), throttle (figure 3 and the
+                      step response), tps (figure 4); a comma-separated list of these
+  --step-rows N       rows of the step-response table, large enough that the backfill
+                      outlasts the step (default 3 x --rows)
+  --step-seconds I,L,A  step response: the backfill alone for I s, the load for L s, then A s
+                      (default $STEP_IDLE,$STEP_LOAD,$STEP_AFTER)
+  --step-plot FILE    the step-response plot (PNG; default docs/step-response.png)
   --pgroll-rows N     time the pgroll-style backfill over the first N keys only, since its
                       per-row cost is constant along the key (default $PGROLL_ROWS; 0 = whole table)
   --rebuild           run scripts/build.sh even if build/sluice exists
@@ -54,7 +66,10 @@ while [ $# -gt 0 ]; do
     --rate) RATE="$2"; shift 2 ;;
     --latency-seconds) LAT_SECONDS="$2"; shift 2 ;;
     --tps-seconds) TPS_SECONDS="$2"; shift 2 ;;
-    --probe-ms) PROBE_MS="$2"; shift 2 ;;
+    --only) ONLY="$2"; shift 2 ;;
+    --step-rows) STEP_ROWS="$2"; shift 2 ;;
+    --step-seconds) IFS=, read -r STEP_IDLE STEP_LOAD STEP_AFTER <<<"$2"; shift 2 ;;
+    --step-plot) STEP_PLOT="$2"; shift 2 ;;
     --pgroll-rows) PGROLL_ROWS="$2"; shift 2 ;;
     --rebuild) REBUILD=1; shift ;;
     --keep) KEEP=1; shift ;;
@@ -65,6 +80,14 @@ done
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SLUICE="${SLUICE_BIN:-$ROOT/build/sluice}"
+[ "$STEP_ROWS" -gt 0 ] || STEP_ROWS=$((ROWS * 3))
+[ -n "$STEP_PLOT" ] || STEP_PLOT="$ROOT/docs/step-response.png"
+case "$STEP_PLOT" in /*) ;; *) STEP_PLOT="$PWD/$STEP_PLOT" ;; esac
+# want FIGURES: true when --only selects them.
+want() { [ "$ONLY" = all ] || [[ ",$ONLY," == *",$1,"* ]]; }
+for w in ${ONLY//,/ }; do
+  case "$w" in all|throughput|throttle|tps) ;; *) echo "bench: --only: unknown '$w' (all, throughput, throttle, tps)" >&2; exit 2 ;; esac
+done
 # The throwaway cluster and small helpers (pgurl, psqlc, now, fdiv, log).
 . "$ROOT/bench/cluster.sh"
 
@@ -72,7 +95,8 @@ if [ "$REBUILD" = 1 ] || [ ! -x "$SLUICE" ]; then
   echo "bench: building sluice (scripts/build.sh)"
   "$ROOT/scripts/build.sh"
 fi
-for tool in "$SLUICE" "$PGBIN/initdb" "$PGBIN/pg_ctl" "$PGBIN/pgbench" "$PGBIN/psql" /usr/bin/sqlite3 /usr/bin/time; do
+for tool in "$SLUICE" "$PGBIN/initdb" "$PGBIN/pg_ctl" "$PGBIN/pgbench" "$PGBIN/psql" /usr/bin/sqlite3 /usr/bin/time \
+  $(want throttle && echo /usr/bin/gnuplot); do
   if [ ! -x "$tool" ]; then
     echo "bench: $tool is missing; run scripts/setup.sh (Debian packages) and scripts/build.sh" >&2
     exit 1
@@ -377,7 +401,8 @@ sqlite_sluice() {  # mig -> "rows/s rss_kb"
 }
 
 # ---------------------------------------------------------------------------
-# Figure 3: p99 latency of a rate-limited single-row update workload
+# Figure 3: p99 latency of rate-limited application workloads, and the step
+# response of the throttle
 # ---------------------------------------------------------------------------
 cat >"$TMP/update_email.sql" <<EOF
 \set id random(1, $ROWS)
@@ -387,6 +412,23 @@ cat >"$TMP/update_status.sql" <<EOF
 \set id random(1, $ROWS)
 UPDATE orders SET status = 'paid' WHERE id = :id;
 EOF
+cat >"$TMP/read_pk.sql" <<EOF
+\set id random(1, $ROWS)
+SELECT email, amount, status FROM orders WHERE id = :id;
+EOF
+
+# pgbench arguments of each application workload of figure 3:
+#   upd    single-row updates of random orders (rows the backfill rewrites)
+#   read   primary-key reads of random orders
+#   mixed  pgbench's built-in TPC-B-like transaction (3 updates, a select and
+#          an insert) on its own tables (pgbench -i -s 4 in the template)
+workload_args() {
+  case "$1" in
+    upd) echo "-f $TMP/update_email.sql" ;;
+    read) echo "-f $TMP/read_pk.sql" ;;
+    mixed) echo "-b tpcb-like" ;;
+  esac
+}
 
 # p99 (ms) of the transactions in pgbench logs $1* that ended in [from, to].
 p99_of() {  # prefix from to -> "p99_ms count"
@@ -396,53 +438,151 @@ p99_of() {  # prefix from to -> "p99_ms count"
                              if (i < 1) i = 1; printf "%.3f %d\n", v[i], NR }'
 }
 
-# Sets LAT_P99 and LAT_N; with a probe target, also runs the backfill during
-# the workload and sets LAT_BF_ROWS (rows it rewrote while measured) and
-# LAT_BF_SECONDS.
-latency_run() {  # db tag probe_ms|none [extra backfill args...]
-  local db="$1" tag="$2" probe="$3" prefix="$TMP/logs/lat_$2" t_start t_bf0 t_bf1 t_end pid bfpid=""
-  shift 3
+# Starts `sluice backfill b_lower` on db in the background; its pid, exit
+# code and end time go to files named after tag. Sets BF_JOB.
+backfill_bg() {  # db tag [backfill args...]
+  local db="$1" tag="$2"
+  shift 2
+  rm -f "$TMP/logs/bf_$tag".{pid,rc,end}
+  (
+    "$SLUICE" --db "$(pgurl "$db")" backfill b_lower "$@" >"$TMP/logs/bf_$tag.out" 2>&1 &
+    echo $! >"$TMP/logs/bf_$tag.pid"
+    rc=0; wait $! || rc=$?
+    now >"$TMP/logs/bf_$tag.end"; echo "$rc" >"$TMP/logs/bf_$tag.rc"
+  ) &
+  BF_JOB=$!
+}
+
+# Ends the backfill of backfill_bg (SIGINT: committed chunks stay) unless it
+# finished; fails the benchmark if it failed. Sets BF_END (now, or when it
+# finished).
+backfill_end() {  # tag
+  BF_END=$(now)
+  if [ ! -e "$TMP/logs/bf_$1.end" ]; then
+    kill -INT "$(cat "$TMP/logs/bf_$1.pid")" 2>/dev/null || true
+    wait "$BF_JOB" || true
+  else
+    wait "$BF_JOB" || true
+    if [ "$(cat "$TMP/logs/bf_$1.rc")" != 0 ]; then
+      cat "$TMP/logs/bf_$1.out" >&2; echo "bench: backfill failed" >&2; exit 1
+    fi
+    BF_END=$(cat "$TMP/logs/bf_$1.end")
+  fi
+}
+
+# Sets LAT_P99 and LAT_N; unless told `none`, also runs the backfill (with
+# the extra arguments) during the workload and sets LAT_BF_ROWS (rows it
+# rewrote while measured) and LAT_BF_SECONDS.
+latency_run() {  # db tag workload none|backfill [extra backfill args...]
+  local db="$1" tag="$2" wl="$3" bf="$4" prefix="$TMP/logs/lat_$2" t_bf0 t_bf1 pid
+  shift 4
   rm -f "$prefix".*
-  t_start=$(now)
-  "$PGBIN/pgbench" -n -f "$TMP/update_email.sql" -c 4 -j 2 -R "$RATE" -T "$LAT_SECONDS" -M prepared \
+  # shellcheck disable=SC2046
+  "$PGBIN/pgbench" -n $(workload_args "$wl") -c 4 -j 2 -R "$RATE" -T "$LAT_SECONDS" -M prepared \
     -l --log-prefix="$prefix" "$db" >"$TMP/logs/pgbench_$tag.out" 2>&1 &
   pid=$!
   sleep 3
   t_bf0=$(now)
-  if [ "$probe" != none ]; then
-    rm -f "$TMP/logs/bf_$tag".{pid,rc,end}
-    # The backfill in the background; its pid, exit code and end time in files.
-    (
-      "$SLUICE" --db "$(pgurl "$db")" backfill b_lower --probe-target-ms "$probe" "$@" >"$TMP/logs/bf_$tag.out" 2>&1 &
-      echo $! >"$TMP/logs/bf_$tag.pid"
-      rc=0; wait $! || rc=$?
-      now >"$TMP/logs/bf_$tag.end"; echo "$rc" >"$TMP/logs/bf_$tag.rc"
-    ) &
-    bfpid=$!
-  fi
+  [ "$bf" = none ] || backfill_bg "$db" "$tag" "$@"
   wait "$pid" || { cat "$TMP/logs/pgbench_$tag.out" >&2; echo "bench: pgbench failed" >&2; exit 1; }
-  t_end=$(now)
-  t_bf1=$t_end
+  t_bf1=$(now)
   LAT_BF_ROWS=0
   LAT_BF_SECONDS=0
-  if [ -n "$bfpid" ]; then
-    if [ ! -e "$TMP/logs/bf_$tag.end" ]; then
-      kill -INT "$(cat "$TMP/logs/bf_$tag.pid")" 2>/dev/null || true  # cancel: committed chunks stay
-      wait "$bfpid" || true
-    else
-      wait "$bfpid" || true
-      if [ "$(cat "$TMP/logs/bf_$tag.rc")" != 0 ]; then
-        cat "$TMP/logs/bf_$tag.out" >&2; echo "bench: backfill failed" >&2; exit 1
-      fi
-      t_bf1=$(cat "$TMP/logs/bf_$tag.end")  # finished first: measure only while it ran
-    fi
+  if [ "$bf" != none ]; then
+    backfill_end "$tag"
+    t_bf1=$BF_END  # finished first: measure only while it ran
     LAT_BF_ROWS=$(psqlc "$db" -c "SELECT coalesce(sum(rows_done), 0) FROM sluice.checkpoints")
     LAT_BF_SECONDS=$(awk -v a="$t_bf0" -v b="$t_bf1" 'BEGIN { printf "%.1f", b - a }')
   fi
   local p
   p=$(p99_of "$prefix" "$t_bf0" "$t_bf1")
   read -r LAT_P99 LAT_N <<<"$p"
-  : "$t_start"
+}
+
+# The step response: a default `sluice backfill` runs alone for STEP_IDLE s,
+# then the update workload (figure 3's `upd`, same rate) starts at t0 and
+# stops at t1 = t0 + STEP_LOAD, then STEP_AFTER s more. The backfill's rate
+# per 0.5 s comes from the rows and commit times of its `chunks` rows; its
+# idle rate is the mean over the idle period after its first second. Sets
+# STEP_HALF (s from t0 to the end of the first 0.5 s bucket at most half the
+# idle rate) and STEP_BACK (s from t1 to the end of the first 1 s window
+# above 80% of it); "nan" when it did not happen. Writes the time series
+# (s since t0, backfill rows/s, application p99 ms, the highest probe
+# latency the chunks recorded, per 0.5 s) next to the plot (STEP_PLOT, .tsv).
+step_run() {  # db
+  local db="$1" prefix="$TMP/logs/step" t_s t0 t1 series="$TMP/logs/step.tsv"
+  rm -f "$prefix".*
+  backfill_bg "$db" step
+  # The idle period starts with the first chunk (the run first counts the
+  # table's rows).
+  for _ in $(seq 1 600); do
+    [ "$(psqlc "$db" -c "SELECT count(*) > 0 FROM sluice.chunks" 2>/dev/null)" = t ] && break
+    sleep 0.1
+  done
+  t_s=$(now)
+  sleep "$STEP_IDLE"
+  t0=$(now)
+  # shellcheck disable=SC2046
+  "$PGBIN/pgbench" -n $(workload_args upd) -c 4 -j 2 -R "$RATE" -T "$STEP_LOAD" -M prepared \
+    -l --log-prefix="$prefix" "$db" >"$TMP/logs/pgbench_step.out" 2>&1 ||
+    { cat "$TMP/logs/pgbench_step.out" >&2; echo "bench: pgbench failed" >&2; exit 1; }
+  t1=$(now)
+  sleep "$STEP_AFTER"
+  backfill_end step
+  if awk -v e="$BF_END" -v t="$t1" -v a="$STEP_AFTER" 'BEGIN { exit !(e < t + a - 0.5) }'; then
+    log "step response: the backfill finished $(awk -v e="$BF_END" -v t="$t1" 'BEGIN { printf "%.1f", e - t }') s after the load ended; use a larger --step-rows"
+  fi
+  # Backfill rows per 0.5 s bucket (by commit time).
+  psqlc "$db" -F ' ' -c "SELECT floor(extract(epoch FROM committed_at::timestamptz) * 2) / 2, sum(rows),
+                                coalesce(round(max(probe_ms)::numeric, 3)::text, 'NaN')
+                         FROM sluice.chunks GROUP BY 1 ORDER BY 1" >"$TMP/logs/step_rows.txt"
+  # Application p99 per 0.5 s bucket (by end time).
+  cat "$prefix".* 2>/dev/null | awk '$3 != "skipped" { t = $5 + $6 / 1e6; printf "%.1f %.3f\n", int(t * 2) / 2, $3 / 1000.0 }' |
+    sort -k1,1g -k2,2g | awk '
+      function flush() { if (n > 0) { i = int(n * 0.99); if (i < n * 0.99) i++; if (i < 1) i = 1; print b, v[i] } }
+      $1 != b { flush(); b = $1; n = 0 } { v[++n] = $2 } END { flush() }' >"$TMP/logs/step_p99.txt"
+  awk -v ts="$t_s" -v t0="$t0" -v t1="$t1" -v te="$BF_END" -v out="$series" '
+    FNR == NR { rows[sprintf("%.1f", $1)] = $2; probe[sprintf("%.1f", $1)] = $3; next }
+    { p99[sprintf("%.1f", $1)] = $2 }
+    END {
+      from = int(ts * 2) / 2; to = int(te * 2) / 2
+      n = 0; sum = 0
+      for (b = from; b <= to; b += 0.5) {
+        k = sprintf("%.1f", b); r = (k in rows) ? rows[k] / 0.5 : 0; rate[k] = r
+        if (b >= ts + 1 && b + 0.5 <= t0) { sum += r; n++ }
+      }
+      base = n ? sum / n : 0
+      half = "nan"; back = "nan"
+      for (b = from; b <= to; b += 0.5) {
+        k = sprintf("%.1f", b); k2 = sprintf("%.1f", b + 0.5)
+        printf "%.1f\t%.0f\t%s\t%s\n", b - t0, rate[k], (k in p99) ? p99[k] : "NaN", (k in probe) ? probe[k] : "NaN" > out
+        if (half == "nan" && b + 0.5 > t0 && rate[k] <= base / 2) half = sprintf("%.1f", b + 0.5 - t0)
+        if (back == "nan" && b >= t1 && b + 1 <= te && (rate[k] + rate[k2]) / 2 > 0.8 * base) back = sprintf("%.1f", b + 1 - t1)
+      }
+      printf "%s %s %.0f\n", half, back, base
+    }' "$TMP/logs/step_rows.txt" "$TMP/logs/step_p99.txt" >"$TMP/logs/step_result.txt"
+  read -r STEP_HALF STEP_BACK STEP_IDLE_RATE <"$TMP/logs/step_result.txt"
+  local load_end
+  load_end=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+  mkdir -p "$(dirname "$STEP_PLOT")"
+  gnuplot <<EOF
+set terminal pngcairo size 900,480 noenhanced font ",10"
+set output "$STEP_PLOT"
+set title "Step response of the default throttle: $STEP_ROWS rows, $(nproc) cores, $(date -u +%Y-%m-%d); update load (pgbench -R $RATE) from 0 to $load_end s (shaded)"
+set xlabel "seconds since the load step"
+set ylabel "backfill rows/s (per 0.5 s)"
+set y2label "application p99 per 0.5 s (ms)"
+set ytics nomirror
+set y2tics
+set yrange [0:*]
+set y2range [0:*]
+set key top right opaque
+set grid
+set object 1 rect from 0, graph 0 to $load_end, graph 1 behind fc rgb "#e8e8e8" fs solid noborder
+plot "$series" using 1:2 axes x1y1 with steps lw 2 title "backfill rows/s", \
+     "$series" using 1:3 axes x1y2 with linespoints pt 7 ps 0.5 title "application p99 (ms)"
+EOF
+  cp "$series" "${STEP_PLOT%.*}.tsv"
 }
 
 # ---------------------------------------------------------------------------
@@ -473,82 +613,109 @@ log "rows: $ROWS, runs: $RUNS, PostgreSQL workers: $WORKERS, machine: $(nproc) c
 write_plans
 log "loading $ROWS rows (PostgreSQL template, SQLite file) and $SMALL_ROWS-row copies"
 pg_template tpl "$ROWS"
-pg_template tpl_small "$SMALL_ROWS"
-sqlite_template "$TMP/tpl.db" "$ROWS"
-sqlite_template "$TMP/tpl_small.db" "$SMALL_ROWS"
+if want throughput; then
+  pg_template tpl_small "$SMALL_ROWS"
+  sqlite_template "$TMP/tpl.db" "$ROWS"
+  sqlite_template "$TMP/tpl_small.db" "$SMALL_ROWS"
+fi
+if want throttle; then
+  # Figure 3's mixed workload runs on pgbench's own tables next to orders.
+  "$PGBIN/pgbench" -i -q -s 4 -n tpl >"$TMP/logs/pgbench_init.out" 2>&1
+  log "loading $STEP_ROWS rows for the step response"
+  pg_template tpl_step "$STEP_ROWS"
+fi
 
 for run in $(seq 1 "$RUNS"); do
   log "=== run $run/$RUNS ==="
-  for mig in lower cents; do
-    upd=$(pg_update_baseline "$mig");          log "pg $mig: single UPDATE          $upd rows/s"
-    out=$(pg_sluice "$mig" "$WORKERS"); read -r sl rss <<<"$out"; log "pg $mig: sluice backfill        $sl rows/s (peak RSS $rss kB)"
-    pgr=$(pg_pgroll "$mig");                   log "pg $mig: pgroll algorithm        $pgr rows/s"
-    add "f1_pg_$mig" "$(fdiv "$sl" "$upd")"
-    add "f2_$mig" "$(fdiv "$sl" "$pgr")"
-    if [ "$mig" = lower ]; then add rss_pg_big "$rss"; fi
-    supd=$(sqlite_update_baseline "$mig");     log "sqlite $mig: single UPDATE      $supd rows/s"
-    out=$(sqlite_sluice "$mig"); read -r ssl srss <<<"$out"; log "sqlite $mig: sluice backfill    $ssl rows/s (peak RSS $srss kB)"
-    add "f1_sqlite_$mig" "$(fdiv "$ssl" "$supd")"
-    if [ "$mig" = lower ]; then add rss_sqlite_big "$srss"; fi
-  done
+  if want throughput; then
+    for mig in lower cents; do
+      upd=$(pg_update_baseline "$mig");          log "pg $mig: single UPDATE          $upd rows/s"
+      out=$(pg_sluice "$mig" "$WORKERS"); read -r sl rss <<<"$out"; log "pg $mig: sluice backfill        $sl rows/s (peak RSS $rss kB)"
+      pgr=$(pg_pgroll "$mig");                   log "pg $mig: pgroll algorithm        $pgr rows/s"
+      add "f1_pg_$mig" "$(fdiv "$sl" "$upd")"
+      add "f2_$mig" "$(fdiv "$sl" "$pgr")"
+      if [ "$mig" = lower ]; then add rss_pg_big "$rss"; fi
+      supd=$(sqlite_update_baseline "$mig");     log "sqlite $mig: single UPDATE      $supd rows/s"
+      out=$(sqlite_sluice "$mig"); read -r ssl srss <<<"$out"; log "sqlite $mig: sluice backfill    $ssl rows/s (peak RSS $srss kB)"
+      add "f1_sqlite_$mig" "$(fdiv "$ssl" "$supd")"
+      if [ "$mig" = lower ]; then add rss_sqlite_big "$srss"; fi
+    done
 
-  # Figure 5: the same backfill on the 100,000-row copies.
-  fresh_pg b_small tpl_small
-  sluice_pg b_small start "$TMP/plans/pg/b_lower.yaml" >/dev/null
-  timed "$SLUICE" --db "$(pgurl b_small)" backfill b_lower --workers "$WORKERS"
-  drop_pg b_small
-  small_rss=$T_RSS_KB
-  fresh_sqlite "$TMP/b.db" "$TMP/tpl_small.db"
-  "$SLUICE" --db "sqlite:$TMP/b.db" start "$TMP/plans/sqlite/b_lower.yaml" >/dev/null
-  timed "$SLUICE" --db "sqlite:$TMP/b.db" backfill b_lower
-  ssmall_rss=$T_RSS_KB
-  log "peak RSS on $SMALL_ROWS rows: pg $small_rss kB, sqlite $ssmall_rss kB"
-  big=${R[rss_pg_big]##* }; sbig=${R[rss_sqlite_big]##* }
-  add f5_pg "$(fdiv "$big" "$small_rss")"
-  add f5_sqlite "$(fdiv "$sbig" "$ssmall_rss")"
+    # Figure 5: the same backfill on the 100,000-row copies.
+    fresh_pg b_small tpl_small
+    sluice_pg b_small start "$TMP/plans/pg/b_lower.yaml" >/dev/null
+    timed "$SLUICE" --db "$(pgurl b_small)" backfill b_lower --workers "$WORKERS"
+    drop_pg b_small
+    small_rss=$T_RSS_KB
+    fresh_sqlite "$TMP/b.db" "$TMP/tpl_small.db"
+    "$SLUICE" --db "sqlite:$TMP/b.db" start "$TMP/plans/sqlite/b_lower.yaml" >/dev/null
+    timed "$SLUICE" --db "sqlite:$TMP/b.db" backfill b_lower
+    ssmall_rss=$T_RSS_KB
+    log "peak RSS on $SMALL_ROWS rows: pg $small_rss kB, sqlite $ssmall_rss kB"
+    big=${R[rss_pg_big]##* }; sbig=${R[rss_sqlite_big]##* }
+    add f5_pg "$(fdiv "$big" "$small_rss")"
+    add f5_sqlite "$(fdiv "$sbig" "$ssmall_rss")"
+  fi
 
-  # Figure 3: p99 with no backfill (triggers installed), with the backfill
-  # and the latency throttle on, and with it off; each on a fresh copy.
-  fresh_pg b_lat tpl
-  sluice_pg b_lat start "$TMP/plans/pg/b_lower.yaml" >/dev/null
-  latency_run b_lat base none
-  base_p99=$LAT_P99; log "p99 no backfill: $base_p99 ms ($LAT_N tx)"
-  drop_pg b_lat
-  for mode in on off short; do
-    probe=$PROBE_MS; extra=(); [ "$mode" = off ] && probe=0
-    [ "$mode" = short ] && extra=(--chunk-ms 20)
-    fresh_pg b_lat tpl
-    sluice_pg b_lat start "$TMP/plans/pg/b_lower.yaml" >/dev/null
-    latency_run b_lat "thr_$mode" "$probe" "${extra[@]}"
-    log "p99 during backfill, throttle $mode (--probe-target-ms $probe ${extra[*]}): $LAT_P99 ms ($LAT_N tx); backfill did $LAT_BF_ROWS rows in ${LAT_BF_SECONDS}s"
-    add "f3_$mode" "$(fdiv "$LAT_P99" "$base_p99")"
-    add "f3_${mode}_rows" "$(fdiv "$LAT_BF_ROWS" "$LAT_BF_SECONDS")"
-    drop_pg b_lat
-  done
+  if want throttle; then
+    # Figure 3: for each workload, p99 with no backfill (triggers installed)
+    # and during a default `sluice backfill`; for the update workload also
+    # with the latency objective off (lock waiters, replica lag still on).
+    for wl in upd read mixed; do
+      fresh_pg b_lat tpl
+      sluice_pg b_lat start "$TMP/plans/pg/b_lower.yaml" >/dev/null
+      latency_run b_lat "base_$wl" "$wl" none
+      base_p99=$LAT_P99; log "p99 $wl, no backfill: $base_p99 ms ($LAT_N tx)"
+      drop_pg b_lat
+      modes=(default); [ "$wl" = upd ] && modes=(default off)
+      for mode in "${modes[@]}"; do
+        extra=(); [ "$mode" = off ] && extra=(--probe-slowdown 0)
+        fresh_pg b_lat tpl
+        sluice_pg b_lat start "$TMP/plans/pg/b_lower.yaml" >/dev/null
+        latency_run b_lat "thr_${wl}_$mode" "$wl" backfill "${extra[@]}"
+        log "p99 $wl during backfill, throttle $mode ${extra[*]}: $LAT_P99 ms ($LAT_N tx); backfill did $LAT_BF_ROWS rows in ${LAT_BF_SECONDS}s"
+        add "f3_${wl}_$mode" "$(fdiv "$LAT_P99" "$base_p99")"
+        add "f3_${wl}_${mode}_rows" "$(fdiv "$LAT_BF_ROWS" "$LAT_BF_SECONDS")"
+        drop_pg b_lat
+      done
+    done
 
-  # Figure 4: pgbench TPS without triggers, then with sluice's triggers
-  # (both migrations' columns), on the same database.
-  # Measured without, with, and again without (after rollback); "without"
-  # is the mean of the two, so drift during the run (bloat, neighbours'
-  # load) does not favour either side.
-  fresh_pg b_tps tpl
-  e0=$(tps_of b_tps "$TMP/update_email.sql"); s0=$(tps_of b_tps "$TMP/update_status.sql")
-  sluice_pg b_tps start "$TMP/plans/pg/b_both.yaml" >/dev/null
-  e1=$(tps_of b_tps "$TMP/update_email.sql"); s1=$(tps_of b_tps "$TMP/update_status.sql")
-  sluice_pg b_tps rollback b_both >/dev/null
-  e2=$(tps_of b_tps "$TMP/update_email.sql"); s2=$(tps_of b_tps "$TMP/update_status.sql")
-  drop_pg b_tps
-  e0=$(awk -v a="$e0" -v b="$e2" 'BEGIN { print (a + b) / 2 }'); s0=$(awk -v a="$s0" -v b="$s2" 'BEGIN { print (a + b) / 2 }')
-  log "tps update email: $e0 without (mean of before/after), $e1 with triggers; update status: $s0 without, $s1 with"
-  add f4_email "$(fdiv "$e1" "$e0")"
-  add f4_status "$(fdiv "$s1" "$s0")"
+    # The step response (figures 6 and 7).
+    fresh_pg b_step tpl_step
+    sluice_pg b_step start "$TMP/plans/pg/b_lower.yaml" >/dev/null
+    step_run b_step
+    log "step response: idle rate $STEP_IDLE_RATE rows/s; halved ${STEP_HALF} s after the load step, back above 80% ${STEP_BACK} s after it ended (plot: $STEP_PLOT)"
+    add f6_half "$STEP_HALF"
+    add f7_back "$STEP_BACK"
+    drop_pg b_step
+  fi
+
+  if want tps; then
+    # Figure 4: pgbench TPS without triggers, then with sluice's triggers
+    # (both migrations' columns), on the same database.
+    # Measured without, with, and again without (after rollback); "without"
+    # is the mean of the two, so drift during the run (bloat, neighbours'
+    # load) does not favour either side.
+    fresh_pg b_tps tpl
+    e0=$(tps_of b_tps "$TMP/update_email.sql"); s0=$(tps_of b_tps "$TMP/update_status.sql")
+    sluice_pg b_tps start "$TMP/plans/pg/b_both.yaml" >/dev/null
+    e1=$(tps_of b_tps "$TMP/update_email.sql"); s1=$(tps_of b_tps "$TMP/update_status.sql")
+    sluice_pg b_tps rollback b_both >/dev/null
+    e2=$(tps_of b_tps "$TMP/update_email.sql"); s2=$(tps_of b_tps "$TMP/update_status.sql")
+    drop_pg b_tps
+    e0=$(awk -v a="$e0" -v b="$e2" 'BEGIN { print (a + b) / 2 }'); s0=$(awk -v a="$s0" -v b="$s2" 'BEGIN { print (a + b) / 2 }')
+    log "tps update email: $e0 without (mean of before/after), $e1 with triggers; update status: $s0 without, $s1 with"
+    add f4_email "$(fdiv "$e1" "$e0")"
+    add f4_status "$(fdiv "$s1" "$s0")"
+  fi
 done
 
 # ---------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------
-row() {  # label key target op
+row() {  # label key target op (nothing when the figure was not run)
   local m lo hi ok
+  [ -n "${R[$2]:-}" ] || return 0
   # shellcheck disable=SC2086
   read -r m lo hi < <(stat3 ${R[$2]})
   ok=$(awk -v m="$m" -v t="$3" -v op="$4" 'BEGIN { if (m == "nan") print "?"; else if (op == ">=") print (m >= t ? "met" : "NOT met"); else if (op == "<=") print (m <= t ? "met" : "NOT met"); else print "-" }')
@@ -565,17 +732,21 @@ row "1. SQLite add_column lower(email): sluice ÷ single UPDATE"    f1_sqlite_lo
 row "1. SQLite alter_column text→cents: sluice ÷ single UPDATE"    f1_sqlite_cents 0.7 ">="
 row "2. PG add_column: sluice ÷ pgroll algorithm"                  f2_lower 3 ">="
 row "2. PG alter_column: sluice ÷ pgroll algorithm"                f2_cents 3 ">="
-row "3. p99 during backfill ÷ no backfill, throttle on ($PROBE_MS ms)"  f3_on 1.5 "<="
-row "3. p99 during backfill ÷ no backfill, throttle off"           f3_off 1.5 "<="
-row "3. (variant) throttle on ($PROBE_MS ms) and --chunk-ms 20"      f3_short 1.5 "<="
+row "3a. p99 row updates, default backfill ÷ no backfill"         f3_upd_default 1.5 "<="
+row "3b. p99 key reads, default backfill ÷ no backfill"           f3_read_default 1.5 "<="
+row "3c. p99 pgbench tpcb-like, default backfill ÷ no backfill"    f3_mixed_default 1.5 "<="
+row "3a. (context) the same, latency objective off"              f3_upd_off 1.5 "<="
+row "6. s from a load step to the backfill rate halving"           f6_half 2 "<="
+row "7. s from the load's end to the rate > 80% of its idle rate"   f7_back 10 "<="
 row "4. UPDATE tps with ÷ without triggers (update email)"         f4_email 0.8 ">="
 row "4. UPDATE tps with ÷ without triggers (update status)"        f4_status 0.8 ">="
 row "5. peak RSS PG backfill, $ROWS ÷ $SMALL_ROWS rows"             f5_pg 1.2 "<="
 row "5. peak RSS SQLite backfill, $ROWS ÷ $SMALL_ROWS rows"         f5_sqlite 1.2 "<="
 echo
 echo "context (not ratios): backfill rows/s while measured in figure 3"
-printf '  throttle on:  median %s rows/s\n' "$(stat3 ${R[f3_on_rows]} | awk '{ print $1 }')"
-printf '  throttle off: median %s rows/s\n' "$(stat3 ${R[f3_off_rows]} | awk '{ print $1 }')"
-printf '  throttle on, --chunk-ms 20: median %s rows/s\n' "$(stat3 ${R[f3_short_rows]} | awk '{ print $1 }')"
+for k in upd_default read_default mixed_default upd_off; do
+  # shellcheck disable=SC2086
+  [ -n "${R[f3_${k}_rows]:-}" ] && printf '  %-14s median %s rows/s\n' "$k:" "$(stat3 ${R[f3_${k}_rows]} | awk '{ print $1 }')"
+done
 echo "raw values per run:"
 for k in $(printf '%s\n' "${!R[@]}" | sort); do echo "  $k:${R[$k]}"; done

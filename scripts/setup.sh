@@ -21,6 +21,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   postgresql-15 postgresql-client-15
   procps time python3
+  # bench/run.sh plots the step response (docs/step-response.png).
+  gnuplot-nox
   # sluice serve (src/serve) and its tests: the HTTP library, promtool and a
   # Prometheus server the tests start themselves, headless Chromium for the
   # status page test.

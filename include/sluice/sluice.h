@@ -130,7 +130,10 @@ struct BackfillOptions {
   std::optional<int64_t> chunk_max_rows;
   std::optional<double> max_rows_per_second;
   std::optional<int64_t> workers;          // PostgreSQL: concurrent chunk writers
-  std::optional<int64_t> probe_target_ms;  // latency throttle target; 0 = off
+  std::optional<int64_t> probe_target_ms;  // absolute latency objective; 0 = off
+  // Relative latency objective: a multiple of the probe's own baseline
+  // (default 1.5 unless an absolute target is given; 0 = off).
+  std::optional<double> probe_slowdown;
   std::string replica_url;                 // PostgreSQL: read replica lag from here
   std::function<void(const BackfillProgress&)> on_progress;
   // Set from another thread (e.g. a SIGINT handler) to stop after the

@@ -506,7 +506,7 @@ Status Backfiller::Run(const db::BackfillTask& task) {
     return Cancelled("backfill of " + task.table + " interrupted; rerun `sluice backfill` to continue");
   };
   ThrottleSettings ts = settings_.throttle;
-  if (ts.probe_sql.empty() && ts.probe_target_ms > 0) {
+  if (ts.probe_sql.empty() && (ts.probe_target_ms > 0 || ts.probe_slowdown > 0)) {
     const std::string keys = KeyList(d, task.key);
     ts.probe_sql = "SELECT " + keys + " FROM " + d.Table(task.table) + " ORDER BY " + keys + " LIMIT 1";
   }

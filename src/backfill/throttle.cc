@@ -34,11 +34,34 @@ constexpr int64_t kSliceMicros = 100'000;
 // about the run's clock) for a thread inside a query before leaving it.
 constexpr int64_t kStopGraceMicros = 2'000'000;
 constexpr double kMinPace = 0.02;
+// Additive increase per reading with every signal below 80% of its limit:
+// from the slowest pace back above 80% in 8 readings (2 s at 250 ms).
+constexpr double kPaceIncrease = 0.1;
+// At or below this pace the backfill barely runs: probe readings then are
+// the application's latency without it, and re-measure the baseline.
+constexpr double kQuietPace = 0.05;
+// Back-to-back probe readings whose median is the first baseline.
+constexpr size_t kBaselineReadings = 5;
+// Quiet readings (2 s at 250 ms) whose median replaces the baseline.
+constexpr size_t kRebaseReadings = 8;
+// Successful probe readings whose median is the probe's value.
+constexpr size_t kSmoothReadings = 3;
 // A signal that could not be read counts as this multiple of its limit.
 constexpr double kFailedRatio = 2.0;
 constexpr Signal kSignals[] = {Signal::kProbe, Signal::kReplicaLag, Signal::kLockWaiters, Signal::kCustom};
 
 std::string FirstLine(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+// The (lower) median: with two readings the smaller, so a single spike
+// never counts.
+template <typename C>
+double Median(const C& values) {
+  std::vector<double> v(values.begin(), values.end());
+  if (v.empty()) return 0;
+  auto mid = v.begin() + static_cast<std::ptrdiff_t>((v.size() - 1) / 2);
+  std::nth_element(v.begin(), mid, v.end());
+  return *mid;
+}
 
 }  // namespace
 
@@ -63,7 +86,8 @@ Pacer::~Pacer() { Stop(); }
 bool Pacer::Enabled(Signal s) const {
   if (!source_) return false;
   switch (s) {
-    case Signal::kProbe: return settings_.probe_target_ms > 0 && !settings_.probe_sql.empty();
+    case Signal::kProbe:
+      return (settings_.probe_target_ms > 0 || settings_.probe_slowdown > 0) && !settings_.probe_sql.empty();
     case Signal::kReplicaLag: return settings_.max_replica_lag_seconds > 0 && !settings_.replica_lag_sql.empty();
     case Signal::kLockWaiters: return settings_.max_lock_waiters >= 0 && !settings_.lock_waiters_sql.empty();
     case Signal::kCustom: return !settings_.custom_sql.empty();
@@ -165,7 +189,8 @@ void Pacer::ProbeSignals() {
       in_flight_ = s;
       in_flight_since_ = t0;
     }
-    Result<double> r = source_->Measure(s);  // outside the mutex: may take up to its timeout
+    // Outside the mutex: may take up to its timeout.
+    Result<double> r = s == Signal::kProbe ? MeasureProbe() : source_->Measure(s);
     const int64_t took = clock_->NowMicros() - t0;
     {
       MutexLock l(&mu_);
@@ -183,14 +208,15 @@ void Pacer::ProbeSignals() {
                                FirstLine(r.status().message()));
     } else {
       const double v = *r;
-      if (s == Signal::kProbe) readings.probe_ms = v;
+      if (s == Signal::kProbe) {
+        readings.probe_ms = v;
+        MutexLock l(&mu_);
+        ratio = ProbeRatioLocked(v, &text);
+      }
       if (s == Signal::kReplicaLag) readings.replica_lag_seconds = v;
       if (s == Signal::kLockWaiters) readings.lock_waiters = v;
       switch (s) {
-        case Signal::kProbe:
-          ratio = v / static_cast<double>(settings_.probe_target_ms);
-          text = fmt::format("probe latency {:.1f} ms (target {} ms)", v, settings_.probe_target_ms);
-          break;
+        case Signal::kProbe: break;  // above
         case Signal::kReplicaLag:
           ratio = v / settings_.max_replica_lag_seconds;
           text = fmt::format("replica lag {:.1f} s (max {:g} s)", v, settings_.max_replica_lag_seconds);
@@ -227,11 +253,63 @@ void Pacer::ProbeSignals() {
       if (holding_) signal_why_ += failed ? "; holding until it answers" : "; holding until it falls";
     } else {
       holding_ = false;
-      if (worst < 0.8) pace_ = std::min(1.0, pace_ * 1.25 + 0.01);
+      if (worst < 0.8) pace_ = std::min(1.0, pace_ + kPaceIncrease);
     }
     probed_ = true;
   }
   cv_.notify_all();
+}
+
+Result<double> Pacer::MeasureProbe() {
+  bool need_baseline;
+  {
+    MutexLock l(&mu_);
+    need_baseline = settings_.probe_slowdown > 0 && !baseline_ms_;
+  }
+  if (!need_baseline) return source_->Measure(Signal::kProbe);
+  // Before any chunk runs (no chunk starts before the first reading): the
+  // application's latency without the backfill.
+  std::vector<double> v;
+  for (size_t i = 0; i < kBaselineReadings; ++i) {
+    Result<double> r = source_->Measure(Signal::kProbe);
+    if (!r.ok()) return r;
+    v.push_back(*r);
+  }
+  const double m = Median(v);
+  MutexLock l(&mu_);
+  baseline_ms_ = m;
+  return m;
+}
+
+double Pacer::ProbeRatioLocked(double ms, std::string* text) {
+  recent_probe_.push_back(ms);
+  while (recent_probe_.size() > kSmoothReadings) recent_probe_.pop_front();
+  const double smoothed = Median(recent_probe_);
+  double ratio = 0;
+  if (settings_.probe_target_ms > 0) {
+    ratio = smoothed / static_cast<double>(settings_.probe_target_ms);
+    *text = fmt::format("probe latency {:.1f} ms (target {} ms)", smoothed, settings_.probe_target_ms);
+  }
+  if (settings_.probe_slowdown <= 0 || !baseline_ms_) return ratio;
+  if (holding_ || pace_ <= kQuietPace) {
+    quiet_probe_.push_back(ms);
+    if (quiet_probe_.size() >= kRebaseReadings) {
+      baseline_ms_ = Median(quiet_probe_);
+      quiet_probe_.clear();
+    }
+  } else {
+    quiet_probe_.clear();
+  }
+  baseline_ms_ = std::min(*baseline_ms_, smoothed);
+  const double b = *baseline_ms_;
+  const double objective = std::max(b * settings_.probe_slowdown, b + settings_.probe_floor_ms);
+  const double relative = objective > 0 ? smoothed / objective : 0;
+  if (relative > ratio || settings_.probe_target_ms <= 0) {
+    ratio = relative;
+    *text = fmt::format("probe latency {:.2f} ms (objective {:.2f} ms: {:g}x its {:.2f} ms baseline)", smoothed,
+                        objective, settings_.probe_slowdown, b);
+  }
+  return ratio;
 }
 
 void Pacer::PollControl() {
@@ -394,6 +472,11 @@ bool Pacer::paused() const {
 SignalReadings Pacer::readings() const {
   MutexLock l(&mu_);
   return readings_;
+}
+
+std::optional<double> Pacer::probe_baseline_ms() const {
+  MutexLock l(&mu_);
+  return baseline_ms_;
 }
 
 void Pacer::SetNote(std::string note) {

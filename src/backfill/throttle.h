@@ -3,28 +3,46 @@
 //
 // Signals (each optional; the worst one sets the pace):
 //   probe      latency of a cheap query (default: a key read on the migrated
-//              table) against a target
+//              table) against a relative objective (a multiple of its own
+//              baseline) and/or an absolute target
 //   lag        replica replay lag (PostgreSQL: pg_stat_replication on the
 //              primary, or the replica's own view when a replica URL is set)
 //   waiters    sessions waiting for a lock on the migrated table
-//   custom     a query returning a number, against a maximum
+//   custom     a query returning a number, against a maximum (the way to
+//              feed an application's own SLO)
 //   windows    allowed UTC time windows ("22:00-06:00"); outside them the
 //              backfill holds as if paused
 //   rate       a maximum rows/s over all workers (token bucket holding at
 //              most half a second of rows)
 //
-// The pace is a duty cycle in (0, 1]: after a chunk that took t, a worker
-// waits t * (1 - pace) / pace (at most 10 s). A signal over its limit cuts
-// the pace in proportion to how far over it is (at most halving per
-// reading); below 80% of every limit the pace recovers by a quarter per
-// reading. A signal still over its limit at the slowest pace (2%) holds the
-// backfill entirely until it falls.
+// Probe objective: the first reading measures the probe's baseline (the
+// median of a few back-to-back readings, before any chunk runs); the
+// objective is then max(baseline x probe_slowdown, baseline +
+// probe_floor_ms), so microsecond noise of a fast probe never throttles.
+// The probe's value is the median of its last three readings: one spike is
+// ignored, a sustained rise counts from its second reading. The baseline
+// follows the smoothed latency down at once, and is re-measured while the
+// backfill is (nearly) stopped -- readings taken at the slowest pace or in
+// a hold are the application's latency without the backfill -- so a
+// latency that rose for reasons of its own cannot ratchet the backfill
+// down forever: after a couple of seconds at the slowest pace the baseline
+// becomes the new normal and the backfill resumes.
+//
+// The pace is a duty cycle in (0, 1] (AIMD): after a chunk that took t, a
+// worker waits t * (1 - pace) / pace (at most 10 s). A signal over its
+// limit cuts the pace multiplicatively, in proportion to how far over it is
+// (at least 10%, at most halving per reading); below 80% of every limit the
+// pace recovers additively, by 0.1 per reading. A signal still over its
+// limit at the slowest pace (2%) holds the backfill entirely until it
+// falls.
 //
 // Fail closed: a signal whose query fails or is cancelled by its statement
 // timeout counts as twice its limit for that reading (the pace halves; a
 // signal that keeps failing ends in a hold), and the reason names it
 // ("custom signal did not answer within 2000 ms (counted as over its
-// limit)"). A signal query still running well past its timeout (a database
+// limit)"). A failed reading enters neither the probe's smoothing nor its
+// baseline. A probe whose baseline could not be measured counts as failed.
+// A signal query still running well past its timeout (a database
 // that cannot cancel it) holds the backfill until it answers ("custom
 // signal has not answered for 12 s"). The control row not being readable
 // holds too (the operator may have paused). Nothing holds silently: the
@@ -46,6 +64,7 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -63,7 +82,12 @@ namespace sluice::backfill {
 struct ThrottleSettings {
   double max_rows_per_second = 0;   // 0 = unlimited
   std::string probe_sql;            // "" = no latency signal
-  int64_t probe_target_ms = 0;      // 0 = no latency signal
+  int64_t probe_target_ms = 0;      // absolute objective; 0 = none
+  // Relative objective: max(baseline x probe_slowdown, baseline +
+  // probe_floor_ms); probe_slowdown 0 = none. The latency signal is on when
+  // either objective is.
+  double probe_slowdown = 0;
+  double probe_floor_ms = 1.0;
   double max_replica_lag_seconds = 0;  // 0 = off
   int64_t max_lock_waiters = -1;       // < 0 = off
   std::string lock_waiters_sql;        // from Dialect::LockWaitersSql
@@ -149,6 +173,8 @@ class Pacer : public std::enable_shared_from_this<Pacer> {
   void SetNote(std::string note);
   // The signals' latest readings (all nullopt before the first).
   SignalReadings readings() const;
+  // The probe's baseline latency (nullopt before it was measured).
+  std::optional<double> probe_baseline_ms() const;
 
   // One reading of every signal, then the pace update. Runs the queries
   // outside the mutex. Called by the probe thread; tests call it directly.
@@ -169,6 +195,11 @@ class Pacer : public std::enable_shared_from_this<Pacer> {
   bool StuckLocked(int64_t now) const EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RefillLocked(int64_t now) EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetRateLocked(double rate, int64_t now) EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // One probe reading (the baseline first, when there is none yet).
+  Result<double> MeasureProbe();
+  // Folds a successful probe reading into the smoothing and the baseline;
+  // returns its ratio to the objective and the reason's text.
+  double ProbeRatioLocked(double ms, std::string* text) EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Loops of the two threads: a reading every poll_ms until Stop.
   void Loop(bool probe);
 
@@ -187,6 +218,9 @@ class Pacer : public std::enable_shared_from_this<Pacer> {
   std::string signal_why_ GUARDED_BY(mu_);  // the worst signal's text at the last reading
   double worst_ GUARDED_BY(mu_) = 0;
   SignalReadings readings_ GUARDED_BY(mu_);
+  std::optional<double> baseline_ms_ GUARDED_BY(mu_);
+  std::deque<double> recent_probe_ GUARDED_BY(mu_);  // the last few successful readings
+  std::vector<double> quiet_probe_ GUARDED_BY(mu_);  // readings while the backfill was (nearly) stopped
   std::optional<Signal> in_flight_ GUARDED_BY(mu_);
   int64_t in_flight_since_ GUARDED_BY(mu_) = 0;
   Control control_ GUARDED_BY(mu_);

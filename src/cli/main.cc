@@ -128,7 +128,7 @@ int main(int argc, char** argv) {
   bool start_backfill = false, back = false;
   sluice::BackfillOptions bopts;
   int64_t chunk_ms = 0, chunk_rows = 0, workers = 0, probe_target_ms = -1, heartbeat_ms = 0;
-  double rate = 0;
+  double rate = 0, probe_slowdown = -1;
   std::string replica_url;
 
   auto add_json = [&](CLI::App* sub) { sub->add_flag("--json", json, "print machine-readable JSON"); };
@@ -137,8 +137,12 @@ int main(int argc, char** argv) {
     sub->add_option("--chunk-rows", chunk_rows, "first chunk's row count (default: plan, else 1000)");
     sub->add_option("--rate", rate, "maximum rows per second (default: unlimited)");
     sub->add_option("--workers", workers, "concurrent chunk writers, PostgreSQL only (default: plan, else 1; SQLite refuses more than 1)");
+    sub->add_option("--probe-slowdown", probe_slowdown,
+                    "slow down when the probe query takes longer than this multiple of its latency before the "
+                    "backfill (default 1.5 unless a probe target is set; 0 = off)");
     sub->add_option("--probe-target-ms", probe_target_ms,
-                    "slow down when the probe query takes longer than this (default: plan, else 50; 0 = off)");
+                    "slow down when the probe query takes longer than this many ms, an absolute objective "
+                    "(default: plan, else none; 0 = off)");
     sub->add_option("--replica-url", replica_url, "PostgreSQL: throttle on this replica's replay lag");
     sub->add_option("--heartbeat-ms", heartbeat_ms,
                     "renew the run's lease this often (default 2000); `status` calls the backfill stopped after 3 "
@@ -383,6 +387,7 @@ int main(int argc, char** argv) {
   if (rate > 0) bopts.max_rows_per_second = rate;
   if (workers > 0) bopts.workers = workers;
   if (probe_target_ms >= 0) bopts.probe_target_ms = probe_target_ms;
+  if (probe_slowdown >= 0) bopts.probe_slowdown = probe_slowdown;
   if (heartbeat_ms > 0) bopts.heartbeat_interval_ms = heartbeat_ms;
   bopts.replica_url = replica_url;
   bopts.cancel = &g_cancel;

@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <thread>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "backfill/backfill.h"
@@ -106,7 +107,10 @@ class Heartbeat {
 
 // Throttle defaults: generous enough never to slow a healthy database, tight
 // enough to back off when the application starts to suffer.
-constexpr int64_t kDefaultProbeTargetMs = 50;
+// The probe's objective is relative: 1.5x its own latency before the
+// backfill (at least +1 ms, see Pacer). An absolute target (an SLO) given by
+// the plan or the options replaces it unless a slowdown is given too.
+constexpr double kDefaultProbeSlowdown = 1.5;
 constexpr double kDefaultMaxReplicaLagSeconds = 10;
 // Any session waiting on the backfill's locks slows it down.
 constexpr int64_t kDefaultMaxLockWaiters = 0;
@@ -213,6 +217,11 @@ Status Engine::RunBackfill(db::Connection& conn_ref, NamedLock& lock, const Load
   s.chunk_max_rows = options.chunk_max_rows.value_or(pb.chunk_max_rows.value_or(s.chunk_max_rows));
   s.chunk_max_rows = std::max(s.chunk_max_rows, s.chunk_min_rows);
   s.workers = options.workers.value_or(pb.workers.value_or(1));
+  if (options.probe_slowdown && *options.probe_slowdown != 0 && !(*options.probe_slowdown > 1)) {
+    return InvalidArgument("probe slowdown " + fmt::format("{:g}", *options.probe_slowdown) +
+                           " is not above 1; give a multiple of the probe's own latency such as 1.5, or 0 to turn "
+                           "the relative latency objective off");
+  }
   if (s.workers > 1 && !d.parallel_backfill()) {
     return InvalidArgument(std::string(d.name()) +
                            " allows one writer at a time; use --workers 1 (or drop backfill.workers)");
@@ -229,7 +238,10 @@ Status Engine::RunBackfill(db::Connection& conn_ref, NamedLock& lock, const Load
   backfill::ThrottleSettings& ts = s.throttle;
   ts.max_rows_per_second = options.max_rows_per_second.value_or(pb.max_rows_per_second.value_or(0));
   ts.probe_sql = pb.probe_query.value_or("");
-  ts.probe_target_ms = options.probe_target_ms.value_or(pb.probe_target_ms.value_or(kDefaultProbeTargetMs));
+  const std::optional<int64_t> target = options.probe_target_ms ? options.probe_target_ms : pb.probe_target_ms;
+  ts.probe_target_ms = target.value_or(0);
+  const std::optional<double> slowdown = options.probe_slowdown ? options.probe_slowdown : pb.probe_slowdown;
+  ts.probe_slowdown = slowdown.value_or(target ? 0 : kDefaultProbeSlowdown);
   ts.max_replica_lag_seconds = pb.max_replica_lag_seconds.value_or(kDefaultMaxReplicaLagSeconds);
   ts.max_lock_waiters = pb.max_lock_waiters.value_or(kDefaultMaxLockWaiters);
   ts.custom_sql = pb.custom_signal_sql.value_or("");

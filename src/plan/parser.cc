@@ -63,11 +63,15 @@ void ParseBackfill(Reader& r, const Map& top, BackfillSettings* b) {
   }
   if (m.Has("throttle")) {
     Map t(r, m.Value("throttle"), "backfill.throttle",
-          {"probe_query", "probe_target_ms", "max_replica_lag_seconds", "replica_url", "max_lock_waiters",
+          {"probe_query", "probe_target_ms", "probe_slowdown", "max_replica_lag_seconds", "replica_url", "max_lock_waiters",
            "custom_sql", "custom_max", "allowed_windows"});
     if (t.valid()) {
       b->probe_query = t.Str("probe_query");
-      b->probe_target_ms = t.Int("probe_target_ms", 0);  // 0 turns the latency signal off
+      b->probe_target_ms = t.Int("probe_target_ms", 0);  // 0 turns the absolute objective off
+      b->probe_slowdown = t.Num("probe_slowdown", 0);     // 0 turns the relative objective off
+      if (b->probe_slowdown && *b->probe_slowdown > 0 && *b->probe_slowdown <= 1) {
+        r.Error(t.KeyLoc("probe_slowdown"), "backfill.throttle: probe_slowdown must be above 1 (e.g. 1.5), or 0 for off");
+      }
       b->max_replica_lag_seconds = t.Num("max_replica_lag_seconds", 0);
       b->replica_url = t.Str("replica_url");
       b->max_lock_waiters = t.Int("max_lock_waiters", 0);

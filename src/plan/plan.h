@@ -292,6 +292,7 @@ struct BackfillSettings {
   // Throttle signals.
   std::optional<std::string> probe_query;
   std::optional<int64_t> probe_target_ms;
+  std::optional<double> probe_slowdown;  // a multiple of the probe's baseline; 0 = off
   std::optional<double> max_replica_lag_seconds;
   std::optional<std::string> replica_url;
   std::optional<int64_t> max_lock_waiters;

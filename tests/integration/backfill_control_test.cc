@@ -216,11 +216,25 @@ backfill:
   throttle:
     custom_sql: SELECT v FROM public.signal, nextval('public.readings')
     custom_max: 10
+    probe_slowdown: 0  # only the test's signal: the probe would follow the machine's load
 )";
   // Each reading of the signal takes a number: the test counts readings.
   ASSERT_EQ(db.Sluice({"start", dir.Write("001_lower.yaml", plan)}).exit_code, 0);
   int pid = db.Spawn({"backfill"}, dir.path());
-  ASSERT_TRUE(Eventually([&] { return db.RowsDone() > 0; }));
+  // The rate is measured by SQL from the chunks' rows and commit times, in
+  // windows bounded by the database's clock, never from sluice's counters.
+  const std::string chunks = "SELECT count(*) FROM sluice.chunks";
+  auto mark = [&] { return db.Value("SELECT clock_timestamp()::text"); };
+  auto rate = [&](const std::string& from, const std::string& to) {
+    return std::stod(db.Value("SELECT coalesce(sum(rows), 0) / extract(epoch FROM '" + to + "'::timestamptz - '" +
+                              from + "'::timestamptz) FROM sluice.chunks WHERE committed_at::timestamptz > '" + from +
+                              "' AND committed_at::timestamptz <= '" + to + "'"));
+  };
+  // After the first half second (the rate limit's bucket starts full).
+  ASSERT_TRUE(Eventually([&] { return Count(db, chunks) >= 15; }));
+  const std::string before_from = mark();
+  ASSERT_TRUE(Eventually([&] { return Count(db, chunks) >= 30; }));
+  const double before = rate(before_from, mark());
   db.Value("UPDATE signal SET v = 100 RETURNING v");
   ASSERT_TRUE(Eventually([&] {
     return db.Status()["backfill"]["throttle"].get<std::string>().find("custom signal 100") != std::string::npos;
@@ -231,11 +245,13 @@ backfill:
   })) << db.Status().dump();
   // Held: four more readings of the signal later, no chunk beyond the one
   // that may have been in flight.
-  const std::string chunks = "SELECT count(*) FROM sluice.chunks";
+  const std::string held_from = mark();
   int64_t chunks_held = Count(db, chunks), held = db.RowsDone();
   int64_t readings = Count(db, "SELECT last_value FROM public.readings");
   ASSERT_TRUE(Eventually([&] { return Count(db, "SELECT last_value FROM public.readings") >= readings + 4; }));
   EXPECT_LE(Count(db, chunks) - chunks_held, 1) << "progress continued while the signal was over its limit";
+  const double during = rate(held_from, mark());
+  EXPECT_LT(during, before / 4) << "rows/s before " << before << ", while production suffered " << during;
   held = db.RowsDone();
   EXPECT_LT(held, 60000);
   db.Value("UPDATE signal SET v = 0 RETURNING v");
@@ -243,6 +259,19 @@ backfill:
   ASSERT_TRUE(Eventually([&] {
     return db.Status()["backfill"]["throttle"].get<std::string>().find("custom signal") == std::string::npos;
   })) << db.Status().dump();
+  // Recovered: back at full pace (the rate limit), not stuck at a reduced
+  // one. Its reason is empty once the pace is back at 100%.
+  ASSERT_TRUE(Eventually([&] {
+    std::string t = db.Status()["backfill"]["throttle"].get<std::string>();
+    return t.find("recovering") == std::string::npos || db.RowsDone() >= 60000;
+  })) << db.Status().dump();
+  const std::string after_from = mark();
+  const int64_t chunks_after = Count(db, chunks);
+  ASSERT_TRUE(Eventually([&] { return Count(db, chunks) >= chunks_after + 15 || db.RowsDone() >= 60000; }));
+  if (db.RowsDone() < 60000) {
+    const double after = rate(after_from, mark());
+    EXPECT_GT(after, before / 2) << "rows/s before " << before << ", after the signal fell " << after;
+  }
   EXPECT_EQ(WaitProcess(pid), 0) << ReadFile(dir.File("spawn.err"));
   EXPECT_EQ(db.Mismatches(), "0");
   // Every chunk is recorded once in the history and in the checkpoints.

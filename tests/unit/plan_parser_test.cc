@@ -263,6 +263,7 @@ backfill:
   throttle:
     probe_query: SELECT 1
     probe_target_ms: 50
+    probe_slowdown: 2
     max_replica_lag_seconds: 1.5
     replica_url: postgresql://replica/db
     max_lock_waiters: 3
@@ -311,6 +312,7 @@ abort:
   EXPECT_EQ(b.workers, 2);
   EXPECT_EQ(b.probe_query, "SELECT 1");
   EXPECT_EQ(b.probe_target_ms, 50);
+  EXPECT_DOUBLE_EQ(b.probe_slowdown.value_or(-1), 2);
   EXPECT_DOUBLE_EQ(b.max_replica_lag_seconds.value_or(-1), 1.5);
   EXPECT_EQ(b.replica_url, "postgresql://replica/db");
   EXPECT_EQ(b.max_lock_waiters, 3);
@@ -387,6 +389,9 @@ TEST(plan_parser, SectionErrors) {
   EXPECT_THAT(Parse(ops + "backfill:\n  throttle:\n    allowed_windows: [\"1:00-5:00\"]\n").status(),
               StatusIs(kInvalid, "p.yaml:5:5: error: backfill.throttle: allowed window '1:00-5:00' is not "
                                  "HH:MM-HH:MM"));
+  EXPECT_THAT(Parse(ops + "backfill:\n  throttle:\n    probe_slowdown: 0.5\n").status(),
+              StatusIs(kInvalid, "p.yaml:5:5: error: backfill.throttle: probe_slowdown must be above 1 (e.g. 1.5), "
+                                 "or 0 for off"));
   EXPECT_THAT(Parse(ops + "backfill:\n  throttle:\n    probe_querry: SELECT 1\n").status(),
               StatusIs(kInvalid, "p.yaml:5:5: error: unknown key 'probe_querry' in backfill.throttle (did you mean "
                                  "'probe_query'?)"));

@@ -1,5 +1,7 @@
 // The Pacer's decisions on a fake clock with synthetic signal series, no
-// database: the pace cut in proportion, recovery, the hold at the slowest
+// database: the pace cut in proportion, additive recovery, the probe's
+// relative objective (baseline, spikes, sustained rises, drift, noise, a
+// failing probe), the hold at the slowest
 // pace, time windows (also across midnight), the rate-limit token bucket,
 // chunk_scale, control (pause, tune), failing, timed-out and hung signals,
 // the latest readings the chunks record, and cancellation of every wait.
@@ -31,10 +33,15 @@ class FakeSource : public SignalSource {
     values_.erase(s);
     values_.emplace(s, std::move(v));
   }
-  // Measure(s) runs `fn` instead (may block, may move the clock).
+  // Measure(s) runs `fn` instead (may block, may move the clock); an empty
+  // `fn` goes back to the values of Set.
   void SetFn(Signal s, std::function<Result<double>()> fn) {
     std::lock_guard<std::mutex> l(mu_);
-    fns_[s] = std::move(fn);
+    if (fn) {
+      fns_[s] = std::move(fn);
+    } else {
+      fns_.erase(s);
+    }
   }
   void SetControl(Result<Control> c) {
     std::lock_guard<std::mutex> l(mu_);
@@ -131,16 +138,16 @@ TEST(PacerTest, SignalOverItsLimitCutsThePaceInProportionAtMostHalving) {
   EXPECT_FALSE(r.pacer->holding());
 }
 
-TEST(PacerTest, RecoversByAQuarterOnlyBelowEightyPercentOfEveryLimit) {
+TEST(PacerTest, RecoversAdditivelyOnlyBelowEightyPercentOfEveryLimit) {
   Rig r(CustomSignal(10));
   r.Read(20);
   r.Read(20);
   EXPECT_NEAR(r.pacer->pace(), 0.25, 1e-9);
   r.Read(9);  // under the limit but above 80%: no change either way
   EXPECT_NEAR(r.pacer->pace(), 0.25, 1e-9);
-  r.Read(7);  // below 80%: x1.25 + 0.01
-  EXPECT_NEAR(r.pacer->pace(), 0.3225, 1e-9);
-  EXPECT_EQ(r.pacer->reason(), "recovering; pace 32%");
+  r.Read(7);  // below 80%: +0.1
+  EXPECT_NEAR(r.pacer->pace(), 0.35, 1e-9);
+  EXPECT_EQ(r.pacer->reason(), "recovering; pace 35%");
   for (int i = 0; i < 20; ++i) r.Read(0);
   EXPECT_DOUBLE_EQ(r.pacer->pace(), 1.0);
   EXPECT_EQ(r.pacer->reason(), "");
@@ -467,6 +474,172 @@ TEST(PacerTest, ThreadsReadSignalsAndControlUntilStopped) {
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_EQ(r.source->measures(), measures);  // stopped means stopped
   EXPECT_EQ(r.pacer->BeforeChunk().code(), StatusCode::kCancelled);
+}
+
+}  // namespace
+}  // namespace sluice::backfill
+
+namespace sluice::backfill {
+namespace {
+
+// The default probe objective: 1.5x the probe's own baseline, at least
+// +1 ms. Readings come from `series` in order (the last repeats).
+struct ProbeRig : Rig {
+  explicit ProbeRig(double slowdown = 1.5) : Rig(Relative(slowdown)) {
+    source->SetFn(Signal::kProbe, [this]() -> Result<double> {
+      std::lock_guard<std::mutex> l(mu);
+      if (next < series.size()) return series[next++];
+      return series.empty() ? 0.0 : series.back();
+    });
+  }
+  static ThrottleSettings Relative(double slowdown) {
+    ThrottleSettings s;
+    s.probe_sql = "SELECT k FROM t ORDER BY k LIMIT 1";  // never run
+    s.probe_slowdown = slowdown;
+    return s;
+  }
+  // Queues `values` and takes one reading per value (the first reading of
+  // a pacer also takes the baseline's readings from the queue).
+  void Feed(std::vector<double> values, int readings = -1) {
+    {
+      std::lock_guard<std::mutex> l(mu);
+      series.insert(series.end(), values.begin(), values.end());
+    }
+    for (int i = 0; i < (readings < 0 ? static_cast<int>(values.size()) : readings); ++i) pacer->ProbeSignals();
+  }
+  // Readings of `ms` until the pace passes `pred` (at most `limit`);
+  // returns how many it took, or -1.
+  int ReadUntil(double ms, const std::function<bool(double)>& pred, int limit = 200) {
+    for (int i = 1; i <= limit; ++i) {
+      Feed({ms});
+      if (pred(pacer->pace())) return i;
+    }
+    return -1;
+  }
+  std::mutex mu;
+  std::vector<double> series;
+  size_t next = 0;
+};
+
+TEST(PacerProbeTest, TheFirstReadingMeasuresTheBaselineAsAMedianBeforeAnyChunk) {
+  ProbeRig r;
+  EXPECT_TRUE(r.pacer->holding());  // no chunk before it
+  // Five back-to-back readings, one of them an outlier: the median.
+  r.Feed({2.0, 2.2, 40.0, 1.8, 2.1}, 1);
+  ASSERT_TRUE(r.pacer->probe_baseline_ms().has_value());
+  EXPECT_DOUBLE_EQ(*r.pacer->probe_baseline_ms(), 2.1);
+  EXPECT_FALSE(r.pacer->holding());
+  EXPECT_DOUBLE_EQ(r.pacer->pace(), 1.0);
+}
+
+TEST(PacerProbeTest, ASingleSpikeIsIgnoredASustainedRiseHalvesThePaceWithinTwoReadings) {
+  ProbeRig r;
+  r.Feed({2, 2, 2, 2, 2}, 1);
+  r.Feed({2, 2, 2});
+  r.Feed({50});  // one spike: the median of the last three is 2
+  EXPECT_DOUBLE_EQ(r.pacer->pace(), 1.0);
+  r.Feed({2, 2});
+  // A sustained rise, 10x the baseline: the second reading halves the pace
+  // (2 readings = 500 ms at the default poll interval).
+  r.Feed({20});
+  EXPECT_DOUBLE_EQ(r.pacer->pace(), 1.0);
+  r.Feed({20});
+  EXPECT_LE(r.pacer->pace(), 0.5);
+  EXPECT_THAT(r.pacer->reason(), HasSubstr("probe latency 20.00 ms (objective 3.00 ms: 1.5x its 2.00 ms baseline)"));
+}
+
+TEST(PacerProbeTest, AModestSustainedRiseCutsThePaceInProportionUntilMet) {
+  ProbeRig r;
+  r.Feed({4, 4, 4, 4, 4}, 1);  // objective 6 ms
+  // 7.5 ms sustained: 1.25x the objective, cut by 1/1.25 per reading.
+  const int n = r.ReadUntil(7.5, [](double p) { return p <= 0.5; });
+  EXPECT_GE(n, 3);
+  EXPECT_LE(n, 6);
+}
+
+TEST(PacerProbeTest, RecoveryAfterTheLoadEndsIsBackAboveEightyPercentWithinTenReadings) {
+  ProbeRig r;
+  r.Feed({1, 1, 1, 1, 1}, 1);  // objective max(1.5, 1 + 1) = 2 ms
+  EXPECT_GT(r.ReadUntil(30, [](double p) { return p <= 0.02; }), 0);
+  // The load ends: the latency is back at its baseline.
+  const int n = r.ReadUntil(1, [](double p) { return p > 0.8; });
+  EXPECT_GT(n, 0);
+  EXPECT_LE(n, 10);  // 2.5 s at 250 ms; the smoothing costs one reading
+  EXPECT_EQ(r.ReadUntil(1, [](double p) { return p >= 1.0; }, 5) > 0, true);
+}
+
+TEST(PacerProbeTest, MicrosecondNoiseOfAFastProbeNeverThrottles) {
+  ProbeRig r;
+  r.Feed({0.10, 0.12, 0.09, 0.11, 0.10}, 1);  // baseline 0.10 ms: objective 1.10 ms
+  // The backfill alone doubles the probe's latency, with jitter and the
+  // odd spike: all far under baseline + 1 ms.
+  for (int i = 0; i < 100; ++i) {
+    double v = 0.2 + 0.05 * (i % 7) / 7.0 + (i % 13 == 0 ? 5.0 : 0.0);
+    r.Feed({v});
+    ASSERT_DOUBLE_EQ(r.pacer->pace(), 1.0) << "reading " << i << " (" << v << " ms)";
+  }
+}
+
+TEST(PacerProbeTest, ABaselineDriftCannotRatchetTheBackfillDownForever) {
+  ProbeRig r;
+  r.Feed({1, 1, 1, 1, 1}, 1);
+  // The application's latency rises to 5x for reasons of its own and stays
+  // there: the backfill slows to a hold, the quiet readings re-measure the
+  // baseline, and it runs again at full speed.
+  EXPECT_GT(r.ReadUntil(5, [](double p) { return p <= 0.02; }), 0);
+  EXPECT_GT(r.ReadUntil(5, [](double p) { return p >= 1.0; }, 40), 0);
+  EXPECT_NEAR(*r.pacer->probe_baseline_ms(), 5.0, 1e-9);
+  EXPECT_FALSE(r.pacer->holding());
+  // And the new baseline still protects: a rise on top of it throttles.
+  EXPECT_GT(r.ReadUntil(50, [](double p) { return p <= 0.5; }, 4), 0);
+  // A falling latency lowers the baseline at once.
+  r.ReadUntil(0.5, [](double) { return false; }, 4);
+  EXPECT_NEAR(*r.pacer->probe_baseline_ms(), 0.5, 1e-9);
+}
+
+TEST(PacerProbeTest, AFailingProbeStillFailsClosedAndLeavesTheBaselineAlone) {
+  ProbeRig r;
+  r.Feed({2, 2, 2, 2, 2}, 1);
+  r.source->Set(Signal::kProbe, Unavailable("connection lost"));
+  r.source->SetFn(Signal::kProbe, nullptr);
+  for (int i = 0; i < 7; ++i) r.pacer->ProbeSignals();
+  EXPECT_TRUE(r.pacer->holding());
+  EXPECT_THAT(r.pacer->reason(), HasSubstr("probe latency could not be read: connection lost"));
+  EXPECT_DOUBLE_EQ(*r.pacer->probe_baseline_ms(), 2.0);
+}
+
+TEST(PacerProbeTest, ABaselineThatCannotBeMeasuredHolds) {
+  ProbeRig r;
+  r.source->SetFn(Signal::kProbe, nullptr);
+  r.source->Set(Signal::kProbe, Unavailable("connection lost"));
+  r.pacer->ProbeSignals();
+  EXPECT_FALSE(r.pacer->probe_baseline_ms().has_value());
+  EXPECT_DOUBLE_EQ(r.pacer->pace(), 0.5);
+  for (int i = 0; i < 6; ++i) r.pacer->ProbeSignals();
+  EXPECT_TRUE(r.pacer->holding());
+}
+
+TEST(PacerProbeTest, AnAbsoluteTargetAndTheRelativeObjectiveTheWorstWins) {
+  ThrottleSettings s = ProbeRig::Relative(1.5);
+  s.probe_target_ms = 5;
+  Rig r(s);
+  r.source->Set(Signal::kProbe, 1.0);
+  r.pacer->ProbeSignals();  // baseline 1 ms: objective 2 ms
+  r.source->Set(Signal::kProbe, 4.0);
+  r.pacer->ProbeSignals();
+  r.pacer->ProbeSignals();
+  EXPECT_THAT(r.pacer->reason(), HasSubstr("objective 2.00 ms"));  // 2x its objective, 0.8x the target
+  EXPECT_DOUBLE_EQ(r.pacer->pace(), 0.5);
+  // Only an absolute target: no baseline is measured.
+  ThrottleSettings a;
+  a.probe_sql = "SELECT 1";
+  a.probe_target_ms = 5;
+  Rig r2(a);
+  r2.source->Set(Signal::kProbe, 4.0);
+  r2.pacer->ProbeSignals();
+  EXPECT_EQ(r2.source->measures(), 1);
+  EXPECT_FALSE(r2.pacer->probe_baseline_ms().has_value());
+  EXPECT_DOUBLE_EQ(r2.pacer->pace(), 1.0);
 }
 
 }  // namespace
