@@ -531,6 +531,7 @@ struct DurationEstimate {
   std::string subject;  // the table or index ("" = the whole phase)
   double p50_seconds = 0, p90_seconds = 0;
   std::string method;   // how it was computed, in words
+  double p10_seconds = -1;  // < 0: not given (JSON: P50^2/P90, as wide below as above)
 };
 
 // The strongest lock one statement of one phase takes.

@@ -294,7 +294,7 @@ int main(int argc, char** argv) {
   estimate->add_option("--trial-chunks", estimate_opts.trial_chunks,
                        "timed trial chunks per backfilled table (rolled back)")
       ->capture_default_str();
-  estimate->add_option("--chunk-rows", estimate_opts.chunk_rows, "rows per trial chunk (default: the plan's, else 1000)");
+  estimate->add_option("--chunk-rows", estimate_opts.chunk_rows, "rows of the first trial chunks (default: the plan's, else 1000); the others as the backfill sizes them");
   estimate->add_option("--trial-lock-timeout-ms", estimate_opts.lock_timeout_ms,
                        "ms the trial may wait for a lock before it gives up (never queues behind the application)")
       ->capture_default_str();

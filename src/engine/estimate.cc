@@ -20,6 +20,7 @@
 
 #include "common/clock.h"
 #include "common/sql_text.h"
+#include "backfill/backfill.h"
 #include "engine/history.h"
 #include "engine/preflight.h"
 #include "plan/parser.h"
@@ -66,43 +67,86 @@ std::string Params(size_t n, size_t first) {
   return s + ")";
 }
 
-struct Range {
-  std::vector<Value> lo, hi;  // lo exclusive, hi inclusive
-};
-
-// Up to `n` ranges of about `rows` keys each, starting at sampled keys.
-Result<std::vector<Range>> SampleRanges(db::Connection& conn, const std::string& table,
-                                        const std::vector<std::string>& key, int n, int64_t rows) {
-  const db::Dialect& d = conn.dialect();
+std::string KeyColumns(const db::Dialect& d, const std::vector<std::string>& key, const char* order = "") {
   std::string cols;
-  for (const auto& k : key) cols += (cols.empty() ? "" : ", ") + d.Quote(k);
+  for (const auto& k : key) cols += (cols.empty() ? "" : ", ") + d.Quote(k) + order;
+  return cols;
+}
+
+// Up to `n` sampled keys of `table`: where the trial chunks start.
+Result<std::vector<db::Row>> SampleStarts(db::Connection& conn, const std::string& table,
+                                          const std::vector<std::string>& key, int n) {
+  const db::Dialect& d = conn.dialect();
   std::string sample = d.SampleKeysSql(d.Table(table), key, n);
-  if (sample.empty()) sample = "SELECT " + cols + " FROM " + d.Table(table) + " ORDER BY random() LIMIT " +
-                               std::to_string(n);
-  SLUICE_ASSIGN_OR_RETURN(auto starts, conn.Query(sample));
-  std::vector<Range> out;
-  for (const auto& row : starts.rows) {
-    SLUICE_ASSIGN_OR_RETURN(auto hi, conn.Query("SELECT " + cols + " FROM " + d.Table(table) + " WHERE (" + cols +
-                                                    ") > " + Params(key.size(), 1) + " ORDER BY " + cols +
-                                                    " LIMIT 1 OFFSET " + std::to_string(std::max<int64_t>(0, rows - 1)),
-                                                row));
-    Range r;
-    r.lo = row;
-    if (hi.rows.empty()) {
-      SLUICE_ASSIGN_OR_RETURN(auto mx, conn.Query("SELECT " + cols + " FROM " + d.Table(table) + " ORDER BY " +
-                                                  [&] {
-                                                    std::string s;
-                                                    for (const auto& k : key) s += (s.empty() ? "" : ", ") + d.Quote(k) + " DESC";
-                                                    return s;
-                                                  }() + " LIMIT 1"));
-      if (mx.rows.empty()) continue;
-      r.hi = mx.rows[0];
-    } else {
-      r.hi = hi.rows[0];
-    }
-    out.push_back(std::move(r));
+  if (sample.empty()) {
+    sample = "SELECT " + KeyColumns(d, key) + " FROM " + d.Table(table) + " ORDER BY random() LIMIT " +
+             std::to_string(n);
   }
-  return out;
+  SLUICE_ASSIGN_OR_RETURN(auto starts, conn.Query(sample));
+  return starts.rows;
+}
+
+// The key `rows` keys after `lo` (the backfill's own bound query), or the
+// table's last key when fewer follow; empty when the table is empty.
+Result<std::vector<Value>> RangeEnd(db::Connection& conn, const std::string& table,
+                                    const std::vector<std::string>& key, const std::vector<Value>& lo, int64_t rows) {
+  const db::Dialect& d = conn.dialect();
+  const std::string cols = KeyColumns(d, key);
+  SLUICE_ASSIGN_OR_RETURN(auto hi, conn.Query("SELECT " + cols + " FROM " + d.Table(table) + " WHERE (" + cols +
+                                                  ") > " + Params(key.size(), 1) + " ORDER BY " + cols +
+                                                  " LIMIT 1 OFFSET " + std::to_string(std::max<int64_t>(0, rows - 1)),
+                                              lo));
+  if (!hi.rows.empty()) return hi.rows[0];
+  SLUICE_ASSIGN_OR_RETURN(auto mx, conn.Query("SELECT " + cols + " FROM " + d.Table(table) + " ORDER BY " +
+                                              KeyColumns(d, key, " DESC") + " LIMIT 1"));
+  if (mx.rows.empty()) return std::vector<Value>();
+  return mx.rows[0];
+}
+
+// Per-chunk cost a + b * rows, least squares over (rows, seconds) points;
+// one size only (or a negative slope): no fixed part, the median per row.
+struct Linear {
+  double a = 0, b = 0;
+  double At(double n) const { return a + b * n; }
+};
+Linear FitChunkCost(const std::vector<std::pair<double, double>>& pts) {
+  Linear l;
+  if (pts.empty()) return l;
+  double sn = 0, st = 0, snn = 0, snt = 0;
+  const double k = static_cast<double>(pts.size());
+  for (const auto& [n, t] : pts) {
+    sn += n;
+    st += t;
+    snn += n * n;
+    snt += n * t;
+  }
+  const double den = k * snn - sn * sn;
+  if (den > 1e-9 * std::max(1.0, snn)) {
+    l.b = (k * snt - sn * st) / den;
+    l.a = (st - l.b * sn) / k;
+  }
+  if (l.b <= 0 || l.a < 0) {
+    std::vector<double> per_row;
+    for (const auto& [n, t] : pts) per_row.push_back(t / std::max(1.0, n));
+    l = {0, Quantile(per_row, 0.5)};
+  }
+  return l;
+}
+
+// The backfill's chunk schedule (src/backfill/backfill.cc): the first chunk
+// has `first` rows, each next one at most twice the last, up to `steady`.
+double ScheduleSeconds(int64_t rows, int64_t first, int64_t steady, const Linear& cost, int64_t* chunks) {
+  double total = 0;
+  int64_t n = std::min(first, steady), left = rows;
+  *chunks = 0;
+  while (left > 0) {
+    const int64_t c = std::min(n, left);
+    total += cost.At(static_cast<double>(c));
+    left -= c;
+    ++*chunks;
+    n = std::min(steady, n * 2);
+  }
+  return total;
 }
 
 // Rows of `table`: the catalog's estimate when it has one, else counted.
@@ -129,7 +173,10 @@ json ToJson(const EstimateResult& e) {
   }
   for (const auto& x : e.estimates) {
     estimates.push_back({{"phase", x.phase}, {"subject", x.subject}, {"p50_seconds", x.p50_seconds},
-                         {"p90_seconds", x.p90_seconds}, {"method", x.method}});
+                         {"p90_seconds", x.p90_seconds},
+                         {"p10_seconds", x.p10_seconds >= 0 ? x.p10_seconds
+                                                             : x.p50_seconds * x.p50_seconds / std::max(x.p90_seconds, 1e-9)},
+                         {"method", x.method}});
   }
   for (const auto& l : e.locks) {
     locks.push_back({{"phase", l.phase}, {"statement", l.statement}, {"summary", l.summary}, {"lock", l.lock},
@@ -167,7 +214,7 @@ Result<EstimateResult> EstimateFromJson(const std::string& text) {
   if (j.contains("estimates") && j["estimates"].is_array()) {
     for (const auto& x : j["estimates"]) {
       e.estimates.push_back({x.value("phase", ""), x.value("subject", ""), x.value("p50_seconds", 0.0),
-                             x.value("p90_seconds", 0.0), x.value("method", "")});
+                             x.value("p90_seconds", 0.0), x.value("method", ""), x.value("p10_seconds", -1.0)});
     }
   }
   if (j.contains("locks") && j["locks"].is_array()) {
@@ -281,9 +328,22 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
   };
 
   // --- the trial, rolled back ---
-  const int64_t chunk_rows =
-      options.chunk_rows > 0 ? options.chunk_rows : p.backfill.chunk_rows.value_or(int64_t{1000});
-  std::map<std::string, std::vector<double>> chunk_rates, chunk_seconds, verify_per_row, sort_per_row;
+  // The backfill's chunk sizing (backfill::Settings, as RunBackfill sets it).
+  const backfill::Settings defaults;
+  const int64_t first_rows =
+      options.chunk_rows > 0 ? options.chunk_rows : p.backfill.chunk_rows.value_or(defaults.chunk_rows);
+  const int64_t chunk_rows = first_rows;
+  const int64_t min_rows = p.backfill.chunk_min_rows.value_or(defaults.chunk_min_rows);
+  const int64_t max_rows = std::max(p.backfill.chunk_max_rows.value_or(defaults.chunk_max_rows), min_rows);
+  const int64_t target_ms = p.backfill.chunk_target_ms.value_or(d.default_chunk_target_ms());
+  struct TrialFit {
+    Linear cost;  // one chunk's seconds, commit included, by its rows
+    int64_t first = 0, steady = 0;
+    std::vector<double> steady_rates;  // rows/s of the chunks at the settled size
+    double commit_first = 0, commit_steady = 0;
+  };
+  std::map<std::string, TrialFit> fits;
+  std::map<std::string, std::vector<double>> chunk_rates, chunk_seconds, verify_per_row, sort_per_row, scan_per_row;
   double start_seconds = 0;
   int64_t start_statements = 0;
   auto trial = [&]() -> Status {
@@ -302,13 +362,13 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
     }
     start_seconds = static_cast<double>(clock()->NowMicros() - t0) / 1e6;
     for (const auto& task : c.backfill) {
-      SLUICE_ASSIGN_OR_RETURN(auto ranges, SampleRanges(*conn, task.table, task.key, options.trial_chunks, chunk_rows));
-      std::string set, key;
+      SLUICE_ASSIGN_OR_RETURN(auto starts, SampleStarts(*conn, task.table, task.key, options.trial_chunks));
+      std::string set;
       for (size_t i = 0; i < task.assignments.size(); ++i) {
         set += (i ? ", " : "") + d.Quote(task.assignments[i].target) + " = " +
                sql::ScalarExpression(task.assignments[i].expr);
       }
-      for (size_t i = 0; i < task.key.size(); ++i) key += (i ? ", " : "") + d.Quote(task.key[i]);
+      const std::string key = KeyColumns(d, task.key);
       const std::string where = "(" + key + ") > " + Params(task.key.size(), 1) + " AND (" + key +
                                 ") <= " + Params(task.key.size(), task.key.size() + 1);
       const std::string update = "UPDATE " + d.Table(task.table) + " SET " + set + " WHERE " +
@@ -324,23 +384,82 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
                                    " FROM " + d.Table(task.table) + " WHERE " + where;
       const std::string sorted = "SELECT " + key + " FROM " + d.Table(task.table) + " WHERE " + where +
                                  " ORDER BY " + key + " DESC";
-      for (const auto& r : ranges) {
-        std::vector<Value> params = r.lo;
-        params.insert(params.end(), r.hi.begin(), r.hi.end());
+      const std::string counted = "SELECT count(*) FROM " + d.Table(task.table) + " WHERE " + where;
+      // The bytes a chunk writes per row, for the commit's cost.
+      std::string row_bytes;
+      for (const auto& col : cols) row_bytes += (row_bytes.empty() ? "" : " + ") + ("coalesce(length(CAST(" + col + " AS TEXT)), 0)");
+      const std::string bytes = "SELECT avg(" + row_bytes + ") FROM " + d.Table(task.table) + " WHERE " + where;
+      // Chunks run as the backfill runs them: the bound query, the update
+      // and the chunk's state row, timed together; the first third at the
+      // first chunk's size, the rest at the size the backfill settles on
+      // (its chunk target at the first chunks' pace, capped by its limits).
+      // The commit, which the rolled-back trial cannot time, is timed on a
+      // scratch database of the same storage (Connection::TimeCommit).
+      TrialFit& fit = fits[task.table];
+      fit.first = first_rows;
+      fit.steady = first_rows;
+      const size_t n_first = std::max<size_t>(1, (starts.size() + 2) / 3);
+      std::vector<std::pair<double, double>> points;
+      double bytes_per_row = 0;
+      std::map<int64_t, double> commit_at;  // chunk size -> one commit's seconds
+      auto commit_seconds = [&](int64_t n) -> Result<double> {
+        auto it = commit_at.find(n);
+        if (it != commit_at.end()) return it->second;
+        SLUICE_ASSIGN_OR_RETURN(double secs, conn->TimeCommit(n, std::llround(bytes_per_row) + 16));
+        commit_at[n] = secs;
+        return secs;
+      };
+      for (size_t i = 0; i < starts.size(); ++i) {
+        if (i == n_first && !points.empty()) {
+          // Seconds per row of the first chunks, commit included.
+          double rows = 0, secs = 0;
+          for (const auto& [n, t] : points) {
+            rows += n;
+            secs += t;
+          }
+          const double pace = secs / std::max(1.0, rows);
+          fit.steady = std::clamp<int64_t>(std::llround(static_cast<double>(target_ms) / 1000.0 / std::max(pace, 1e-9)),
+                                           min_rows, max_rows);
+        }
+        const int64_t size = i < n_first ? fit.first : fit.steady;
         for (const auto& s : task.setup_sql) SLUICE_RETURN_IF_ERROR(conn->Exec(s));
         int64_t c0 = clock()->NowMicros();
+        SLUICE_ASSIGN_OR_RETURN(auto hi, RangeEnd(*conn, task.table, task.key, starts[i], size));
+        if (hi.empty()) continue;
+        std::vector<Value> params = starts[i];
+        params.insert(params.end(), hi.begin(), hi.end());
         SLUICE_ASSIGN_OR_RETURN(auto res, conn->Query(update, params));
-        const double secs = std::max(1e-6, static_cast<double>(clock()->NowMicros() - c0) / 1e6);
+        SLUICE_RETURN_IF_ERROR(conn->Query("INSERT INTO " + d.StateTable("chunks") +
+                                               " (migration, tbl, worker, chunk, from_key, to_key, rows, millis, "
+                                               "committed_at) VALUES ($1, $2, 0, $3, NULL, '[]', $4, 0, '')",
+                                           {Value::Text(p.name), Value::Text(task.table),
+                                            Value::Int(static_cast<int64_t>(i) + 1), Value::Int(res.affected)})
+                                 .status());
+        double secs = std::max(1e-6, static_cast<double>(clock()->NowMicros() - c0) / 1e6);
+        if (bytes_per_row <= 0) {
+          SLUICE_ASSIGN_OR_RETURN(auto b, conn->Query(bytes, params));
+          if (!b.rows.empty() && !b.rows[0][0].is_null()) bytes_per_row = b.rows[0][0].AsReal();
+        }
+        SLUICE_ASSIGN_OR_RETURN(double commit, commit_seconds(size));
+        secs += commit;
         TableEstimateInfo* info = *table_info(task.table);
         info->trial_chunks++;
         info->trial_rows += res.affected;
         info->trial_seconds += secs;
-        if (res.affected > 0) chunk_rates[task.table].push_back(static_cast<double>(res.affected) / secs);
+        if (res.affected > 0) {
+          chunk_rates[task.table].push_back(static_cast<double>(res.affected) / secs);
+          if (i >= n_first) fit.steady_rates.push_back(static_cast<double>(res.affected) / secs);
+          points.emplace_back(static_cast<double>(res.affected), secs);
+        }
         chunk_seconds[task.table].push_back(secs);
         c0 = clock()->NowMicros();
         SLUICE_ASSIGN_OR_RETURN(auto cs, conn->Query(checksum, params));
         const int64_t n = cs.rows.empty() ? 0 : cs.rows[0][0].AsInt();
         if (n > 0) verify_per_row[task.table].push_back(static_cast<double>(clock()->NowMicros() - c0) / 1e6 / n);
+        c0 = clock()->NowMicros();
+        SLUICE_ASSIGN_OR_RETURN(auto cn, conn->Query(counted, params));
+        const int64_t m = cn.rows.empty() ? 0 : cn.rows[0][0].AsInt();
+        if (m > 0) scan_per_row[task.table].push_back(static_cast<double>(clock()->NowMicros() - c0) / 1e6 / m);
         c0 = clock()->NowMicros();
         SLUICE_ASSIGN_OR_RETURN(auto so, conn->Query(sorted, params));
         if (!so.rows.empty()) {
@@ -348,6 +467,9 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
                                              static_cast<double>(so.rows.size()));
         }
       }
+      fit.cost = FitChunkCost(points);
+      fit.commit_first = commit_at.count(fit.first) ? commit_at[fit.first] : 0;
+      fit.commit_steady = commit_at.count(fit.steady) ? commit_at[fit.steady] : 0;
     }
     return Status::Ok();
   };
@@ -381,16 +503,35 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
       e.p90_seconds = std::max(e.p50_seconds, one * 2);
       e.method = "no rows to rewrite: one chunk";
     } else {
+      const TrialFit& fit = fits[task.table];
       info.rows_per_second_p50 = Quantile(rates, 0.5);
       info.rows_per_second_p10 = Quantile(rates, 0.1);
-      // Each chunk also writes its checkpoint and commits: 10% on top.
-      e.p50_seconds = 1.1 * static_cast<double>(info.rows) / info.rows_per_second_p50;
-      // The slowest trial chunks' pace, and at least 1.5x: the trial cannot
-      // see the application's load to come.
-      e.p90_seconds = std::max(1.5 * e.p50_seconds, 1.1 * static_cast<double>(info.rows) / info.rows_per_second_p10);
-      e.method = fmt::format("{} rows ({}) / {:.0f} rows/s, the median of {} timed trial chunks of up to {} rows; "
-                             "P90 at the slowest-decile chunk rate, at least 1.5x P50",
-                             info.rows, info.rows_source, info.rows_per_second_p50, rates.size(), chunk_rows);
+      int64_t chunks = 0;
+      const double chunk_secs = ScheduleSeconds(info.rows, fit.first, fit.steady, fit.cost, &chunks);
+      // Around the chunks: the backfill counts the rows to do first, and its
+      // gate compares the old and the new read path's counts last.
+      const auto& spr = scan_per_row[task.table];
+      const double scans = 3 * static_cast<double>(info.rows) * (spr.empty() ? 0 : Quantile(spr, 0.5));
+      // And the run's own transactions (lease, checkpoint rows, gate,
+      // readiness), about 8, each at a chunk's fixed cost.
+      const double own = 8 * fit.cost.a;
+      e.p50_seconds = chunk_secs + scans + own;
+      // The spread of the settled chunks' pace, at least 1.5x either way:
+      // the trial cannot see the application's load to come.
+      const double spread = std::clamp(fit.steady_rates.size() < 2 ? 1.5
+                                           : Quantile(fit.steady_rates, 0.5) /
+                                                 std::max(1e-9, Quantile(fit.steady_rates, 0.1)),
+                                       1.5, 4.0);
+      e.p90_seconds = e.p50_seconds * spread;
+      e.p10_seconds = e.p50_seconds / 1.5;
+      e.method = fmt::format("{} rows ({}) in {} chunks as the backfill sizes them ({} rows first, then up to {} "
+                             "at its {} ms target), each {:.2f} ms + {:.3f} us/row, fitted to {} trial chunks timed "
+                             "with their state row and a commit timed on a scratch database ({:.2f} ms at {} rows); "
+                             "plus 3 counting scans at {:.3f} us/row and 8 transactions of the run's own; P10 P50/1.5, "
+                             "P90 P50 x {:.2f}",
+                             info.rows, info.rows_source, chunks, fit.first, fit.steady, target_ms, fit.cost.a * 1e3,
+                             fit.cost.b * 1e6, rates.size(), fit.commit_steady * 1e3, fit.steady,
+                             spr.empty() ? 0 : Quantile(spr, 0.5) * 1e6, spread);
     }
     if (p.backfill.max_rows_per_second && *p.backfill.max_rows_per_second > 0) {
       const double floor = static_cast<double>(info.rows) / *p.backfill.max_rows_per_second;

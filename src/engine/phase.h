@@ -21,11 +21,18 @@
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
 #include "db/adapter.h"
 #include "engine/state.h"
 #include "sluice/sluice.h"
 
 namespace sluice::engine {
+
+// Seconds from `began_micros` (clock->NowMicros()) to now: the phase
+// events record how long their phase took (`seconds` in their details).
+inline double SecondsSince(Clock* clock, int64_t began_micros) {
+  return static_cast<double>(clock->NowMicros() - began_micros) / 1e6;
+}
 
 // One lifecycle phase to run.
 struct PhaseRun {

@@ -1,5 +1,6 @@
 // Lint, plan preview and start (expand + dual-write + the new version's
 // read path).
+#include <cmath>
 #include <functional>
 #include <map>
 #include <set>
@@ -235,6 +236,7 @@ Status RefuseConflicts(const std::vector<MigrationRecord>& all, const std::strin
 }  // namespace
 
 Status Engine::Start(const std::string& plan_path, std::vector<std::string>* warnings_out) {
+  const int64_t began = clock()->NowMicros();  // the event records how long start took
   std::vector<plan::Diagnostic> warnings;
   SLUICE_ASSIGN_OR_RETURN(plan::Plan p, plan::ParsePlanFile(plan_path, &warnings));
   SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
@@ -368,6 +370,7 @@ Status Engine::Start(const std::string& plan_path, std::vector<std::string>* war
   run.record = [&](bool finished) -> Status {
     if (!finished) return Status::Ok();
     SLUICE_RETURN_IF_ERROR(MovePhase(store, p.name, kStarting, kActive));
+    details["seconds"] = std::round(SecondsSince(clock(), began) * 1000) / 1000;
     return store.AddEvent(p.name, "start", options_.actor, "expanded: version " + c.version.name + " published",
                           details.dump());
   };

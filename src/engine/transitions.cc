@@ -2,6 +2,7 @@
 // the one door in phase.h.
 #include <algorithm>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "engine/engine.h"
@@ -116,6 +117,7 @@ Result<std::vector<db::Step>> RollbackSteps(StateStore& store, const db::Dialect
 }
 
 Status Engine::Switch(const std::string& migration, bool back, const TransitionOptions& options) {
+  const int64_t began = clock()->NowMicros();  // the event records how long the phase took
   SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
   StateStore store(*conn, clock());
   SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, "switch"));
@@ -151,12 +153,14 @@ Status Engine::Switch(const std::string& migration, bool back, const TransitionO
     return store.AddEvent(name, back ? "switch.back" : "switch", options_.actor,
                           back ? "reads switched back to the previous version"
                                : "reads switched to version '" + target + "'",
-                          baseline.empty() ? "" : "{\"baseline\": " + baseline + "}");
+                          fmt::format("{{\"seconds\": {:.3f}{}}}", SecondsSince(clock(), began),
+                                      baseline.empty() ? "" : ", \"baseline\": " + baseline));
   };
   return Transition(*conn, store, options_, run);
 }
 
 Status Engine::Complete(const std::string& migration, const TransitionOptions& options) {
+  const int64_t began = clock()->NowMicros();  // the event records how long the phase took
   SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
   StateStore store(*conn, clock());
   SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, "complete"));
@@ -205,7 +209,8 @@ Status Engine::Complete(const std::string& migration, const TransitionOptions& o
     SLUICE_RETURN_IF_ERROR(MovePhase(store, name, from, kComplete));
     SLUICE_RETURN_IF_ERROR(store.ReleaseClaims(name));
     SLUICE_RETURN_IF_ERROR(
-        store.AddEvent(name, "complete", options_.actor, "contracted: version " + l.rec.version + " is final"));
+        store.AddEvent(name, "complete", options_.actor, "contracted: version " + l.rec.version + " is final",
+                       fmt::format("{{\"seconds\": {:.3f}}}", SecondsSince(clock(), began))));
     // The evidence, archived with the phase change (history.h).
     return ArchiveReport(store, conn->dialect(), name);
   };
@@ -213,6 +218,7 @@ Status Engine::Complete(const std::string& migration, const TransitionOptions& o
 }
 
 Status Engine::Rollback(const std::string& migration, bool force) {
+  const int64_t began = clock()->NowMicros();  // the event records how long the phase took
   SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
   StateStore store(*conn, clock());
   SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, "roll back"));
@@ -251,7 +257,8 @@ Status Engine::Rollback(const std::string& migration, bool force) {
     // A later `start` of the same migration must run its steps again, not
     // find them marked done by the start this rollback undid.
     SLUICE_RETURN_IF_ERROR(store.ClearStep(name, "start"));
-    SLUICE_RETURN_IF_ERROR(store.AddEvent(name, "rollback", options_.actor, "rolled back to the state before start"));
+    SLUICE_RETURN_IF_ERROR(store.AddEvent(name, "rollback", options_.actor, "rolled back to the state before start",
+                                          fmt::format("{{\"seconds\": {:.3f}}}", SecondsSince(clock(), began))));
     return ArchiveReport(store, conn->dialect(), name);
   };
   return Transition(*conn, store, options_, run);

@@ -89,6 +89,19 @@ double BackfillSeconds(const MigrationHistory& h) {
   return s;
 }
 
+// How long the latest `kind` event's phase took (the `seconds` its details
+// record: start, switch, complete, rollback); -1 when not recorded.
+double PhaseSeconds(const MigrationHistory& h, const std::string& kind) {
+  for (auto it = h.events.rbegin(); it != h.events.rend(); ++it) {
+    if (it->kind != kind) continue;
+    auto d = json::parse(it->details, nullptr, false);
+    if (d.is_object() && d.contains("seconds") && d["seconds"].is_number()) return d["seconds"].get<double>();
+    return -1;
+  }
+  return -1;
+}
+const char* const kTimedPhases[] = {"start", "switch", "complete", "rollback"};
+
 // The latest rehearsal's first-round duration of `phase`; -1 when none.
 double RehearsedSeconds(const MigrationHistory& h, const std::string& phase) {
   if (h.rehearsals.empty()) return -1;
@@ -199,7 +212,15 @@ std::string ReportJson(const MigrationHistory& h) {
       {"backfill_p90_seconds", mi.estimate_backfill_p90_seconds >= 0 ? json(mi.estimate_backfill_p90_seconds) : json()},
       {"actual_backfill_wall_seconds", mi.actual_backfill_seconds >= 0 ? json(mi.actual_backfill_seconds) : json()},
       {"rehearsed_backfill_seconds", RehearsedSeconds(h, "backfill")},
-      {"actual_backfill_seconds", BackfillSeconds(h)}};
+      {"actual_backfill_seconds", BackfillSeconds(h)},
+      {"actual_phase_seconds", [&] {
+         json phases = json::object();
+         for (const char* k : kTimedPhases) {
+           const double secs = PhaseSeconds(h, k);
+           phases[k] = secs >= 0 ? json(secs) : json();
+         }
+         return phases;
+       }()}};
   j["rehearsals"] = rehearsals;
   json retro = json::array();
   for (const auto& q : RetrospectiveQuestions()) retro.push_back({{"question", q}, {"answer", ""}});
@@ -367,6 +388,9 @@ std::string ReportMarkdown(const MigrationHistory& h) {
       if (x.phase == "backfill" && (x.subject.empty() || backfills == 1) && mi.actual_backfill_seconds >= 0) {
         actual = fmt::format("{:.3f}", mi.actual_backfill_seconds);
       }
+      if ((x.phase == "start" || x.phase == "complete") && PhaseSeconds(h, x.phase) >= 0) {
+        actual = fmt::format("{:.3f}", PhaseSeconds(h, x.phase));
+      }
       line(fmt::format("| {} | {} | {:.3f} | {:.3f} | {} |", x.phase, Cell(x.subject), x.p50_seconds, x.p90_seconds,
                        actual));
     }
@@ -380,6 +404,14 @@ std::string ReportMarkdown(const MigrationHistory& h) {
     }
   } else {
     line("No estimate recorded (run `sluice start --estimate` to record one).");
+  }
+  {
+    // Every timed phase, estimated or not (the rollback has no estimate).
+    std::string timed;
+    for (const char* k : kTimedPhases) {
+      if (PhaseSeconds(h, k) >= 0) timed += fmt::format("{}{} {:.3f} s", timed.empty() ? "" : ", ", k, PhaseSeconds(h, k));
+    }
+    if (!timed.empty()) line("Phase durations measured (the latest of each): " + timed + ".");
   }
   line(fmt::format("{}Actual time inside backfill chunks: {:.1f} s.",
                    rehearsed >= 0 ? fmt::format("Rehearsed backfill: {:.1f} s. ", rehearsed) : "", BackfillSeconds(h)));

@@ -6,6 +6,8 @@
 // prints), the runbook shows a lock under every statement, and a trial
 // that cannot get its lock is refused without waiting behind the holder.
 #include <fmt/format.h>
+
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "support/pg_cluster.h"
@@ -66,6 +68,7 @@ nlohmann::json CheckEstimate(const std::string& url, const std::string& plan) {
     const double p50 = e["p50_seconds"], p90 = e["p90_seconds"];
     EXPECT_GT(p50, 0) << e.dump();
     EXPECT_LE(p50, p90) << e.dump();
+    EXPECT_LE(e["p10_seconds"].get<double>(), p50) << e.dump();
     EXPECT_FALSE(e["method"].get<std::string>().empty()) << e.dump();
     phases.insert(e["phase"]);
   }
@@ -195,6 +198,18 @@ TEST(EstimateTest, SqliteEstimateVsActualAfterBackfill) {
   EXPECT_DOUBLE_EQ(eva["backfill_p90_seconds"].get<double>(), p90);
   EXPECT_NEAR(eva["actual_backfill_wall_seconds"].get<double>(), actual, 0.002);
   EXPECT_EQ(eva["estimate"]["migration"], "001_lower");
+  // start's duration, as its event recorded it (read by SQL), in the report.
+  auto start_details = nlohmann::json::parse(
+      QueryValue(*m, "SELECT details FROM _sluice_events WHERE migration = '001_lower' AND kind = 'start'"), nullptr,
+      false);
+  ASSERT_TRUE(start_details.is_object() && start_details["seconds"].is_number()) << start_details.dump();
+  EXPECT_GE(start_details["seconds"].get<double>(), 0);
+  EXPECT_DOUBLE_EQ(eva["actual_phase_seconds"]["start"].get<double>(), start_details["seconds"].get<double>());
+  EXPECT_TRUE(eva["actual_phase_seconds"]["rollback"].is_null());
+  // The commit probe's scratch database is gone: only the database's files.
+  for (const auto& f : std::filesystem::directory_iterator(dir.path())) {
+    EXPECT_EQ(f.path().filename().string().find(".sluice-estimate-"), std::string::npos) << f.path();
+  }
 
   auto md = RunSluice({"--db", url, "report", "001_lower"});
   EXPECT_THAT(md.out, HasSubstr("Estimate recorded at "));

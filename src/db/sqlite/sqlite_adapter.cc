@@ -15,6 +15,7 @@
 #include <cstring>
 #include <ctime>
 #include <set>
+#include <vector>
 
 #include "common/thread_annotations.h"
 #include "common/sql_text.h"
@@ -514,6 +515,50 @@ class SqliteConnection : public Connection {
     sqlite3_close_v2(dest);
     if (rc != SQLITE_DONE) return Unavailable("copying the database into '" + path + "' failed: " + msg);
     return Status::Ok();
+  }
+
+  Result<double> TimeCommit(int64_t rows, int64_t bytes_per_row) override {
+    if (rows <= 0 || opts_.path.empty() || opts_.path == ":memory:") return 0.0;
+    // The scratch database copies the settings that decide what a commit
+    // costs: the journal mode (WAL: append + checkpoint) and synchronous.
+    auto journal = Query("PRAGMA journal_mode", {});
+    auto sync = Query("PRAGMA synchronous", {});
+    if (!journal.ok()) return journal.status();
+    if (!sync.ok()) return sync.status();
+    const std::string mode = journal->rows.empty() ? "delete" : journal->rows[0][0].text;
+    const int64_t sync_level = sync->rows.empty() ? 2 : sync->rows[0][0].AsInt();
+    if (mode == "memory" || mode == "off") return 0.0;
+    const std::string path = opts_.path + ".sluice-estimate-" + std::to_string(getpid());
+    struct stat sb;
+    if (stat(path.c_str(), &sb) == 0) return AlreadyExists("'" + path + "' exists already; not overwriting it");
+    sqlite3* scratch = nullptr;
+    auto drop = [&] {
+      sqlite3_close_v2(scratch);
+      for (const char* suffix : {"", "-wal", "-shm", "-journal"}) unlink((path + suffix).c_str());
+    };
+    int rc = sqlite3_open_v2(path.c_str(), &scratch, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+    auto exec = [&](const std::string& sql) {
+      return sqlite3_exec(scratch, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK;
+    };
+    const std::string fill = "BEGIN; WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < " +
+                             std::to_string(rows) + ") INSERT INTO t SELECT randomblob(" +
+                             std::to_string(std::max<int64_t>(1, bytes_per_row)) + ") FROM s";
+    // Three commits, the median: the first also creates the file's pages.
+    std::vector<double> took;
+    bool ok = rc == SQLITE_OK && exec("PRAGMA journal_mode = " + mode + "; PRAGMA synchronous = " +
+                                      std::to_string(sync_level) + "; CREATE TABLE t (b BLOB)");
+    for (int round = 0; ok && round < 3; ++round) {
+      ok = exec(fill);
+      const auto t0 = std::chrono::steady_clock::now();
+      ok = ok && exec("COMMIT");
+      took.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      ok = ok && exec("DELETE FROM t");
+    }
+    std::string msg = ok ? "" : (scratch ? sqlite3_errmsg(scratch) : sqlite3_errstr(rc));
+    drop();
+    if (!ok) return Unavailable("timing a commit on the scratch database '" + path + "' failed: " + msg);
+    std::sort(took.begin(), took.end());
+    return took[1];
   }
 
  private:
