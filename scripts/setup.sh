@@ -20,6 +20,8 @@ PACKAGES=(
   libpq-dev libpg-query-dev
   libgtest-dev libgmock-dev
   postgresql-15 postgresql-client-15
+  # The contract audit's tripwires (docs/audit.md) and their test.
+  postgresql-15-pgaudit
   procps time python3
   # sluice serve (src/serve) and its tests: the HTTP library, promtool and a
   # Prometheus server the tests start themselves, headless Chromium for the
