@@ -20,6 +20,8 @@ PACKAGES=(
   libpq-dev libpg-query-dev
   libgtest-dev libgmock-dev
   postgresql-15 postgresql-client-15
+  # The contract audit's tripwires (docs/audit.md) and their test.
+  postgresql-15-pgaudit
   procps time python3
   # bench/run.sh plots the step response (docs/step-response.png).
   gnuplot-nox

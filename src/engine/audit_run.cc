@@ -4,6 +4,8 @@
 // table and records an `audit` event, which the complete gate reads.
 //
 // PostgreSQL sources:
+//   pgaudit             the server's own log of every statement touching an
+//                       old column (tripwire.h), read from its csvlog
 //   pg_stat_statements  statements whose calls grew since the previous
 //                       audit of the same window (the first audit of a
 //                       window takes the baseline); evictions and resets
@@ -25,6 +27,7 @@
 #include "engine/engine.h"
 #include "engine/history.h"
 #include "engine/schema_json.h"
+#include "engine/tripwire.h"
 
 namespace sluice::engine {
 namespace {
@@ -127,18 +130,14 @@ Status SampleSessions(db::Connection& conn, const audit::Catalog& cat, const std
   return Status::Ok();
 }
 
-// pg_stat_statements: statements whose calls grew since `prev`'s snapshot.
-void DiffStatements(db::Connection& conn, const audit::Catalog& cat, const std::vector<std::string>& path,
-                    const std::vector<audit::OldObject>& objects, const std::string& state_schema,
-                    const std::optional<audit::Report>& prev, const std::multimap<std::string, Session>& by_role,
-                    audit::Report* rep) {
-  audit::Coverage c{"pg_stat_statements", false, false, "", {}};
+// pg_stat_statements of this database: userid, queryid, calls, role, query;
+// records the snapshot (calls per statement, dealloc, stats_reset) in
+// `rep`. Fails with what to configure when it cannot be read.
+Result<db::QueryResult> ReadStatements(db::Connection& conn, audit::Report* rep) {
   auto ext = conn.Query("SELECT n.nspname FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = "
                         "e.extnamespace WHERE e.extname = 'pg_stat_statements'");
   if (!ext.ok() || ext->rows.empty()) {
-    c.detail = "not installed in this database: " + std::string(kStatementsAdvice);
-    rep->coverage.push_back(std::move(c));
-    return;
+    return FailedPrecondition("not installed in this database: " + std::string(kStatementsAdvice));
   }
   const std::string ns = sql::QuoteIdent(ext->rows[0][0].text);
   auto info = conn.Query("SELECT dealloc, coalesce(to_char(stats_reset AT TIME ZONE 'UTC', "
@@ -147,18 +146,31 @@ void DiffStatements(db::Connection& conn, const audit::Catalog& cat, const std::
                          ns + ".pg_stat_statements(true) s LEFT JOIN pg_catalog.pg_roles r ON r.oid = s.userid WHERE "
                          "s.dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())");
   if (!info.ok() || !rows.ok()) {
-    c.detail = "could not be read (" + (info.ok() ? rows.status() : info.status()).message() + "): " +
-               kStatementsAdvice;
+    return FailedPrecondition("could not be read (" + (info.ok() ? rows.status() : info.status()).message() +
+                              "): " + kStatementsAdvice);
+  }
+  rep->dealloc = info->rows.empty() ? -1 : info->rows[0][0].AsInt(-1);
+  rep->stats_reset = info->rows.empty() ? "" : info->rows[0][1].text;
+  for (const auto& row : rows->rows) rep->snapshot[row[0].text + ":" + row[1].text] = row[2].AsInt();
+  return std::move(*rows);
+}
+
+// pg_stat_statements: statements whose calls grew since `prev`'s snapshot.
+void DiffStatements(db::Connection& conn, const audit::Catalog& cat, const std::vector<std::string>& path,
+                    const std::vector<audit::OldObject>& objects, const std::string& state_schema,
+                    const std::optional<audit::Report>& prev, const std::multimap<std::string, Session>& by_role,
+                    audit::Report* rep) {
+  audit::Coverage c{"pg_stat_statements", false, false, "", {}};
+  auto rows = ReadStatements(conn, rep);
+  if (!rows.ok()) {
+    c.detail = rows.status().message();
     rep->coverage.push_back(std::move(c));
     return;
   }
   c.available = true;
-  rep->dealloc = info->rows.empty() ? -1 : info->rows[0][0].AsInt(-1);
-  rep->stats_reset = info->rows.empty() ? "" : info->rows[0][1].text;
-  for (const auto& row : rows->rows) rep->snapshot[row[0].text + ":" + row[1].text] = row[2].AsInt();
   if (!prev) {
     c.detail = "baseline taken now (" + std::to_string(rows->rows.size()) + " statements)";
-    c.gaps.push_back("this is the window's first audit: it only takes the baseline; run `sluice audit` again after "
+    c.gaps.push_back("no baseline was taken at switch: this audit only takes it; run `sluice audit` again after "
                      "the old application and its jobs had time to run");
     rep->coverage.push_back(std::move(c));
     return;
@@ -227,6 +239,26 @@ gates::Inputs::Audit AuditEvidence(StateStore&, const Loaded& l, const std::vect
   return gates::AuditFromEvents(events, l.rec.created_at, nothing);
 }
 
+void OpenAuditWindow(db::Connection& conn, StateStore& store, const Loaded& l, const std::string& actor) {
+  (void)ArmTripwires(conn, store, l, actor);
+  // The statistics' baseline: an audits row with the snapshot only (no
+  // event: the gate's evidence is the audits `sluice audit` runs).
+  audit::Report rep;
+  rep.migration = l.rec.name;
+  rep.at = IsoTime(store.clock()->WallMicros());
+  auto rows = ReadStatements(conn, &rep);
+  if (!rows.ok()) return;  // the audits say why
+  auto events = store.Events(l.rec.name);
+  if (!events.ok() || !EnsureStateTable(conn, "audits", false).ok()) return;
+  rep.window_start = gates::AuditWindowStart(ToGateEvents(*events), l.rec.created_at);
+  rep.coverage.push_back({"pg_stat_statements", true, false,
+                          fmt::format("baseline taken at switch ({} statements)", rows->rows.size()), {}});
+  (void)conn.Query("INSERT INTO " + conn.dialect().StateTable("audits") + " (migration, at, window_start, json) "
+                   "VALUES ($1, $2, $3, $4)",
+                   {Value::Text(rep.migration), Value::Text(rep.at), Value::Text(rep.window_start),
+                    Value::Text(rep.ToJson())});
+}
+
 Result<AuditResult> Engine::Audit(const std::string& migration, const AuditOptions& options) {
   SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
   StateStore store(*conn, clock());
@@ -270,6 +302,9 @@ Result<AuditResult> Engine::Audit(const std::string& migration, const AuditOptio
     // What a session that chose no version resolves: the migrated schema.
     const std::vector<std::string> path = {base};
     std::multimap<std::string, Session> by_role;
+    // Armed at switch; armed now when that could not be done then.
+    Result<bool> arm = ArmTripwires(*conn, store, l, options_.actor);
+    ReadTripwires(*conn, store, name, arm, cat, path, prev, &rep);
     SLUICE_RETURN_IF_ERROR(SampleSessions(*conn, cat, path, rep.objects, state_schema, &rep, &by_role));
     DiffStatements(*conn, cat, path, rep.objects, state_schema, prev, by_role, &rep);
   } else {

@@ -10,6 +10,7 @@
 #include "engine/phase.h"
 #include "engine/record.h"
 #include "engine/schema_json.h"
+#include "engine/tripwire.h"
 #include "hooks/hooks.h"
 
 namespace sluice::engine {
@@ -156,7 +157,10 @@ Status Engine::Switch(const std::string& migration, bool back, const TransitionO
                           fmt::format("{{\"seconds\": {:.3f}{}}}", SecondsSince(clock(), began),
                                       baseline.empty() ? "" : ", \"baseline\": " + baseline));
   };
-  return Transition(*conn, store, options_, run);
+  SLUICE_RETURN_IF_ERROR(Transition(*conn, store, options_, run));
+  // The contract audit's window opens now.
+  if (!back && conn->dialect().versioned_namespaces()) OpenAuditWindow(*conn, store, l, options_.actor);
+  return Status::Ok();
 }
 
 Status Engine::Complete(const std::string& migration, const TransitionOptions& options) {
@@ -165,7 +169,10 @@ Status Engine::Complete(const std::string& migration, const TransitionOptions& o
   StateStore store(*conn, clock());
   SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, "complete"));
   SLUICE_ASSIGN_OR_RETURN(Loaded l, LoadMigration(store, conn->dialect(), name));
-  if (l.rec.phase == kComplete) return Status::Ok();  // rerun converges
+  if (l.rec.phase == kComplete) {  // rerun converges
+    DisarmTripwires(*conn, store, name, options_.actor);
+    return Status::Ok();
+  }
   if (l.rec.phase != kActive && l.rec.phase != kCompleting) {
     return FailedPrecondition("migration '" + name + "' is " + l.rec.phase + "; only an active migration can complete");
   }
@@ -214,7 +221,9 @@ Status Engine::Complete(const std::string& migration, const TransitionOptions& o
     // The evidence, archived with the phase change (history.h).
     return ArchiveReport(store, conn->dialect(), name);
   };
-  return Transition(*conn, store, options_, run);
+  SLUICE_RETURN_IF_ERROR(Transition(*conn, store, options_, run));
+  DisarmTripwires(*conn, store, name, options_.actor);
+  return Status::Ok();
 }
 
 Status Engine::Rollback(const std::string& migration, bool force) {
@@ -223,7 +232,10 @@ Status Engine::Rollback(const std::string& migration, bool force) {
   StateStore store(*conn, clock());
   SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, "roll back"));
   SLUICE_ASSIGN_OR_RETURN(Loaded l, LoadMigration(store, conn->dialect(), name));
-  if (l.rec.phase == kRolledBack) return Status::Ok();
+  if (l.rec.phase == kRolledBack) {
+    DisarmTripwires(*conn, store, name, options_.actor);
+    return Status::Ok();
+  }
   if (l.rec.phase == kComplete || l.rec.phase == kCompleting) {
     return FailedPrecondition("migration '" + name + "' is " + l.rec.phase +
                               "; its old columns are gone, so it cannot be rolled back (write a new migration "
@@ -261,7 +273,9 @@ Status Engine::Rollback(const std::string& migration, bool force) {
                                           fmt::format("{{\"seconds\": {:.3f}}}", SecondsSince(clock(), began))));
     return ArchiveReport(store, conn->dialect(), name);
   };
-  return Transition(*conn, store, options_, run);
+  SLUICE_RETURN_IF_ERROR(Transition(*conn, store, options_, run));
+  DisarmTripwires(*conn, store, name, options_.actor);
+  return Status::Ok();
 }
 
 }  // namespace sluice::engine

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "support/pg_cluster.h"
+#include "support/pg_fingerprint.h"
 #include "support/test_support.h"
 
 namespace sluice::testing {
@@ -24,8 +25,11 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using Json = nlohmann::json;
 
+// One cluster for the binary, with both sources loaded; each test's
+// database chooses what it enables (CREATE EXTENSION, pgaudit.role).
 PgCluster* Pg() {
-  PgCluster::SetSharedPreloadLibraries("pg_stat_statements");
+  PgCluster::SetSharedPreloadLibraries("pg_stat_statements,pgaudit");
+  PgCluster::SetExtraConfig("logging_collector = on\nlog_destination = 'stderr,csvlog'");
   return PgCluster::Shared();
 }
 
@@ -86,11 +90,20 @@ struct World {
   std::unique_ptr<Migrator> m;
   const std::string name = "001_rename";
 
-  void Setup(bool with_statements) {
+  std::string fingerprint;  // the catalog before start
+
+  void Setup(bool with_statements, bool with_pgaudit = false) {
     url = Pg()->CreateDatabase("audit");
     ASSERT_FALSE(url.empty());
     Pg()->Psql(url, kSetup);
     if (with_statements) Pg()->Psql(url, "CREATE EXTENSION pg_stat_statements");
+    // The operator's part: the audit role pgaudit logs for (sluice creates
+    // it and grants it the old columns).
+    if (with_pgaudit) {
+      Pg()->Psql(url, "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET pgaudit.role = %L', current_database(), "
+                      "'sluice_audit'); END $$");
+    }
+    fingerprint = CatalogFingerprint(url);
     file = dir.Write(name + ".yaml", kPlan);
     m = OpenUrl(url);
     ASSERT_NE(m, nullptr);
@@ -119,9 +132,10 @@ void WaitGone(const std::string& url, const std::string& role) {
   ADD_FAILURE() << "sessions of " << role << " did not end";
 }
 
-std::string Findings(const Json& report) {
+std::string Findings(const Json& report, const std::string& source = "") {
   std::string out;
   for (const auto& f : report["findings"]) {
+    if (!source.empty() && f["source"] != source) continue;
     out += f["source"].get<std::string>() + " " + f["object"].get<std::string>() + " role=" +
            f["role"].get<std::string>() + " app=" + f["application"].get<std::string>() + " kinds=" +
            f["kinds"].get<std::string>() + " | " + f["statement"].get<std::string>() + "\n";
@@ -129,14 +143,25 @@ std::string Findings(const Json& report) {
   return out;
 }
 
+// The coverage entry of `source`.
+Json CoverageOf(const Json& report, const std::string& source) {
+  for (const auto& c : report["coverage"]) {
+    if (c["source"] == source) return c;
+  }
+  return Json();
+}
+
 TEST(AuditPg, NamesOldReadersNotTheNewVersionAndGatesComplete) {
   SLUICE_ASSERT_PG_OK(Pg());
   World w;
   ASSERT_NO_FATAL_FAILURE(w.Setup(true));
 
-  // The window's first audit takes the baseline: not enough to complete.
+  // The statistics' baseline was taken at switch: the window's first audit
+  // covers the interval since then (nobody yet).
   Json first = w.Audit();
-  EXPECT_FALSE(first["coverage_sufficient"].get<bool>()) << first.dump(2);
+  EXPECT_TRUE(first["coverage_sufficient"].get<bool>()) << first.dump(2);
+  EXPECT_FALSE(first["blocking"].get<bool>()) << Findings(first);
+  EXPECT_THAT(CoverageOf(first, "pgaudit")["detail"].get<std::string>(), HasSubstr("pgaudit.role is not set"));
   ASSERT_EQ(first["objects"].size(), 1u);
   EXPECT_EQ(first["objects"][0]["name"], "orders.unit_price");
 
@@ -191,8 +216,9 @@ TEST(AuditPg, NamesOldReadersNotTheNewVersionAndGatesComplete) {
   EXPECT_EQ(Pg()->Psql(w.url, "SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM "
                               "information_schema.columns WHERE table_name = 'orders' AND table_schema = 'public'"),
             "id,price,qty");
-  // The evidence stays with the migration: three audits stored.
-  EXPECT_EQ(Pg()->Psql(w.url, "SELECT count(*) FROM sluice.audits WHERE migration = '" + w.name + "'"), "3");
+  // The evidence stays with the migration: the baseline at switch and the
+  // three audits stored.
+  EXPECT_EQ(Pg()->Psql(w.url, "SELECT count(*) FROM sluice.audits WHERE migration = '" + w.name + "'"), "4");
 }
 
 TEST(AuditPg, WithoutASourceTheRequiredGateRefusesWithAdvice) {
@@ -213,6 +239,7 @@ TEST(AuditPg, WithoutASourceTheRequiredGateRefusesWithAdvice) {
   EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
   EXPECT_THAT(s.message(), HasSubstr("shared_preload_libraries = 'pg_stat_statements'"));
   EXPECT_THAT(s.message(), HasSubstr("CREATE EXTENSION pg_stat_statements"));
+  EXPECT_THAT(s.message(), HasSubstr("pgaudit.role is not set"));
   // The operator overrides, and the override is recorded.
   TransitionOptions force;
   force.force = true;
@@ -220,6 +247,84 @@ TEST(AuditPg, WithoutASourceTheRequiredGateRefusesWithAdvice) {
   SLUICE_ASSERT_OK(w.m->Complete(w.name, force));
   EXPECT_THAT(Pg()->Psql(w.url, "SELECT message FROM sluice.events WHERE kind = 'gate.override'"),
               HasSubstr("audited by hand"));
+}
+
+// pgaudit alone (no pg_stat_statements in this database): the tripwires
+// armed at switch make the server log every statement touching the old
+// column, directly, through `*`, in a CTE and in a DO block, with the
+// session's role, application_name and client; the new version's reads are
+// not logged. Rollback revokes the grants and drops the role: the catalog
+// is as before start.
+TEST(AuditPg, PgauditAloneTripsOnTheOldColumnAndRollbackLeavesNothing) {
+  SLUICE_ASSERT_PG_OK(Pg());
+  World w;
+  ASSERT_NO_FATAL_FAILURE(w.Setup(false, true));
+  // Armed at switch: exactly the old column, for the audit role.
+  EXPECT_EQ(Pg()->Psql(w.url, "SELECT string_agg(attname || '=' || attacl::text, ';') FROM pg_attribute WHERE "
+                              "attrelid = 'public.orders'::regclass AND attacl IS NOT NULL"),
+            "unit_price={sluice_audit=arw/postgres}");
+  EXPECT_EQ(Pg()->Psql(w.url, "SELECT string_agg(attname || '=' || attacl::text, ';') FROM pg_attribute WHERE "
+                              "attrelid = '\"public_" + w.name + "\".orders'::regclass AND attacl IS NOT NULL"),
+            "price={sluice_audit=arw/postgres}");
+  Pg()->Psql(w.url, "GRANT UPDATE ON orders TO legacy");
+
+  Client legacy(w.url, "legacy", "legacy-web");
+  Client report(w.url, "reporting", "nightly-report");
+  Client modern(w.url, "modern", "web-v2");
+  ASSERT_TRUE(legacy.ok() && report.ok() && modern.ok());
+  EXPECT_EQ(legacy.Run("SELECT id, unit_price FROM orders WHERE id = 3"), "");
+  EXPECT_EQ(legacy.Run("UPDATE orders SET unit_price = 7 WHERE id = 2"), "");
+  EXPECT_EQ(report.Run("WITH big AS (SELECT o.id, o.unit_price * o.qty AS total FROM orders AS o) "
+                       "SELECT sum(total) FROM big"),
+            "");
+  EXPECT_EQ(report.Run("SELECT * FROM orders ORDER BY id"), "");
+  EXPECT_EQ(report.Run("DO $$ BEGIN EXECUTE 'SELECT max(unit_' || 'price) FROM orders'; END $$"), "");
+  EXPECT_EQ(modern.Run("SET search_path TO \"public_" + w.name + "\", public"), "");
+  EXPECT_EQ(modern.Run("SELECT id, price FROM orders WHERE id = 4"), "");
+  EXPECT_EQ(modern.Run("SELECT id, qty FROM public.orders WHERE id = 4"), "");  // not the old column
+
+  Json a = w.Audit();
+  const std::string found = Findings(a, "pgaudit");
+  Json cov = CoverageOf(a, "pgaudit");
+  EXPECT_TRUE(cov["available"].get<bool>()) << cov.dump(2);
+  EXPECT_TRUE(cov["complete"].get<bool>()) << cov.dump(2);
+  EXPECT_FALSE(CoverageOf(a, "pg_stat_statements")["available"].get<bool>());
+  EXPECT_TRUE(a["coverage_sufficient"].get<bool>());
+  EXPECT_TRUE(a["blocking"].get<bool>());
+  EXPECT_THAT(found, HasSubstr("pgaudit orders.unit_price role=legacy app=legacy-web kinds=read | "
+                               "SELECT id, unit_price FROM orders WHERE id = 3\n")) << a.dump(2);
+  EXPECT_THAT(found, HasSubstr("pgaudit orders.unit_price role=legacy app=legacy-web kinds=write | "
+                               "UPDATE orders SET unit_price = 7 WHERE id = 2\n"));
+  EXPECT_THAT(found, HasSubstr("pgaudit orders.unit_price role=reporting app=nightly-report kinds=read | WITH big"));
+  EXPECT_THAT(found, HasSubstr("pgaudit orders.unit_price role=reporting app=nightly-report kinds=star | "
+                               "SELECT * FROM orders ORDER BY id\n"));
+  // Dynamic SQL no parser sees: the server resolved it.
+  EXPECT_THAT(found, HasSubstr("role=reporting app=nightly-report kinds=read | SELECT max(unit_price) FROM orders"));
+  EXPECT_THAT(found, Not(HasSubstr("modern"))) << found;
+  EXPECT_THAT(found, Not(HasSubstr("web-v2"))) << found;
+  EXPECT_THAT(found, Not(HasSubstr("sluice"))) << found;
+  for (const auto& f : a["findings"]) {
+    if (f["source"] == "pgaudit") {
+      EXPECT_THAT(f["client"].get<std::string>(), HasSubstr("127.0.0.1")) << f.dump();
+    }
+  }
+
+  // They stop: the next audit covers only the interval since this one.
+  legacy.Close();
+  report.Close();
+  EXPECT_EQ(modern.Run("SELECT id, price FROM orders WHERE id = 5"), "");
+  Json b = w.Audit();
+  EXPECT_EQ(Findings(b, "pgaudit"), "");
+  EXPECT_TRUE(CoverageOf(b, "pgaudit")["complete"].get<bool>());
+  modern.Close();
+
+  // Rollback takes the tripwires with it.
+  SLUICE_ASSERT_OK(w.m->Rollback(w.name));
+  EXPECT_EQ(Pg()->Psql(w.url, "SELECT count(*) FROM pg_roles WHERE rolname = 'sluice_audit'"), "0");
+  EXPECT_EQ(Pg()->Psql(w.url, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'public.orders'::regclass AND "
+                              "attacl IS NOT NULL"),
+            "0");
+  EXPECT_EQ(FingerprintWithoutLive(w.url), w.fingerprint);
 }
 
 }  // namespace

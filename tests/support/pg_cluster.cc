@@ -200,11 +200,19 @@ std::string& PreloadLibraries() {
   return libraries;
 }
 
+// SetExtraConfig's value, appended to postgresql.conf at initialisation.
+std::string& ExtraConfig() {
+  static std::string lines;
+  return lines;
+}
+
 }  // namespace
 
 std::string PgCluster::bin_dir() { return kBinDir; }
 
 void PgCluster::SetSharedPreloadLibraries(const std::string& libraries) { PreloadLibraries() = libraries; }
+
+void PgCluster::SetExtraConfig(const std::string& lines) { ExtraConfig() = lines; }
 
 PgCluster* PgCluster::Started(PgCluster** slot, std::once_flag* once) {
   std::call_once(*once, [slot] {
@@ -442,6 +450,7 @@ void PgCluster::Init() {
          << "log_line_prefix = '%m [%p] %q%u@%d '\n"
          << "log_min_messages = warning\n";
     if (!PreloadLibraries().empty()) conf << "shared_preload_libraries = '" << PreloadLibraries() << "'\n";
+    conf << ExtraConfig() << "\n";
     if (!conf) return fail("could not append to " + data_dir() + "/postgresql.conf");
   }
 

@@ -45,6 +45,9 @@ class PgCluster {
   // Shared(). A test binary that needs a preloaded library uses this; the
   // others keep the plain cluster.
   static void SetSharedPreloadLibraries(const std::string& libraries);
+  // postgresql.conf lines (e.g. "logging_collector = on") for the cluster
+  // Shared() starts next; same rules as SetSharedPreloadLibraries.
+  static void SetExtraConfig(const std::string& lines);
 
   PgCluster(const PgCluster&) = delete;
   PgCluster& operator=(const PgCluster&) = delete;
