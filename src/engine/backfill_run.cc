@@ -213,6 +213,12 @@ Status Engine::RunBackfill(db::Connection& conn_ref, NamedLock& lock, const Load
   s.chunk_max_rows = options.chunk_max_rows.value_or(pb.chunk_max_rows.value_or(s.chunk_max_rows));
   s.chunk_max_rows = std::max(s.chunk_max_rows, s.chunk_min_rows);
   s.workers = options.workers.value_or(pb.workers.value_or(1));
+  if (!options.workers && !pb.workers && !d.DefaultBackfillWorkersSql().empty()) {
+    // Only a speed default: if the server cannot say, one worker.
+    auto w = conn->Query(d.DefaultBackfillWorkersSql());
+    if (w.ok() && !w->rows.empty()) s.workers = std::max<int64_t>(1, w->rows[0][0].AsInt());
+  }
+  s.full_sync = options.full_sync;
   if (s.workers > 1 && !d.parallel_backfill()) {
     return InvalidArgument(std::string(d.name()) +
                            " allows one writer at a time; use --workers 1 (or drop backfill.workers)");
