@@ -277,11 +277,13 @@ TEST(BackfillerTest, TheBackfillConnectionSyncsNormallyOnlyInWalModeUnlessAskedF
   for (const Case& c : {Case{true, false, "1"}, Case{false, false, "2"}, Case{true, true, "2"}}) {
     SCOPED_TRACE(std::string(c.wal ? "WAL" : "rollback journal") + (c.full_sync ? ", --full-sync" : ""));
     Rig r(500);
-    if (c.wal) ASSERT_TRUE(r.conn->Exec("PRAGMA journal_mode = WAL").ok());
+    if (c.wal) {
+      ASSERT_TRUE(r.conn->Exec("PRAGMA journal_mode = WAL").ok());
+    }
     r.settings.full_sync = c.full_sync;
     ASSERT_TRUE(r.Run().ok());
     auto pragma = [&](const std::string& name) {
-      auto v = r.conn->Query("PRAGMA " + name);
+      auto v = r.conn->Query("PRAGMA " + name, {});
       EXPECT_TRUE(v.ok()) << v.status().message();
       return v.ok() && !v->rows.empty() ? v->rows[0][0].text : "";
     };
