@@ -3,7 +3,7 @@
 #
 #  1. speed: the chunked checksum comparison of `sluice verify` on N rows
 #     (rows/s) divided by one full-table hash scan over the same rows and
-#     expressions (rows/s), measured in the same run; target >= 0.5;
+#     expressions (rows/s), measured in the same run; target >= 0.6;
 #  2. bisection: one row corrupted behind the triggers' back is found by key;
 #     the number of chunk queries is reported for several checksum chunk
 #     sizes, to show it grows with log2(chunk rows), not with the table.
@@ -68,7 +68,8 @@ for run in $(seq 1 "$RUNS"); do
   t0=$(now)
   # The baseline hashes every column of each row once, in the same
   # length-prefixed form; verification hashes them twice (old side through
-  # up(), new side as stored), so 0.5 is about the ceiling of the ratio.
+  # up(), new side as stored), so 0.5 is about the ceiling of one session;
+  # sluice verify compares slices of the key on two sessions (one snapshot).
   psqlc v -c "SELECT sum(hashtextextended($(f() { echo "coalesce(length(($1)::text)::text || ':' || ($1)::text, '~')"; }
     echo "$(f id) || '|' || $(f email) || '|' || $(f amount) || '|' || $(f status) || '|' || $(f note) || '|' || $(f email_lower)"), 0)) FROM orders" >/dev/null
   scan=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { print b - a }')
@@ -108,7 +109,7 @@ echo "verification benchmark: $ROWS rows, $RUNS runs, PostgreSQL 15, $(nproc) co
 echo
 echo "| figure | median (min-max) | target |"
 echo "|---|---|---|"
-echo "| checksum verification rows/s ÷ one full-table hash scan rows/s | $(stats "${ratios[@]}") | ≥ 0.5 |"
+echo "| checksum verification rows/s ÷ one full-table hash scan rows/s | $(stats "${ratios[@]}") | ≥ 0.6 |"
 echo
 echo "| checksum chunk rows | log2(chunk/16) | scan queries | bisection queries | row fetches | all chunk queries | differing rows | corrupted row found by key |"
 echo "|---|---|---|---|---|---|---|---|"

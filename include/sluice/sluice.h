@@ -135,6 +135,11 @@ struct BackfillOptions {
   // (default 1.5 unless an absolute target is given; 0 = off).
   std::optional<double> probe_slowdown;
   std::string replica_url;                 // PostgreSQL: read replica lag from here
+  // SQLite: keep synchronous = FULL on the backfill's connection; by
+  // default a database in WAL mode backfills with NORMAL (a power loss
+  // may lose the last chunks, which the next run redoes; see
+  // docs/how-it-works.md).
+  bool full_sync = false;
   std::function<void(const BackfillProgress&)> on_progress;
   // Set from another thread (e.g. a SIGINT handler) to stop after the
   // current chunk commits.
@@ -179,6 +184,10 @@ struct VerifyOptions {
   // Delay before re-reading a key whose two versions disagreed (default
   // 200 ms).
   std::optional<int64_t> reread_delay_ms;
+  // Sessions comparing checksums at once, each a slice of the key range in
+  // the verification's one snapshot (PostgreSQL, tables keyed by one
+  // integer column; default 2). 1 = the verification's session alone.
+  std::optional<int> checksum_workers;
   // Diagnostic/test hook: runs after the first old-version read of each
   // shadow-read key (key values as text, nullopt = NULL).
   std::function<void(const std::string& query, const std::vector<std::optional<std::string>>& key)>

@@ -160,6 +160,8 @@ std::vector<std::string> Backfiller::SessionSql(const db::Dialect& d, bool with_
 
 Status Backfiller::InitSession(db::Connection& conn, bool with_timeout) {
   for (const auto& s : SessionSql(conn.dialect(), with_timeout)) SLUICE_RETURN_IF_ERROR(conn.AddSessionSetup(s));
+  SLUICE_ASSIGN_OR_RETURN(auto tuning, conn.BackfillTuningSql(settings_.full_sync));
+  for (const auto& s : tuning) SLUICE_RETURN_IF_ERROR(conn.AddSessionSetup(s));
   return Status::Ok();
 }
 

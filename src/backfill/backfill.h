@@ -80,6 +80,10 @@ struct Settings {
   // its row so a rollback cannot drop columns under the chunk). No row: the
   // run stops with kFailedPrecondition. "" = no guard.
   std::string chunk_guard_sql;
+  // Every chunk's commit durable before the next chunk starts (SQLite:
+  // keep synchronous = FULL even in WAL mode; see
+  // db::Connection::BackfillTuningSql for why NORMAL is safe otherwise).
+  bool full_sync = false;
   ThrottleSettings throttle;
 };
 

@@ -144,6 +144,9 @@ int main(int argc, char** argv) {
                     "slow down when the probe query takes longer than this many ms, an absolute objective "
                     "(default: plan, else none; 0 = off)");
     sub->add_option("--replica-url", replica_url, "PostgreSQL: throttle on this replica's replay lag");
+    sub->add_flag("--full-sync", bopts.full_sync,
+                  "SQLite: every chunk's commit durable at once (synchronous = FULL; default in WAL mode: NORMAL, "
+                  "whose lost last chunks after a power loss are redone)");
     sub->add_option("--heartbeat-ms", heartbeat_ms,
                     "renew the run's lease this often (default 2000); `status` calls the backfill stopped after 3 "
                     "intervals without a renewal");

@@ -82,6 +82,9 @@ class Dialect {
   // Default target duration of one backfill chunk: how long a chunk may hold
   // what it locks (rows on PostgreSQL, the whole database on SQLite).
   virtual int64_t default_chunk_target_ms() const { return 250; }
+  // A query returning one integer: how many backfill workers to run when
+  // neither the command line nor the plan says. "" = one.
+  virtual std::string DefaultBackfillWorkersSql() const { return {}; }
   // True when complete may drop and recreate, in its transaction, the
   // views that read a column it replaces by its copy
   // (SaveDependentViewsStep). False: such views are refused before start.
@@ -356,6 +359,20 @@ class Connection {
   virtual Status Begin() = 0;
   // A read-only transaction over one consistent snapshot (verification).
   virtual Status BeginSnapshot() = 0;
+  // Sharing one snapshot between sessions (parallel verification reads one
+  // consistent state on several connections). Inside a BeginSnapshot
+  // transaction, ExportSnapshot returns an id with which another session's
+  // BeginSnapshotOf starts a transaction that reads exactly that snapshot,
+  // valid while the exporting transaction stays open (PostgreSQL
+  // pg_export_snapshot / SET TRANSACTION SNAPSHOT). kFailedPrecondition
+  // where the database cannot share snapshots (shares_snapshots() false).
+  virtual bool shares_snapshots() const { return false; }
+  virtual Result<std::string> ExportSnapshot() {
+    return FailedPrecondition("this database cannot share a snapshot between sessions");
+  }
+  virtual Status BeginSnapshotOf(const std::string& id) {
+    return FailedPrecondition("this database cannot share a snapshot between sessions");
+  }
   virtual Status Commit() = 0;
   virtual Status Rollback() = 0;
   virtual bool in_transaction() const = 0;
@@ -378,6 +395,16 @@ class Connection {
   // and the error is returned. Call it outside a transaction (kInternal
   // otherwise: a rollback would undo what a reconnect would re-apply).
   virtual Status AddSessionSetup(std::string sql) { return Exec(sql); }
+
+  // Session settings that make a backfill's chunk transactions cheaper
+  // without weakening what a committed chunk guarantees, decided by how
+  // this database is set up now; the backfill applies them with
+  // AddSessionSetup after Dialect::BackfillSessionSetup. `full_sync`: the
+  // user asked for every commit to be durable before it returns. SQLite:
+  // statement journals in memory, a page cache that holds a chunk, and
+  // synchronous = NORMAL when the file is in WAL mode unless `full_sync`
+  // (docs/how-it-works.md, "Durability of the backfill's commits").
+  virtual Result<std::vector<std::string>> BackfillTuningSql(bool full_sync) { return std::vector<std::string>{}; }
 
   // Sessions that hold locks on `tables` (qualified names as Dialect::Table
   // gives them), for messages when sluice could not get its lock: pid,

@@ -222,6 +222,12 @@ Status Engine::RunBackfill(db::Connection& conn_ref, NamedLock& lock, const Load
                            " is not above 1; give a multiple of the probe's own latency such as 1.5, or 0 to turn "
                            "the relative latency objective off");
   }
+  if (!options.workers && !pb.workers && !d.DefaultBackfillWorkersSql().empty()) {
+    // Only a speed default: if the server cannot say, one worker.
+    auto w = conn->Query(d.DefaultBackfillWorkersSql());
+    if (w.ok() && !w->rows.empty()) s.workers = std::max<int64_t>(1, w->rows[0][0].AsInt());
+  }
+  s.full_sync = options.full_sync;
   if (s.workers > 1 && !d.parallel_backfill()) {
     return InvalidArgument(std::string(d.name()) +
                            " allows one writer at a time; use --workers 1 (or drop backfill.workers)");

@@ -105,6 +105,8 @@ Result<VerifyResult> Engine::Verify(const std::string& migration, const VerifyOp
   if (options.reread_delay_ms) vs.reread_delay_ms = *options.reread_delay_ms;
   vs.cancel = options.cancel;
   vs.clock = clock();
+  vs.connect = [this]() { return Connect(); };  // checksum workers
+  if (options.checksum_workers) vs.checksum_workers = *options.checksum_workers;
   if (options.after_first_old_read) {
     vs.after_first_old_read = [&options](const std::string& q, const std::vector<db::Value>& k) {
       options.after_first_old_read(q, KeyAsText(k));

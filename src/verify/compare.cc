@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <map>
 #include <set>
+#include <thread>
 
 namespace sluice::verify {
 
@@ -45,9 +47,9 @@ Status Comparer::CheckCancel() const {
   return Status::Ok();
 }
 
-Status Comparer::Run(Outcome* out) {
+Status Comparer::Run(Outcome* out, const Bound& start, const Bound& end) {
   out_ = out;
-  Bound lo;
+  Bound lo = start;
   for (;;) {
     SLUICE_RETURN_IF_ERROR(CheckCancel());
     Bound hi;
@@ -55,10 +57,11 @@ Status Comparer::Run(Outcome* out) {
     if (Fused()) {
       // One query per chunk: the next chunk_rows keys, both hashes, and
       // the chunk's last key as the next boundary.
-      SLUICE_RETURN_IF_ERROR(NextChunk(lo, &hi, &aa, &bb));
-      if (aa.count == 0 && lo) break;
+      SLUICE_RETURN_IF_ERROR(NextChunk(lo, end, &hi, &aa, &bb));
+      if (aa.count == 0 && lo != start) break;
     } else {
-      SLUICE_ASSIGN_OR_RETURN(hi, NthKey(a_, lo, std::nullopt, chunk_rows_ - 1));
+      SLUICE_ASSIGN_OR_RETURN(hi, NthKey(a_, lo, end, chunk_rows_ - 1));
+      if (!hi) hi = end;
       SLUICE_RETURN_IF_ERROR(CheckCancel());
       SLUICE_RETURN_IF_ERROR(AggregateBoth(lo, hi, &aa, &bb, &out_->scan_queries));
     }
@@ -70,7 +73,7 @@ Status Comparer::Run(Outcome* out) {
       out_->differing_chunks++;
       if (max_reported_ > 0) SLUICE_RETURN_IF_ERROR(Bisect(lo, hi, aa, bb, 0));
     }
-    if (!hi) break;
+    if (!hi || hi == end) break;
     lo = hi;
   }
   return Status::Ok();
@@ -103,36 +106,36 @@ bool Comparer::Fused() const {
 // as the chunk_rows-th key after `lo` found by ORDER BY ... LIMIT 1 OFFSET
 // (an index walk that hashes nothing), which works for any ordered type and
 // any number of key columns (uuid has no max()).
-Status Comparer::NextChunk(const Bound& lo, Bound* hi, Agg* aa, Agg* bb) {
+Status Comparer::NextChunk(const Bound& lo, const Bound& end, Bound* hi, Agg* aa, Agg* bb) {
   std::vector<db::Value> params;
   const size_t n = a_.key.size();
   std::string sql;
   if (a_.integer_key && n == 1) {
     sql = "SELECT " + std::string(kSums) + ", max(sluice_k) FROM (SELECT " + a_.key_out[0] + " AS sluice_k, " +
-          a_.hash + " AS sluice_ha, " + b_.hash + " AS sluice_hb FROM " + a_.rel + Where(a_, lo, Bound(), &params) +
+          a_.hash + " AS sluice_ha, " + b_.hash + " AS sluice_hb FROM " + a_.rel + Where(a_, lo, end, &params) +
           " ORDER BY " + Join(a_.key) + " LIMIT " + std::to_string(chunk_rows_) + ") AS sluice_chunk";
   } else {
     std::string chunk = "SELECT " + a_.hash + " AS sluice_ha, " + b_.hash + " AS sluice_hb FROM " + a_.rel +
-                        Where(a_, lo, Bound(), &params) + " ORDER BY " + Join(a_.key) + " LIMIT " +
+                        Where(a_, lo, end, &params) + " ORDER BY " + Join(a_.key) + " LIMIT " +
                         std::to_string(chunk_rows_);
     std::string last = "SELECT " + Aliased(a_.key_out, "sluice_k") + " FROM " + a_.rel +
-                       Where(a_, lo, Bound(), &params) + " ORDER BY " + Join(a_.key) + " LIMIT 1 OFFSET " +
+                       Where(a_, lo, end, &params) + " ORDER BY " + Join(a_.key) + " LIMIT 1 OFFSET " +
                        std::to_string(chunk_rows_ - 1);
     sql = std::string("SELECT sluice_s.*, sluice_l.* FROM (SELECT ") + kSums + " FROM (" + chunk +
           ") AS sluice_chunk) AS sluice_s LEFT JOIN (" + last + ") AS sluice_l ON 1 = 1";
   }
   out_->scan_queries++;
   auto r = a_.conn->Query(sql, params);
-  if (!r.ok()) return r.status().WithContext("checksum of " + RangeText(lo, Bound()));
+  if (!r.ok()) return r.status().WithContext("checksum of " + RangeText(lo, end));
   if (r->rows.size() != 1 || r->rows[0].size() != 5 + n) {
-    return Internal("checksum of " + RangeText(lo, Bound()) + ": unexpected result shape");
+    return Internal("checksum of " + RangeText(lo, end) + ": unexpected result shape");
   }
   const auto& row = r->rows[0];
   ReadSums(row, aa, bb);
   if (aa->count >= chunk_rows_) {
     *hi = Key(row.begin() + 5, row.end());
   } else {
-    hi->reset();
+    *hi = end;
   }
   return Status::Ok();
 }
@@ -322,6 +325,67 @@ Status Comparer::Leaf(const Bound& lo, const Bound& hi) {
       }
       Report(where + diffs);
     }
+  }
+  return Status::Ok();
+}
+
+}  // namespace sluice::verify
+
+namespace sluice::verify {
+
+Status CompareRanges(const Side& a, const Side& b, const std::vector<std::string>& names, int64_t chunk_rows,
+                     int64_t leaf_rows, int64_t max_reported, const std::atomic<bool>* cancel,
+                     const std::vector<db::Connection*>& sessions, const std::vector<Bound>& bounds, Outcome* out) {
+  const size_t n = sessions.size();
+  if (n == 0 || bounds.size() != n + 1) return Internal("CompareRanges: one session per key range expected");
+  std::vector<Outcome> outs(n);
+  std::vector<Status> errors(n, Status::Ok());
+  std::atomic<bool> stop{false};
+  std::atomic<size_t> running{n};
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < n; ++i) {
+    threads.emplace_back([&, i] {
+      Side sa = a, sb = b;
+      sa.conn = sb.conn = sessions[i];
+      Comparer cmp(sa, sb, names, chunk_rows, leaf_rows, max_reported, &stop);
+      errors[i] = cmp.Run(&outs[i], bounds[i], bounds[i + 1]);
+      if (!errors[i].ok()) stop = true;
+      --running;
+    });
+  }
+  // The caller's cancel flag may be set by a signal handler, which cannot
+  // notify: poll it for the workers.
+  while (running.load() > 0) {
+    if (cancel && cancel->load()) stop = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  for (auto& t : threads) t.join();
+  // The first real error, rather than the cancellations it caused.
+  for (const auto& e : errors) {
+    if (!e.ok() && e.code() != StatusCode::kCancelled) return e;
+  }
+  for (const auto& e : errors) {
+    if (!e.ok()) return e;
+  }
+  for (auto& o : outs) {
+    out->chunks += o.chunks;
+    out->differing_chunks += o.differing_chunks;
+    out->scan_queries += o.scan_queries;
+    out->bisect_queries += o.bisect_queries;
+    out->leaf_queries += o.leaf_queries;
+    out->key_queries += o.key_queries;
+    out->rows_a += o.rows_a;
+    out->rows_b += o.rows_b;
+    out->differences += o.differences;
+    out->truncated = out->truncated || o.truncated;
+    for (auto& e : o.evidence) {
+      if (static_cast<int64_t>(out->evidence.size()) < max_reported) {
+        out->evidence.push_back(std::move(e));
+      } else {
+        out->truncated = true;
+      }
+    }
+    for (auto& m : o.count_mismatches) out->count_mismatches.push_back(std::move(m));
   }
   return Status::Ok();
 }

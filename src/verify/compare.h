@@ -90,7 +90,9 @@ class Comparer {
 
   // Compares every chunk; fills *out. kCancelled when `cancel` was set;
   // the first query error otherwise (with the range as context).
-  Status Run(Outcome* out);
+  Status Run(Outcome* out) { return Run(out, Bound(), Bound()); }
+  // Only the key range (start, end] (none = open), in chunks from `start`.
+  Status Run(Outcome* out, const Bound& start, const Bound& end);
 
  private:
   struct LeafRow {
@@ -103,7 +105,7 @@ class Comparer {
   Status CheckCancel() const;
   std::string Where(const Side& s, const Bound& lo, const Bound& hi, std::vector<db::Value>* params) const;
   bool Fused() const;
-  Status NextChunk(const Bound& lo, Bound* hi, Agg* aa, Agg* bb);
+  Status NextChunk(const Bound& lo, const Bound& end, Bound* hi, Agg* aa, Agg* bb);
   Status AggregateBoth(const Bound& lo, const Bound& hi, Agg* aa, Agg* bb, int64_t* queries);
   Result<Agg> Aggregate(const Side& s, const Bound& lo, const Bound& hi);
   Result<Bound> NthKey(const Side& s, const Bound& lo, const Bound& hi, int64_t offset);
@@ -119,5 +121,15 @@ class Comparer {
   const std::atomic<bool>* cancel_;
   Outcome* out_ = nullptr;
 };
+
+// Compares `a` and `b` over consecutive key ranges at once: range i is
+// (bounds[i], bounds[i+1]] (none = open) and runs on sessions[i], every
+// session already reading the same snapshot. The outcomes are merged in
+// key order, so the evidence is what one Comparer over the whole key would
+// list (the first max_reported differing rows by key). The first error
+// stops the others; `cancel` is polled for them all.
+Status CompareRanges(const Side& a, const Side& b, const std::vector<std::string>& names, int64_t chunk_rows,
+                     int64_t leaf_rows, int64_t max_reported, const std::atomic<bool>* cancel,
+                     const std::vector<db::Connection*>& sessions, const std::vector<Bound>& bounds, Outcome* out);
 
 }  // namespace sluice::verify

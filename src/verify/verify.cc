@@ -92,6 +92,57 @@ std::string Expected(const db::Dialect& d, const db::TableMapping& m, const db::
   return "CASE WHEN " + d.Quote(m.write_flag) + " IS NULL THEN " + up + " ELSE " + d.Quote(c.physical) + " END";
 }
 
+// The checksum comparison of `a` and `b`. With checksum workers, a key of
+// one integer column and a database that shares snapshots, the key range
+// between its min and max is cut into equal slices, each compared on its
+// own session importing this transaction's snapshot: every chunk is still
+// read in the verification's one snapshot, and the outcome (evidence in
+// key order) is what one session would find. Otherwise on `conn` alone.
+Status Compare(db::Connection& conn, const Side& a, const Side& b, const std::vector<std::string>& names,
+               const Settings& settings, Outcome* o) {
+  std::vector<std::unique_ptr<db::Connection>> extra;
+  std::optional<std::pair<int64_t, int64_t>> span;
+  if (settings.checksum_workers > 1 && settings.connect && conn.shares_snapshots() && a.integer_key &&
+      a.key.size() == 1) {
+    SLUICE_ASSIGN_OR_RETURN(std::string id, conn.ExportSnapshot());
+    {
+      const std::string k = a.key_out[0];
+      SLUICE_ASSIGN_OR_RETURN(auto r, conn.Query("SELECT min(" + k + "), max(" + k + ") FROM " + a.rel +
+                                                 (a.filter.empty() ? "" : " WHERE " + a.filter)));
+      // Fewer than two chunks per slice: not worth a session.
+      if (!r.rows.empty() && !r.rows[0][0].is_null() &&
+          static_cast<long double>(r.rows[0][1].AsInt()) - static_cast<long double>(r.rows[0][0].AsInt()) >=
+              static_cast<long double>(settings.checksum_workers) * 2 * static_cast<long double>(settings.chunk_rows)) {
+        span = {r.rows[0][0].AsInt(), r.rows[0][1].AsInt()};
+      }
+      // A session that cannot be opened or cannot import the snapshot
+      // (too many connections, say) only means fewer slices.
+      while (span && static_cast<int>(extra.size()) + 1 < settings.checksum_workers) {
+        auto c = settings.connect();
+        if (!c.ok() || !(*c)->BeginSnapshotOf(id).ok()) break;
+        extra.push_back(std::move(*c));
+      }
+    }
+  }
+  if (extra.empty()) {
+    Comparer cmp(a, b, names, settings.chunk_rows, settings.leaf_rows, settings.max_reported, settings.cancel);
+    return cmp.Run(o);
+  }
+  std::vector<db::Connection*> sessions{&conn};
+  for (auto& c : extra) sessions.push_back(c.get());
+  const long double lo = static_cast<long double>(span->first), width = static_cast<long double>(span->second) - lo;
+  std::vector<Bound> bounds{Bound()};
+  for (size_t i = 1; i < sessions.size(); ++i) {
+    auto cut = static_cast<int64_t>(lo + width * static_cast<long double>(i) / static_cast<long double>(sessions.size()));
+    bounds.push_back(Key{db::Value::Int(cut)});
+  }
+  bounds.push_back(Bound());
+  Status s = CompareRanges(a, b, names, settings.chunk_rows, settings.leaf_rows, settings.max_reported,
+                           settings.cancel, sessions, bounds, o);
+  for (auto& c : extra) c->Rollback().IgnoreError();  // read-only
+  return s;
+}
+
 Status ChecksumChecks(db::Connection& conn, const db::VersionSpec& version, const db::TableMapping& m,
                       const Settings& settings, Report* report) {
   const db::Dialect& d = conn.dialect();
@@ -175,8 +226,7 @@ Status ChecksumChecks(db::Connection& conn, const db::VersionSpec& version, cons
   a.hash = d.RowHash(a.values.empty() ? std::vector<std::string>{"1"} : a.values);
   b.hash = d.RowHash(b.values.empty() ? std::vector<std::string>{"1"} : b.values);
   Outcome o;
-  Comparer cmp(a, b, names, settings.chunk_rows, settings.leaf_rows, settings.max_reported, settings.cancel);
-  SLUICE_RETURN_IF_ERROR(cmp.Run(&o).WithContext("checksum of " + m.logical));
+  SLUICE_RETURN_IF_ERROR(Compare(conn, a, b, names, settings, &o).WithContext("checksum of " + m.logical));
 
   p.checked = o.rows_a;
   p.failures = static_cast<int64_t>(o.count_mismatches.size());

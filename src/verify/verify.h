@@ -43,6 +43,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -104,6 +105,13 @@ struct Settings {
   int64_t max_reported = 10;      // differing rows / violations listed
   int64_t chunk_rows = 10000;     // rows per checksum chunk
   int64_t leaf_rows = 16;         // bisection stops below this many rows
+  // Checksum sessions at once, where the database can share the
+  // verification's snapshot between sessions (PostgreSQL) and `connect`
+  // is set: each compares a slice of the key range in that same snapshot
+  // (tables keyed by one integer column; others use one session).
+  int checksum_workers = 2;
+  // Opens another session on the same database (checksum workers).
+  std::function<Result<std::unique_ptr<db::Connection>>()> connect;
   std::string partition_column;   // logical column; "" = key ranges only
   double max_drift = 0.01;        // tolerated NULL/default drift (fraction)
   std::vector<Invariant> invariants;

@@ -188,7 +188,9 @@ TEST_P(VerifyTest, CleanMigrationPassesEveryCheck) {
     EXPECT_FALSE(Find(r, name).empty()) << name << "\n" << Dump(r);
   }
   auto cs = Metrics(r, "checksum");
-  EXPECT_EQ(cs["chunks"].get<double>(), 5);  // 300 rows in chunks of 64
+  // 300 rows in chunks of 64; on PostgreSQL two checksum workers walk
+  // 150 rows each (3 chunks each).
+  EXPECT_EQ(cs["chunks"].get<double>(), db_.backend == "postgres" ? 6 : 5);
   EXPECT_EQ(cs["differing_chunks"].get<double>(), 0);
   EXPECT_EQ(cs["bisect_queries"].get<double>(), 0);
   auto sr = Metrics(r, "shadow_read");
@@ -226,6 +228,50 @@ TEST_P(VerifyTest, CorruptedRowsFoundByKeyWithBothValues) {
   EXPECT_FALSE(sr[0]->passed) << Dump(r);
   EXPECT_EQ(sr[0]->failures, 1) << Dump(r);
   EXPECT_TRUE(AnyEvidence(*sr[0], {"key (42)", "user42@example.com", "someone.else@example.com"})) << Dump(r);
+}
+
+// Checksum workers (PostgreSQL: two sessions sharing the verification's
+// snapshot, each comparing half the key range) find exactly the rows one
+// session finds, whichever slice they are in, in the same order; past
+// max_reported the same first rows by key. (SQLite: one session either way.)
+TEST_P(VerifyTest, ChecksumWorkersFindTheSameRowsAsOneSession) {
+  std::string amount = Physical("new_amount");
+  ASSERT_FALSE(amount.empty());
+  // The slices meet at key 150 (ids 1..300): damage both sides of the cut,
+  // the ends, and the middle of each slice.
+  Damage("UPDATE orders SET \"" + amount + "\" = -1 WHERE id IN (1, 75, 150, 151, 225, 300)");
+  VerifyResult a;
+  auto compare = [&](int expect_failures) {
+    VerifyOptions one, two;
+    one.checksum_workers = 1;
+    two.checksum_workers = 2;
+    a = Verify(one);
+    VerifyResult b = Verify(two);
+    auto ca = Find(a, "checksum"), cb = Find(b, "checksum");
+    ASSERT_EQ(ca.size(), 1u) << Dump(a);
+    ASSERT_EQ(cb.size(), 1u) << Dump(b);
+    EXPECT_FALSE(ca[0]->passed);
+    EXPECT_FALSE(cb[0]->passed);
+    EXPECT_EQ(ca[0]->evidence, cb[0]->evidence) << Dump(a) << Dump(b);
+    if (expect_failures > 0) {
+      EXPECT_EQ(ca[0]->failures, expect_failures) << Dump(a);
+      EXPECT_EQ(cb[0]->failures, expect_failures) << Dump(b);
+    }
+    EXPECT_EQ(Metrics(a, "checksum")["old_rows"], Metrics(b, "checksum")["old_rows"]);
+    // Two slices of 150 rows in chunks of 64 are six chunks; one walk of
+    // 300 rows is five: the workers really split the key range.
+    EXPECT_EQ(Metrics(a, "checksum")["chunks"].get<double>(), 5);
+    EXPECT_EQ(Metrics(b, "checksum")["chunks"].get<double>(), db_.backend == "postgres" ? 6 : 5);
+  };
+  compare(6);
+  ASSERT_EQ(Find(a, "checksum").size(), 1u);
+  for (int id : {1, 75, 150, 151, 225, 300}) {
+    EXPECT_TRUE(AnyEvidence(*Find(a, "checksum")[0], {"key (" + std::to_string(id) + ")", "amount", "-1"})) << Dump(a);
+  }
+  // More differing rows than max_reported_differences (10): the same ten,
+  // the first by key, whichever slice found them.
+  Damage("UPDATE orders SET \"" + amount + "\" = -1 WHERE id IN (10, 20, 30, 40, 50, 60, 160, 170)");
+  compare(0);
 }
 
 TEST_P(VerifyTest, NullDriftAboveThresholdFailsAndPartitionIsNamed) {

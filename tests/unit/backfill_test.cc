@@ -80,6 +80,9 @@ class FlakyConnection : public db::Connection {
     return real_->Reconnect();
   }
   Status AddSessionSetup(std::string sql) override { return real_->AddSessionSetup(std::move(sql)); }
+  Result<std::vector<std::string>> BackfillTuningSql(bool full_sync) override {
+    return real_->BackfillTuningSql(full_sync);
+  }
   Result<db::LockAttempt> TryLock(const std::string& name) override { return real_->TryLock(name); }
   Status Unlock(const std::string& name) override { return real_->Unlock(name); }
   std::string Describe() const override { return "flaky " + real_->Describe(); }
@@ -261,6 +264,37 @@ TEST(BackfillerTest, ACancelDuringARetryBackoffEndsItAtOnce) {
   EXPECT_EQ(s.code(), StatusCode::kCancelled) << s.message();
   EXPECT_EQ(r.clock.NowMicros(), t0);
   EXPECT_EQ(r.Value("SELECT count(*) FROM _sluice_chunks"), "0");
+}
+
+// The backfill's own connection syncs with NORMAL only where a lost tail of
+// commits is safe (WAL) and the user did not ask for FULL; read back with
+// PRAGMA on that very connection after the run.
+TEST(BackfillerTest, TheBackfillConnectionSyncsNormallyOnlyInWalModeUnlessAskedForFull) {
+  struct Case {
+    bool wal, full_sync;
+    const char* synchronous;  // 1 = NORMAL, 2 = FULL
+  };
+  for (const Case& c : {Case{true, false, "1"}, Case{false, false, "2"}, Case{true, true, "2"}}) {
+    SCOPED_TRACE(std::string(c.wal ? "WAL" : "rollback journal") + (c.full_sync ? ", --full-sync" : ""));
+    Rig r(500);
+    if (c.wal) {
+      ASSERT_TRUE(r.conn->Exec("PRAGMA journal_mode = WAL").ok());
+    }
+    r.settings.full_sync = c.full_sync;
+    ASSERT_TRUE(r.Run().ok());
+    auto pragma = [&](const std::string& name) {
+      auto v = r.conn->Query("PRAGMA " + name, {});
+      EXPECT_TRUE(v.ok()) << v.status().message();
+      return v.ok() && !v->rows.empty() ? v->rows[0][0].text : "";
+    };
+    EXPECT_EQ(pragma("journal_mode"), c.wal ? "wal" : "delete");
+    EXPECT_EQ(pragma("synchronous"), c.synchronous);
+    EXPECT_EQ(pragma("temp_store"), "2");  // MEMORY
+    // A fresh connection of the application keeps SQLite's default (FULL).
+    EXPECT_EQ(r.Value("PRAGMA synchronous"), "2");
+    EXPECT_EQ(r.Value("SELECT count(*) FROM t WHERE v2 IS NOT lower(v)"), "0");
+    EXPECT_EQ(r.Value("SELECT rows_done || '/' || done FROM _sluice_checkpoints"), "500/1");
+  }
 }
 
 }  // namespace

@@ -370,6 +370,20 @@ const Dialect& dialect() const override { return d_; }
     in_txn_ = true;
     return Status::Ok();
   }
+  // (Not in a savepoint: PostgreSQL exports no snapshot from a
+  // subtransaction. A failure aborts the caller's transaction, which then
+  // fails closed.)
+  bool shares_snapshots() const override { return true; }
+  Result<std::string> ExportSnapshot() override {
+    SLUICE_ASSIGN_OR_RETURN(auto r, Query("SELECT pg_export_snapshot()", {}));
+    return r.Scalar().text;
+  }
+  Status BeginSnapshotOf(const std::string& id) override {
+    SLUICE_RETURN_IF_ERROR(BeginSnapshot());
+    Status s = Exec("SET TRANSACTION SNAPSHOT " + sql::QuoteLiteral(id));
+    if (!s.ok()) Rollback().IgnoreError();
+    return s;
+  }
   Status Commit() override {
     in_txn_ = false;
     Status s = Exec("COMMIT");

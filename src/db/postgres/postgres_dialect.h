@@ -43,6 +43,14 @@ class PostgresDialect : public Dialect {
   // chunk waits for its commit, so the chunk time bounds that wait (the
   // p99 figure of docs/performance.md).
   int64_t default_chunk_target_ms() const override { return 30; }
+  // Two workers when the server lets one query use two or more processes
+  // (max_parallel_workers_per_gather, 2 by default: the DBA's own measure
+  // of the cores a single client may take); one when it is set to 0 or 1.
+  // A second worker roughly doubles an idle server's backfill rate; the
+  // Pacer slows both when production suffers.
+  std::string DefaultBackfillWorkersSql() const override {
+    return "SELECT least(2, greatest(1, current_setting('max_parallel_workers_per_gather')::int))";
+  }
   bool recreates_dependent_views() const override { return true; }
   Status CheckSupported(const Step& step) const override;
   std::vector<Statement> Render(const Step& step) const override;

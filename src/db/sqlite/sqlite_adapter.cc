@@ -442,6 +442,28 @@ class SqliteConnection : public Connection {
     return Status::Ok();
   }
 
+  // Why NORMAL is safe for the backfill in WAL mode: a commit is then
+  // durable once the WAL is synced (at the next checkpoint) rather than
+  // when COMMIT returns; a power loss may lose a tail of the last commits,
+  // never part of one, and never corrupts the file. Each chunk writes its
+  // rows, its checkpoint row and its history row in one transaction, so a
+  // lost tail loses chunks together with their checkpoints: the next run
+  // reads the older checkpoint and rewrites those rows again, the same
+  // values from the same old columns (`up` is deterministic), never twice
+  // on top of each other. In rollback-journal mode NORMAL may corrupt the
+  // file on power loss, so FULL stays. temp_store = MEMORY keeps the
+  // statement journal of a multi-row UPDATE out of a temporary file; the
+  // page cache (16 MiB, constant in the table size) holds a chunk between
+  // finding its upper key and rewriting it.
+  Result<std::vector<std::string>> BackfillTuningSql(bool full_sync) override {
+    std::vector<std::string> out = {"PRAGMA temp_store = MEMORY", "PRAGMA cache_size = -16384"};
+    if (full_sync) return out;
+    auto mode = Query("PRAGMA journal_mode", {});
+    if (!mode.ok()) return mode.status();
+    if (!mode->rows.empty() && mode->rows[0][0].text == "wal") out.push_back("PRAGMA synchronous = NORMAL");
+    return out;
+  }
+
   Result<LockAttempt> TryLock(const std::string& name) override {
     LockAttempt out;
     const std::string host = HostName();
