@@ -337,6 +337,14 @@ struct LockAttempt {
   std::string holder;  // who holds it when not acquired (pid, host, since)
 };
 
+// One column (or, for an INSERT or DELETE, a whole table: column "") a
+// statement reads or writes, as the database's own compiler resolved it.
+struct ColumnUse {
+  std::string table, column;
+  std::string kind;  // read | write
+  std::string via;   // the innermost view or trigger it went through ("" = the statement itself)
+};
+
 class Connection {
  public:
   virtual ~Connection() = default;
@@ -408,6 +416,15 @@ class Connection {
   // partial copy, which the caller removes.
   virtual Status CopyDatabaseTo(const std::string& path) {
     return FailedPrecondition("this database cannot be copied into a file by sluice");
+  }
+
+  // Compiles `sql` without running it and returns every column it reads or
+  // writes, through views and triggers, as the database resolved them
+  // (SQLite: sqlite3_set_authorizer). kInvalidArgument when it does not
+  // compile; kFailedPrecondition where the database offers no such
+  // resolution (the contract audit's `--queries` then parses the text).
+  virtual Result<std::vector<ColumnUse>> ColumnsTouched(std::string_view sql) {
+    return FailedPrecondition("this database does not resolve a statement's columns for sluice");
   }
 };
 
