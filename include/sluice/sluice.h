@@ -349,6 +349,10 @@ struct FailuresResult {
 // drops.
 struct AuditOptions {
   std::string code_dir;  // --code DIR: also scan this source tree ("" = no)
+  // --queries FILE: also classify these statements (each ends with ';' at
+  // a line's end or at a blank line), e.g. from the application's logs
+  // ("" = no).
+  std::string queries_file;
 };
 struct AuditResult {
   std::string migration;

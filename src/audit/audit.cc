@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <tuple>
@@ -182,13 +184,41 @@ Result<std::vector<CodeMatch>> ScanCode(const std::string& dir, const std::vecto
   return out;
 }
 
+namespace {
+// "YYYY-MM-DDTHH:MM:SS..." (UTC) -> seconds since the epoch; -1 if malformed.
+int64_t EpochSeconds(const std::string& iso) {
+  std::tm tm{};
+  if (iso.size() < 19 || sscanf(iso.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                                &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6) {
+    return -1;
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return static_cast<int64_t>(timegm(&tm));
+}
+}  // namespace
+
+int64_t Report::WindowSeconds() const {
+  int64_t from = EpochSeconds(window_start), to = EpochSeconds(at);
+  return from < 0 || to < 0 ? -1 : to - from;
+}
+
+bool Report::window_long_enough() const {
+  return required_window_seconds <= 0 || WindowSeconds() >= required_window_seconds;
+}
+
 bool Report::coverage_sufficient() const {
-  return std::any_of(coverage.begin(), coverage.end(), [](const Coverage& c) { return c.available && c.complete; });
+  return window_long_enough() &&
+         std::any_of(coverage.begin(), coverage.end(), [](const Coverage& c) { return c.available && c.complete; });
 }
 
 std::string Report::Summary() const {
   std::string cov;
-  if (!coverage_sufficient()) {
+  if (!window_long_enough()) {
+    cov = fmt::format("; the window is {} s, shorter than the {} s the plan observes (gates.complete."
+                      "observation_seconds: the longest known job period) — audit again later",
+                      WindowSeconds(), required_window_seconds);
+  } else if (!coverage_sufficient()) {
     // Say what is missing and how to fix it: the runtime sources' gaps, or
     // the advice to enable them.
     cov = "; coverage insufficient (no source saw the whole interval)";
@@ -235,6 +265,8 @@ std::string Report::ToJson() const {
             {"at", at},
             {"window_start", window_start},
             {"since", since},
+            {"window_seconds", WindowSeconds()},
+            {"required_window_seconds", required_window_seconds},
             {"blocking", blocking()},
             {"coverage_sufficient", coverage_sufficient()},
             {"summary", Summary()},
@@ -254,6 +286,7 @@ Result<Report> ReportFromJson(const std::string& text) {
     r.at = j.value("at", "");
     r.window_start = j.value("window_start", "");
     r.since = j.value("since", "");
+    r.required_window_seconds = j.value("required_window_seconds", int64_t{0});
     for (const auto& o : j.value("objects", Json::array())) {
       r.objects.push_back({o.value("kind", ""), o.value("schema", ""), o.value("table", ""), o.value("column", ""),
                            o.value("fate", "")});
@@ -295,7 +328,11 @@ Result<Report> ReportFromJson(const std::string& text) {
 }
 
 std::string Report::ToText() const {
-  std::string out = fmt::format("audit of {} at {} (window since {}{})\n", migration, at, window_start,
+  std::string out = fmt::format("audit of {} at {} (window since {}, {} s{}{})\n", migration, at, window_start,
+                                WindowSeconds(),
+                                required_window_seconds > 0
+                                    ? fmt::format(" of the {} s the plan observes", required_window_seconds)
+                                    : std::string(),
                                 since.empty() ? "" : "; statistics since " + since);
   out += "old objects complete removes:\n";
   if (objects.empty()) out += "  (none: complete drops nothing the old version named)\n";
@@ -325,8 +362,11 @@ std::string Report::ToText() const {
 
 std::string Report::ToMarkdown() const {
   auto cell = [](const std::string& s) { return MarkdownCell(s); };
-  std::string out = fmt::format("## Contract audit: {}\n\nRun at {}; observation window since {}.\n\n", migration, at,
-                                window_start);
+  std::string out = fmt::format("## Contract audit: {}\n\nRun at {}; observation window since {} ({} s{}).\n\n",
+                                migration, at, window_start, WindowSeconds(),
+                                required_window_seconds > 0
+                                    ? fmt::format("; the plan observes {} s", required_window_seconds)
+                                    : std::string());
   out += "**Verdict:** " + cell(Summary()) + "\n\n### Old objects\n\n| object | kind | fate |\n|---|---|---|\n";
   for (const auto& o : objects) out += fmt::format("| `{}` | {} | {} |\n", o.Name(), o.kind, o.fate);
   out += "\n### Findings\n\n";

@@ -145,9 +145,17 @@ struct Report {
   std::map<std::string, int64_t> snapshot;
   int64_t dealloc = -1;
   std::string stats_reset;
+  // The plan's longest known job period (gates.complete.observation_seconds):
+  // a window shorter than it cannot have seen every job run.
+  int64_t required_window_seconds = 0;
+
+  // Seconds from window_start to at (-1 when either does not parse).
+  int64_t WindowSeconds() const;
+  bool window_long_enough() const;
 
   bool blocking() const { return !findings.empty(); }
-  // Some source covered the interval completely.
+  // Some source covered the interval completely, over a window at least
+  // as long as the plan's longest known job period.
   bool coverage_sufficient() const;
   // One line: "2 reader(s)/writer(s) of old objects: ..." or "clean".
   std::string Summary() const;

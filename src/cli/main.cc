@@ -261,6 +261,8 @@ int main(int argc, char** argv) {
   add_json(audit);
   audit->add_flag("--markdown", markdown, "print the report as Markdown (for the handoff document)");
   audit->add_option("--code", audit_opts.code_dir, "also scan this source tree for the old table and column names");
+  audit->add_option("--queries", audit_opts.queries_file,
+                    "also classify the statements of this file (each ends with ';' or a blank line)");
   auto* migrate = app.add_subcommand("migrate", "apply a directory's unapplied plans in file-name order");
   migrate->add_option("DIR", dir, "directory of plan files")->required();
   add_backfill_opts(migrate);

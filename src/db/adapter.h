@@ -340,6 +340,14 @@ struct LockAttempt {
   std::string holder;  // who holds it when not acquired (pid, host, since)
 };
 
+// One column (or, for an INSERT or DELETE, a whole table: column "") a
+// statement reads or writes, as the database's own compiler resolved it.
+struct ColumnUse {
+  std::string table, column;
+  std::string kind;  // read | write
+  std::string via;   // the innermost view or trigger it went through ("" = the statement itself)
+};
+
 class Connection {
  public:
   virtual ~Connection() = default;
@@ -444,6 +452,15 @@ class Connection {
   // (PostgreSQL writes its WAL as a statement runs; a commit only flushes
   // it). `sluice estimate` adds it to each trial chunk.
   virtual Result<double> TimeCommit(int64_t /*rows*/, int64_t /*bytes_per_row*/) { return 0.0; }
+
+  // Compiles `sql` without running it and returns every column it reads or
+  // writes, through views and triggers, as the database resolved them
+  // (SQLite: sqlite3_set_authorizer). kInvalidArgument when it does not
+  // compile; kFailedPrecondition where the database offers no such
+  // resolution (the contract audit's `--queries` then parses the text).
+  virtual Result<std::vector<ColumnUse>> ColumnsTouched(std::string_view sql) {
+    return FailedPrecondition("this database does not resolve a statement's columns for sluice");
+  }
 };
 
 class Adapter {

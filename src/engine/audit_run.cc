@@ -14,6 +14,7 @@
 //                       last statement, role, application_name, client
 // SQLite offers no statement statistics; `--code DIR` works on both.
 #include <algorithm>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <set>
@@ -232,6 +233,121 @@ void DiffStatements(db::Connection& conn, const audit::Catalog& cat, const std::
   rep->coverage.push_back(std::move(c));
 }
 
+// `--queries FILE`: its statements with the line each starts on. A
+// statement ends with ';' at the end of a line, or at a blank line.
+Result<std::vector<std::pair<int, std::string>>> ReadQueries(const std::string& file) {
+  std::ifstream in(file);
+  if (!in) return NotFound("--queries " + file + ": cannot be read");
+  std::vector<std::pair<int, std::string>> out;
+  std::string current, line;
+  int n = 0, first = 0;
+  auto flush = [&] {
+    if (!current.empty()) out.push_back({first, current});
+    current.clear();
+  };
+  while (std::getline(in, line)) {
+    ++n;
+    size_t b = line.find_first_not_of(" \t\r"), e = line.find_last_not_of(" \t\r");
+    if (b == std::string::npos) {
+      flush();
+      continue;
+    }
+    if (current.empty()) first = n;
+    current += (current.empty() ? "" : "\n") + line.substr(b, e - b + 1);
+    if (line[e] == ';') flush();
+  }
+  flush();
+  return out;
+}
+
+// Where the database resolves statements itself (SQLite's authorizer):
+// the old objects a statement's column uses touch. Uses inside sluice's own
+// triggers and through the new version's views are fine; through the
+// previous version's views (`<table>@<previous>`) they are "old version".
+// `star` names the tables the text reads through `*` (the parser's view).
+std::vector<audit::Touch> TouchesOfUses(const std::vector<db::ColumnUse>& uses,
+                                        const std::vector<audit::OldObject>& objects, const db::VersionSpec& version,
+                                        const std::set<std::string>& star) {
+  auto version_of = [](const std::string& via) {
+    size_t at = via.find('@');
+    if (at == std::string::npos) return std::string();
+    std::string v = via.substr(at + 1);
+    for (const char* trigger : {"_insert", "_update", "_delete"}) {
+      const std::string t = trigger;
+      if (v.size() > t.size() && v.compare(v.size() - t.size(), t.size(), t) == 0) v.resize(v.size() - t.size());
+    }
+    return v;
+  };
+  std::map<std::pair<std::string, std::string>, std::set<std::string>> touched;  // (object, via) -> kinds
+  for (const auto& u : uses) {
+    if (u.via.rfind("_sluice", 0) == 0) continue;
+    const std::string v = version_of(u.via);
+    if (!v.empty() && v == version.name) continue;
+    const std::string via = !v.empty() && v == version.previous ? "old version" : "direct";
+    for (const auto& o : objects) {
+      if (o.kind == "version" || o.table != u.table) continue;
+      if (o.kind == "column" && !u.column.empty() && o.column != u.column) continue;
+      if (o.kind == "column" && u.column.empty() && u.kind == "read") continue;
+      touched[{o.Name(), via}].insert(u.kind == "read" && via == "direct" && star.count(u.table) ? "star" : u.kind);
+    }
+  }
+  std::vector<audit::Touch> out;
+  for (const auto& [key, kinds] : touched) {
+    std::string k;
+    for (const auto& x : kinds) k += (k.empty() ? "" : ",") + x;
+    out.push_back({key.first, key.second, k});
+  }
+  return out;
+}
+
+// `--queries`: each statement of the corpus classified, by the database's
+// own compiler where it offers one, else by the parser over `cat`.
+Status ClassifyQueries(db::Connection& conn, const Loaded& l, const std::string& file, const audit::Catalog& cat,
+                       const std::vector<std::string>& path, audit::Report* rep) {
+  SLUICE_ASSIGN_OR_RETURN(auto queries, ReadQueries(file));
+  int by_database = 0, by_parser = 0, failed = 0;
+  for (const auto& [line, sql] : queries) {
+    audit::Finding proto;
+    proto.source = "queries";
+    proto.location = file + ":" + std::to_string(line);
+    auto uses = conn.ColumnsTouched(sql);
+    if (!uses.ok() && uses.status().code() == StatusCode::kFailedPrecondition) {
+      int unparsed = 0;
+      AddFindings(sql, cat, path, rep->objects, proto, &rep->findings, &unparsed);
+      failed += unparsed;
+      by_parser += 1 - unparsed;
+      continue;
+    }
+    if (!uses.ok()) {
+      ++failed;
+      continue;
+    }
+    ++by_database;
+    std::set<std::string> star;
+    if (auto refs = audit::ResolveStatement(sql, cat, path); refs.ok()) {
+      for (const auto& r : *refs) {
+        if (r.kind == "star") star.insert(r.relation);
+      }
+    }
+    for (const auto& t : TouchesOfUses(*uses, rep->objects, l.compiled.version, star)) {
+      audit::Finding f = proto;
+      f.object = t.object;
+      f.via = t.via;
+      f.kinds = t.kinds;
+      f.statement = sql.size() > 2000 ? sql.substr(0, 2000) + "..." : sql;
+      rep->findings.push_back(std::move(f));
+    }
+  }
+  audit::Coverage c{"queries", true, false,
+                    fmt::format("{} statement(s) of {}: {} resolved by the database's compiler, {} by the parser "
+                                "(a corpus: it shows what those statements touch, not what else runs)",
+                                queries.size(), file, by_database, by_parser),
+                    {}};
+  if (failed) c.gaps.push_back(fmt::format("{} statement(s) did not compile or parse", failed));
+  rep->coverage.push_back(std::move(c));
+  return Status::Ok();
+}
+
 }  // namespace
 
 gates::Inputs::Audit AuditEvidence(StateStore&, const Loaded& l, const std::vector<gates::Event>& events) {
@@ -279,6 +395,7 @@ Result<AuditResult> Engine::Audit(const std::string& migration, const AuditOptio
   SLUICE_ASSIGN_OR_RETURN(auto events, store.Events(name));
   rep.window_start = gates::AuditWindowStart(ToGateEvents(events), l.rec.created_at);
   rep.objects = audit::OldObjects(l.compiled.version, base, versioned);
+  if (l.plan.gates.complete.observation_seconds) rep.required_window_seconds = *l.plan.gates.complete.observation_seconds;
 
   // The previous audit of this window: the statistics' baseline.
   SLUICE_RETURN_IF_ERROR(EnsureStateTable(*conn, "audits", false));
@@ -292,15 +409,21 @@ Result<AuditResult> Engine::Audit(const std::string& migration, const AuditOptio
     if (p.ok()) prev = std::move(*p);  // damaged: a new baseline (reported as such)
   }
 
+  // The migrated schema as it was: what a statement that names no version
+  // resolves (PostgreSQL adds the version schemas below).
+  audit::Catalog cat;
+  cat.base_schema = base;
+  for (const auto& [t, info] : before.tables) {
+    for (const auto& col : info.columns) cat.relations[base][t].push_back(col.name);
+  }
+  const std::vector<std::string> path = {base};
   if (versioned) {
     std::string state_schema = d.StateTable("x");
     state_schema = state_schema.substr(0, state_schema.find('.'));
     if (state_schema.size() >= 2 && state_schema.front() == '"') state_schema = state_schema.substr(1, state_schema.size() - 2);
     std::vector<std::string> schemas = {base, base + "_" + l.compiled.version.name, base + "_live"};
     if (!l.compiled.version.previous.empty()) schemas.push_back(base + "_" + l.compiled.version.previous);
-    SLUICE_ASSIGN_OR_RETURN(audit::Catalog cat, ReadCatalog(*conn, schemas, base));
-    // What a session that chose no version resolves: the migrated schema.
-    const std::vector<std::string> path = {base};
+    SLUICE_ASSIGN_OR_RETURN(cat, ReadCatalog(*conn, schemas, base));
     std::multimap<std::string, Session> by_role;
     // Armed at switch; armed now when that could not be done then.
     Result<bool> arm = ArmTripwires(*conn, store, l, options_.actor);
@@ -309,9 +432,13 @@ Result<AuditResult> Engine::Audit(const std::string& migration, const AuditOptio
     DiffStatements(*conn, cat, path, rep.objects, state_schema, prev, by_role, &rep);
   } else {
     rep.coverage.push_back({"statement statistics", false, false,
-                            std::string(d.display_name()) + " keeps no statement statistics or session list; audit "
-                                                            "the application's code (--code DIR) and logs",
+                            std::string(d.display_name()) + " keeps no statement statistics or session list: give "
+                                                            "the application's statements (--queries FILE, e.g. from "
+                                                            "its logs) and code (--code DIR)",
                             {}});
+  }
+  if (!options.queries_file.empty()) {
+    SLUICE_RETURN_IF_ERROR(ClassifyQueries(*conn, l, options.queries_file, cat, path, &rep));
   }
   if (!options.code_dir.empty()) {
     SLUICE_ASSIGN_OR_RETURN(auto matches, audit::ScanCode(options.code_dir, rep.objects));

@@ -327,5 +327,58 @@ TEST(AuditPg, PgauditAloneTripsOnTheOldColumnAndRollbackLeavesNothing) {
   EXPECT_EQ(FingerprintWithoutLive(w.url), w.fingerprint);
 }
 
+// SQLite: a corpus of statements (--queries) is compiled, never run, under
+// SQLite's authorizer, so each is classified exactly: the old column read
+// directly, through `*`, in a WHERE clause, written; nothing for the new
+// version's view (which maps onto the same physical column) nor for writes
+// through it (its INSTEAD OF trigger) nor sluice's own triggers; a
+// statement that does not compile is a stated gap; FILE:line for each.
+TEST(AuditSqlite, QueriesAreClassifiedExactlyByTheAuthorizer) {
+  TempDir dir;
+  auto m = OpenSqlite(dir.File("app.db"));
+  ASSERT_NE(m, nullptr);
+  QueryValue(*m, "CREATE TABLE orders (id INTEGER PRIMARY KEY, unit_price NUMERIC NOT NULL, qty INTEGER NOT NULL)");
+  QueryValue(*m, "INSERT INTO orders VALUES (1, 1.5, 1), (2, 3, 2), (3, 4.5, 3)");
+  const std::string name = "001_rename";
+  SLUICE_ASSERT_OK(m->Start(dir.Write(name + ".yaml", kPlan)));
+  ASSERT_TRUE(m->Backfill(name, {}).ok());
+  ASSERT_NO_FATAL_FAILURE(AssertVerified(*m, name));
+  SLUICE_ASSERT_OK(m->Switch(name, false));
+  const std::string corpus = dir.Write("app.sql",
+                                       "SELECT id, unit_price FROM orders WHERE id = 1;\n"      // 1
+                                       "SELECT *\n  FROM orders;\n"                            // 2-3
+                                       "SELECT id, price FROM \"orders@001_rename\";\n"        // 4
+                                       "UPDATE \"orders@001_rename\" SET price = 2 WHERE id = 1;\n"  // 5
+                                       "UPDATE orders SET unit_price = 2 WHERE id = 1;\n"       // 6
+                                       "SELECT count(*) FROM orders;\n"                         // 7
+                                       "\n"
+                                       "SELECT id FROM orders o WHERE o.unit_price > 2\n"       // 9
+                                       "\n"
+                                       "SELECT nope FROM orders;\n");                           // 11
+  AuditOptions options;
+  options.queries_file = corpus;
+  auto r = m->Audit(name, options);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  Json a = Json::parse(r->json);
+  std::string found;
+  for (const auto& f : a["findings"]) {
+    ASSERT_EQ(f["source"], "queries") << f.dump();
+    found += f["location"].get<std::string>().substr(dir.path().size() + 1) + " " + f["object"].get<std::string>() +
+             " " + f["via"].get<std::string>() + " " + f["kinds"].get<std::string>() + "\n";
+  }
+  EXPECT_EQ(found,
+            "app.sql:1 orders.unit_price direct read\n"
+            "app.sql:2 orders.unit_price direct star\n"
+            "app.sql:6 orders.unit_price direct write\n"
+            "app.sql:9 orders.unit_price direct read\n");
+  Json cov = CoverageOf(a, "queries");
+  EXPECT_THAT(cov["detail"].get<std::string>(), HasSubstr("8 statement(s)"));
+  EXPECT_THAT(cov["detail"].get<std::string>(), HasSubstr("7 resolved by the database's compiler"));
+  EXPECT_EQ(cov["gaps"].dump(), "[\"1 statement(s) did not compile or parse\"]");
+  EXPECT_FALSE(a["coverage_sufficient"].get<bool>());
+  // Compiled, never run: the row is as it was.
+  EXPECT_EQ(QueryValue(*m, "SELECT unit_price FROM orders WHERE id = 1"), "1.5");
+}
+
 }  // namespace
 }  // namespace sluice::testing

@@ -218,6 +218,26 @@ TEST(ReportTest, JsonRoundTripAndVerdict) {
   EXPECT_EQ(ReportFromJson("[1]").status().code(), StatusCode::kInternal);
 }
 
+// A window shorter than the plan's longest known job period is not
+// sufficient coverage, whatever the sources saw; the report says so.
+TEST(ReportTest, WindowShorterThanThePlansJobPeriod) {
+  Report r;
+  r.at = "2026-03-01T12:00:00.000Z";
+  r.window_start = "2026-03-01T11:00:00.000Z";
+  r.coverage.push_back({"pgaudit", true, true, "armed", {}});
+  EXPECT_EQ(r.WindowSeconds(), 3600);
+  r.required_window_seconds = 86400;
+  EXPECT_FALSE(r.coverage_sufficient());
+  EXPECT_THAT(r.Summary(), HasSubstr("the window is 3600 s, shorter than the 86400 s the plan observes"));
+  EXPECT_THAT(r.ToText(), HasSubstr("3600 s of the 86400 s the plan observes"));
+  auto back = ReportFromJson(r.ToJson());
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->required_window_seconds, 86400);
+  EXPECT_FALSE(back->coverage_sufficient());
+  r.required_window_seconds = 3600;
+  EXPECT_TRUE(r.coverage_sufficient());
+}
+
 // The complete gate's audit check (src/gates) in each mode.
 gates::Evidence AuditCheck(const std::optional<std::string>& mode, const std::vector<gates::Event>& events,
                            bool nothing = false) {

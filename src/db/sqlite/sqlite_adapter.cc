@@ -505,6 +505,30 @@ class SqliteConnection : public Connection {
 
   std::string Describe() const override { return "sqlite:" + opts_.path; }
 
+  Result<std::vector<ColumnUse>> ColumnsTouched(std::string_view sql) override {
+    if (!db_) return Unavailable("the SQLite connection is closed");
+    std::vector<ColumnUse> out;
+    // Called while the statement compiles, once per column read or updated
+    // and per table inserted into or deleted from; `inner` names the view
+    // or trigger responsible (NULL: the statement itself).
+    auto authorize = [](void* p, int action, const char* a, const char* b, const char*, const char* inner) -> int {
+      auto* uses = static_cast<std::vector<ColumnUse>*>(p);
+      std::string via = inner ? inner : "";
+      if (action == SQLITE_READ && a && b) uses->push_back({a, b, "read", via});
+      if (action == SQLITE_UPDATE && a && b) uses->push_back({a, b, "write", via});
+      if ((action == SQLITE_INSERT || action == SQLITE_DELETE) && a) uses->push_back({a, "", "write", via});
+      return SQLITE_OK;
+    };
+    sqlite3_set_authorizer(db_, authorize, &out);
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, nullptr);
+    sqlite3_set_authorizer(db_, nullptr, nullptr);
+    std::string err = rc == SQLITE_OK ? "" : sqlite3_errmsg(db_);
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_OK) return InvalidArgument("the statement does not compile: " + err);
+    return out;
+  }
+
   void Cancel() override {
     MutexLock l(&cancel_mu_);
     if (interruptible_) sqlite3_interrupt(interruptible_);
