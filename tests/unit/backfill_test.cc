@@ -289,7 +289,6 @@ TEST(BackfillerTest, TheBackfillConnectionSyncsNormallyOnlyInWalModeUnlessAskedF
     };
     EXPECT_EQ(pragma("journal_mode"), c.wal ? "wal" : "delete");
     EXPECT_EQ(pragma("synchronous"), c.synchronous);
-    EXPECT_EQ(pragma("temp_store"), "2");  // MEMORY
     // A fresh connection of the application keeps SQLite's default (FULL).
     EXPECT_EQ(r.Value("PRAGMA synchronous"), "2");
     EXPECT_EQ(r.Value("SELECT count(*) FROM t WHERE v2 IS NOT lower(v)"), "0");

@@ -451,12 +451,11 @@ class SqliteConnection : public Connection {
   // reads the older checkpoint and rewrites those rows again, the same
   // values from the same old columns (`up` is deterministic), never twice
   // on top of each other. In rollback-journal mode NORMAL may corrupt the
-  // file on power loss, so FULL stays. temp_store = MEMORY keeps the
-  // statement journal of a multi-row UPDATE out of a temporary file; the
-  // page cache (16 MiB, constant in the table size) holds a chunk between
-  // finding its upper key and rewriting it.
+  // file on power loss, so FULL stays. (temp_store = MEMORY and a 16 MiB
+  // page cache were tried too: they made a 200,000-row backfill about
+  // 0.3 s slower, measured against the same binary without them.)
   Result<std::vector<std::string>> BackfillTuningSql(bool full_sync) override {
-    std::vector<std::string> out = {"PRAGMA temp_store = MEMORY", "PRAGMA cache_size = -16384"};
+    std::vector<std::string> out;
     if (full_sync) return out;
     auto mode = Query("PRAGMA journal_mode", {});
     if (!mode.ok()) return mode.status();
