@@ -1,6 +1,6 @@
 // Fleets at scale (issue 15, docs/fleets.md): 20 PostgreSQL databases on two
 // throwaway clusters (PgCluster::Shared and PgCluster::Second), each a cheap
-// copy of a template database. A canary wave, then a wave holding a
+// copy of a template database, and 2 SQLite files in the last wave. A canary wave, then a wave holding a
 // database whose data makes the plan's `up` fail: the rollout halts there,
 // the ledger says so, and `fleet rollback` rolls the fleet back; after the
 // data is fixed the same `fleet apply` finishes. Writers insert rows into
@@ -32,10 +32,25 @@ constexpr int kRows = 20;       // per database: small tables keep it fast
 constexpr int kPerCluster = 10;  // 20 databases in all
 constexpr int kParallel = 4;
 
+// One database of the fleet: PostgreSQL (cluster set) or a SQLite file.
 struct Db {
   std::string name, url;
   PgCluster* cluster = nullptr;
-  std::string Sql(const std::string& sql) const { return cluster->Psql(url, sql); }
+  std::string Sql(const std::string& sql) const {
+    if (cluster) return cluster->Psql(url, sql);
+    auto m = OpenSqlite(url.substr(std::string("sqlite:").size()), false);
+    return m ? QueryValue(*m, sql) : "<cannot open>";
+  }
+  bool pg() const { return cluster != nullptr; }
+  // The migration's phase, or "" when sluice never started on it.
+  std::string Phase() const {
+    if (pg()) {
+      if (Sql("SELECT to_regclass('sluice.migrations') IS NULL") == "t") return "";
+      return Sql("SELECT phase FROM sluice.migrations WHERE name = 'qty_int'");
+    }
+    if (Sql("SELECT count(*) FROM sqlite_schema WHERE name = '_sluice_migrations'") == "0") return "";
+    return Sql("SELECT phase FROM _sluice_migrations WHERE name = 'qty_int'");
+  }
 };
 
 // The template (items with kRows rows, qty = id as text) on `pg`, then
@@ -57,17 +72,39 @@ std::vector<Db> MakeDatabases(PgCluster* pg, const std::string& prefix, int coun
   return out;
 }
 
+// A SQLite file with the same items table and rows as the template.
+Db SqliteDb(const TempDir& dir, const std::string& name) {
+  std::string path = dir.File(name + ".db");
+  auto m = OpenSqlite(path, true);
+  EXPECT_NE(m, nullptr);
+  if (m) {
+    auto s = m->Connect("");
+    EXPECT_TRUE(s.ok());
+    if (s.ok()) {
+      EXPECT_TRUE((*s)->Exec(fmt::format("CREATE TABLE items (id integer PRIMARY KEY, qty text NOT NULL); WITH "
+                                         "RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < {}) "
+                                         "INSERT INTO items SELECT i, CAST(i AS TEXT) FROM g",
+                                         kRows))
+                      .ok());
+    }
+  }
+  return Db{name, "sqlite:" + path, nullptr};
+}
+
 // items' columns and types: "id integer,qty text".
 std::string Columns(const Db& d) {
+  if (!d.pg()) return d.Sql("SELECT group_concat(name || ' ' || lower(type), ',') FROM pragma_table_info('items')");
   return d.Sql("SELECT string_agg(column_name || ' ' || data_type, ',' ORDER BY ordinal_position) FROM "
                "information_schema.columns WHERE table_schema = 'public' AND table_name = 'items'");
 }
 
 // Whether sluice never touched the database: no sluice schema, no version
-// schema, items as it was.
+// schema (SQLite: no state table, no view, no trigger), items as it was.
 void ExpectUntouched(const Db& d) {
   SCOPED_TRACE(d.name);
-  EXPECT_EQ(d.Sql("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'sluice%' OR nspname LIKE 'public\\_%'"),
+  EXPECT_EQ(d.Sql(d.pg() ? "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'sluice%' OR nspname LIKE "
+                           "'public\\_%'"
+                         : "SELECT count(*) FROM sqlite_schema WHERE name <> 'items' AND name NOT LIKE 'sqlite%'"),
             "0");
   EXPECT_EQ(Columns(d), "id integer,qty text");
 }
@@ -82,10 +119,13 @@ TEST(FleetScale, TwentyDatabasesOnTwoClustersHaltRollbackThenFinish) {
   // Interleaved, so every wave spans both clusters: fa01 fb01 fa02 fb02 ...
   std::vector<Db> dbs;
   for (int i = 0; i < kPerCluster; ++i) dbs.push_back(a[i]), dbs.push_back(b[i]);
+  TempDir dir;
+  for (const char* name : {"sq01", "sq02"}) dbs.push_back(SqliteDb(dir, name));  // the last wave
   std::map<std::string, const Db*> by_name;
   for (const auto& d : dbs) by_name[d.name] = &d;
-  // Waves: canary = fa01, fb01; second = 25% of 20 = the next 5 in order
-  // (fa02 fb02 fa03 fb03 fa04); rest = the other 13.
+  // Waves: canary = fa01, fb01; second = 20% of 22 rounded up = the next 5
+  // in order (fa02 fb02 fa03 fb03 fa04); rest = the other 15, the two
+  // SQLite files last.
   const Db& bad = *by_name["fb03"];
   bad.Sql("UPDATE items SET qty = 'lots' WHERE id = 7");
   std::string yaml = "databases:\n";
@@ -93,10 +133,9 @@ TEST(FleetScale, TwentyDatabasesOnTwoClustersHaltRollbackThenFinish) {
     yaml += fmt::format("  - {{name: {}, url: \"{}\"{}}}\n", d.name, d.url,
                         d.name == "fa01" || d.name == "fb01" ? ", tags: [canary]" : "");
   }
-  yaml += fmt::format("waves:\n  - {{name: canary, match: {{tags: [canary]}}}}\n  - {{name: second, percent: 25}}\n"
+  yaml += fmt::format("waves:\n  - {{name: canary, match: {{tags: [canary]}}}}\n  - {{name: second, percent: 20}}\n"
                       "  - {{name: rest}}\nparallel: {}\nsoak: 5m\non_failure: halt\n",
                       kParallel);
-  TempDir dir;
   auto inv = fleet::LoadInventory(dir.Write("fleet.yaml", yaml));
   ASSERT_TRUE(inv.ok()) << inv.status().message();
 
@@ -185,15 +224,18 @@ TEST(FleetScale, TwentyDatabasesOnTwoClustersHaltRollbackThenFinish) {
   const double rollback_took = since() - rollback_from;
   for (const auto& d : dbs) {
     SCOPED_TRACE(d.name);
-    if (d.Sql("SELECT to_regclass('sluice.migrations') IS NOT NULL") == "t") {
-      EXPECT_EQ(d.Sql("SELECT phase FROM sluice.migrations WHERE name = 'qty_int'"), "rolled_back");
+    std::string phase = d.Phase();
+    if (!phase.empty()) {
+      EXPECT_EQ(phase, "rolled_back");
     }
     EXPECT_EQ(Columns(d), "id integer,qty text");
-    EXPECT_EQ(d.Sql("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'public.items'::regclass AND NOT tgisinternal"),
+    EXPECT_EQ(d.Sql(d.pg() ? "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'public.items'::regclass AND NOT "
+                             "tgisinternal"
+                           : "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"),
               "0");
     int extra = inserted.count(d.name) ? inserted[d.name].load() : 0;
     EXPECT_EQ(d.Sql("SELECT count(*) FROM items"), std::to_string(kRows + extra));
-    EXPECT_EQ(d.Sql("SELECT count(*) FROM items WHERE qty <> id::text"), d.name == "fb03" ? "1" : "0");
+    EXPECT_EQ(d.Sql("SELECT count(*) FROM items WHERE qty <> CAST(id AS text)"), d.name == "fb03" ? "1" : "0");
   }
   EXPECT_EQ(by_name["fa01"]->Sql("SELECT phase FROM sluice.migrations WHERE name = 'qty_int'"), "rolled_back");
   for (size_t i = 7; i < dbs.size(); ++i) ExpectUntouched(dbs[i]);  // rollback touched no database never started
@@ -208,13 +250,19 @@ TEST(FleetScale, TwentyDatabasesOnTwoClustersHaltRollbackThenFinish) {
   EXPECT_TRUE(again->finished);
   for (const auto& d : dbs) {
     SCOPED_TRACE(d.name);
-    EXPECT_EQ(d.Sql("SELECT phase FROM sluice.migrations WHERE name = 'qty_int'"), "complete");
-    EXPECT_EQ(d.Sql("SELECT data_type FROM information_schema.columns WHERE table_schema = 'public' AND table_name = "
-                    "'items' AND column_name = 'qty'"),
-              "integer");
+    EXPECT_EQ(d.Phase(), "complete");
+    if (d.pg()) {
+      EXPECT_EQ(d.Sql("SELECT data_type FROM information_schema.columns WHERE table_schema = 'public' AND "
+                      "table_name = 'items' AND column_name = 'qty'"),
+                "integer");
+    } else {
+      EXPECT_EQ(Columns(d), "id integer,qty integer");
+    }
     int extra = inserted.count(d.name) ? inserted[d.name].load() : 0;
-    EXPECT_EQ(d.Sql("SELECT count(*) FROM public.items"), std::to_string(kRows + extra));
-    EXPECT_EQ(d.Sql("SELECT count(*) FROM public.items WHERE qty IS DISTINCT FROM id"), "0");
+    EXPECT_EQ(d.Sql("SELECT count(*) FROM items"), std::to_string(kRows + extra));
+    EXPECT_EQ(d.Sql(d.pg() ? "SELECT count(*) FROM items WHERE qty IS DISTINCT FROM id"
+                           : "SELECT count(*) FROM items WHERE qty IS NOT id OR typeof(qty) <> 'integer'"),
+              "0");
   }
   EXPECT_EQ(pa->Psql(ledger, "SELECT string_agg(state, ',') FROM (SELECT DISTINCT state FROM sluice.fleet_waves "
                              "WHERE migration = 'qty_int') s"),
@@ -223,7 +271,7 @@ TEST(FleetScale, TwentyDatabasesOnTwoClustersHaltRollbackThenFinish) {
   EXPECT_LE(probe.max(), kParallel);
   EXPECT_GE(probe.max(), 2);
   EXPECT_LE(again->max_concurrent, kParallel);
-  std::printf("fleet of %zu databases on 2 clusters: first apply (halts) %.1f s, rollback %.1f s, second apply "
+  std::printf("fleet of %zu databases (2 PostgreSQL clusters, 2 SQLite files): first apply (halts) %.1f s, rollback %.1f s, second apply "
               "(finishes) %.1f s\n",
               dbs.size(), halted_at, rollback_took, again_took);
 }
