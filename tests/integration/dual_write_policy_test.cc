@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "support/pg_cluster.h"
+#include "support/plans.h"
 #include "support/pg_fingerprint.h"
 #include "support/test_support.h"
 
@@ -21,20 +22,6 @@ PgCluster* Pg() { return PgCluster::Shared(); }
 const std::string kItems =
     "CREATE TABLE items (id integer PRIMARY KEY, qty text, note text);"
     "INSERT INTO items SELECT g, g::text, 'n' FROM generate_series(1, 50) g;";
-
-std::string QtyPlan(const std::string& policy, const std::string& fallback) {
-  std::string p = policy.empty() ? "" : "dual_write:\n  on_error: " + policy + "\n";
-  p += R"(operations:
-  - alter_column:
-      table: items
-      column: qty
-      type: integer
-      up: CAST(qty AS integer)
-      down: CAST(qty AS text)
-)";
-  if (!fallback.empty()) p += "      fallback: \"" + fallback + "\"\n";
-  return p;
-}
 
 std::string NewDb(const std::string& setup) {
   std::string url = Pg()->CreateDatabase("dwp");
@@ -93,7 +80,7 @@ TEST_F(DualWritePolicy, RecordLetsTheOldWriteThroughAndHoldsTheGatesUntilFixed) 
   TempDir dir;
   auto m = Open(db);
   ASSERT_TRUE(m);
-  SLUICE_ASSERT_OK(m->Start(dir.Write("dw.yaml", QtyPlan("", "-1"))));
+  SLUICE_ASSERT_OK(m->Start(dir.Write("dw.yaml", QtyToIntegerPlan("", "-1"))));
   ASSERT_TRUE(m->Backfill("dw", {}).ok());
 
   std::string err;
@@ -167,7 +154,7 @@ TEST_F(DualWritePolicy, RecordWithoutFallbackStoresNull) {
   TempDir dir;
   auto m = Open(db);
   ASSERT_TRUE(m);
-  SLUICE_ASSERT_OK(m->Start(dir.Write("dw.yaml", QtyPlan("record", ""))));
+  SLUICE_ASSERT_OK(m->Start(dir.Write("dw.yaml", QtyToIntegerPlan("record", ""))));
   ASSERT_TRUE(m->Backfill("dw", {}).ok());
   std::string err;
   ASSERT_TRUE(OldWrite(db, "INSERT INTO items VALUES (100, 'lots', 'x')", &err)) << err;
@@ -198,7 +185,7 @@ TEST_F(DualWritePolicy, FailRefusesTheOldWriteAndChangesNothing) {
   TempDir dir;
   auto m = Open(db);
   ASSERT_TRUE(m);
-  SLUICE_ASSERT_OK(m->Start(dir.Write("dw.yaml", QtyPlan("fail", "-1"))));
+  SLUICE_ASSERT_OK(m->Start(dir.Write("dw.yaml", QtyToIntegerPlan("fail", "-1"))));
   ASSERT_TRUE(m->Backfill("dw", {}).ok());
   std::string err;
   EXPECT_FALSE(OldWrite(db, "UPDATE items SET qty = 'n/a' WHERE id = 7", &err));
@@ -298,7 +285,7 @@ TEST_F(DualWritePolicy, RecheckAndRollback) {
   TempDir dir;
   auto m = Open(db);
   ASSERT_TRUE(m);
-  SLUICE_ASSERT_OK(m->Start(dir.Write("dw.yaml", QtyPlan("record", ""))));
+  SLUICE_ASSERT_OK(m->Start(dir.Write("dw.yaml", QtyToIntegerPlan("record", ""))));
   ASSERT_TRUE(m->Backfill("dw", {}).ok());
   std::string err;
   ASSERT_TRUE(OldWrite(db, "UPDATE items SET qty = 'a' WHERE id IN (3, 4)", &err)) << err;
@@ -328,7 +315,7 @@ TEST_F(DualWritePolicy, BackfillMeetingAnUnconvertibleRow) {
     TempDir dir;
     auto m = Open(db);
     ASSERT_TRUE(m);
-    SLUICE_ASSERT_OK(m->Start(dir.Write("dw.yaml", QtyPlan(policy, "0"))));
+    SLUICE_ASSERT_OK(m->Start(dir.Write("dw.yaml", QtyToIntegerPlan(policy, "0"))));
     std::string err;
     ASSERT_TRUE(OldWrite(db, "SET session_replication_role = replica; UPDATE items SET qty = 'x' WHERE id = 30", &err))
         << err;

@@ -20,6 +20,7 @@
 #include "fleet/inventory.h"
 #include "fleet/runner.h"
 #include "support/fleet_support.h"
+#include "support/plans.h"
 #include "support/pg_cluster.h"
 #include "support/test_support.h"
 
@@ -142,7 +143,7 @@ TEST(FleetScale, TwentyDatabasesOnTwoClustersHaltRollbackThenFinish) {
   FakeClock clock;
   clock.set_auto_advance(true);  // the soaks pass at once
   fleet::RunOptions o;
-  o.plan_path = dir.Write("qty_int.yaml", kQtyToIntegerPlan);
+  o.plan_path = dir.Write("qty_int.yaml", QtyToIntegerPlan("fail", ""));
   o.db_options.actor = "fleet-scale-test";
   o.db_options.lock_retry_budget_ms = 20000;
   o.clock = &clock;

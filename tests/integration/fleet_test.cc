@@ -21,6 +21,7 @@
 #include "fleet/inventory.h"
 #include "fleet/runner.h"
 #include "support/fleet_support.h"
+#include "support/plans.h"
 #include "support/pg_cluster.h"
 #include "support/serve_process.h"
 #include "support/test_support.h"
@@ -487,7 +488,7 @@ TEST_F(Fleet, PostgresCanaryHaltsOnBadDataThenFinishes) {
                           "INSERT INTO items SELECT g, g::text FROM generate_series(1, 30) g;");
   }
   pg->Psql(urls[2], "UPDATE items SET qty = 'lots' WHERE id = 17");
-  std::string plan = dir_.Write("qty_int.yaml", kQtyToIntegerPlan);
+  std::string plan = dir_.Write("qty_int.yaml", QtyToIntegerPlan("fail", ""));
 
   fleet::Inventory inv = Load(dir_, fmt::format(R"(databases:
   - {{name: pg1, url: "{}", tags: [canary]}}

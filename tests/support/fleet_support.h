@@ -1,5 +1,5 @@
-// What the fleet tests (tests/integration/fleet*_test.cc) share: a plan and
-// a probe of the runner's concurrency.
+// What the fleet tests (tests/integration/fleet*_test.cc) share: a probe of
+// the runner's concurrency (their plan is QtyToIntegerPlan in plans.h).
 #pragma once
 
 #include <algorithm>
@@ -11,20 +11,6 @@
 #include <gtest/gtest.h>
 
 namespace sluice::testing {
-
-// items.qty text -> integer (PostgreSQL); `up` fails on a row whose qty is
-// not a number, which is how the fleet tests plant a failing database.
-inline constexpr const char* kQtyToIntegerPlan = R"(dual_write:
-  on_error: fail
-operations:
-  - alter_column:
-      table: items
-      column: qty
-      type: integer
-      up: CAST(qty AS integer)
-      down: CAST(qty AS text)
-)";
-
 
 // The databases inside a forward pass at once, observed through
 // fleet::RunOptions::on_database (call it from there). The first time
