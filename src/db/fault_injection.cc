@@ -84,7 +84,7 @@ Status DiskFullError(const Dialect& d) {
 
 Status DeadlockError(const Dialect& d) {
   if (IsPostgres(d)) return Status(StatusCode::kAborted, "deadlock detected (injected)", "SQLSTATE 40P01");
-  return Status(StatusCode::kAborted, "database is locked (injected) (the database is locked by another connection)",
+  return Status(StatusCode::kAborted, "database is locked (injected) (another connection held the lock longer than sluice waits for it)",
                 "SQLITE_BUSY (5)");
 }
 

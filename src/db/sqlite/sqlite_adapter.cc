@@ -630,7 +630,8 @@ class SqliteConnection : public Connection {
       full = "statement timed out (it ran longer than the session's statement timeout of " +
              std::to_string(statement_timeout_ms_) + " ms): " + full;
     } else if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) {
-      full += " (the database is locked by another connection)";
+      full += " (another connection held the lock longer than sluice waits for it, " +
+              std::to_string(opts_.busy_timeout_ms) + " ms; retry once its transaction has ended)";
     }
     return Status(code, full, SqliteCodeName(ext));
   }
