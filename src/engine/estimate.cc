@@ -384,9 +384,7 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
     TableEstimateInfo info;
     info.table = t;
     if (schema.FindTable(t)) {
-      const int64_t r0 = clock()->NowMicros();
       SLUICE_ASSIGN_OR_RETURN(auto rows, RowsOf(*conn, t));
-      if (rows.second == "count(*)") count_seconds[t] = static_cast<double>(clock()->NowMicros() - r0) / 1e6;
       info.rows = rows.first;
       info.rows_source = rows.second;
       const std::string bytes_sql = d.TableBytesSql(t);
@@ -416,7 +414,8 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
     double commit_first = 0, commit_steady = 0;
   };
   std::map<std::string, TrialFit> fits;
-  std::map<std::string, std::vector<double>> chunk_rates, chunk_seconds, verify_per_row, sort_per_row, scan_per_row;
+  std::map<std::string, std::vector<double>> chunk_rates, chunk_seconds, verify_per_row, sort_per_row, scan_per_row,
+      rescan_ratio;
   double start_seconds = 0;
   int64_t start_statements = 0;
   auto trial = [&]() -> Status {
@@ -441,11 +440,32 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
     // counts through the old and the new read path (now that start's
     // statements made them), read past the new version's readiness guard
     // as the gate does.
+    // The same statements as src/backfill/backfill.cc's first run: the
+    // last key, the count up to it (a parameter: the server may plan it
+    // differently from a plain count) and, where the table is split for
+    // workers, the partition bounds.
     for (const auto& task : c.backfill) {
-      if (!count_seconds.count(task.table)) {
-        SLUICE_ASSIGN_OR_RETURN(count_seconds[task.table],
-                                Timed(*conn, *clock(), "SELECT count(*) FROM " + d.Table(task.table)));
+      const std::string keys = KeyColumns(d, task.key);
+      SLUICE_ASSIGN_OR_RETURN(auto high, conn->Query("SELECT " + keys + " FROM " + d.Table(task.table) +
+                                                     " ORDER BY " + KeyColumns(d, task.key, " DESC") + " LIMIT 1"));
+      if (high.rows.empty()) continue;
+      const std::string upto = "(" + keys + ") <= " + Params(task.key.size(), 1);
+      SLUICE_ASSIGN_OR_RETURN(double secs, Timed(*conn, *clock(),
+                                                 "SELECT count(*) FROM " + d.Table(task.table) + " WHERE " + upto,
+                                                 high.rows[0]));
+      const int64_t rows = (*table_info(task.table))->rows;
+      if (d.parallel_backfill() && rows >= kMinRowsToPartition) {
+        const int64_t step = std::max<int64_t>(1, rows / kPartitions);
+        SLUICE_ASSIGN_OR_RETURN(double bounds,
+                                Timed(*conn, *clock(),
+                                      "SELECT " + keys + " FROM (SELECT " + keys + ", row_number() OVER (ORDER BY " +
+                                          keys + ") AS sluice_rn FROM " + d.Table(task.table) + " WHERE " + upto +
+                                          ") s WHERE sluice_rn % " + std::to_string(step) + " = 0 AND sluice_rn < " +
+                                          std::to_string(step * kPartitions) + " ORDER BY " + keys,
+                                      high.rows[0]));
+        secs += bounds;
       }
+      count_seconds[task.table] = secs;
     }
     {
       const std::string bypass = d.ReadUnreadySql(true);
@@ -528,6 +548,15 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
         if (hi.empty()) continue;
         std::vector<Value> params = starts[i];
         params.insert(params.end(), hi.begin(), hi.end());
+        // The same range counted before and after its rewrite (below): how
+        // much slower the gate's counts read a rewritten table.
+        double counted_before = 0;
+        if (!warm_up) {
+          const int64_t b0 = clock()->NowMicros();
+          SLUICE_RETURN_IF_ERROR(conn->Query(counted, params).status());
+          counted_before = static_cast<double>(clock()->NowMicros() - b0) / 1e6;
+          c0 += clock()->NowMicros() - b0;  // not part of the chunk
+        }
         SLUICE_ASSIGN_OR_RETURN(auto res, conn->Query(update, params));
         SLUICE_RETURN_IF_ERROR(conn->Query("INSERT INTO " + d.StateTable("chunks") +
                                                " (migration, tbl, worker, chunk, from_key, to_key, rows, millis, "
@@ -560,7 +589,9 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
         c0 = clock()->NowMicros();
         SLUICE_ASSIGN_OR_RETURN(auto cn, conn->Query(counted, params));
         const int64_t m = cn.rows.empty() ? 0 : cn.rows[0][0].AsInt();
-        if (m > 0) scan_per_row[task.table].push_back(static_cast<double>(clock()->NowMicros() - c0) / 1e6 / m);
+        const double counted_after = static_cast<double>(clock()->NowMicros() - c0) / 1e6;
+        if (m > 0) scan_per_row[task.table].push_back(counted_after / m);
+        if (m > 0 && counted_before > 0) rescan_ratio[task.table].push_back(counted_after / counted_before);
         c0 = clock()->NowMicros();
         SLUICE_ASSIGN_OR_RETURN(auto so, conn->Query(sorted, params));
         if (!so.rows.empty()) {
@@ -654,7 +685,11 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
       // counts; once per run: the process's start, its connections (the
       // coordinator's, the Pacer's and one per worker) and its own
       // transactions (lease, checkpoint rows, gate, readiness), about 8.
-      const double count = count_seconds[task.table], parity = parity_seconds[task.table];
+      // The gate counts the table after its rewrite: its parity counts timed
+      // before, times how much slower the trial ranges counted after their
+      // rewrite than before.
+      const double rescan = std::clamp(Quantile(rescan_ratio[task.table], 0.5), 1.0, 20.0);
+      const double count = count_seconds[task.table], parity = parity_seconds[task.table] * rescan;
       const double once = &task == &c.backfill.front()
                               ? process_seconds + (2 + workers) * connect_seconds + 8 * own_transaction_seconds
                               : 0;
@@ -668,12 +703,13 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
           "each {:.2f} ms + {:.3f} us/row, fitted to {} trial chunks (after one warm-up chunk) timed with their state "
           "row under the backfill's session settings, each with a commit timed on a scratch database ({:.2f} ms at "
           "{} rows): {:.3f} s for one writer; {} worker{} at a measured speed-up of {:.2f} ({:.2f}-{:.2f}); plus "
-          "{:.3f} s timed around the chunks (counting scan {:.3f} s, gate parity counts {:.3f} s, process start "
+          "{:.3f} s timed around the chunks (counting scan and partition bounds {:.3f} s, gate parity counts {:.3f} s "
+          "(x{:.2f} for a rewritten table), process start "
           "{:.3f} s, connections {:.3f} s each, own transactions {:.4f} s each); P10 and P90 from the chunks' "
           "pace spread (/{:.2f}, x{:.2f}) and the speed-up's",
           info.rows, info.rows_source, pr.chunks, fit.first, fit.steady, target_ms, fit.cost.a * 1e3,
           fit.cost.b * 1e6, rates.size(), fit.commit_steady * 1e3, fit.steady, pr.chunk_seconds, workers,
-          workers == 1 ? "" : "s", speedup.p50, speedup.low, speedup.high, in.fixed_seconds, count, parity,
+          workers == 1 ? "" : "s", speedup.p50, speedup.low, speedup.high, in.fixed_seconds, count, parity, rescan,
           process_seconds, connect_seconds, own_transaction_seconds, pr.spread_low, pr.spread_high);
     }
     if (p.backfill.max_rows_per_second && *p.backfill.max_rows_per_second > 0) {
