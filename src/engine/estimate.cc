@@ -642,7 +642,7 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
     }
   }
   // One of the run's own small transactions: a round trip and a commit.
-  double own_transaction_seconds = 0;
+  double own_transaction_seconds = 0, round_trip_seconds = 0;
   {
     std::vector<double> rtt;
     for (int i = 0; i < 3; ++i) {
@@ -650,7 +650,8 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
       rtt.push_back(t);
     }
     SLUICE_ASSIGN_OR_RETURN(double small_commit, conn->TimeCommit(1, 64));
-    own_transaction_seconds = 3 * Quantile(rtt, 0.5) + small_commit;
+    round_trip_seconds = Quantile(rtt, 0.5);
+    own_transaction_seconds = 3 * round_trip_seconds + small_commit;
   }
   double backfill_p50 = 0, backfill_p90 = 0, verify_p50 = 0, verify_p90 = 0;
   for (const auto& task : c.backfill) {
@@ -674,6 +675,11 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
       in.first = fit.first;
       in.steady = fit.steady;
       in.cost = fit.cost;
+      // A real chunk is its own transaction: BEGIN, its search_path, the
+      // migration row's guard, its checkpoint row read and written, COMMIT
+      // — 6 round trips the trial's chunks (bound, UPDATE, state row) do
+      // not make.
+      in.cost.a += 6 * round_trip_seconds;
       in.pace = fit.pace;
       in.workers = workers;
       // As the backfill partitions a table (src/backfill/backfill.cc).
@@ -702,13 +708,13 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
           "{} rows ({}) in {} chunks as the backfill sizes them ({} rows first, then up to {} at its {} ms target), "
           "each {:.2f} ms + {:.3f} us/row, fitted to {} trial chunks (after one warm-up chunk) timed with their state "
           "row under the backfill's session settings, each with a commit timed on a scratch database ({:.2f} ms at "
-          "{} rows): {:.3f} s for one writer; {} worker{} at a measured speed-up of {:.2f} ({:.2f}-{:.2f}); plus "
+          "{} rows) and 6 round trips of its own transaction ({:.3f} ms each): {:.3f} s for one writer; {} worker{} at a measured speed-up of {:.2f} ({:.2f}-{:.2f}); plus "
           "{:.3f} s timed around the chunks (counting scan and partition bounds {:.3f} s, gate parity counts {:.3f} s "
           "(x{:.2f} for a rewritten table), process start "
           "{:.3f} s, connections {:.3f} s each, own transactions {:.4f} s each); P10 and P90 from the chunks' "
           "pace spread (/{:.2f}, x{:.2f}) and the speed-up's",
           info.rows, info.rows_source, pr.chunks, fit.first, fit.steady, target_ms, fit.cost.a * 1e3,
-          fit.cost.b * 1e6, rates.size(), fit.commit_steady * 1e3, fit.steady, pr.chunk_seconds, workers,
+          fit.cost.b * 1e6, rates.size(), fit.commit_steady * 1e3, fit.steady, round_trip_seconds * 1e3, pr.chunk_seconds, workers,
           workers == 1 ? "" : "s", speedup.p50, speedup.low, speedup.high, in.fixed_seconds, count, parity, rescan,
           process_seconds, connect_seconds, own_transaction_seconds, pr.spread_low, pr.spread_high);
     }
