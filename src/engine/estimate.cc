@@ -645,7 +645,8 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
   double own_transaction_seconds = 0, round_trip_seconds = 0;
   {
     std::vector<double> rtt;
-    for (int i = 0; i < 3; ++i) {
+    // Enough samples that a stall of the machine does not become the median.
+    for (int i = 0; i < 15; ++i) {
       SLUICE_ASSIGN_OR_RETURN(double t, Timed(*conn, *clock(), "SELECT 1"));
       rtt.push_back(t);
     }
