@@ -142,6 +142,10 @@ Result<std::vector<Value>> RangeEnd(db::Connection& conn, const std::string& tab
 // As src/backfill/backfill.cc partitions a table for parallel workers.
 constexpr int64_t kMinRowsToPartition = 20000;
 constexpr int kPartitions = 8;
+// The trial's chunks: at least --trial-chunks and kMinTrialSeconds of them,
+// at most kMaxTrialFactor x --trial-chunks.
+constexpr double kMinTrialSeconds = 1.0;
+constexpr int kMaxTrialFactor = 8;
 
 // The server's speed-up for `workers` concurrent chunk writers over one.
 // The trial's chunks cannot run concurrently (a second session cannot see
@@ -482,7 +486,13 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
     for (const auto& task : c.backfill) {
       // One more start than timed chunks: the first chunk warms the cache
       // up and is not counted (the backfill's first chunk is one of many).
-      SLUICE_ASSIGN_OR_RETURN(auto starts, SampleStarts(*conn, task.table, task.key, options.trial_chunks + 1));
+      // Short chunks (PostgreSQL's 30 ms target) are timed on until the
+      // trial has lasted kMinTrialSeconds, up to kMaxTrialFactor times
+      // as many: a few 30 ms chunks are one moment of a busy server.
+      SLUICE_ASSIGN_OR_RETURN(auto starts, SampleStarts(*conn, task.table, task.key,
+                                                        options.trial_chunks * kMaxTrialFactor + 1));
+      double timed_seconds = 0;
+      int timed_chunks = 0;
       std::string set;
       for (size_t i = 0; i < task.assignments.size(); ++i) {
         set += (i ? ", " : "") + d.Quote(task.assignments[i].target) + " = " +
@@ -518,7 +528,8 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
       TrialFit& fit = fits[task.table];
       fit.first = first_rows;
       fit.steady = first_rows;
-      const size_t n_first = 1 + std::max<size_t>(1, (starts.size() + 1) / 3);
+      const size_t n_first =
+          1 + std::max<size_t>(1, (std::min<size_t>(starts.size(), options.trial_chunks + 1) + 1) / 3);
       std::vector<std::pair<double, double>> points;
       double bytes_per_row = 0;
       std::map<int64_t, double> commit_at;  // chunk size -> one commit's seconds
@@ -531,6 +542,7 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
       };
       for (size_t i = 0; i < starts.size(); ++i) {
         const bool warm_up = i == 0 && starts.size() > 1;
+        if (timed_chunks >= options.trial_chunks && timed_seconds >= kMinTrialSeconds) break;
         if (i == n_first && !points.empty()) {
           // Seconds per row of the first chunks, commit included.
           double rows = 0, secs = 0;
@@ -567,6 +579,8 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
                                  .status());
         double secs = std::max(1e-6, static_cast<double>(clock()->NowMicros() - c0) / 1e6);
         if (warm_up) continue;
+        timed_seconds += secs;
+        ++timed_chunks;
         if (bytes_per_row <= 0) {
           SLUICE_ASSIGN_OR_RETURN(auto b, conn->Query(bytes, params));
           if (!b.rows.empty() && !b.rows[0][0].is_null()) bytes_per_row = b.rows[0][0].AsReal();
