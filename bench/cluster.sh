@@ -54,3 +54,60 @@ fdiv() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "nan"; else printf "
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 # Median and min-max of numbers given as arguments: "median (min-max)".
 stats() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.3g (%.3g-%.3g)\n", m, v[1], v[NR] }'; }
+
+# --- the boilerplate every benchmark script shares ------------------------
+#
+#   bench_bad_arg "$1"            # unknown argument: message, exit 2
+#   bench_require TOOL ...        # each must be executable (or a command)
+#   bench_tmp NAME                # TMP=/tmp/sluice-NAME.XXXXXX (mode 755)
+#   bench_trap                    # at exit: stop background jobs, the cluster,
+#                                 # remove TMP unless KEEP=1; INT/TERM exit 130
+#   bench_binary "$SLUICE_SRC"    # SLUICE=$TMP/sluice, a private copy
+#
+# A script may define bench_on_exit (called first at exit) for clean-up of
+# its own.
+bench_bad_arg() { echo "bench: unknown argument '$1'" >&2; exit 2; }
+
+bench_require() {
+  local tool
+  for tool in "$@"; do
+    [ -x "$tool" ] || command -v "$tool" >/dev/null ||
+      { echo "bench: $tool is missing; run scripts/setup.sh (Debian packages) and scripts/build.sh" >&2; exit 1; }
+  done
+}
+
+bench_tmp() {
+  TMP="$(mktemp -d "/tmp/sluice-$1.XXXXXX")"
+  chmod 755 "$TMP"
+}
+
+bench_cleanup() {
+  local rc=$?
+  set +e
+  if declare -F bench_on_exit >/dev/null; then bench_on_exit; fi
+  local p
+  for p in $(jobs -p); do kill "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  cluster_stop
+  if [ -n "${TMP:-}" ]; then
+    if [ "${KEEP:-0}" = 1 ]; then echo "bench: kept $TMP"; else rm -rf "$TMP"; fi
+  fi
+  exit $rc
+}
+
+bench_trap() {
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+
+# A private copy of the binary: the same sluice for the whole run, even if
+# build/ is rebuilt meanwhile (retried while a link is in progress).
+bench_binary() {
+  local i
+  for i in 1 2 3 4 5 6 7 8 9 10; do
+    if cp "$1" "$TMP/sluice" 2>/dev/null && "$TMP/sluice" --help >/dev/null 2>&1; then break; fi
+    sleep 3
+  done
+  "$TMP/sluice" --help >/dev/null
+  SLUICE="$TMP/sluice"
+}

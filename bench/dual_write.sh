@@ -27,6 +27,8 @@ ROWS=100000
 RUNS=3
 SECONDS_EACH=5
 KEEP=0
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+. "$ROOT/bench/cluster.sh"
 while [ $# -gt 0 ]; do
   case "$1" in
     --rows) ROWS="$2"; shift 2 ;;
@@ -34,32 +36,16 @@ while [ $# -gt 0 ]; do
     --seconds) SECONDS_EACH="$2"; shift 2 ;;
     --keep) KEEP=1; shift ;;
     -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
-    *) echo "bench: unknown argument '$1'" >&2; exit 2 ;;
+    *) bench_bad_arg "$1" ;;
   esac
 done
 
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SLUICE="${SLUICE_BIN:-$ROOT/build/sluice}"
-. "$ROOT/bench/cluster.sh"
-for tool in "$SLUICE" "$PGBIN/initdb" "$PGBIN/pg_ctl" "$PGBIN/pgbench" "$PGBIN/psql"; do
-  [ -x "$tool" ] || { echo "bench: $tool is missing; run scripts/setup.sh and scripts/build.sh" >&2; exit 1; }
-done
+bench_require "$SLUICE" "$PGBIN/initdb" "$PGBIN/pg_ctl" "$PGBIN/pgbench" "$PGBIN/psql"
 
-TMP="$(mktemp -d /tmp/sluice-bench-dw.XXXXXX)"
-chmod 755 "$TMP"
-cleanup() {
-  local rc=$?
-  set +e
-  for p in $(jobs -p); do kill "$p" 2>/dev/null; done
-  wait 2>/dev/null
-  cluster_stop
-  if [ "$KEEP" = 1 ]; then echo "bench: kept $TMP"; else rm -rf "$TMP"; fi
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-cp "$SLUICE" "$TMP/sluice"
-SLUICE="$TMP/sluice"
+bench_tmp bench-dw
+bench_trap
+bench_binary "$SLUICE"
 cd "$TMP"
 cluster_start "$TMP"
 

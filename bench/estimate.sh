@@ -21,6 +21,8 @@ SIZES="100000 1000000 4000000"
 DIALECTS="sqlite postgres"
 PLANS="lower cents"
 KEEP=0
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+. "$ROOT/bench/cluster.sh"
 usage() { sed -n '2,16p' "$0"; echo "options: --sizes \"N ...\" --dialects \"sqlite postgres\" --plans \"lower cents\" --keep"; }
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -29,30 +31,16 @@ while [ $# -gt 0 ]; do
     --plans) PLANS="$2"; shift 2 ;;
     --keep) KEEP=1; shift ;;
     -h|--help) usage; exit 0 ;;
-    *) echo "bench: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
+    *) usage >&2; bench_bad_arg "$1" ;;
   esac
 done
 
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SLUICE_SRC="${SLUICE_BIN:-$ROOT/build/sluice}"
 [ -x "$SLUICE_SRC" ] || "$ROOT/scripts/build.sh"
-. "$ROOT/bench/cluster.sh"
-for tool in "$PGBIN/initdb" "$PGBIN/psql" /usr/bin/sqlite3 python3; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool is missing; run scripts/setup.sh" >&2; exit 1; }
-done
-TMP="$(mktemp -d /tmp/sluice-benche.XXXXXX)"
-chmod 755 "$TMP"
-cleanup() {
-  local rc=$?
-  set +e
-  cluster_stop
-  if [ "$KEEP" = 1 ]; then echo "bench: kept $TMP"; else rm -rf "$TMP"; fi
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-cp "$SLUICE_SRC" "$TMP/sluice"
-SLUICE="$TMP/sluice"
+bench_require "$PGBIN/initdb" "$PGBIN/psql" /usr/bin/sqlite3 python3
+bench_tmp benche
+bench_trap
+bench_binary "$SLUICE_SRC"
 mkdir -p "$TMP/plans" "$TMP/logs"
 cd "$TMP"
 case " $DIALECTS " in *" postgres "*) cluster_start "$TMP" ;; esac

@@ -106,36 +106,17 @@ done
 # ---------------------------------------------------------------------------
 # Throwaway PostgreSQL cluster
 # ---------------------------------------------------------------------------
-TMP="$(mktemp -d /tmp/sluice-bench.XXXXXX)"
-chmod 755 "$TMP"
-cleanup() {
-  local rc=$?
-  set +e
-  # Background clients (pgbench, sluice) started by this script.
-  for p in $(jobs -p); do kill "$p" 2>/dev/null; done
-  for f in "$TMP"/logs/bf_*.pid; do [ -e "$f" ] && kill -INT "$(cat "$f")" 2>/dev/null; done
-  wait 2>/dev/null
-  cluster_stop
-  if [ "$KEEP" = 1 ]; then
-    echo "bench: kept $TMP"
-  else
-    rm -rf "$TMP"
-  fi
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_tmp bench
+# Background sluice backfills started by this script (bench_trap stops the
+# other background clients).
+bench_on_exit() { for f in "$TMP"/logs/bf_*.pid; do [ -e "$f" ] && kill -INT "$(cat "$f")" 2>/dev/null; done; }
+bench_trap
 
 mkdir -p "$TMP/plans" "$TMP/logs"
 # A private copy of the binary: the same sluice for the whole run, even if
 # build/ is rebuilt meanwhile.
-for i in 1 2 3 4 5 6 7 8 9 10; do
-  if cp "$SLUICE" "$TMP/sluice" 2>/dev/null && "$TMP/sluice" --help >/dev/null 2>&1; then break; fi
-  sleep 3
-done
-"$TMP/sluice" --help >/dev/null
 SLUICE_SRC=$SLUICE
-SLUICE="$TMP/sluice"
+bench_binary "$SLUICE_SRC"
 cd "$TMP"
 cluster_start "$TMP"
 

@@ -13,25 +13,22 @@ set -euo pipefail
 ROWS=2000000
 RUNS=3
 CHUNK=""   # checksum_chunk_rows for the speed figure; "" = sluice's default
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+. "$ROOT/bench/cluster.sh"
 while [ $# -gt 0 ]; do
   case "$1" in
     --chunk) CHUNK="$2"; shift 2 ;;
     --rows) ROWS="$2"; shift 2 ;;
     --runs) RUNS="$2"; shift 2 ;;
     -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
-    *) echo "bench: unknown argument '$1'" >&2; exit 2 ;;
+    *) bench_bad_arg "$1" ;;
   esac
 done
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SLUICE_SRC="${SLUICE_BIN:-$ROOT/build/sluice}"
 [ -x "$SLUICE_SRC" ] || "$ROOT/scripts/build.sh"
-. "$ROOT/bench/cluster.sh"
-TMP="$(mktemp -d /tmp/sluice-benchv.XXXXXX)"
-chmod 755 "$TMP"
-trap 'cluster_stop; rm -rf "$TMP"' EXIT
-trap 'exit 130' INT TERM
-cp "$SLUICE_SRC" "$TMP/sluice"
-SLUICE="$TMP/sluice"
+bench_tmp benchv
+bench_trap
+bench_binary "$SLUICE_SRC"
 cluster_start "$TMP"
 cd "$TMP"
 

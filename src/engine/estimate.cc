@@ -11,11 +11,17 @@
 // transaction's lock timeout is short so the trial never queues behind the
 // application; a refused lock is reported, never waited out.
 #include <fmt/format.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <fstream>
+#include <functional>
 #include <set>
+#include <sstream>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "common/clock.h"
@@ -23,12 +29,15 @@
 #include "backfill/backfill.h"
 #include "engine/history.h"
 #include "engine/preflight.h"
+#include "engine/estimate_model.h"
 #include "plan/parser.h"
 
 namespace sluice::engine {
 
 using db::Value;
 using nlohmann::json;
+using estimate_model::Linear;
+using estimate_model::Quantile;
 
 std::string LockText(const db::LockInfo& l) { return l.mode + (l.on.empty() ? "" : " on " + l.on); }
 
@@ -39,12 +48,39 @@ db::LockInfo BackfillChunkLock(const db::Dialect& d, const db::BackfillTask& t) 
 
 namespace {
 
-double Quantile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const double pos = q * static_cast<double>(v.size() - 1);
-  const size_t lo = static_cast<size_t>(std::floor(pos)), hi = static_cast<size_t>(std::ceil(pos));
-  return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
+// Seconds since this process started (the kernel's start time of the
+// process against the boot clock), or 0 where /proc cannot say: what a
+// sluice process spends before its first query, as the backfill's own
+// process will (loading, parsing, opening the database).
+double ProcessAgeSeconds() {
+  std::ifstream f("/proc/self/stat");
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const size_t close = text.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream rest(text.substr(close + 2));
+  std::string field;
+  // Field 3 (state) is the first after the command; starttime is field 22.
+  for (int i = 3; i < 22 && rest >> field; ++i) {
+  }
+  unsigned long long start_ticks = 0;
+  if (!(rest >> start_ticks)) return 0;
+  timespec now{};
+  if (clock_gettime(CLOCK_BOOTTIME, &now) != 0) return 0;
+  const long hz = sysconf(_SC_CLK_TCK);
+  if (hz <= 0) return 0;
+  const double age = static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9 -
+                     static_cast<double>(start_ticks) / static_cast<double>(hz);
+  // Older than a CLI's start: the estimate runs inside a long-lived process
+  // (a server, a test) whose age says nothing about a backfill's start.
+  return age >= 0 && age < 2.0 ? age : 0;
+}
+
+// Runs `sql` and returns its seconds.
+Result<double> Timed(db::Connection& conn, Clock& clock, const std::string& sql,
+                     const std::vector<Value>& params = {}) {
+  const int64_t t0 = clock.NowMicros();
+  SLUICE_RETURN_IF_ERROR(conn.Query(sql, params).status());
+  return static_cast<double>(clock.NowMicros() - t0) / 1e6;
 }
 
 std::string FirstLine(const std::string& sql) {
@@ -103,50 +139,76 @@ Result<std::vector<Value>> RangeEnd(db::Connection& conn, const std::string& tab
   return mx.rows[0];
 }
 
-// Per-chunk cost a + b * rows, least squares over (rows, seconds) points;
-// one size only (or a negative slope): no fixed part, the median per row.
-struct Linear {
-  double a = 0, b = 0;
-  double At(double n) const { return a + b * n; }
-};
-Linear FitChunkCost(const std::vector<std::pair<double, double>>& pts) {
-  Linear l;
-  if (pts.empty()) return l;
-  double sn = 0, st = 0, snn = 0, snt = 0;
-  const double k = static_cast<double>(pts.size());
-  for (const auto& [n, t] : pts) {
-    sn += n;
-    st += t;
-    snn += n * n;
-    snt += n * t;
-  }
-  const double den = k * snn - sn * sn;
-  if (den > 1e-9 * std::max(1.0, snn)) {
-    l.b = (k * snt - sn * st) / den;
-    l.a = (st - l.b * sn) / k;
-  }
-  if (l.b <= 0 || l.a < 0) {
-    std::vector<double> per_row;
-    for (const auto& [n, t] : pts) per_row.push_back(t / std::max(1.0, n));
-    l = {0, Quantile(per_row, 0.5)};
-  }
-  return l;
-}
+// As src/backfill/backfill.cc partitions a table for parallel workers.
+constexpr int64_t kMinRowsToPartition = 20000;
+constexpr int kPartitions = 8;
+// The trial's chunks: at least --trial-chunks and kMinTrialSeconds of them,
+// at most kMaxTrialFactor x --trial-chunks.
+constexpr double kMinTrialSeconds = 1.0;
+constexpr int kMaxTrialFactor = 8;
 
-// The backfill's chunk schedule (src/backfill/backfill.cc): the first chunk
-// has `first` rows, each next one at most twice the last, up to `steady`.
-double ScheduleSeconds(int64_t rows, int64_t first, int64_t steady, const Linear& cost, int64_t* chunks) {
-  double total = 0;
-  int64_t n = std::min(first, steady), left = rows;
-  *chunks = 0;
-  while (left > 0) {
-    const int64_t c = std::min(n, left);
-    total += cost.At(static_cast<double>(c));
-    left -= c;
-    ++*chunks;
-    n = std::min(steady, n * 2);
+// The server's speed-up for `workers` concurrent chunk writers over one.
+// The trial's chunks cannot run concurrently (a second session cannot see
+// the trial's uncommitted new columns), so a stand-in of the same work per
+// row is timed instead: a hash of every column over key ranges of `rows`
+// rows (reading and computing like a chunk's `up`), one range after the
+// other on one session, then one range per session on `workers` sessions at
+// once; 3 rounds after a warm-up. p50/low/high: the median, the worst and
+// the best of the rounds, each within 1..workers.
+struct Speedup {
+  double p50 = 1, low = 1, high = 1;
+};
+
+Result<Speedup> MeasureSpeedup(const std::function<Result<std::unique_ptr<db::Connection>>()>& connect,
+                               db::Connection& conn, Clock& clock, int workers, const db::TableInfo& table,
+                               const std::vector<std::string>& key, int64_t rows) {
+  Speedup out;
+  const db::Dialect& d = conn.dialect();
+  std::vector<std::string> cols;
+  for (const auto& col : table.columns) cols.push_back(d.Quote(col.name));
+  const std::string hash = d.RowHash(cols);
+  if (hash.empty() || workers < 2) return out;
+  const std::string keys = KeyColumns(d, key);
+  const std::string sql = "SELECT count(*), max(" + hash + ") FROM " + d.Table(table.name) + " WHERE (" + keys +
+                          ") > " + Params(key.size(), 1) + " AND (" + keys + ") <= " +
+                          Params(key.size(), key.size() + 1);
+  // Ranges of at least a few thousand rows, so each read takes a while.
+  rows = std::max<int64_t>(rows, 5000);
+  SLUICE_ASSIGN_OR_RETURN(auto starts, SampleStarts(conn, table.name, key, workers));
+  if (static_cast<int>(starts.size()) < workers) return out;
+  std::vector<std::vector<Value>> params;
+  for (const auto& lo : starts) {
+    SLUICE_ASSIGN_OR_RETURN(auto hi, RangeEnd(conn, table.name, key, lo, rows));
+    if (hi.empty()) return out;
+    std::vector<Value> p = lo;
+    p.insert(p.end(), hi.begin(), hi.end());
+    params.push_back(std::move(p));
   }
-  return total;
+  std::vector<std::unique_ptr<db::Connection>> sessions;
+  for (int i = 0; i < workers; ++i) {
+    SLUICE_ASSIGN_OR_RETURN(auto s, connect());
+    sessions.push_back(std::move(s));
+  }
+  std::vector<double> ratios;
+  for (int round = 0; round < 4; ++round) {
+    const int64_t t0 = clock.NowMicros();
+    for (const auto& p : params) SLUICE_RETURN_IF_ERROR(conn.Query(sql, p).status());
+    const double alone = static_cast<double>(clock.NowMicros() - t0) / 1e6;
+    std::vector<Status> results(sessions.size(), Status::Ok());
+    std::vector<std::thread> threads;
+    const int64_t t1 = clock.NowMicros();
+    for (size_t i = 0; i < sessions.size(); ++i) {
+      threads.emplace_back([&, i] { results[i] = sessions[i]->Query(sql, params[i]).status(); });
+    }
+    for (auto& t : threads) t.join();
+    const double together = static_cast<double>(clock.NowMicros() - t1) / 1e6;
+    for (const auto& r : results) SLUICE_RETURN_IF_ERROR(r);
+    if (round > 0) ratios.push_back(std::clamp(alone / std::max(1e-6, together), 1.0, static_cast<double>(workers)));
+  }
+  out.p50 = Quantile(ratios, 0.5);
+  out.low = Quantile(ratios, 0.0);
+  out.high = Quantile(ratios, 1.0);
+  return out;
 }
 
 // Rows of `table`: the catalog's estimate when it has one, else counted.
@@ -229,7 +291,12 @@ Result<EstimateResult> EstimateFromJson(const std::string& text) {
 Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const EstimateOptions& options) {
   if (options.trial_chunks < 1) return InvalidArgument("--trial-chunks must be at least 1");
   SLUICE_ASSIGN_OR_RETURN(plan::Plan p, plan::ParsePlanFile(plan_path));
+  // What a sluice process spends before its first query, and one
+  // connection: the backfill's process pays both (a connection per worker).
+  const double process_seconds = ProcessAgeSeconds();
+  const int64_t connect_t0 = clock()->NowMicros();
   SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
+  const double connect_seconds = static_cast<double>(clock()->NowMicros() - connect_t0) / 1e6;
   const db::Dialect& d = conn->dialect();
   StateStore store(*conn, clock());
   SLUICE_ASSIGN_OR_RETURN(bool has_state, store.Exists());
@@ -251,6 +318,13 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
       if (conn) conn->Rollback().IgnoreError();
     }
   };
+  // The trial runs under the backfill's own session settings (SQLite in
+  // WAL: synchronous = NORMAL), so that its chunks and the commit probe pay
+  // what the backfill's will.
+  {
+    SLUICE_ASSIGN_OR_RETURN(auto tuning, conn->BackfillTuningSql(false));
+    for (const auto& t : tuning) SLUICE_RETURN_IF_ERROR(conn->Exec(t));
+  }
   SLUICE_RETURN_IF_ERROR(conn->Begin().WithContext("beginning the estimate's trial transaction"));
   RollbackGuard guard{conn.get()};
   auto refused = [&](const Status& s) -> Status {
@@ -306,6 +380,9 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
 
   // --- sizes ---
   std::map<std::string, size_t> table_index;
+  // Seconds of the backfill's counting scan of each table, and of its
+  // gate's parity counts (old and new read path), timed in the trial.
+  std::map<std::string, double> count_seconds, parity_seconds;
   out.tables.reserve(c.tables.size() + c.start.size());
   auto table_info = [&](const std::string& t) -> Result<TableEstimateInfo*> {
     auto it = table_index.find(t);
@@ -339,11 +416,11 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
   struct TrialFit {
     Linear cost;  // one chunk's seconds, commit included, by its rows
     int64_t first = 0, steady = 0;
-    std::vector<double> steady_rates;  // rows/s of the chunks at the settled size
+    std::vector<double> pace;          // seconds per row of every timed chunk, commit included
     double commit_first = 0, commit_steady = 0;
   };
   std::map<std::string, TrialFit> fits;
-  std::map<std::string, std::vector<double>> chunk_rates, chunk_seconds, verify_per_row, sort_per_row, scan_per_row;
+  std::map<std::string, std::vector<double>> chunk_rates, chunk_seconds, verify_per_row, sort_per_row, rescan_ratio;
   double start_seconds = 0;
   int64_t start_statements = 0;
   auto trial = [&]() -> Status {
@@ -361,8 +438,61 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
       }
     }
     start_seconds = static_cast<double>(clock()->NowMicros() - t0) / 1e6;
+    // The backfill's session: its dual-write bypass, as its chunks run.
+    for (const auto& sql : d.BackfillSessionSetup()) SLUICE_RETURN_IF_ERROR(conn->Exec(sql));
+    // The backfill's fixed costs, timed: its counting scan of each table
+    // (unless the size above was counted already), and its gate's parity
+    // counts through the old and the new read path (now that start's
+    // statements made them), read past the new version's readiness guard
+    // as the gate does.
+    // The same statements as src/backfill/backfill.cc's first run: the
+    // last key, the count up to it (a parameter: the server may plan it
+    // differently from a plain count) and, where the table is split for
+    // workers, the partition bounds.
     for (const auto& task : c.backfill) {
-      SLUICE_ASSIGN_OR_RETURN(auto starts, SampleStarts(*conn, task.table, task.key, options.trial_chunks));
+      const std::string keys = KeyColumns(d, task.key);
+      SLUICE_ASSIGN_OR_RETURN(auto high, conn->Query("SELECT " + keys + " FROM " + d.Table(task.table) +
+                                                     " ORDER BY " + KeyColumns(d, task.key, " DESC") + " LIMIT 1"));
+      if (high.rows.empty()) continue;
+      const std::string upto = "(" + keys + ") <= " + Params(task.key.size(), 1);
+      SLUICE_ASSIGN_OR_RETURN(double secs, Timed(*conn, *clock(),
+                                                 "SELECT count(*) FROM " + d.Table(task.table) + " WHERE " + upto,
+                                                 high.rows[0]));
+      const int64_t rows = (*table_info(task.table))->rows;
+      if (d.parallel_backfill() && rows >= kMinRowsToPartition) {
+        const int64_t step = std::max<int64_t>(1, rows / kPartitions);
+        SLUICE_ASSIGN_OR_RETURN(double bounds,
+                                Timed(*conn, *clock(),
+                                      "SELECT " + keys + " FROM (SELECT " + keys + ", row_number() OVER (ORDER BY " +
+                                          keys + ") AS sluice_rn FROM " + d.Table(task.table) + " WHERE " + upto +
+                                          ") s WHERE sluice_rn % " + std::to_string(step) + " = 0 AND sluice_rn < " +
+                                          std::to_string(step * kPartitions) + " ORDER BY " + keys,
+                                      high.rows[0]));
+        secs += bounds;
+      }
+      count_seconds[task.table] = secs;
+    }
+    {
+      const std::string bypass = d.ReadUnreadySql(true);
+      if (!bypass.empty()) SLUICE_RETURN_IF_ERROR(conn->Exec(bypass));
+      for (const auto& m : c.version.tables) {
+        if (!m.changed || m.created) continue;
+        for (const std::string& path : {d.OldReadPath(c.version, m), d.NewReadPath(c.version, m)}) {
+          SLUICE_ASSIGN_OR_RETURN(double secs, Timed(*conn, *clock(), "SELECT count(*) FROM " + path));
+          parity_seconds[m.logical] += secs;
+        }
+      }
+    }
+    for (const auto& task : c.backfill) {
+      // One more start than timed chunks: the first chunk warms the cache
+      // up and is not counted (the backfill's first chunk is one of many).
+      // Short chunks (PostgreSQL's 30 ms target) are timed on until the
+      // trial has lasted kMinTrialSeconds, up to kMaxTrialFactor times
+      // as many: a few 30 ms chunks are one moment of a busy server.
+      SLUICE_ASSIGN_OR_RETURN(auto starts, SampleStarts(*conn, task.table, task.key,
+                                                        options.trial_chunks * kMaxTrialFactor + 1));
+      double timed_seconds = 0;
+      int timed_chunks = 0;
       std::string set;
       for (size_t i = 0; i < task.assignments.size(); ++i) {
         set += (i ? ", " : "") + d.Quote(task.assignments[i].target) + " = " +
@@ -398,7 +528,8 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
       TrialFit& fit = fits[task.table];
       fit.first = first_rows;
       fit.steady = first_rows;
-      const size_t n_first = std::max<size_t>(1, (starts.size() + 2) / 3);
+      const size_t n_first =
+          1 + std::max<size_t>(1, (std::min<size_t>(starts.size(), options.trial_chunks + 1) + 1) / 3);
       std::vector<std::pair<double, double>> points;
       double bytes_per_row = 0;
       std::map<int64_t, double> commit_at;  // chunk size -> one commit's seconds
@@ -410,6 +541,8 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
         return secs;
       };
       for (size_t i = 0; i < starts.size(); ++i) {
+        const bool warm_up = i == 0 && starts.size() > 1;
+        if (timed_chunks >= options.trial_chunks && timed_seconds >= kMinTrialSeconds) break;
         if (i == n_first && !points.empty()) {
           // Seconds per row of the first chunks, commit included.
           double rows = 0, secs = 0;
@@ -428,6 +561,15 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
         if (hi.empty()) continue;
         std::vector<Value> params = starts[i];
         params.insert(params.end(), hi.begin(), hi.end());
+        // The same range counted before and after its rewrite (below): how
+        // much slower the gate's counts read a rewritten table.
+        double counted_before = 0;
+        if (!warm_up) {
+          const int64_t b0 = clock()->NowMicros();
+          SLUICE_RETURN_IF_ERROR(conn->Query(counted, params).status());
+          counted_before = static_cast<double>(clock()->NowMicros() - b0) / 1e6;
+          c0 += clock()->NowMicros() - b0;  // not part of the chunk
+        }
         SLUICE_ASSIGN_OR_RETURN(auto res, conn->Query(update, params));
         SLUICE_RETURN_IF_ERROR(conn->Query("INSERT INTO " + d.StateTable("chunks") +
                                                " (migration, tbl, worker, chunk, from_key, to_key, rows, millis, "
@@ -436,6 +578,9 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
                                             Value::Int(static_cast<int64_t>(i) + 1), Value::Int(res.affected)})
                                  .status());
         double secs = std::max(1e-6, static_cast<double>(clock()->NowMicros() - c0) / 1e6);
+        if (warm_up) continue;
+        timed_seconds += secs;
+        ++timed_chunks;
         if (bytes_per_row <= 0) {
           SLUICE_ASSIGN_OR_RETURN(auto b, conn->Query(bytes, params));
           if (!b.rows.empty() && !b.rows[0][0].is_null()) bytes_per_row = b.rows[0][0].AsReal();
@@ -448,8 +593,8 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
         info->trial_seconds += secs;
         if (res.affected > 0) {
           chunk_rates[task.table].push_back(static_cast<double>(res.affected) / secs);
-          if (i >= n_first) fit.steady_rates.push_back(static_cast<double>(res.affected) / secs);
           points.emplace_back(static_cast<double>(res.affected), secs);
+          fit.pace.push_back(secs / static_cast<double>(res.affected));
         }
         chunk_seconds[task.table].push_back(secs);
         c0 = clock()->NowMicros();
@@ -459,7 +604,8 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
         c0 = clock()->NowMicros();
         SLUICE_ASSIGN_OR_RETURN(auto cn, conn->Query(counted, params));
         const int64_t m = cn.rows.empty() ? 0 : cn.rows[0][0].AsInt();
-        if (m > 0) scan_per_row[task.table].push_back(static_cast<double>(clock()->NowMicros() - c0) / 1e6 / m);
+        const double counted_after = static_cast<double>(clock()->NowMicros() - c0) / 1e6;
+        if (m > 0 && counted_before > 0) rescan_ratio[task.table].push_back(counted_after / counted_before);
         c0 = clock()->NowMicros();
         SLUICE_ASSIGN_OR_RETURN(auto so, conn->Query(sorted, params));
         if (!so.rows.empty()) {
@@ -467,7 +613,7 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
                                              static_cast<double>(so.rows.size()));
         }
       }
-      fit.cost = FitChunkCost(points);
+      fit.cost = estimate_model::FitChunkCost(points);
       fit.commit_first = commit_at.count(fit.first) ? commit_at[fit.first] : 0;
       fit.commit_steady = commit_at.count(fit.steady) ? commit_at[fit.steady] : 0;
     }
@@ -489,6 +635,39 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
   }
 
   // --- the predictions ---
+  // The backfill's workers (as RunBackfill picks them) and the server's
+  // measured speed-up for that many concurrent writers.
+  int workers = 1;
+  if (d.parallel_backfill()) {
+    workers = static_cast<int>(p.backfill.workers.value_or(0));
+    if (workers < 1 && !d.DefaultBackfillWorkersSql().empty()) {
+      auto w = conn->Query(d.DefaultBackfillWorkersSql());
+      if (w.ok() && !w->rows.empty()) workers = static_cast<int>(w->rows[0][0].AsInt());
+    }
+    workers = std::max(1, workers);
+  }
+  Speedup speedup;
+  if (workers > 1 && !c.backfill.empty()) {
+    const auto& task = c.backfill.front();
+    const db::TableInfo* ti = schema.FindTable(task.table);
+    if (ti) {
+      SLUICE_ASSIGN_OR_RETURN(speedup, MeasureSpeedup([this]() { return Connect(); }, *conn, *clock(), workers, *ti,
+                                                      task.key, fits[task.table].steady));
+    }
+  }
+  // One of the run's own small transactions: a round trip and a commit.
+  double own_transaction_seconds = 0, round_trip_seconds = 0;
+  {
+    std::vector<double> rtt;
+    // Enough samples that a stall of the machine does not become the median.
+    for (int i = 0; i < 15; ++i) {
+      SLUICE_ASSIGN_OR_RETURN(double t, Timed(*conn, *clock(), "SELECT 1"));
+      rtt.push_back(t);
+    }
+    SLUICE_ASSIGN_OR_RETURN(double small_commit, conn->TimeCommit(1, 64));
+    round_trip_seconds = Quantile(rtt, 0.5);
+    own_transaction_seconds = 3 * round_trip_seconds + small_commit;
+  }
   double backfill_p50 = 0, backfill_p90 = 0, verify_p50 = 0, verify_p90 = 0;
   for (const auto& task : c.backfill) {
     TableEstimateInfo& info = **table_info(task.table);
@@ -506,32 +685,53 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
       const TrialFit& fit = fits[task.table];
       info.rows_per_second_p50 = Quantile(rates, 0.5);
       info.rows_per_second_p10 = Quantile(rates, 0.1);
-      int64_t chunks = 0;
-      const double chunk_secs = ScheduleSeconds(info.rows, fit.first, fit.steady, fit.cost, &chunks);
-      // Around the chunks: the backfill counts the rows to do first, and its
-      // gate compares the old and the new read path's counts last.
-      const auto& spr = scan_per_row[task.table];
-      const double scans = 3 * static_cast<double>(info.rows) * (spr.empty() ? 0 : Quantile(spr, 0.5));
-      // And the run's own transactions (lease, checkpoint rows, gate,
-      // readiness), about 8, each at a chunk's fixed cost.
-      const double own = 8 * fit.cost.a;
-      e.p50_seconds = chunk_secs + scans + own;
-      // The spread of the settled chunks' pace, at least 1.5x either way:
-      // the trial cannot see the application's load to come.
-      const double spread = std::clamp(fit.steady_rates.size() < 2 ? 1.5
-                                           : Quantile(fit.steady_rates, 0.5) /
-                                                 std::max(1e-9, Quantile(fit.steady_rates, 0.1)),
-                                       1.5, 4.0);
-      e.p90_seconds = e.p50_seconds * spread;
-      e.p10_seconds = e.p50_seconds / 1.5;
-      e.method = fmt::format("{} rows ({}) in {} chunks as the backfill sizes them ({} rows first, then up to {} "
-                             "at its {} ms target), each {:.2f} ms + {:.3f} us/row, fitted to {} trial chunks timed "
-                             "with their state row and a commit timed on a scratch database ({:.2f} ms at {} rows); "
-                             "plus 3 counting scans at {:.3f} us/row and 8 transactions of the run's own; P10 P50/1.5, "
-                             "P90 P50 x {:.2f}",
-                             info.rows, info.rows_source, chunks, fit.first, fit.steady, target_ms, fit.cost.a * 1e3,
-                             fit.cost.b * 1e6, rates.size(), fit.commit_steady * 1e3, fit.steady,
-                             spr.empty() ? 0 : Quantile(spr, 0.5) * 1e6, spread);
+      estimate_model::BackfillInputs in;
+      in.rows = info.rows;
+      in.first = fit.first;
+      in.steady = fit.steady;
+      in.cost = fit.cost;
+      // A real chunk is its own transaction: BEGIN, its search_path, the
+      // migration row's guard, its checkpoint row read and written, COMMIT
+      // — 6 round trips the trial's chunks (bound, UPDATE, state row) do
+      // not make.
+      in.cost.a += 6 * round_trip_seconds;
+      in.pace = fit.pace;
+      in.workers = workers;
+      // As the backfill partitions a table (src/backfill/backfill.cc).
+      in.partitions = d.parallel_backfill() && info.rows >= kMinRowsToPartition ? std::max(kPartitions, workers) : 1;
+      in.speedup = speedup.p50;
+      in.speedup_low = speedup.low;
+      in.speedup_high = speedup.high;
+      // Around the chunks, timed: the counting scan, the gate's parity
+      // counts; once per run: the process's start, its connections (the
+      // coordinator's, the Pacer's and one per worker) and its own
+      // transactions (lease, checkpoint rows, gate, readiness), about 8.
+      // The gate counts the table after its rewrite: its parity counts timed
+      // before, times how much slower the trial ranges counted after their
+      // rewrite than before.
+      const double rescan = std::clamp(Quantile(rescan_ratio[task.table], 0.5), 1.0, 20.0);
+      const double count = count_seconds[task.table], parity = parity_seconds[task.table] * rescan;
+      const double once = &task == &c.backfill.front()
+                              ? process_seconds + (2 + workers) * connect_seconds + 8 * own_transaction_seconds
+                              : 0;
+      in.fixed_seconds = count + parity + once;
+      const estimate_model::BackfillPrediction pr = estimate_model::PredictBackfill(in);
+      e.p10_seconds = pr.p10;
+      e.p50_seconds = pr.p50;
+      e.p90_seconds = pr.p90;
+      e.method = fmt::format(
+          "{} rows ({}) in {} chunks as the backfill sizes them ({} rows first, then up to {} at its {} ms target), "
+          "each {:.2f} ms + {:.3f} us/row, fitted to {} trial chunks (after one warm-up chunk) timed with their state "
+          "row under the backfill's session settings, each with a commit timed on a scratch database ({:.2f} ms at "
+          "{} rows) and 6 round trips of its own transaction ({:.3f} ms each): {:.3f} s for one writer; {} worker{} at a measured speed-up of {:.2f} ({:.2f}-{:.2f}); plus "
+          "{:.3f} s timed around the chunks (counting scan and partition bounds {:.3f} s, gate parity counts {:.3f} s "
+          "(x{:.2f} for a rewritten table), process start "
+          "{:.3f} s, connections {:.3f} s each, own transactions {:.4f} s each); P10 and P90 from the chunks' "
+          "pace spread (/{:.2f}, x{:.2f}) and the speed-up's",
+          info.rows, info.rows_source, pr.chunks, fit.first, fit.steady, target_ms, fit.cost.a * 1e3,
+          fit.cost.b * 1e6, rates.size(), fit.commit_steady * 1e3, fit.steady, round_trip_seconds * 1e3, pr.chunk_seconds, workers,
+          workers == 1 ? "" : "s", speedup.p50, speedup.low, speedup.high, in.fixed_seconds, count, parity, rescan,
+          process_seconds, connect_seconds, own_transaction_seconds, pr.spread_low, pr.spread_high);
     }
     if (p.backfill.max_rows_per_second && *p.backfill.max_rows_per_second > 0) {
       const double floor = static_cast<double>(info.rows) / *p.backfill.max_rows_per_second;
