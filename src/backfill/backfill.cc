@@ -39,10 +39,6 @@ Key RowKey(const db::Row& row, size_t n) { return Key(row.begin(), row.begin() +
 
 Value KeyValue(const Key& k) { return k.empty() ? Value::Null() : Value::Text(KeyToJson(k)); }
 
-// Below this many rows one partition is enough: splitting costs more than
-// it saves.
-constexpr int64_t kMinRowsToPartition = 20000;
-constexpr int64_t kDefaultPartitions = 8;
 // Longest single wait of a worker or the coordinator: a cancel (an atomic
 // set by a signal handler, which cannot notify) is noticed within this.
 constexpr int64_t kSliceMicros = 100'000;
@@ -191,6 +187,24 @@ Status Backfiller::WaitToRetry(Shared& sh, db::Connection* conn, Backoff& backof
   }
 }
 
+int64_t PartitionCount(const db::Dialect& d, int64_t rows, int64_t workers) {
+  // Below kMinRowsToPartition rows splitting costs more than it saves.
+  return d.parallel_backfill() && rows >= kMinRowsToPartition ? std::max(kDefaultPartitions, workers) : 1;
+}
+
+std::string CountUpToSql(const db::Dialect& d, const std::string& table, const std::vector<std::string>& key) {
+  return "SELECT count(*) FROM " + d.Table(table) + " WHERE " + KeyCompare(d, key, "<=", 1);
+}
+
+std::string PartitionBoundsSql(const db::Dialect& d, const std::string& table, const std::vector<std::string>& key,
+                               int64_t step, int64_t parts) {
+  const std::string keys = KeyList(d, key);
+  return "SELECT " + keys + " FROM (SELECT " + keys + ", row_number() OVER (ORDER BY " + keys +
+         ") AS sluice_rn FROM " + d.Table(table) + " WHERE " + KeyCompare(d, key, "<=", 1) +
+         ") s WHERE sluice_rn % " + std::to_string(step) + " = 0 AND sluice_rn < " + std::to_string(step * parts) +
+         " ORDER BY " + keys;
+}
+
 Status Backfiller::Prepare(const db::BackfillTask& task) {
   const db::Dialect& d = conn_.dialect();
   std::string set;
@@ -227,13 +241,11 @@ Status Backfiller::Prepare(const db::BackfillTask& task) {
     Key high_key = high->rows.empty() ? Key{} : RowKey(high->rows[0], task.key.size());
     int64_t count = 0;
     if (!high_key.empty()) {
-      auto c = conn_.Query("SELECT count(*) FROM " + d.Table(task.table) + " WHERE " + KeyCompare(d, task.key, "<=", 1),
-                           KeyParams(high_key));
+      auto c = conn_.Query(CountUpToSql(d, task.table, task.key), KeyParams(high_key));
       if (!c.ok()) return c.status();
       count = c->Scalar().AsInt();
     }
-    int64_t parts = 1;
-    if (d.parallel_backfill() && count >= kMinRowsToPartition) parts = std::max(kDefaultPartitions, settings_.workers);
+    const int64_t parts = PartitionCount(d, count, settings_.workers);
     // Partition i covers (bound[i], bound[i+1]]; offsets make the row counts
     // exact.
     std::vector<Key> bounds{Key{}};
@@ -241,11 +253,7 @@ Status Backfiller::Prepare(const db::BackfillTask& task) {
     if (parts > 1) {
       // Every (count/parts)-th key, in one pass over the key index.
       int64_t step = count / parts;
-      auto b = conn_.Query("SELECT " + keys + " FROM (SELECT " + keys + ", row_number() OVER (ORDER BY " + keys +
-                               ") AS sluice_rn FROM " + d.Table(task.table) + " WHERE " +
-                               KeyCompare(d, task.key, "<=", 1) + ") s WHERE sluice_rn % " + std::to_string(step) +
-                               " = 0 AND sluice_rn < " + std::to_string(step * parts) + " ORDER BY " + keys,
-                           KeyParams(high_key));
+      auto b = conn_.Query(PartitionBoundsSql(d, task.table, task.key, step, parts), KeyParams(high_key));
       if (!b.ok()) return b.status();
       for (size_t i = 0; i < b->rows.size(); ++i) {
         bounds.push_back(RowKey(b->rows[i], task.key.size()));

@@ -47,6 +47,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "backfill/retry.h"
 #include "backfill/throttle.h"
@@ -112,6 +113,21 @@ struct Hooks {
   Connector connect;          // required for workers > 1 and for signals
   Connector connect_replica;  // optional: replica for the lag signal
 };
+
+// The first run's split of a table for parallel workers, and the two
+// statements it runs for it: shared with `sluice estimate`, which times the
+// same statements. Partitions: 1 where the dialect allows one writer or
+// the table has fewer than kMinRowsToPartition rows, otherwise
+// max(kDefaultPartitions, workers).
+inline constexpr int64_t kMinRowsToPartition = 20000;
+inline constexpr int64_t kDefaultPartitions = 8;
+int64_t PartitionCount(const db::Dialect& d, int64_t rows, int64_t workers);
+// SELECT count(*) of the rows whose key is <= the high key ($1, $2, ...).
+std::string CountUpToSql(const db::Dialect& d, const std::string& table, const std::vector<std::string>& key);
+// Every `step`-th key up to the high key ($1, ...), below step * parts:
+// the bounds between `parts` partitions of about `step` rows, in one pass.
+std::string PartitionBoundsSql(const db::Dialect& d, const std::string& table, const std::vector<std::string>& key,
+                               int64_t step, int64_t parts);
 
 class Backfiller {
  public:

@@ -139,9 +139,6 @@ Result<std::vector<Value>> RangeEnd(db::Connection& conn, const std::string& tab
   return mx.rows[0];
 }
 
-// As src/backfill/backfill.cc partitions a table for parallel workers.
-constexpr int64_t kMinRowsToPartition = 20000;
-constexpr int kPartitions = 8;
 // The trial's chunks: at least --trial-chunks and kMinTrialSeconds of them,
 // at most kMaxTrialFactor x --trial-chunks.
 constexpr double kMinTrialSeconds = 1.0;
@@ -454,19 +451,16 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
       SLUICE_ASSIGN_OR_RETURN(auto high, conn->Query("SELECT " + keys + " FROM " + d.Table(task.table) +
                                                      " ORDER BY " + KeyColumns(d, task.key, " DESC") + " LIMIT 1"));
       if (high.rows.empty()) continue;
-      const std::string upto = "(" + keys + ") <= " + Params(task.key.size(), 1);
-      SLUICE_ASSIGN_OR_RETURN(double secs, Timed(*conn, *clock(),
-                                                 "SELECT count(*) FROM " + d.Table(task.table) + " WHERE " + upto,
-                                                 high.rows[0]));
+      SLUICE_ASSIGN_OR_RETURN(double secs,
+                              Timed(*conn, *clock(), backfill::CountUpToSql(d, task.table, task.key), high.rows[0]));
       const int64_t rows = (*table_info(task.table))->rows;
-      if (d.parallel_backfill() && rows >= kMinRowsToPartition) {
-        const int64_t step = std::max<int64_t>(1, rows / kPartitions);
+      // The workers are picked below; their count changes only how many
+      // bounds there are, not the one pass that finds them.
+      const int64_t parts = backfill::PartitionCount(d, rows, 1);
+      if (parts > 1) {
+        const int64_t step = std::max<int64_t>(1, rows / parts);
         SLUICE_ASSIGN_OR_RETURN(double bounds,
-                                Timed(*conn, *clock(),
-                                      "SELECT " + keys + " FROM (SELECT " + keys + ", row_number() OVER (ORDER BY " +
-                                          keys + ") AS sluice_rn FROM " + d.Table(task.table) + " WHERE " + upto +
-                                          ") s WHERE sluice_rn % " + std::to_string(step) + " = 0 AND sluice_rn < " +
-                                          std::to_string(step * kPartitions) + " ORDER BY " + keys,
+                                Timed(*conn, *clock(), backfill::PartitionBoundsSql(d, task.table, task.key, step, parts),
                                       high.rows[0]));
         secs += bounds;
       }
@@ -698,7 +692,7 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
       in.pace = fit.pace;
       in.workers = workers;
       // As the backfill partitions a table (src/backfill/backfill.cc).
-      in.partitions = d.parallel_backfill() && info.rows >= kMinRowsToPartition ? std::max(kPartitions, workers) : 1;
+      in.partitions = static_cast<int>(backfill::PartitionCount(d, info.rows, workers));
       in.speedup = speedup.p50;
       in.speedup_low = speedup.low;
       in.speedup_high = speedup.high;
