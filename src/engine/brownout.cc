@@ -29,19 +29,8 @@ namespace {
 using db::Value;
 using Json = nlohmann::json;
 
-// The latest `audit.brownout.started` of `name` no `audit.brownout.ended`
-// closed.
 std::optional<Json> OpenBrownout(StateStore& store, const std::string& name) {
-  auto events = store.Events(name);
-  if (!events.ok()) return std::nullopt;
-  std::optional<Json> open;
-  for (const auto& e : *events) {
-    if (e.kind == "audit.brownout.ended") open.reset();
-    if (e.kind != "audit.brownout.started") continue;
-    Json j = Json::parse(e.details, nullptr, false);
-    if (!j.is_discarded() && j.is_object()) open = std::move(j);
-  }
-  return open;
+  return OpenEvent(store, name, "audit.brownout.started", "audit.brownout.ended");
 }
 
 // Runs every statement; the failures' messages.
@@ -128,12 +117,7 @@ Status RunBrownout(db::Connection& conn, StateStore& store, const Loaded& l, con
   SLUICE_ASSIGN_OR_RETURN(db::Schema before, SchemaFromJson(l.rec.schema_before));
   const auto objects = audit::OldObjects(l.compiled.version, before.name, true);
   std::map<std::pair<std::string, std::string>, Target> targets;
-  std::string where;
-  for (const auto& o : objects) {
-    std::string one = "n.nspname = " + sql::QuoteLiteral(o.schema);
-    if (!o.table.empty()) one += " AND c.relname = " + sql::QuoteLiteral(o.table);
-    where += (where.empty() ? "(" : " OR (") + one + ")";
-  }
+  const std::string where = OldObjectFilter(objects, false);
   if (where.empty()) return FailedPrecondition("--brownout: complete drops nothing here: nothing to revoke");
   SLUICE_ASSIGN_OR_RETURN(
       auto cols, conn.Query("SELECT n.nspname, c.relname, a.attname FROM pg_catalog.pg_attribute a JOIN "

@@ -34,18 +34,7 @@ constexpr const char* kIsoFormat = "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'";
 // The latest `audit.armed` event of `name` not undone by a later
 // `audit.disarmed`, with its time in "at".
 std::optional<Json> Armed(StateStore& store, const std::string& name) {
-  auto events = store.Events(name);
-  if (!events.ok()) return std::nullopt;
-  std::optional<Json> armed;
-  for (const auto& e : *events) {
-    if (e.kind == "audit.disarmed") armed.reset();
-    if (e.kind != "audit.armed") continue;
-    Json j = Json::parse(e.details, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) continue;
-    j["at"] = e.at;
-    armed = std::move(j);
-  }
-  return armed;
+  return OpenEvent(store, name, "audit.armed", "audit.disarmed");
 }
 
 // The pgaudit.role setting: nullopt when pgaudit is not loaded.
@@ -53,20 +42,6 @@ Result<std::optional<std::string>> AuditRole(db::Connection& conn) {
   SLUICE_ASSIGN_OR_RETURN(auto r, conn.Query("SELECT current_setting('pgaudit.role', true)"));
   if (r.rows.empty() || r.rows[0][0].is_null()) return std::optional<std::string>();
   return std::optional<std::string>(r.rows[0][0].text);
-}
-
-// SQL filter on (n.nspname, c.relname, a.attname) selecting the columns
-// arming grants: old columns, every column of old tables and of the old
-// version's relations.
-std::string TripwireColumns(const std::vector<audit::OldObject>& objects) {
-  std::string where;
-  for (const auto& o : objects) {
-    std::string one = "n.nspname = " + sql::QuoteLiteral(o.schema);
-    if (!o.table.empty()) one += " AND c.relname = " + sql::QuoteLiteral(o.table);
-    if (!o.column.empty()) one += " AND a.attname = " + sql::QuoteLiteral(o.column);
-    where += (where.empty() ? "(" : " OR (") + one + ")";
-  }
-  return where;
 }
 
 // Runs each statement, ignoring failures; returns how many failed.
@@ -198,6 +173,33 @@ Result<std::vector<std::vector<std::string>>> CsvLogTail::Next(const std::string
   return out;
 }
 
+std::optional<nlohmann::json> OpenEvent(StateStore& store, const std::string& name, const std::string& opened,
+                                        const std::string& closed) {
+  auto events = store.Events(name);
+  if (!events.ok()) return std::nullopt;
+  std::optional<Json> open;
+  for (const auto& e : *events) {
+    if (e.kind == closed) open.reset();
+    if (e.kind != opened) continue;
+    Json j = Json::parse(e.details, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) continue;
+    j["at"] = e.at;
+    open = std::move(j);
+  }
+  return open;
+}
+
+std::string OldObjectFilter(const std::vector<audit::OldObject>& objects, bool columns) {
+  std::string where;
+  for (const auto& o : objects) {
+    std::string one = "n.nspname = " + sql::QuoteLiteral(o.schema);
+    if (!o.table.empty()) one += " AND c.relname = " + sql::QuoteLiteral(o.table);
+    if (columns && !o.column.empty()) one += " AND a.attname = " + sql::QuoteLiteral(o.column);
+    where += (where.empty() ? "(" : " OR (") + one + ")";
+  }
+  return where;
+}
+
 Result<std::vector<std::string>> LogTimesToUtc(db::Connection& conn, const std::vector<std::string>& times) {
   // log_time is in log_timezone: the server converts it to UTC ISO-8601.
   std::vector<std::string> at(times.size());
@@ -271,7 +273,7 @@ Result<bool> ArmTripwires(db::Connection& conn, StateStore& store, const Loaded&
       "SELECT n.nspname, c.relname, a.attname, p.priv FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON "
       "c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace CROSS JOIN (VALUES ('SELECT'), "
       "('INSERT'), ('UPDATE')) p(priv) WHERE c.relkind IN ('r', 'p', 'v', 'f') AND a.attnum > 0 AND NOT "
-      "a.attisdropped AND (" + TripwireColumns(tripped) + ") AND NOT pg_catalog.has_column_privilege($1, c.oid, "
+      "a.attisdropped AND (" + OldObjectFilter(tripped, true) + ") AND NOT pg_catalog.has_column_privilege($1, c.oid, "
       "a.attnum, p.priv) ORDER BY 1, 2, a.attnum, 4",
       {Value::Text(role)});
   std::vector<std::string> revokes;

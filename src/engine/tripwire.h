@@ -24,6 +24,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "audit/audit.h"
 #include "engine/engine.h"
 
@@ -87,6 +89,16 @@ enum CsvLogColumn {
   kLogQuery = 19,
   kLogApplication = 22
 };
+
+// The details (a JSON object, its time added as "at") of the latest event
+// `opened` of `name` that no later `closed` event undid, if any.
+std::optional<nlohmann::json> OpenEvent(StateStore& store, const std::string& name, const std::string& opened,
+                                        const std::string& closed);
+
+// SQL filter on (n.nspname, c.relname[, a.attname]) selecting the objects:
+// their relations, and with `columns` only the old columns of those that
+// keep others (what the tripwires grant, what a brownout revokes).
+std::string OldObjectFilter(const std::vector<audit::OldObject>& objects, bool columns);
 
 // csvlog's log_time values (in the server's log_timezone) as UTC ISO-8601,
 // converted by the server.
