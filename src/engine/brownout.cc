@@ -115,10 +115,28 @@ Status RunBrownout(db::Connection& conn, StateStore& store, const Loaded& l, con
 
   // What is old: the tripwires' list.
   SLUICE_ASSIGN_OR_RETURN(db::Schema before, SchemaFromJson(l.rec.schema_before));
-  const auto objects = audit::OldObjects(l.compiled.version, before.name, true);
+  // A renamed column or table is the physical object the new version's
+  // views read, and those views check the caller's privileges
+  // (security_invoker): revoking it would break new-version sessions too.
+  std::vector<audit::OldObject> objects;
+  std::vector<std::string> shared;
+  for (auto& o : audit::OldObjects(l.compiled.version, before.name, true)) {
+    if (o.fate.rfind("renamed", 0) == 0) {
+      shared.push_back(o.Name() + " is not browned out: the new version reads the same physical " + o.kind +
+                       " (" + o.fate + " at complete) through views that check the caller's privileges, so a "
+                       "revoke would break new-version sessions too; the other sources show its readers");
+    } else {
+      objects.push_back(std::move(o));
+    }
+  }
+  if (objects.empty()) {
+    std::string why;
+    for (const auto& s : shared) why += "; " + s;
+    return FailedPrecondition("--brownout: nothing here can be browned out without breaking the new version" + why +
+                              (shared.empty() ? "" : " (a dropped column or table, or the old version's views, can)"));
+  }
   std::map<std::pair<std::string, std::string>, Target> targets;
   const std::string where = OldObjectFilter(objects, false);
-  if (where.empty()) return FailedPrecondition("--brownout: complete drops nothing here: nothing to revoke");
   SLUICE_ASSIGN_OR_RETURN(
       auto cols, conn.Query("SELECT n.nspname, c.relname, a.attname FROM pg_catalog.pg_attribute a JOIN "
                             "pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = "
@@ -217,7 +235,7 @@ Status RunBrownout(db::Connection& conn, StateStore& store, const Loaded& l, con
 
   // Would it bite? What a role can still use after the revoke comes from
   // PUBLIC, a role it is a member of, another grantor or superuser.
-  std::vector<std::string> gaps;
+  std::vector<std::string> gaps = shared;
   std::set<std::string> biting;
   for (const auto& role : options.roles) {
     std::vector<std::string> still;

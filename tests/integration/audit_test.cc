@@ -61,6 +61,15 @@ gates:
     audit: required
 )";
 
+// The old column dropped (not renamed): the new version's views do not
+// read it, so a brownout of it leaves the new version alone.
+constexpr const char* kDropPlan = R"(
+operations:
+  - drop_column:
+      table: orders
+      column: unit_price
+)";
+
 // One client session held open (libpq), like an application's pooled
 // connection.
 class Client {
@@ -97,7 +106,7 @@ struct World {
 
   std::string fingerprint;  // the catalog before start
 
-  void Setup(bool with_statements, bool with_pgaudit = false) {
+  void Setup(bool with_statements, bool with_pgaudit = false, const char* plan = kPlan) {
     url = Pg()->CreateDatabase("audit");
     ASSERT_FALSE(url.empty());
     Pg()->Psql(url, kSetup);
@@ -109,7 +118,7 @@ struct World {
                       "'sluice_audit'); END $$");
     }
     fingerprint = CatalogFingerprint(url);
-    file = dir.Write(name + ".yaml", kPlan);
+    file = dir.Write(name + ".yaml", plan);
     m = OpenUrl(url);
     ASSERT_NE(m, nullptr);
     SLUICE_ASSERT_OK(m->Start(file));
@@ -118,6 +127,7 @@ struct World {
     SLUICE_ASSERT_OK(m->Switch(name, false));
     Pg()->Psql(url, "GRANT USAGE ON SCHEMA \"public_" + name + "\" TO modern; GRANT SELECT ON ALL TABLES IN SCHEMA "
                     "\"public_" + name + "\" TO modern; GRANT SELECT ON orders TO modern");
+
   }
 
   Json Audit() {
@@ -169,6 +179,15 @@ TEST(AuditPg, NamesOldReadersNotTheNewVersionAndGatesComplete) {
   EXPECT_THAT(CoverageOf(first, "pgaudit")["detail"].get<std::string>(), HasSubstr("pgaudit.role is not set"));
   ASSERT_EQ(first["objects"].size(), 1u);
   EXPECT_EQ(first["objects"][0]["name"], "orders.unit_price");
+  // A renamed column is what the new version's (security_invoker) views
+  // read: a brownout of it would break the new version, and is refused.
+  AuditOptions brownout;
+  brownout.brownout_roles = {"legacy"};
+  auto refused = w.m->Audit(w.name, brownout);
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(refused.status().message(), HasSubstr("orders.unit_price is not browned out: the new version reads the "
+                                                    "same physical column (renamed to price at complete)"));
+  EXPECT_EQ(Pg()->Psql(w.url, "SELECT count(*) FROM sluice.events WHERE kind LIKE 'audit.brownout%'"), "0");
 
   Client legacy(w.url, "legacy", "legacy-web");
   Client report(w.url, "reporting", "nightly-report");
@@ -400,16 +419,16 @@ constexpr const char* kGrants =
 TEST(AuditPg, BrownoutNamesWhoBreaksAndRestoresThePrivilegesExactly) {
   SLUICE_ASSERT_PG_OK(Pg());
   World w;
-  ASSERT_NO_FATAL_FAILURE(w.Setup(false));
+  ASSERT_NO_FATAL_FAILURE(w.Setup(false, false, kDropPlan));
   Pg()->Psql(w.url, kGrants);
   const std::string before = Privileges(w.url);
-  ASSERT_THAT(before, HasSubstr("table:legacy:SELECT:NO"));
-  ASSERT_THAT(before, HasSubstr("unit_price:legacy:INSERT:NO"));
-  ASSERT_THAT(before, HasSubstr("qty:modern:UPDATE:YES"));
+  ASSERT_THAT(before, HasSubstr("table:legacy:SELECT:false"));
+  ASSERT_THAT(before, HasSubstr("unit_price:legacy:INSERT:false"));
+  ASSERT_THAT(before, HasSubstr("qty:modern:UPDATE:true"));
 
   // The modern role alone: it never touches the old column.
   {
-    Reader modern(w.url, "modern", "web-v2", "SET search_path TO \"public_" + w.name + "\"; SELECT id, price FROM "
+    Reader modern(w.url, "modern", "web-v2", "SET search_path TO \"public_" + w.name + "\"; SELECT id, qty FROM "
                   "orders WHERE id = 4");
     ASSERT_TRUE(modern.ok());
     AuditOptions o;
@@ -460,7 +479,7 @@ TEST(AuditPg, BrownoutNamesWhoBreaksAndRestoresThePrivilegesExactly) {
 TEST(AuditPg, AKilledBrownoutIsRestoredByTheNextCommand) {
   SLUICE_ASSERT_PG_OK(Pg());
   World w;
-  ASSERT_NO_FATAL_FAILURE(w.Setup(false));
+  ASSERT_NO_FATAL_FAILURE(w.Setup(false, false, kDropPlan));
   Pg()->Psql(w.url, kGrants);
   const std::string before = Privileges(w.url);
   // Starts `sluice audit --brownout` and kills it (SIGKILL) once the
