@@ -12,6 +12,9 @@
 //                       are coverage gaps
 //   pg_stat_activity    one sample of the connected sessions: each one's
 //                       last statement, role, application_name, client
+//   --brownout          (opt-in) the old objects revoked from named roles
+//                       for a while, the permission errors read from the
+//                       csvlog (brownout.cc)
 // SQLite offers no statement statistics; `--code DIR` works on both.
 #include <algorithm>
 #include <fstream>

@@ -70,6 +70,12 @@ operations:
       column: unit_price
 )";
 
+// Direct grants beyond SELECT, table-level and per column (one with grant
+// option), that a brownout must restore exactly.
+constexpr const char* kGrants =
+    "GRANT INSERT (unit_price) ON orders TO legacy; GRANT UPDATE (qty) ON orders TO modern WITH GRANT OPTION; "
+    "GRANT UPDATE ON orders TO legacy";
+
 // One client session held open (libpq), like an application's pooled
 // connection.
 class Client {
@@ -128,6 +134,12 @@ struct World {
     Pg()->Psql(url, "GRANT USAGE ON SCHEMA \"public_" + name + "\" TO modern; GRANT SELECT ON ALL TABLES IN SCHEMA "
                     "\"public_" + name + "\" TO modern; GRANT SELECT ON orders TO modern");
 
+  }
+
+  // The brownout tests' world: the dropped column, and kGrants.
+  void SetupBrownout() {
+    Setup(false, false, kDropPlan);
+    Pg()->Psql(url, kGrants);
   }
 
   Json Audit() {
@@ -406,10 +418,6 @@ class Reader {
   std::thread thread_;
 };
 
-constexpr const char* kGrants =
-    "GRANT INSERT (unit_price) ON orders TO legacy; GRANT UPDATE (qty) ON orders TO modern WITH GRANT OPTION; "
-    "GRANT UPDATE ON orders TO legacy";
-
 // The opt-in brownout (issue 12 item 7): a legacy role still reading the old
 // column in a loop, a modern one reading the new version. Browned out
 // together, the legacy role's read fails once, the grants come back at once
@@ -419,8 +427,7 @@ constexpr const char* kGrants =
 TEST(AuditPg, BrownoutNamesWhoBreaksAndRestoresThePrivilegesExactly) {
   SLUICE_ASSERT_PG_OK(Pg());
   World w;
-  ASSERT_NO_FATAL_FAILURE(w.Setup(false, false, kDropPlan));
-  Pg()->Psql(w.url, kGrants);
+  ASSERT_NO_FATAL_FAILURE(w.SetupBrownout());
   const std::string before = Privileges(w.url);
   ASSERT_THAT(before, HasSubstr("table:legacy:SELECT:false"));
   ASSERT_THAT(before, HasSubstr("unit_price:legacy:INSERT:false"));
@@ -479,8 +486,7 @@ TEST(AuditPg, BrownoutNamesWhoBreaksAndRestoresThePrivilegesExactly) {
 TEST(AuditPg, AKilledBrownoutIsRestoredByTheNextCommand) {
   SLUICE_ASSERT_PG_OK(Pg());
   World w;
-  ASSERT_NO_FATAL_FAILURE(w.Setup(false, false, kDropPlan));
-  Pg()->Psql(w.url, kGrants);
+  ASSERT_NO_FATAL_FAILURE(w.SetupBrownout());
   const std::string before = Privileges(w.url);
   // Starts `sluice audit --brownout` and kills it (SIGKILL) once the
   // revoke is recorded and the old column is out of reach.
@@ -627,6 +633,12 @@ TEST(AuditSqlite, QueriesAreClassifiedExactlyByTheAuthorizer) {
   EXPECT_FALSE(a["coverage_sufficient"].get<bool>());
   // Compiled, never run: the row is as it was.
   EXPECT_EQ(QueryValue(*m, "SELECT unit_price FROM orders WHERE id = 1"), "1.5");
+  // No roles on SQLite: a brownout is refused, saying why.
+  AuditOptions brownout;
+  brownout.brownout_roles = {"legacy"};
+  auto refused = m->Audit(name, brownout);
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), HasSubstr("SQLite has no roles or privileges to revoke"));
 }
 
 }  // namespace
