@@ -353,6 +353,14 @@ struct AuditOptions {
   // a line's end or at a blank line), e.g. from the application's logs
   // ("" = no).
   std::string queries_file;
+  // --brownout ROLE,...: first revoke the old objects from these roles for
+  // `brownout_seconds`; the first permission error restores them at once
+  // and is a finding (PostgreSQL only; docs/audit.md).
+  std::vector<std::string> brownout_roles;
+  int64_t brownout_seconds = 30;
+  // --brownout-restore: only restore what an interrupted brownout revoked.
+  bool brownout_restore = false;
+  const std::atomic<bool>* cancel = nullptr;  // stops a brownout early (restored)
 };
 struct AuditResult {
   std::string migration;

@@ -91,7 +91,7 @@ std::vector<Touch> Classify(const std::vector<Reference>& refs, const std::vecto
 
 // One reader or writer of an old object.
 struct Finding {
-  std::string source;  // pg_stat_statements | pg_stat_activity | code | queries
+  std::string source;  // pgaudit | pg_stat_statements | pg_stat_activity | code | queries | brownout
   std::string object;
   std::string via;     // direct | old version
   std::string kinds;   // read,write,star

@@ -263,6 +263,14 @@ int main(int argc, char** argv) {
   audit->add_option("--code", audit_opts.code_dir, "also scan this source tree for the old table and column names");
   audit->add_option("--queries", audit_opts.queries_file,
                     "also classify the statements of this file (each ends with ';' or a blank line)");
+  audit->add_option("--brownout", audit_opts.brownout_roles,
+                    "PostgreSQL: first revoke the old columns/tables from these application roles (ROLE[,ROLE...]) "
+                    "for --seconds; the first permission error restores them at once and names who hit it")
+      ->delimiter(',');
+  audit->add_option("--seconds", audit_opts.brownout_seconds, "how long the brownout lasts")->capture_default_str();
+  audit->add_flag("--brownout-restore", audit_opts.brownout_restore,
+                  "only restore the privileges an interrupted brownout revoked (audit, complete and rollback do it "
+                  "too)");
   auto* migrate = app.add_subcommand("migrate", "apply a directory's unapplied plans in file-name order");
   migrate->add_option("DIR", dir, "directory of plan files")->required();
   add_backfill_opts(migrate);
@@ -691,6 +699,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (audit->parsed()) {
+    audit_opts.cancel = &g_cancel;
     auto r = m.Audit(migration, audit_opts);
     if (!r.ok()) return Fail(r.status());
     fmt::print("{}", json ? r->json + "\n" : (markdown ? r->markdown : r->text));

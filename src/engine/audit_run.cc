@@ -12,6 +12,9 @@
 //                       are coverage gaps
 //   pg_stat_activity    one sample of the connected sessions: each one's
 //                       last statement, role, application_name, client
+//   --brownout          (opt-in) the old objects revoked from named roles
+//                       for a while, the permission errors read from the
+//                       csvlog (brownout.cc)
 // SQLite offers no statement statistics; `--code DIR` works on both.
 #include <algorithm>
 #include <fstream>
@@ -388,6 +391,25 @@ Result<AuditResult> Engine::Audit(const std::string& migration, const AuditOptio
   SLUICE_ASSIGN_OR_RETURN(db::Schema before, SchemaFromJson(l.rec.schema_before));
   const std::string base = before.name;
   const bool versioned = d.versioned_namespaces();
+  if ((!options.brownout_roles.empty() || options.brownout_restore) && !d.versioned_namespaces()) {
+    return InvalidArgument("--brownout: " + std::string(d.display_name()) + " has no roles or privileges to revoke: "
+                           "every connection that opens the file can read every column");
+  }
+  // An interrupted brownout is restored first, whatever this audit does.
+  std::string restored;
+  if (versioned) {
+    SLUICE_ASSIGN_OR_RETURN(restored, RestoreBrownout(*conn, store, name, options_.actor));
+  }
+  if (options.brownout_restore) {
+    AuditResult out;
+    out.migration = name;
+    out.coverage_sufficient = true;
+    out.summary = restored.empty() ? "no interrupted brownout to restore" : restored;
+    out.text = out.summary + "\n";
+    out.markdown = out.text;
+    out.json = nlohmann::json({{"migration", name}, {"restored", !restored.empty()}, {"summary", out.summary}}).dump();
+    return out;
+  }
 
   audit::Report rep;
   rep.migration = name;
@@ -425,6 +447,10 @@ Result<AuditResult> Engine::Audit(const std::string& migration, const AuditOptio
     if (!l.compiled.version.previous.empty()) schemas.push_back(base + "_" + l.compiled.version.previous);
     SLUICE_ASSIGN_OR_RETURN(cat, ReadCatalog(*conn, schemas, base));
     std::multimap<std::string, Session> by_role;
+    if (!options.brownout_roles.empty()) {
+      BrownoutOptions b{options.brownout_roles, options.brownout_seconds, options.cancel};
+      SLUICE_RETURN_IF_ERROR(RunBrownout(*conn, store, l, b, cat, path, options_.actor, &rep));
+    }
     // Armed at switch; armed now when that could not be done then.
     Result<bool> arm = ArmTripwires(*conn, store, l, options_.actor);
     ReadTripwires(*conn, store, name, arm, cat, path, prev, &rep);

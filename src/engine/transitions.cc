@@ -169,6 +169,8 @@ Status Engine::Complete(const std::string& migration, const TransitionOptions& o
   StateStore store(*conn, clock());
   SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, "complete"));
   SLUICE_ASSIGN_OR_RETURN(Loaded l, LoadMigration(store, conn->dialect(), name));
+  // An interrupted `audit --brownout` is restored before anything else.
+  SLUICE_RETURN_IF_ERROR(RestoreBrownout(*conn, store, name, options_.actor).status());
   if (l.rec.phase == kComplete) {  // rerun converges
     DisarmTripwires(*conn, store, name, options_.actor);
     return Status::Ok();
@@ -232,6 +234,7 @@ Status Engine::Rollback(const std::string& migration, bool force) {
   StateStore store(*conn, clock());
   SLUICE_ASSIGN_OR_RETURN(std::string name, ResolveMigration(store, migration, "roll back"));
   SLUICE_ASSIGN_OR_RETURN(Loaded l, LoadMigration(store, conn->dialect(), name));
+  SLUICE_RETURN_IF_ERROR(RestoreBrownout(*conn, store, name, options_.actor).status());
   if (l.rec.phase == kRolledBack) {
     DisarmTripwires(*conn, store, name, options_.actor);
     return Status::Ok();

@@ -25,27 +25,16 @@ constexpr const char* kLoadAdvice =
     "DATABASE ... SET pgaudit.role (RDS / Aurora: parameter group shared_preload_libraries and pgaudit.role = "
     "rds_pgaudit; Cloud SQL: flags cloudsql.enable_pgaudit = on and pgaudit.role)";
 constexpr const char* kLogAdvice =
-    "sluice reads the pgaudit entries from the server's csvlog through pg_ls_logdir() and pg_read_file(): set "
-    "log_destination to include 'csvlog' and logging_collector = on (a restart), and let sluice's role read it "
-    "(a superuser, or GRANT pg_monitor TO <role>; GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_file(text) TO "
+    "sluice reads the server's csvlog through pg_ls_logdir() and pg_read_binary_file(): set log_destination to "
+    "include 'csvlog' and logging_collector = on (a restart), and let sluice's role read it (a superuser, or GRANT "
+    "pg_monitor TO <role>; GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint) TO "
     "<role>). Where the log is only exported (RDS, Cloud SQL) this source cannot be read from SQL";
 constexpr const char* kIsoFormat = "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'";
 
 // The latest `audit.armed` event of `name` not undone by a later
 // `audit.disarmed`, with its time in "at".
 std::optional<Json> Armed(StateStore& store, const std::string& name) {
-  auto events = store.Events(name);
-  if (!events.ok()) return std::nullopt;
-  std::optional<Json> armed;
-  for (const auto& e : *events) {
-    if (e.kind == "audit.disarmed") armed.reset();
-    if (e.kind != "audit.armed") continue;
-    Json j = Json::parse(e.details, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) continue;
-    j["at"] = e.at;
-    armed = std::move(j);
-  }
-  return armed;
+  return OpenEvent(store, name, "audit.armed", "audit.disarmed");
 }
 
 // The pgaudit.role setting: nullopt when pgaudit is not loaded.
@@ -55,20 +44,6 @@ Result<std::optional<std::string>> AuditRole(db::Connection& conn) {
   return std::optional<std::string>(r.rows[0][0].text);
 }
 
-// SQL filter on (n.nspname, c.relname, a.attname) selecting the columns
-// arming grants: old columns, every column of old tables and of the old
-// version's relations.
-std::string TripwireColumns(const std::vector<audit::OldObject>& objects) {
-  std::string where;
-  for (const auto& o : objects) {
-    std::string one = "n.nspname = " + sql::QuoteLiteral(o.schema);
-    if (!o.table.empty()) one += " AND c.relname = " + sql::QuoteLiteral(o.table);
-    if (!o.column.empty()) one += " AND a.attname = " + sql::QuoteLiteral(o.column);
-    where += (where.empty() ? "(" : " OR (") + one + ")";
-  }
-  return where;
-}
-
 // Runs each statement, ignoring failures; returns how many failed.
 int RunAll(db::Connection& conn, const std::vector<std::string>& statements) {
   int failed = 0;
@@ -76,13 +51,30 @@ int RunAll(db::Connection& conn, const std::vector<std::string>& statements) {
   return failed;
 }
 
-// RFC 4180 records (quoted fields may hold commas, "" and newlines), as
-// PostgreSQL's csvlog and pgaudit's message write them.
-std::vector<std::vector<std::string>> ParseCsv(const std::string& text) {
+struct Entry {
+  std::string at;  // log_time as it was logged
+  std::string role, application, client, database;
+  std::string kind;                 // read | write
+  std::string schema, relation;     // pgaudit's object name
+  std::string statement;
+  std::string id;  // session and pgaudit statement id: one statement's entries
+};
+
+std::string FromHex(const std::string& hex) {
+  auto nibble = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
+  std::string out(hex.size() / 2, '\0');
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) out[i / 2] = static_cast<char>(nibble(hex[i]) << 4 | nibble(hex[i + 1]));
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::vector<std::string>> ParseCsv(const std::string& text, size_t* consumed) {
   std::vector<std::vector<std::string>> out;
   std::vector<std::string> record;
   std::string field;
   bool quoted = false, any = false;
+  size_t end = 0;  // just past the last newline that ended a record
   for (size_t i = 0; i < text.size(); ++i) {
     char ch = text[i];
     if (quoted) {
@@ -108,30 +100,136 @@ std::vector<std::vector<std::string>> ParseCsv(const std::string& text) {
       out.push_back(std::move(record));
       record.clear();
       any = false;
+      end = i + 1;
     } else if (ch != '\r') {
       field += ch;
     }
   }
-  if (any || !field.empty()) {
+  if (consumed) {
+    *consumed = end;
+  } else if (any || !field.empty() || quoted) {
     record.push_back(std::move(field));
     out.push_back(std::move(record));
   }
   return out;
 }
 
-// csvlog columns (PostgreSQL 15).
-enum CsvLog { kLogTime = 0, kUser = 1, kDatabase = 2, kClient = 4, kSession = 5, kMessage = 13, kApplication = 22 };
+Result<CsvLogTail> CsvLogTail::Open(db::Connection& conn) {
+  auto file = conn.Query("SELECT pg_catalog.pg_current_logfile('csvlog')");
+  if (!file.ok() || file->rows.empty() || file->rows[0][0].is_null()) {
+    return FailedPrecondition("the server writes no csvlog" +
+                              (file.ok() ? std::string() : " (" + file.status().message() + ")") + ": " + kLogAdvice);
+  }
+  db::Connection* c = &conn;
+  ListFn list = [c]() -> Result<std::vector<File>> {
+    auto r = c->Query("SELECT name, size, to_char(modification AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') "
+                      "FROM pg_catalog.pg_ls_logdir() WHERE name LIKE '%.csv' ORDER BY modification, name");
+    if (!r.ok()) return FailedPrecondition("cannot list the server log (" + r.status().message() + "): " + kLogAdvice);
+    std::vector<File> out;
+    for (const auto& row : r->rows) out.push_back({row[0].text, row[1].AsInt(), row[2].text});
+    return out;
+  };
+  ReadFn read = [c](const std::string& name, int64_t offset, int64_t length) -> Result<std::string> {
+    auto r = c->Query("SELECT encode(pg_catalog.pg_read_binary_file(current_setting('log_directory') || '/' || $1, "
+                      "$2::bigint, $3::bigint), 'hex')",
+                      {Value::Text(name), Value::Int(offset), Value::Int(length)});
+    if (!r.ok() || r->rows.empty()) {
+      return FailedPrecondition("cannot read the server log " + name + " (" +
+                                (r.ok() ? std::string("no row") : r.status().message()) + "): " + kLogAdvice);
+    }
+    return FromHex(r->rows[0][0].text);
+  };
+  return CsvLogTail(std::move(list), std::move(read));
+}
 
-struct Entry {
-  std::string at;  // log_time as it was logged
-  std::string role, application, client, database;
-  std::string kind;                 // read | write
-  std::string schema, relation;     // pgaudit's object name
-  std::string statement;
-  std::string id;  // session and pgaudit statement id: one statement's entries
-};
+Status CsvLogTail::SkipToEnd() {
+  SLUICE_ASSIGN_OR_RETURN(auto files, list_());
+  // Earlier files were rotated away whole; the last one may end inside a
+  // record the collector is still writing: parsed to its last complete one.
+  for (size_t i = 0; i + 1 < files.size(); ++i) offsets_[files[i].name] = files[i].size;
+  if (!files.empty()) {
+    offsets_.erase(files.back().name);
+    SLUICE_RETURN_IF_ERROR(Next().status());
+  }
+  return Status::Ok();
+}
 
-}  // namespace
+Result<std::vector<std::vector<std::string>>> CsvLogTail::Next(const std::string& modified_since) {
+  SLUICE_ASSIGN_OR_RETURN(auto files, list_());
+  std::vector<std::vector<std::string>> out;
+  for (const auto& f : files) {
+    auto at = offsets_.find(f.name);
+    if (at == offsets_.end() && f.modified < modified_since) continue;  // last written before the interval
+    int64_t offset = at == offsets_.end() || f.size < at->second ? 0 : at->second;
+    if (f.size == offset) {
+      offsets_[f.name] = offset;
+      continue;
+    }
+    SLUICE_ASSIGN_OR_RETURN(std::string text, read_(f.name, offset, f.size - offset));
+    size_t consumed = 0;
+    for (auto& r : ParseCsv(text, &consumed)) out.push_back(std::move(r));
+    offsets_[f.name] = offset + static_cast<int64_t>(consumed);
+  }
+  return out;
+}
+
+std::optional<nlohmann::json> OpenEvent(StateStore& store, const std::string& name, const std::string& opened,
+                                        const std::string& closed) {
+  auto events = store.Events(name);
+  if (!events.ok()) return std::nullopt;
+  std::optional<Json> open;
+  for (const auto& e : *events) {
+    if (e.kind == closed) open.reset();
+    if (e.kind != opened) continue;
+    Json j = Json::parse(e.details, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) continue;
+    j["at"] = e.at;
+    open = std::move(j);
+  }
+  return open;
+}
+
+std::string OldObjectFilter(const std::vector<audit::OldObject>& objects, bool columns) {
+  std::string where;
+  for (const auto& o : objects) {
+    std::string one = "n.nspname = " + sql::QuoteLiteral(o.schema);
+    if (!o.table.empty()) one += " AND c.relname = " + sql::QuoteLiteral(o.table);
+    if (columns && !o.column.empty()) one += " AND a.attname = " + sql::QuoteLiteral(o.column);
+    where += (where.empty() ? "(" : " OR (") + one + ")";
+  }
+  return where;
+}
+
+Result<std::vector<std::string>> LogTimesToUtc(db::Connection& conn, const std::vector<std::string>& times) {
+  // log_time is in log_timezone: the server converts it to UTC ISO-8601.
+  std::vector<std::string> at(times.size());
+  for (size_t i = 0; i < times.size(); i += 500) {
+    std::string list;
+    for (size_t j = i; j < std::min(times.size(), i + 500); ++j) {
+      list += (list.empty() ? "" : ", ") + sql::QuoteLiteral(times[j]);
+    }
+    SLUICE_ASSIGN_OR_RETURN(auto conv, conn.Query("SELECT to_char(x::timestamptz AT TIME ZONE 'UTC', " +
+                                                  std::string(kIsoFormat) + ") FROM unnest(ARRAY[" + list +
+                                                  "]::text[]) WITH ORDINALITY u(x, i) ORDER BY i"));
+    for (size_t j = 0; j < conv.rows.size(); ++j) at[i + j] = conv.rows[j][0].text;
+  }
+  return at;
+}
+
+std::vector<audit::Touch> TouchesOfLogged(const std::string& statement, const std::string& schema,
+                                          const std::string& relation, const std::string& kind,
+                                          const audit::Catalog& cat, const std::vector<std::string>& path,
+                                          const std::vector<audit::OldObject>& objects) {
+  std::vector<audit::Touch> touches;
+  if (auto refs = audit::ResolveStatement(statement, cat, path); refs.ok()) touches = audit::Classify(*refs, objects);
+  if (!touches.empty()) return touches;
+  for (const auto& o : objects) {
+    if (o.kind == "version" ? o.schema == schema : o.schema == schema && o.table == relation) {
+      touches.push_back({o.Name(), o.kind == "version" ? "old version" : "direct", kind});
+    }
+  }
+  return touches;
+}
 
 Result<bool> ArmTripwires(db::Connection& conn, StateStore& store, const Loaded& l, const std::string& actor) {
   if (Armed(store, l.rec.name)) return false;
@@ -175,7 +273,7 @@ Result<bool> ArmTripwires(db::Connection& conn, StateStore& store, const Loaded&
       "SELECT n.nspname, c.relname, a.attname, p.priv FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON "
       "c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace CROSS JOIN (VALUES ('SELECT'), "
       "('INSERT'), ('UPDATE')) p(priv) WHERE c.relkind IN ('r', 'p', 'v', 'f') AND a.attnum > 0 AND NOT "
-      "a.attisdropped AND (" + TripwireColumns(tripped) + ") AND NOT pg_catalog.has_column_privilege($1, c.oid, "
+      "a.attisdropped AND (" + OldObjectFilter(tripped, true) + ") AND NOT pg_catalog.has_column_privilege($1, c.oid, "
       "a.attnum, p.priv) ORDER BY 1, 2, a.attnum, 4",
       {Value::Text(role)});
   std::vector<std::string> revokes;
@@ -233,10 +331,9 @@ void ReadTripwires(db::Connection& conn, StateStore& store, const std::string& n
     return done();
   }
   const std::string role = armed->value("role", ""), armed_at = armed->value("at", "");
-  auto file = conn.Query("SELECT pg_catalog.pg_current_logfile('csvlog')");
-  if (!file.ok() || file->rows.empty() || file->rows[0][0].is_null()) {
-    c.detail = "the server writes no csvlog" + (file.ok() ? std::string() : " (" + file.status().message() + ")") +
-               ": " + kLogAdvice;
+  auto tail = CsvLogTail::Open(conn);
+  if (!tail.ok()) {
+    c.detail = tail.status().message();
     return done();
   }
   const std::string since = prev && prev->at > armed_at ? prev->at : armed_at;
@@ -247,61 +344,41 @@ void ReadTripwires(db::Connection& conn, StateStore& store, const std::string& n
   const std::string marker = "sluice audit marker " + name + " " + rep->at;
   (void)conn.Query("DO $$ BEGIN RAISE LOG '%', " + sql::QuoteLiteral(marker) + "; END $$");
   std::vector<Entry> entries;
-  int read = 0;
   bool flushed = false;
   for (int attempt = 0; attempt < 100 && !flushed; ++attempt) {
     if (attempt > 0) store.clock()->SleepMicros(20'000);
-    entries.clear();
-    read = 0;
     // (modification has whole seconds: compared to `since`'s second)
-    auto files = conn.Query("SELECT name, to_char(modification AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') "
-                            "FROM pg_catalog.pg_ls_logdir() WHERE name LIKE '%.csv' ORDER BY modification, name");
-    if (!files.ok()) {
-      c.detail = "cannot list the server log (" + files.status().message() + "): " + kLogAdvice;
+    auto records = tail->Next(since.substr(0, 19));
+    if (!records.ok()) {
+      c.detail = records.status().message();
       return done();
     }
-    for (const auto& f : files->rows) {
-      if (f[1].text < since.substr(0, 19)) continue;  // last written before the interval
-      auto text = conn.Query("SELECT pg_catalog.pg_read_file(current_setting('log_directory') || '/' || $1)",
-                             {Value::Text(f[0].text)});
-      if (!text.ok()) {
-        c.detail = "cannot read the server log " + f[0].text + " (" + text.status().message() + "): " + kLogAdvice;
-        return done();
-      }
-      ++read;
-      for (auto& r : ParseCsv(text->rows[0][0].text)) {
-        if (r.size() <= kApplication) continue;
-        if (r[kMessage] == marker) flushed = true;
-        if (r[kMessage].rfind("AUDIT: OBJECT,", 0) != 0) continue;
-        if (r[kDatabase] != database || r[kApplication].rfind("sluice ", 0) == 0) continue;
-        // AUDIT: OBJECT,statement,substatement,class,command,object type,
-        // object name,statement text,parameter
-        auto m = ParseCsv(r[kMessage].substr(7));
-        if (m.empty() || m[0].size() < 8) continue;
-        const std::string& object = m[0][6];
-        size_t dot = object.find('.');
-        Entry e{r[kLogTime], r[kUser], r[kApplication], r[kClient].empty() ? "local" : r[kClient], r[kDatabase],
-                m[0][3] == "WRITE" ? "write" : "read", object.substr(0, dot),
-                dot == std::string::npos ? object : object.substr(dot + 1), m[0][7], r[kSession] + ":" + m[0][1]};
-        entries.push_back(std::move(e));
-      }
+    for (auto& r : *records) {
+      if (r.size() <= kLogApplication) continue;
+      if (r[kLogMessage] == marker) flushed = true;
+      if (r[kLogMessage].rfind("AUDIT: OBJECT,", 0) != 0) continue;
+      if (r[kLogDatabase] != database || r[kLogApplication].rfind("sluice ", 0) == 0) continue;
+      // AUDIT: OBJECT,statement,substatement,class,command,object type,
+      // object name,statement text,parameter
+      auto m = ParseCsv(r[kLogMessage].substr(7));
+      if (m.empty() || m[0].size() < 8) continue;
+      const std::string& object = m[0][6];
+      size_t dot = object.find('.');
+      Entry e{r[kLogTime], r[kLogUser], r[kLogApplication], r[kLogClient].empty() ? "local" : r[kLogClient],
+              r[kLogDatabase], m[0][3] == "WRITE" ? "write" : "read", object.substr(0, dot),
+              dot == std::string::npos ? object : object.substr(dot + 1), m[0][7], r[kLogSession] + ":" + m[0][1]};
+      entries.push_back(std::move(e));
     }
   }
-  // log_time is in log_timezone: the server converts it to UTC ISO-8601.
-  std::vector<std::string> at(entries.size());
-  for (size_t i = 0; i < entries.size(); i += 500) {
-    std::string list;
-    for (size_t j = i; j < std::min(entries.size(), i + 500); ++j) {
-      list += (list.empty() ? "" : ", ") + sql::QuoteLiteral(entries[j].at);
-    }
-    auto conv = conn.Query("SELECT to_char(x::timestamptz AT TIME ZONE 'UTC', " + std::string(kIsoFormat) +
-                           ") FROM unnest(ARRAY[" + list + "]::text[]) WITH ORDINALITY u(x, i) ORDER BY i");
-    if (!conv.ok()) {
-      c.detail = "cannot read the log's timestamps (" + conv.status().message() + ")";
-      return done();
-    }
-    for (size_t j = 0; j < conv->rows.size(); ++j) at[i + j] = conv->rows[j][0].text;
+  const int read = tail->files_read();
+  std::vector<std::string> times;
+  for (const auto& e : entries) times.push_back(e.at);
+  auto converted = LogTimesToUtc(conn, times);
+  if (!converted.ok()) {
+    c.detail = "cannot read the log's timestamps (" + converted.status().message() + ")";
+    return done();
   }
+  const std::vector<std::string>& at = *converted;
   // One finding per (object, how, who, statement), counted.
   std::map<std::tuple<std::string, std::string, std::string, std::string, std::string, std::string, std::string>,
            audit::Finding>
@@ -318,21 +395,7 @@ void ReadTripwires(db::Connection& conn, StateStore& store, const std::string& n
     // Through the new version's view: its base-table entries are fine (the
     // old version's views, in the same statement, still count).
     if (through_new.count(e.id) && e.schema == cat.base_schema) continue;
-    // Which old objects: the resolver's answer where it has one, else
-    // every old object of the relation pgaudit named (it names the
-    // relation, not the column).
-    std::vector<audit::Touch> touches;
-    if (auto refs = audit::ResolveStatement(e.statement, cat, path); refs.ok()) {
-      touches = audit::Classify(*refs, rep->objects);
-    }
-    if (touches.empty()) {
-      for (const auto& o : rep->objects) {
-        if (o.kind == "version" ? o.schema == e.schema : o.schema == e.schema && o.table == e.relation) {
-          touches.push_back({o.Name(), o.kind == "version" ? "old version" : "direct", e.kind});
-        }
-      }
-    }
-    for (const auto& t : touches) {
+    for (const auto& t : TouchesOfLogged(e.statement, e.schema, e.relation, e.kind, cat, path, rep->objects)) {
       audit::Finding& f = found[{t.object, t.via, t.kinds, e.role, e.application, e.client, e.statement}];
       if (f.calls++ == 0) {
         f.source = "pgaudit";

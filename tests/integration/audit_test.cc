@@ -10,7 +10,12 @@
 // refuses with the configuration advice, and --force --reason is recorded.
 #include <libpq-fe.h>
 
+#include <signal.h>
+
+#include <atomic>
 #include <chrono>
+#include <functional>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -56,6 +61,21 @@ gates:
     audit: required
 )";
 
+// The old column dropped (not renamed): the new version's views do not
+// read it, so a brownout of it leaves the new version alone.
+constexpr const char* kDropPlan = R"(
+operations:
+  - drop_column:
+      table: orders
+      column: unit_price
+)";
+
+// Direct grants beyond SELECT, table-level and per column (one with grant
+// option), that a brownout must restore exactly.
+constexpr const char* kGrants =
+    "GRANT INSERT (unit_price) ON orders TO legacy; GRANT UPDATE (qty) ON orders TO modern WITH GRANT OPTION; "
+    "GRANT UPDATE ON orders TO legacy";
+
 // One client session held open (libpq), like an application's pooled
 // connection.
 class Client {
@@ -92,7 +112,7 @@ struct World {
 
   std::string fingerprint;  // the catalog before start
 
-  void Setup(bool with_statements, bool with_pgaudit = false) {
+  void Setup(bool with_statements, bool with_pgaudit = false, const char* plan = kPlan) {
     url = Pg()->CreateDatabase("audit");
     ASSERT_FALSE(url.empty());
     Pg()->Psql(url, kSetup);
@@ -104,7 +124,7 @@ struct World {
                       "'sluice_audit'); END $$");
     }
     fingerprint = CatalogFingerprint(url);
-    file = dir.Write(name + ".yaml", kPlan);
+    file = dir.Write(name + ".yaml", plan);
     m = OpenUrl(url);
     ASSERT_NE(m, nullptr);
     SLUICE_ASSERT_OK(m->Start(file));
@@ -113,6 +133,13 @@ struct World {
     SLUICE_ASSERT_OK(m->Switch(name, false));
     Pg()->Psql(url, "GRANT USAGE ON SCHEMA \"public_" + name + "\" TO modern; GRANT SELECT ON ALL TABLES IN SCHEMA "
                     "\"public_" + name + "\" TO modern; GRANT SELECT ON orders TO modern");
+
+  }
+
+  // The brownout tests' world: the dropped column, and kGrants.
+  void SetupBrownout() {
+    Setup(false, false, kDropPlan);
+    Pg()->Psql(url, kGrants);
   }
 
   Json Audit() {
@@ -164,6 +191,15 @@ TEST(AuditPg, NamesOldReadersNotTheNewVersionAndGatesComplete) {
   EXPECT_THAT(CoverageOf(first, "pgaudit")["detail"].get<std::string>(), HasSubstr("pgaudit.role is not set"));
   ASSERT_EQ(first["objects"].size(), 1u);
   EXPECT_EQ(first["objects"][0]["name"], "orders.unit_price");
+  // A renamed column is what the new version's (security_invoker) views
+  // read: a brownout of it would break the new version, and is refused.
+  AuditOptions brownout;
+  brownout.brownout_roles = {"legacy"};
+  auto refused = w.m->Audit(w.name, brownout);
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(refused.status().message(), HasSubstr("orders.unit_price is not browned out: the new version reads the "
+                                                    "same physical column (renamed to price at complete)"));
+  EXPECT_EQ(Pg()->Psql(w.url, "SELECT count(*) FROM sluice.events WHERE kind LIKE 'audit.brownout%'"), "0");
 
   Client legacy(w.url, "legacy", "legacy-web");
   Client report(w.url, "reporting", "nightly-report");
@@ -327,6 +363,225 @@ TEST(AuditPg, PgauditAloneTripsOnTheOldColumnAndRollbackLeavesNothing) {
   EXPECT_EQ(FingerprintWithoutLive(w.url), w.fingerprint);
 }
 
+// Every direct privilege of the application roles on orders: table-level
+// and per column (grantor, grantee, privilege, grant option), sorted.
+std::string Privileges(const std::string& url) {
+  return Pg()->Psql(url,
+                    "SELECT string_agg(x, ' ' ORDER BY x) FROM (SELECT 'table:' || g.rolname || ':' || a.privilege_type "
+                    "|| ':' || a.is_grantable AS x FROM pg_class c, aclexplode(c.relacl) a JOIN pg_roles g ON g.oid = "
+                    "a.grantee WHERE c.oid = 'public.orders'::regclass UNION ALL SELECT t.attname || ':' || g.rolname "
+                    "|| ':' || a.privilege_type || ':' || a.is_grantable FROM pg_attribute t, aclexplode(t.attacl) a "
+                    "JOIN pg_roles g ON g.oid = a.grantee WHERE t.attrelid = 'public.orders'::regclass) p") +
+         " | " +
+         Pg()->Psql(url, "SELECT string_agg(grantee || ':' || column_name || ':' || privilege_type || ':' || "
+                         "is_grantable, ' ' ORDER BY 1) FROM (SELECT * FROM information_schema.column_privileges "
+                         "WHERE table_schema = 'public' AND table_name = 'orders' AND grantee IN ('legacy', "
+                         "'modern', 'reporting') ORDER BY grantee, column_name, privilege_type) p");
+}
+
+// Reads in a loop on its own session until stopped; keeps the errors.
+class Reader {
+ public:
+  Reader(const std::string& url, const std::string& role, const std::string& app, std::string sql)
+      : client_(url, role, app), sql_(std::move(sql)) {
+    thread_ = std::thread([this] {
+      while (!stop_.load()) {
+        std::string err = client_.Run(sql_);
+        if (!err.empty()) {
+          std::lock_guard<std::mutex> l(mu_);
+          errors_.push_back(err);
+        }
+        ++reads_;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    });
+  }
+  ~Reader() { Stop(); }
+  bool ok() const { return client_.ok(); }
+  int reads() const { return reads_.load(); }
+  // Stops the loop; the session stays open for Run.
+  std::vector<std::string> Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    std::lock_guard<std::mutex> l(mu_);
+    return errors_;
+  }
+  std::string Run(const std::string& sql) { return client_.Run(sql); }
+
+ private:
+  Client client_;
+  std::string sql_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> reads_{0};
+  std::mutex mu_;
+  std::vector<std::string> errors_;
+  std::thread thread_;
+};
+
+// The opt-in brownout (issue 12 item 7): a legacy role still reading the old
+// column in a loop, a modern one reading the new version. Browned out
+// together, the legacy role's read fails once, the grants come back at once
+// (its next read works), the report names it; on the modern role alone the
+// brownout runs its seconds and nothing breaks. Either way the privileges
+// afterwards are exactly those before, table-level and per column.
+TEST(AuditPg, BrownoutNamesWhoBreaksAndRestoresThePrivilegesExactly) {
+  SLUICE_ASSERT_PG_OK(Pg());
+  World w;
+  ASSERT_NO_FATAL_FAILURE(w.SetupBrownout());
+  const std::string before = Privileges(w.url);
+  ASSERT_THAT(before, HasSubstr("table:legacy:SELECT:false"));
+  ASSERT_THAT(before, HasSubstr("unit_price:legacy:INSERT:false"));
+  ASSERT_THAT(before, HasSubstr("qty:modern:UPDATE:true"));
+
+  // The modern role alone: it never touches the old column.
+  {
+    Reader modern(w.url, "modern", "web-v2", "SET search_path TO \"public_" + w.name + "\"; SELECT id, qty FROM "
+                  "orders WHERE id = 4");
+    ASSERT_TRUE(modern.ok());
+    AuditOptions o;
+    o.brownout_roles = {"modern"};
+    o.brownout_seconds = 1;
+    auto r = w.m->Audit(w.name, o);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    Json a = Json::parse(r->json);
+    EXPECT_EQ(Findings(a, "brownout"), "");
+    const std::string detail = CoverageOf(a, "brownout")["detail"].get<std::string>();
+    EXPECT_THAT(detail, HasSubstr("ran its 1 s without a permission error")) << a.dump(2);
+    EXPECT_THAT(detail, HasSubstr("'modern'"));
+    EXPECT_THAT(modern.Stop(), ::testing::IsEmpty());
+    EXPECT_GT(modern.reads(), 0);
+  }
+  EXPECT_EQ(Privileges(w.url), before);
+  EXPECT_THAT(Pg()->Psql(w.url, "SELECT string_agg(message, '; ' ORDER BY id) FROM sluice.events WHERE kind LIKE "
+                                "'audit.brownout.%'"),
+              HasSubstr("brownout ended: ran its 1 s without a permission error; privileges restored"));
+
+  // Both roles: the legacy role breaks, and is named.
+  Reader legacy(w.url, "legacy", "legacy-web", "SELECT id, unit_price FROM orders WHERE id = 3");
+  ASSERT_TRUE(legacy.ok());
+  AuditOptions o;
+  o.brownout_roles = {"legacy", "modern"};
+  o.brownout_seconds = 60;  // the hit ends it
+  auto r = w.m->Audit(w.name, o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  auto errors = legacy.Stop();
+  ASSERT_FALSE(errors.empty());
+  EXPECT_THAT(errors[0], HasSubstr("permission denied for table orders"));
+  // Restored at once: the same session reads again.
+  EXPECT_EQ(legacy.Run("SELECT id, unit_price FROM orders WHERE id = 3"), "");
+  EXPECT_EQ(Privileges(w.url), before);
+  Json a = Json::parse(r->json);
+  EXPECT_TRUE(a["blocking"].get<bool>());
+  EXPECT_THAT(Findings(a, "brownout"), HasSubstr("brownout orders.unit_price role=legacy app=legacy-web kinds=read | "
+                                                 "SELECT id, unit_price FROM orders WHERE id = 3"));
+  EXPECT_THAT(Findings(a, "brownout"), Not(HasSubstr("modern")));
+  EXPECT_THAT(CoverageOf(a, "brownout")["detail"].get<std::string>(),
+              HasSubstr("hit by role legacy (application_name legacy-web)"));
+  EXPECT_THAT(r->text, HasSubstr("legacy-web"));
+}
+
+// A brownout killed midway (the process gone with the privileges revoked)
+// is restored by the next command; a role that reads through PUBLIC is
+// reported as one the brownout would not bite.
+TEST(AuditPg, AKilledBrownoutIsRestoredByTheNextCommand) {
+  SLUICE_ASSERT_PG_OK(Pg());
+  World w;
+  ASSERT_NO_FATAL_FAILURE(w.SetupBrownout());
+  const std::string before = Privileges(w.url);
+  // Starts `sluice audit --brownout` and kills it (SIGKILL) once the
+  // revoke is recorded and the old column is out of reach.
+  auto kill_midway = [&](int nth) {
+    TempDir io;
+    int pid = SpawnSluice({"--db", w.url, "audit", w.name, "--brownout", "legacy,modern", "--seconds", "600"},
+                          io.path());
+    ASSERT_GT(pid, 0);
+    bool revoked = false;
+    for (int i = 0; i < 1000 && !revoked; ++i) {
+      revoked = Pg()->Psql(w.url, "SELECT count(*) FROM sluice.events WHERE kind = 'audit.brownout.started'") ==
+                    std::to_string(nth) &&
+                Pg()->Psql(w.url, "SELECT has_column_privilege('legacy', 'public.orders', 'unit_price', 'SELECT')") ==
+                    "f";
+      if (!revoked) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    kill(pid, SIGKILL);
+    WaitProcess(pid);
+    ASSERT_TRUE(revoked) << ReadFile(io.File("spawn.err"));
+    EXPECT_EQ(Pg()->Psql(w.url, "SELECT has_column_privilege('legacy', 'public.orders', 'qty', 'SELECT')"), "t");
+  };
+  ASSERT_NO_FATAL_FAILURE(kill_midway(1));
+  EXPECT_NE(Privileges(w.url), before);
+  auto cli = RunSluice({"--db", w.url, "audit", w.name, "--brownout-restore"});
+  EXPECT_EQ(cli.exit_code, 0) << cli.out << cli.err;
+  EXPECT_THAT(cli.out, HasSubstr("restored the privileges an interrupted brownout of role(s) 'legacy', 'modern'"));
+  EXPECT_EQ(Privileges(w.url), before);
+  EXPECT_THAT(Pg()->Psql(w.url, "SELECT message FROM sluice.events WHERE kind = 'audit.brownout.ended'"),
+              HasSubstr("interrupted"));
+
+  // PUBLIC still reads the old column: the brownout says it would not bite.
+  Pg()->Psql(w.url, "GRANT SELECT (unit_price) ON orders TO PUBLIC");
+  AuditOptions o;
+  o.brownout_roles = {"legacy"};
+  o.brownout_seconds = 1;
+  auto r = w.m->Audit(w.name, o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  Json cov = CoverageOf(Json::parse(r->json), "brownout");
+  EXPECT_THAT(cov["detail"].get<std::string>(), HasSubstr("would not bite for any role"));
+  EXPECT_THAT(cov["gaps"].dump(), HasSubstr("would not bite for role legacy: it still has SELECT on "
+                                            "public.orders.unit_price through PUBLIC"));
+  EXPECT_EQ(Privileges(w.url), before);
+  // Killed again: rollback restores it before it undoes the migration.
+  Pg()->Psql(w.url, "REVOKE SELECT (unit_price) ON orders FROM PUBLIC");
+  ASSERT_NO_FATAL_FAILURE(kill_midway(3));
+  SLUICE_ASSERT_OK(w.m->Rollback(w.name));
+  EXPECT_EQ(Privileges(w.url), before);
+}
+
+// The server writes no csvlog (log_destination changed on the shared
+// cluster for this test, and reset after it): pgaudit is armed but cannot
+// be read, so its source is unavailable with the advice, the required gate
+// refuses naming it, and a brownout refuses to start and revokes nothing.
+TEST(AuditPg, AnUnreadableLogIsUnavailableAndTheBrownoutRefuses) {
+  SLUICE_ASSERT_PG_OK(Pg());
+  World w;
+  ASSERT_NO_FATAL_FAILURE(w.Setup(false, true));
+  const std::string admin = w.url;
+  auto set_destination = [&](const std::string& value) {
+    Pg()->Psql(admin, "ALTER SYSTEM SET log_destination = '" + value + "'");
+    Pg()->Psql(admin, "SELECT pg_reload_conf()");
+    const std::string want = value == "stderr" ? "t" : "f";
+    for (int i = 0; i < 500; ++i) {
+      if (Pg()->Psql(admin, "SELECT pg_current_logfile('csvlog') IS NULL") == want) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  };
+  struct Reset {
+    std::function<bool(const std::string&)> f;
+    ~Reset() { f("stderr,csvlog"); }
+  } reset{set_destination};
+  ASSERT_TRUE(set_destination("stderr"));
+  const std::string before = Privileges(w.url);
+
+  Json a = w.Audit();
+  Json cov = CoverageOf(a, "pgaudit");
+  EXPECT_FALSE(cov["available"].get<bool>()) << cov.dump(2);
+  EXPECT_THAT(cov["detail"].get<std::string>(), HasSubstr("the server writes no csvlog"));
+  EXPECT_THAT(cov["detail"].get<std::string>(), HasSubstr("set log_destination to include 'csvlog'"));
+  EXPECT_FALSE(a["coverage_sufficient"].get<bool>());
+  Status s = w.m->Complete(w.name);
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.message(), HasSubstr("log_destination to include 'csvlog'"));
+
+  AuditOptions o;
+  o.brownout_roles = {"legacy"};
+  o.brownout_seconds = 1;
+  auto r = w.m->Audit(w.name, o);
+  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(r.status().message(), HasSubstr("refused, it could not see who breaks"));
+  EXPECT_EQ(Privileges(w.url), before);
+  EXPECT_EQ(Pg()->Psql(w.url, "SELECT count(*) FROM sluice.events WHERE kind LIKE 'audit.brownout%'"), "0");
+}
+
 // SQLite: a corpus of statements (--queries) is compiled, never run, under
 // SQLite's authorizer, so each is classified exactly: the old column read
 // directly, through `*`, in a WHERE clause, written; nothing for the new
@@ -378,6 +633,12 @@ TEST(AuditSqlite, QueriesAreClassifiedExactlyByTheAuthorizer) {
   EXPECT_FALSE(a["coverage_sufficient"].get<bool>());
   // Compiled, never run: the row is as it was.
   EXPECT_EQ(QueryValue(*m, "SELECT unit_price FROM orders WHERE id = 1"), "1.5");
+  // No roles on SQLite: a brownout is refused, saying why.
+  AuditOptions brownout;
+  brownout.brownout_roles = {"legacy"};
+  auto refused = m->Audit(name, brownout);
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), HasSubstr("SQLite has no roles or privileges to revoke"));
 }
 
 }  // namespace

@@ -9,10 +9,13 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <map>
 #include <nlohmann/json.hpp>
 
+#include "engine/tripwire.h"
 #include "gates/gates.h"
 #include "plan/parser.h"
+#include "support/test_support.h"
 
 namespace sluice::audit {
 namespace {
@@ -321,3 +324,87 @@ TEST(AuditGateTest, PlanOption) {
 
 }  // namespace
 }  // namespace sluice::audit
+
+// The csvlog reader (src/engine/tripwire.h) over an in-memory log
+// directory: quoted fields with commas, "" and newlines; a partial last
+// record held back until it is whole; rotation to a new file; a file
+// truncated and rewritten.
+namespace sluice::engine {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+
+struct FakeLogDir {
+  std::map<std::string, std::string> files;  // in modification order by name
+  std::map<std::string, std::string> modified;
+  int reads = 0;
+  CsvLogTail Tail() {
+    return CsvLogTail(
+        [this]() -> Result<std::vector<CsvLogTail::File>> {
+          std::vector<CsvLogTail::File> out;
+          for (const auto& [name, text] : files) {
+            out.push_back({name, static_cast<int64_t>(text.size()), modified[name]});
+          }
+          return out;
+        },
+        [this](const std::string& name, int64_t offset, int64_t length) -> Result<std::string> {
+          ++reads;
+          return files.at(name).substr(offset, length);
+        });
+  }
+};
+
+std::vector<std::string> Firsts(const std::vector<std::vector<std::string>>& records) {
+  std::vector<std::string> out;
+  for (const auto& r : records) out.push_back(r.empty() ? "" : r[0] + "|" + r.back());
+  return out;
+}
+
+TEST(CsvLog, QuotedFieldsHoldCommasQuotesAndNewlines) {
+  size_t consumed = 0;
+  auto r = ParseCsv("a,\"b, \"\"c\"\"\nd\",e\r\nf,\"g\n", &consumed);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_THAT(r[0], ElementsAre("a", "b, \"c\"\nd", "e"));
+  EXPECT_EQ(consumed, std::string("a,\"b, \"\"c\"\"\nd\",e\r\n").size());  // the open quote waits
+  // Without `consumed` the unterminated record is returned (a message).
+  EXPECT_THAT(ParseCsv("OBJECT,1,\"x,y\"")[0], ElementsAre("OBJECT", "1", "x,y"));
+}
+
+TEST(CsvLog, PartialRecordsRotationAndTruncation) {
+  FakeLogDir dir;
+  dir.files["a.csv"] = "old,1\n";
+  dir.modified["a.csv"] = "2026-01-01T00:00:00";
+  CsvLogTail tail = dir.Tail();
+  // A record cut inside a quoted newline is not returned until whole.
+  dir.files["a.csv"] += "t1,\"line one\nline";
+  SLUICE_ASSERT_OK(tail.SkipToEnd());
+  dir.files["a.csv"] += " two\",x\nt2,y\n";
+  auto r = tail.Next();
+  SLUICE_ASSERT_OK(r.status());
+  EXPECT_THAT(Firsts(*r), ElementsAre("t1|x", "t2|y"));
+  EXPECT_THAT((*r)[0], ElementsAre("t1", "line one\nline two", "x"));
+  // Nothing new: nothing returned, nothing read.
+  const int reads = dir.reads;
+  r = tail.Next();
+  EXPECT_THAT(*r, IsEmpty());
+  EXPECT_EQ(dir.reads, reads);
+  // Rotation: the rest of the old file, then the new file from its start.
+  dir.files["a.csv"] += "t3,z\n";
+  dir.files["b.csv"] = "t4,w\n";
+  r = tail.Next();
+  EXPECT_THAT(Firsts(*r), ElementsAre("t3|z", "t4|w"));
+  // Truncated on rotation and rewritten: read from its start again.
+  dir.files["a.csv"] = "t5,v\n";
+  r = tail.Next();
+  EXPECT_THAT(Firsts(*r), ElementsAre("t5|v"));
+  // A fresh reader skips files last written before the interval.
+  dir.modified["b.csv"] = "2026-01-02T00:00:00";
+  CsvLogTail fresh = dir.Tail();
+  r = fresh.Next("2026-01-01T12:00:00");
+  EXPECT_THAT(Firsts(*r), ElementsAre("t4|w"));
+  EXPECT_EQ(fresh.files_read(), 1);
+}
+
+}  // namespace
+}  // namespace sluice::engine
