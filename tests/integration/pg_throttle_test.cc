@@ -126,7 +126,7 @@ TEST(PgThrottle, ASlowdownWhileTheApplicationIsAtWorkThrottlesUntilItStops) {
   std::atomic<bool> stop{false};
   std::thread load([&] {
     while (!stop) {
-      (*app)->Query("SELECT id FROM orders WHERE id = 42").IgnoreError();
+      (void)(*app)->Query("SELECT id FROM orders WHERE id = 42");  // a failed query is still load
       std::this_thread::sleep_for(20ms);
     }
   });
@@ -150,8 +150,8 @@ TEST(PgThrottle, ASlowdownWhileTheApplicationIsAtWorkThrottlesUntilItStops) {
   const std::string to = db.Value("SELECT clock_timestamp()::text");
   int64_t n = 0;
   const double duty = Duty(db, from, to, &n);
-  const int64_t total = db.Count("SELECT count(*) FROM orders") / 1000;
-  EXPECT_LT(db.Count("SELECT count(*) FROM sluice.chunks WHERE committed_at::timestamptz <= '" + to + "'"), total)
+  const int64_t total = db.Count("SELECT count(*) FROM orders");
+  EXPECT_LT(db.Count("SELECT sum(rows) FROM sluice.chunks WHERE committed_at::timestamptz <= '" + to + "'"), total)
       << "the backfill finished while the application worked";
   EXPECT_LT(duty, 0.25) << "chunks took " << duty << " of the time between them (" << n
                         << " chunks) while the application worked: not throttled";
@@ -160,7 +160,7 @@ TEST(PgThrottle, ASlowdownWhileTheApplicationIsAtWorkThrottlesUntilItStops) {
   load.join();
   (*app).reset();
   EXPECT_EQ(WaitProcess(pid), 0) << ReadFile(dir.File("spawn.err"));
-  EXPECT_EQ(db.Count("SELECT count(*) FROM sluice.chunks"), total);
+  EXPECT_EQ(db.Count("SELECT sum(rows) FROM sluice.chunks"), total);
   EXPECT_EQ(db.Value(kMismatches), "0");
 }
 
