@@ -503,7 +503,7 @@ Result<std::unique_ptr<SignalSource>> Backfiller::OpenSignals(const ThrottleSett
     if (!c.ok()) return FailedPrecondition("replica for the lag signal: " + c.status().message());
     replica = std::move(*c);
   }
-  SignalQueries q{ts.probe_sql, ts.replica_lag_sql, ts.lock_waiters_sql, ts.custom_sql};
+  SignalQueries q{ts.probe_sql, ts.replica_lag_sql, ts.lock_waiters_sql, ts.custom_sql, ts.activity_sql};
   return std::unique_ptr<SignalSource>(std::make_unique<ConnectionSignals>(
       migration_, std::move(q), std::move(*signals), std::move(*control), std::move(replica), ts.signal_timeout_ms,
       clock_));

@@ -11,6 +11,7 @@ std::string_view SignalName(Signal signal) {
     case Signal::kReplicaLag: return "replica lag";
     case Signal::kLockWaiters: return "lock waiters";
     case Signal::kCustom: return "custom signal";
+    case Signal::kActivity: return "application activity";
   }
   return "signal";
 }
@@ -57,6 +58,7 @@ Result<double> ConnectionSignals::Measure(Signal signal) {
       break;
     case Signal::kLockWaiters: sql = &queries_.lock_waiters; break;
     case Signal::kCustom: break;
+    case Signal::kActivity: sql = &queries_.activity; break;
   }
   if (!conn || sql->empty()) return FailedPrecondition(std::string(SignalName(signal)) + " has no query");
   int64_t t0 = clock_->NowMicros();

@@ -16,9 +16,13 @@
 
 namespace sluice::backfill {
 
-enum class Signal { kProbe, kReplicaLag, kLockWaiters, kCustom };
+// kActivity is no limit of its own: the number of application sessions
+// at work (Dialect::ApplicationActivitySql), which tells the probe's
+// slowdown the application suffers from one the backfill caused alone.
+enum class Signal { kProbe, kReplicaLag, kLockWaiters, kCustom, kActivity };
 
-// "probe latency", "replica lag", "lock waiters", "custom signal".
+// "probe latency", "replica lag", "lock waiters", "custom signal",
+// "application activity".
 std::string_view SignalName(Signal signal);
 
 // The Pacer's inputs.
@@ -31,7 +35,8 @@ class SignalSource {
  public:
   virtual ~SignalSource() = default;
   // One reading of `signal`: the probe query's latency in ms, the replica
-  // lag in seconds, the number of lock waiters, the custom query's number.
+  // lag in seconds, the number of lock waiters, the custom query's number,
+  // the number of application sessions at work.
   // An error when the query failed or was cancelled by its timeout.
   virtual Result<double> Measure(Signal signal) = 0;
   // The operator's pause/tune row of this migration.
@@ -45,7 +50,7 @@ class SignalSource {
 
 // The SQL behind each signal ("" = not measured).
 struct SignalQueries {
-  std::string probe, replica_lag, lock_waiters, custom;
+  std::string probe, replica_lag, lock_waiters, custom, activity;
 };
 
 // A SignalSource on sessions of the migrated database: signal queries on

@@ -48,7 +48,12 @@ constexpr size_t kRebaseReadings = 8;
 constexpr size_t kSmoothReadings = 3;
 // A signal that could not be read counts as this multiple of its limit.
 constexpr double kFailedRatio = 2.0;
-constexpr Signal kSignals[] = {Signal::kProbe, Signal::kReplicaLag, Signal::kLockWaiters, Signal::kCustom};
+// A lock waiter cuts the pace by at least this factor: an application
+// session is blocked by the backfill now.
+constexpr double kBlockedCut = 0.25;
+// The activity first: the probe reading after it is judged by it.
+constexpr Signal kSignals[] = {Signal::kActivity, Signal::kProbe, Signal::kReplicaLag, Signal::kLockWaiters,
+                               Signal::kCustom};
 
 std::string FirstLine(const std::string& s) { return s.substr(0, s.find('\n')); }
 
@@ -91,6 +96,7 @@ bool Pacer::Enabled(Signal s) const {
     case Signal::kReplicaLag: return settings_.max_replica_lag_seconds > 0 && !settings_.replica_lag_sql.empty();
     case Signal::kLockWaiters: return settings_.max_lock_waiters >= 0 && !settings_.lock_waiters_sql.empty();
     case Signal::kCustom: return !settings_.custom_sql.empty();
+    case Signal::kActivity: return !settings_.activity_sql.empty();
   }
   return false;
 }
@@ -179,6 +185,8 @@ void Pacer::ProbeSignals() {
   double worst = 0;
   std::string why;
   bool failed = false;
+  bool blocked = false;    // a session waits for a lock the backfill may hold
+  bool app_idle = false;   // the activity signal read 0 sessions at work
   SignalReadings readings;
   for (Signal s : kSignals) {
     if (!Enabled(s)) continue;
@@ -211,7 +219,11 @@ void Pacer::ProbeSignals() {
       if (s == Signal::kProbe) {
         readings.probe_ms = v;
         MutexLock l(&mu_);
-        ratio = ProbeRatioLocked(v, &text);
+        ratio = ProbeRatioLocked(v, app_idle, &text);
+      }
+      if (s == Signal::kActivity) {
+        readings.app_sessions = v;
+        app_idle = v <= 0;
       }
       if (s == Signal::kReplicaLag) readings.replica_lag_seconds = v;
       if (s == Signal::kLockWaiters) readings.lock_waiters = v;
@@ -225,8 +237,10 @@ void Pacer::ProbeSignals() {
           double limit = static_cast<double>(settings_.max_lock_waiters);
           ratio = limit > 0 ? v / limit : (v > 0 ? 1 + v : 0);
           text = fmt::format("{:g} sessions waiting for locks on the table (max {})", v, settings_.max_lock_waiters);
+          blocked = ratio > 1;
           break;
         }
+        case Signal::kActivity: break;  // no limit: it gates the probe
         case Signal::kCustom:
           ratio = settings_.custom_max > 0 ? v / settings_.custom_max : (v > 0 ? 1 + v : 0);
           text = fmt::format("custom signal {:g} (max {:g})", v, settings_.custom_max);
@@ -245,11 +259,15 @@ void Pacer::ProbeSignals() {
     worst_ = worst;
     signal_why_ = why;
     readings_ = readings;
+    // A failed activity reading (app_idle stays false) counts as at work.
+    app_active_ = Enabled(Signal::kActivity) && !app_idle;
     if (worst > 1) {
       // Already at the slowest pace and still over the limit: hold entirely
       // until the signal falls back under it.
       holding_ = pace_ <= kMinPace;
-      pace_ = std::max(kMinPace, pace_ * std::clamp(1.0 / worst, 0.5, 0.9));
+      double cut = std::clamp(1.0 / worst, 0.5, 0.9);
+      if (blocked) cut = std::min(cut, kBlockedCut);
+      pace_ = std::max(kMinPace, pace_ * cut);
       if (holding_) signal_why_ += failed ? "; holding until it answers" : "; holding until it falls";
     } else {
       holding_ = false;
@@ -281,7 +299,7 @@ Result<double> Pacer::MeasureProbe() {
   return m;
 }
 
-double Pacer::ProbeRatioLocked(double ms, std::string* text) {
+double Pacer::ProbeRatioLocked(double ms, bool app_idle, std::string* text) {
   recent_probe_.push_back(ms);
   while (recent_probe_.size() > kSmoothReadings) recent_probe_.pop_front();
   const double smoothed = Median(recent_probe_);
@@ -289,6 +307,14 @@ double Pacer::ProbeRatioLocked(double ms, std::string* text) {
   if (settings_.probe_target_ms > 0) {
     ratio = smoothed / static_cast<double>(settings_.probe_target_ms);
     *text = fmt::format("probe latency {:.1f} ms (target {} ms)", smoothed, settings_.probe_target_ms);
+  }
+  if (app_idle) {
+    // Nobody but the backfill to slow down: its own cost, not a reason to
+    // throttle. The reading still lowers the baseline and smooths.
+    if (baseline_ms_) baseline_ms_ = std::min(*baseline_ms_, smoothed);
+    quiet_probe_.clear();
+    text->clear();
+    return 0;
   }
   if (settings_.probe_slowdown <= 0 || !baseline_ms_) return ratio;
   if (holding_ || pace_ <= kQuietPace) {
@@ -375,6 +401,7 @@ std::string Pacer::ReasonLocked(int64_t now) const {
   } else if (rate_ > 0) {
     reason = fmt::format("rate limit {:g} rows/s", rate_);
   }
+  if (StepDownLocked()) reason += "; 1 worker while the application is at work";
   if (!note_.empty()) reason = reason.empty() ? note_ : reason + "; " + note_;
   return reason;
 }
@@ -448,8 +475,11 @@ std::optional<int64_t> Pacer::chunk_target_ms() const {
   return control_.chunk_target_ms;
 }
 
+bool Pacer::StepDownLocked() const { return !control_.workers && app_active_ && pace_ < 1; }
+
 std::optional<int64_t> Pacer::workers() const {
   MutexLock l(&mu_);
+  if (StepDownLocked()) return 1;
   return control_.workers;
 }
 

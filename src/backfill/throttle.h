@@ -10,6 +10,9 @@
 //   waiters    sessions waiting for a lock on the migrated table
 //   custom     a query returning a number, against a maximum (the way to
 //              feed an application's own SLO)
+//   activity   application sessions at work (Dialect::ApplicationActivitySql,
+//              PostgreSQL: pg_stat_activity without sluice's own sessions);
+//              no limit of its own, it gates the probe and the workers
 //   windows    allowed UTC time windows ("22:00-06:00"); outside them the
 //              backfill holds as if paused
 //   rate       a maximum rows/s over all workers (token bucket holding at
@@ -35,6 +38,22 @@
 // pace recovers additively, by 0.1 per reading. A signal still over its
 // limit at the slowest pace (2%) holds the backfill entirely until it
 // falls.
+//
+// The application's suffering, not the backfill's own cost: where the
+// database shows its sessions (the activity signal is on), a probe reading
+// taken while no application session is at work never throttles -- on a
+// machine whose cores the backfill saturates the probe waits for CPU behind
+// the backfill itself, a cost no application pays while there is none. So
+// the backfill runs flat out on a quiet database, and the relative
+// objective is the default there (engine/backfill_run.cc); a probe
+// slowdown while the application is at work throttles as above. While the
+// application is at work and the pace is reduced, the backfill also steps
+// down to one worker (workers()), unless `sluice tune` set a number: on a
+// small machine a second worker is a core taken from the application. A
+// session waiting for a lock the backfill holds (the lock-waiters signal)
+// cuts the pace to a quarter at once rather than by at most a half. The
+// activity query failing counts like any failed signal (twice its limit),
+// and the application then counts as at work.
 //
 // Fail closed: a signal whose query fails or is cancelled by its statement
 // timeout counts as twice its limit for that reading (the pace halves; a
@@ -94,6 +113,9 @@ struct ThrottleSettings {
   std::string replica_lag_sql;         // from Dialect (primary or replica form)
   std::string custom_sql;
   double custom_max = 0;
+  // Application sessions at work (Dialect::ApplicationActivitySql); "" =
+  // the database cannot tell: every probe reading counts, one worker count.
+  std::string activity_sql;
   std::vector<std::string> windows;  // "HH:MM-HH:MM" UTC; empty = always
   // How often the signals and the control row are read.
   int64_t poll_ms = 250;
@@ -110,6 +132,7 @@ struct SignalReadings {
   std::optional<double> probe_ms;
   std::optional<double> replica_lag_seconds;
   std::optional<double> lock_waiters;
+  std::optional<double> app_sessions;
 };
 
 // Parses "HH:MM-HH:MM"; the window may wrap midnight. Returns minutes since
@@ -159,6 +182,8 @@ class Pacer : public std::enable_shared_from_this<Pacer> {
   bool holding() const;
   // Operator overrides from `sluice tune` (unset = the plan's settings).
   std::optional<int64_t> chunk_target_ms() const;
+  // The tuned number of workers; without one, 1 while the application is
+  // at work and the pace is reduced; unset otherwise (the plan's number).
   std::optional<int64_t> workers() const;
   bool paused() const;
   // Largest chunk that keeps the rate limit smooth (half a second of
@@ -198,8 +223,11 @@ class Pacer : public std::enable_shared_from_this<Pacer> {
   // One probe reading (the baseline first, when there is none yet).
   Result<double> MeasureProbe();
   // Folds a successful probe reading into the smoothing and the baseline;
-  // returns its ratio to the objective and the reason's text.
-  double ProbeRatioLocked(double ms, std::string* text) EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // returns its ratio to the objective and the reason's text (0 and ""
+  // when `app_idle`: the slowdown is the backfill's own).
+  double ProbeRatioLocked(double ms, bool app_idle, std::string* text) EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // One worker: the application is at work, the pace reduced, no tune.
+  bool StepDownLocked() const EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Loops of the two threads: a reading every poll_ms until Stop.
   void Loop(bool probe);
 
@@ -217,6 +245,7 @@ class Pacer : public std::enable_shared_from_this<Pacer> {
   bool probed_ GUARDED_BY(mu_) = false;   // the signals have been read once
   std::string signal_why_ GUARDED_BY(mu_);  // the worst signal's text at the last reading
   double worst_ GUARDED_BY(mu_) = 0;
+  bool app_active_ GUARDED_BY(mu_) = false;  // the activity signal's last reading was not 0
   SignalReadings readings_ GUARDED_BY(mu_);
   std::optional<double> baseline_ms_ GUARDED_BY(mu_);
   std::deque<double> recent_probe_ GUARDED_BY(mu_);  // the last few successful readings

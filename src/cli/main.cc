@@ -139,7 +139,8 @@ int main(int argc, char** argv) {
     sub->add_option("--workers", workers, "concurrent chunk writers, PostgreSQL only (default: plan, else 1; SQLite refuses more than 1)");
     sub->add_option("--probe-slowdown", probe_slowdown,
                     "slow down when the probe query takes longer than this multiple of its latency before the "
-                    "backfill (default 1.5 unless a probe target is set; 0 = off)");
+                    "backfill (default: 1.5 on PostgreSQL unless a probe target is set, counted while the application is at "
+                    "work; 0 = off)");
     sub->add_option("--probe-target-ms", probe_target_ms,
                     "slow down when the probe query takes longer than this many ms, an absolute objective "
                     "(default: plan, else none; 0 = off)");

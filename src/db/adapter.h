@@ -244,6 +244,12 @@ class Dialect {
   virtual std::string LockWaitersSql(std::string_view table) const { return {}; }
   virtual std::string ReplicaLagSql() const { return {}; }
   virtual std::string ReplicaOwnLagSql() const { return {}; }
+  // Application activity (a capability of the backfill throttle): a query
+  // yielding the number of sessions other than sluice's own that are at
+  // work now or were within the last second, or "" where the database
+  // cannot tell (SQLite). With it the throttle tells the application's
+  // suffering from the backfill's own cost (backfill/throttle.h).
+  virtual std::string ApplicationActivitySql() const { return {}; }
 
   // A deterministic 64-bit hash expression over the given SQL expressions
   // (verification). Empty when the dialect cannot hash in the database.

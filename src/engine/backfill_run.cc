@@ -107,12 +107,15 @@ class Heartbeat {
 
 // Throttle defaults: generous enough never to slow a healthy database, tight
 // enough to back off when the application starts to suffer.
-// The probe's default objective is absolute (50 ms). The relative one
-// (`--probe-slowdown 1.5`: 1.5x the probe's own latency before the
-// backfill, at least +1 ms, see Pacer) is opt-in: on a machine whose cores
-// the backfill itself saturates (2 workers on 2 cores) the probe waits for
-// CPU behind the backfill, so a relative objective throttled an idle
-// database's backfill to 0.15-0.45x a single UPDATE (docs/performance.md).
+// The probe's default objective is relative (1.5x the probe's own latency
+// before the backfill, at least +1 ms, see Pacer) where the dialect shows
+// the application's sessions (Dialect::ApplicationActivitySql): a probe
+// slowdown then throttles only while the application is at work. Without
+// that gate the relative objective throttled an idle database's backfill
+// to 0.15-0.45x a single UPDATE (2 workers on 2 cores: the probe waited for
+// CPU behind the backfill itself, docs/performance.md), so where the
+// dialect cannot tell (SQLite) the default stays an absolute 50 ms.
+constexpr double kDefaultProbeSlowdown = 1.5;
 constexpr int64_t kDefaultProbeTargetMs = 50;
 constexpr double kDefaultMaxReplicaLagSeconds = 10;
 // Any session waiting on the backfill's locks slows it down.
@@ -248,8 +251,11 @@ Status Engine::RunBackfill(db::Connection& conn_ref, NamedLock& lock, const Load
   ts.max_rows_per_second = options.max_rows_per_second.value_or(pb.max_rows_per_second.value_or(0));
   ts.probe_sql = pb.probe_query.value_or("");
   const std::optional<int64_t> target = options.probe_target_ms ? options.probe_target_ms : pb.probe_target_ms;
-  const std::optional<double> slowdown = options.probe_slowdown ? options.probe_slowdown : pb.probe_slowdown;
-  // A slowdown alone replaces the absolute default; given together, the stricter wins.
+  ts.activity_sql = d.ApplicationActivitySql();
+  std::optional<double> slowdown = options.probe_slowdown ? options.probe_slowdown : pb.probe_slowdown;
+  if (!slowdown && !target && !ts.activity_sql.empty()) slowdown = kDefaultProbeSlowdown;
+  // A slowdown replaces the absolute default; given together, the stricter
+  // wins; `--probe-slowdown 0` goes back to the absolute default.
   ts.probe_target_ms = target.value_or(slowdown && *slowdown > 0 ? 0 : kDefaultProbeTargetMs);
   ts.probe_slowdown = slowdown.value_or(0);
   ts.max_replica_lag_seconds = pb.max_replica_lag_seconds.value_or(kDefaultMaxReplicaLagSeconds);

@@ -4,7 +4,10 @@
 // failing probe), the hold at the slowest
 // pace, time windows (also across midnight), the rate-limit token bucket,
 // chunk_scale, control (pause, tune), failing, timed-out and hung signals,
-// the latest readings the chunks record, and cancellation of every wait.
+// the latest readings the chunks record, cancellation of every wait, and
+// the application-activity gate (the backfill's own cost never throttles;
+// the application's suffering does; one worker while it is at work; a
+// blocked session cuts hard).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -640,6 +643,146 @@ TEST(PacerProbeTest, AnAbsoluteTargetAndTheRelativeObjectiveTheWorstWins) {
   EXPECT_EQ(r2.source->measures(), 1);
   EXPECT_FALSE(r2.pacer->probe_baseline_ms().has_value());
   EXPECT_DOUBLE_EQ(r2.pacer->pace(), 1.0);
+}
+
+}  // namespace
+}  // namespace sluice::backfill
+
+namespace sluice::backfill {
+namespace {
+
+// The PostgreSQL default: the relative objective gated by the application's
+// activity, and any lock waiter over its limit. Readings come from Set.
+struct ActivityRig : Rig {
+  ActivityRig() : Rig(Settings()) {
+    source->Set(Signal::kActivity, 0.0);
+    source->Set(Signal::kLockWaiters, 0.0);
+  }
+  static ThrottleSettings Settings() {
+    ThrottleSettings s;
+    s.probe_sql = "SELECT k FROM t ORDER BY k LIMIT 1";  // never run
+    s.probe_slowdown = 1.5;
+    s.activity_sql = "SELECT count(*) FROM pg_stat_activity";
+    s.lock_waiters_sql = "SELECT 0";
+    s.max_lock_waiters = 0;
+    return s;
+  }
+  // One reading: `sessions` application sessions at work, the probe at `ms`.
+  void Read(double sessions, double ms) {
+    source->Set(Signal::kActivity, sessions);
+    source->Set(Signal::kProbe, ms);
+    pacer->ProbeSignals();
+  }
+  // Readings until the pace passes `pred` (at most `limit`); how many, or -1.
+  int ReadUntil(double sessions, double ms, const std::function<bool(double)>& pred, int limit = 200) {
+    for (int i = 1; i <= limit; ++i) {
+      Read(sessions, ms);
+      if (pred(pacer->pace())) return i;
+    }
+    return -1;
+  }
+};
+
+TEST(PacerActivityTest, AnIdleApplicationNeverThrottlesHoweverSlowTheProbe) {
+  ActivityRig r;
+  r.Read(0, 0.2);  // the baseline: 0.2 ms, objective 1.2 ms
+  ASSERT_DOUBLE_EQ(*r.pacer->probe_baseline_ms(), 0.2);
+  // The backfill alone saturates the cores: the probe waits 5-250x its
+  // baseline, with noise and spikes. Nobody else is at work: never throttled.
+  for (int i = 0; i < 200; ++i) {
+    double ms = 1 + 10.0 * (i % 5) + (i % 17 == 0 ? 50.0 : 0.0);
+    r.Read(0, ms);
+    ASSERT_DOUBLE_EQ(r.pacer->pace(), 1.0) << "reading " << i << " (" << ms << " ms)";
+    ASSERT_EQ(r.pacer->reason(), "") << "reading " << i;
+    ASSERT_FALSE(r.pacer->workers().has_value());
+    ASSERT_FALSE(r.pacer->holding());
+  }
+  EXPECT_EQ(r.pacer->readings().app_sessions, 0.0);
+  // The baseline is still the application's latency, not the backfill's.
+  EXPECT_DOUBLE_EQ(*r.pacer->probe_baseline_ms(), 0.2);
+}
+
+TEST(PacerActivityTest, ASlowdownWhileTheApplicationIsAtWorkThrottlesWithOneWorker) {
+  ActivityRig r;
+  r.Read(0, 1.0);  // objective 2 ms
+  r.Read(3, 1.1);  // at work, no slowdown: full speed, all workers
+  r.Read(3, 1.1);
+  EXPECT_DOUBLE_EQ(r.pacer->pace(), 1.0);
+  EXPECT_FALSE(r.pacer->workers().has_value());
+  EXPECT_EQ(r.pacer->readings().app_sessions, 3.0);
+  // The same 10x slowdown that never throttled an idle database: halved
+  // within two readings, and one worker.
+  r.Read(3, 10);
+  r.Read(3, 10);
+  EXPECT_LE(r.pacer->pace(), 0.5);
+  EXPECT_EQ(r.pacer->workers(), 1);
+  EXPECT_THAT(r.pacer->reason(), HasSubstr("probe latency 10.00 ms (objective 2.00 ms"));
+  EXPECT_THAT(r.pacer->reason(), HasSubstr("1 worker while the application is at work"));
+  // Down to a hold while it lasts.
+  EXPECT_GT(r.ReadUntil(3, 10, [&](double) { return r.pacer->holding(); }, 20), 0);
+}
+
+TEST(PacerActivityTest, RecoveryAfterTheLoadEndsWithinTheFigureSevenTarget) {
+  ActivityRig r;
+  r.Read(0, 1.0);
+  EXPECT_GT(r.ReadUntil(4, 30, [&](double) { return r.pacer->holding(); }, 20), 0);
+  EXPECT_EQ(r.pacer->workers(), 1);
+  // The load ends; the backfill resuming makes the probe slow again, its
+  // own cost: all workers at once, above 80% within 9 readings (2.25 s at
+  // 250 ms; the figure's target is 10 s), full speed after.
+  const int n = r.ReadUntil(0, 30, [](double p) { return p > 0.8; }, 40);
+  EXPECT_GT(n, 0);
+  EXPECT_LE(n, 9);
+  EXPECT_FALSE(r.pacer->workers().has_value());
+  EXPECT_GT(r.ReadUntil(0, 30, [](double p) { return p >= 1.0; }, 3), 0);
+}
+
+TEST(PacerActivityTest, ASessionBlockedByTheBackfillCutsToAQuarterAtOnce) {
+  ActivityRig r;
+  r.Read(0, 1.0);
+  r.source->Set(Signal::kLockWaiters, 1.0);
+  r.Read(1, 1.0);  // the probe is fine: the waiter alone
+  EXPECT_DOUBLE_EQ(r.pacer->pace(), 0.25);
+  EXPECT_THAT(r.pacer->reason(), HasSubstr("1 sessions waiting for locks on the table (max 0)"));
+  EXPECT_EQ(r.pacer->workers(), 1);
+  r.Read(1, 1.0);
+  EXPECT_DOUBLE_EQ(r.pacer->pace(), 0.0625);
+  // A waiter counts even when the activity reads none (it was sampled a
+  // moment earlier): the waiter is evidence enough.
+  r.source->Set(Signal::kLockWaiters, 0.0);
+  EXPECT_GT(r.ReadUntil(0, 1.0, [](double p) { return p >= 1.0; }, 20), 0);
+  r.source->Set(Signal::kLockWaiters, 2.0);
+  r.Read(0, 1.0);
+  EXPECT_DOUBLE_EQ(r.pacer->pace(), 0.25);
+}
+
+TEST(PacerActivityTest, AFailingActivityQueryFailsClosedAndCountsTheApplicationAtWork) {
+  ActivityRig r;
+  r.Read(0, 1.0);
+  r.source->Set(Signal::kActivity, Unavailable("permission denied for pg_stat_activity"));
+  r.source->Set(Signal::kProbe, 1.0);
+  r.pacer->ProbeSignals();
+  EXPECT_DOUBLE_EQ(r.pacer->pace(), 0.5);
+  EXPECT_THAT(r.pacer->reason(),
+              HasSubstr("application activity could not be read: permission denied for pg_stat_activity"));
+  EXPECT_FALSE(r.pacer->readings().app_sessions.has_value());
+  EXPECT_EQ(r.pacer->workers(), 1);
+  for (int i = 0; i < 6; ++i) r.pacer->ProbeSignals();
+  EXPECT_TRUE(r.pacer->holding());
+}
+
+TEST(PacerActivityTest, TunedWorkersWinOverTheStepDown) {
+  ActivityRig r;
+  r.Read(0, 1.0);
+  r.Read(2, 10);
+  r.Read(2, 10);
+  ASSERT_EQ(r.pacer->workers(), 1);
+  Control c;
+  c.workers = 3;
+  r.source->SetControl(c);
+  r.pacer->PollControl();
+  EXPECT_EQ(r.pacer->workers(), 3);
+  EXPECT_THAT(r.pacer->reason(), Not(HasSubstr("1 worker")));
 }
 
 }  // namespace

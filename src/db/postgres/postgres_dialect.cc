@@ -302,6 +302,21 @@ std::string PostgresDialect::LockWaitersSql(std::string_view table) const {
          "backfill' AND b.pid = ANY (pg_catalog.pg_blocking_pids(a.pid))))";
 }
 
+std::string PostgresDialect::ApplicationActivitySql() const {
+  // Client sessions of every database on the server (they share its CPU
+  // and disks) except sluice's own (application_name 'sluice backfill' or
+  // 'sluice pid ...', and this session): running (on CPU, or waiting for a
+  // lock, an LWLock, I/O or a buffer pin, not sleeping or reading from
+  // their client), or done with a statement within the last second -- a
+  // sampled `active` alone misses short transactions at a modest rate. A
+  // session whose state this role may not see (state NULL without
+  // pg_read_all_stats) counts as at work: not seeing is not idle.
+  return "SELECT count(*) FROM pg_catalog.pg_stat_activity a WHERE a.backend_type = 'client backend' AND a.pid <> "
+         "pg_catalog.pg_backend_pid() AND coalesce(a.application_name, '') NOT LIKE 'sluice %' AND (a.state IS NULL "
+         "OR (a.state = 'active' AND (a.wait_event_type IS NULL OR a.wait_event_type IN ('Lock', 'LWLock', 'IO', "
+         "'BufferPin'))) OR a.state_change > pg_catalog.clock_timestamp() - interval '1 second')";
+}
+
 std::string PostgresDialect::ReplicaLagSql() const {
   // replay_lag is NULL for an idle replica that has caught up.
   return "SELECT coalesce(max(extract(epoch FROM replay_lag)), 0)::float8 FROM pg_catalog.pg_stat_replication";

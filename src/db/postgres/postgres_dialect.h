@@ -96,6 +96,7 @@ class PostgresDialect : public Dialect {
   std::string BinaryOrder(std::string_view expr, std::string_view type) const override;
   std::string LockWaitersSql(std::string_view table) const override;
   std::string ReplicaLagSql() const override;
+  std::string ApplicationActivitySql() const override;
   std::string ReplicaOwnLagSql() const override;
   // postgres_sql.cc (libpg_query): user SQL read and rewritten through
   // PostgreSQL's own parser.

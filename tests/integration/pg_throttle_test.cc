@@ -1,0 +1,168 @@
+// The default throttle on a real PostgreSQL tells the application's load
+// from the backfill's own cost (issue 10): the same probe slowdown never
+// throttles a backfill with no application session at work, and slows it
+// to a small fraction of its pace while one is at work, until that session
+// stops. The probe's slowdown is the test's own model of the backfill's
+// cost (the probe query sleeps 20 ms while a chunk was committed within
+// the last half second), so neither outcome depends on the machine's load.
+// The pace is read by SQL from the `chunks` rows: the share of the time
+// between the chunks that the chunks themselves took (their duty cycle),
+// compared with wide margins.
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <thread>
+
+#include "support/pg_cluster.h"
+#include "support/test_support.h"
+
+namespace sluice::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+// The probe sleeps while the backfill runs (never during its baseline,
+// which is measured before the first chunk) and counts its readings.
+constexpr const char* kPlan = R"(
+operations:
+  - add_column:
+      table: orders
+      up: lower(email)
+      column: {name: email_lower, type: TEXT, nullable: true}
+backfill:
+  workers: 1
+  chunk_rows: 1000
+  chunk_min_rows: 1000
+  chunk_max_rows: 1000
+  throttle:
+    probe_query: SELECT pg_sleep(CASE WHEN EXISTS (SELECT 1 FROM sluice.chunks WHERE committed_at::timestamptz > clock_timestamp() - interval '0.5 s') THEN 0.02 ELSE 0 END), nextval('public.readings')
+)";
+
+bool Eventually(const std::function<bool()>& pred) {
+  for (int i = 0; i < 600; ++i) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(100ms);
+  }
+  return pred();
+}
+
+struct Db {
+  std::string url;
+  std::unique_ptr<Migrator> m;
+  std::string Value(const std::string& sql) { return QueryValue(*m, sql); }
+  int64_t Count(const std::string& sql) {
+    std::string v = Value(sql);
+    return v.empty() ? 0 : std::stoll(v);
+  }
+  CommandResult Sluice(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--db", url});
+    return RunSluice(args);
+  }
+};
+
+Db Make(int rows, const TempDir& dir) {
+  Db d;
+  PgCluster* c = PgCluster::Shared();
+  d.url = c->CreateDatabase("thr");
+  c->Psql(d.url, "CREATE TABLE orders (id bigint PRIMARY KEY, email text NOT NULL); INSERT INTO orders SELECT i, "
+                 "'User' || i || '@Example.COM' FROM generate_series(1, " +
+                     std::to_string(rows) + ") i; CREATE SEQUENCE readings");
+  Options o;
+  o.db_url = d.url;
+  o.actor = "test";
+  auto m = Migrator::Open(o);
+  EXPECT_TRUE(m.ok()) << m.status().message();
+  if (m.ok()) d.m = std::move(*m);
+  auto st = d.Sluice({"start", dir.Write("001_lower.yaml", kPlan)});
+  EXPECT_EQ(st.exit_code, 0) << st.err;
+  return d;
+}
+
+const char* kMismatches = "SELECT count(*) FROM orders WHERE email_lower IS DISTINCT FROM lower(email)";
+
+// The chunks' share of the time between the first and the last chunk
+// committed in (from, to] (database timestamps; "" = unbounded) whose probe
+// reading was slow; sets *n to their number.
+double Duty(Db& db, const std::string& from, const std::string& to, int64_t* n) {
+  std::string where = " FROM sluice.chunks WHERE probe_ms >= 15";
+  if (!from.empty()) where += " AND committed_at::timestamptz > '" + from + "'";
+  if (!to.empty()) where += " AND committed_at::timestamptz <= '" + to + "'";
+  *n = db.Count("SELECT count(*)" + where);
+  if (*n < 2) return 0;
+  return std::stod(db.Value("SELECT sum(millis) / (1000 * extract(epoch FROM max(committed_at::timestamptz) - "
+                            "min(committed_at::timestamptz)))" + where));
+}
+
+// No application session: the probe is 20 ms over its baseline for most of
+// the run (the chunks record it), and the backfill runs at full pace
+// anyway: its chunks take most of the time between them (a pace of 50% or
+// less would leave them at most half; a hold, nearly none).
+TEST(PgThrottle, TheBackfillsOwnCostNeverThrottlesAnIdleDatabase) {
+  SLUICE_ASSERT_PG_OK(PgCluster::Shared());
+  TempDir dir;
+  Db db = Make(300000, dir);
+  ASSERT_TRUE(db.m);
+  auto r = db.Sluice({"backfill"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(db.Value(kMismatches), "0");
+  int64_t n = 0;
+  const double duty = Duty(db, "", "", &n);
+  ASSERT_GE(n, 20) << "the probe's slowdown was seen by too few chunks to tell anything";
+  EXPECT_GT(duty, 0.5) << "chunks took only " << duty << " of the time between them: throttled";
+}
+
+// An application session at work (short queries from a session that is not
+// sluice's): the same slowdown now counts, and the backfill runs at a small
+// fraction of its pace (it cuts, holds, probes again) for as long as the
+// session works. Once it stops, the backfill finishes, the probe as slow.
+TEST(PgThrottle, ASlowdownWhileTheApplicationIsAtWorkThrottlesUntilItStops) {
+  SLUICE_ASSERT_PG_OK(PgCluster::Shared());
+  TempDir dir;
+  Db db = Make(300000, dir);
+  ASSERT_TRUE(db.m);
+  auto app = db.m->Connect("");
+  ASSERT_TRUE(app.ok()) << app.status().message();
+  SLUICE_ASSERT_OK((*app)->Exec("SET application_name = 'the application'"));
+  std::atomic<bool> stop{false};
+  std::thread load([&] {
+    while (!stop) {
+      (void)(*app)->Query("SELECT id FROM orders WHERE id = 42");  // a failed query is still load
+      std::this_thread::sleep_for(20ms);
+    }
+  });
+  struct Join {
+    std::atomic<bool>& stop;
+    std::thread& t;
+    ~Join() {
+      stop = true;
+      if (t.joinable()) t.join();
+    }
+  } join{stop, load};
+  const int pid = SpawnSluice({"--db", db.url, "backfill"}, dir.path());
+  ASSERT_GT(pid, 0);
+  const std::string readings = "SELECT last_value FROM public.readings";
+  // Twenty probe readings (5 s at the default poll interval) from the
+  // first chunk on, while the application works.
+  ASSERT_TRUE(Eventually([&] { return db.Count("SELECT count(*) FROM sluice.chunks") > 0; }));
+  const std::string from = db.Value("SELECT clock_timestamp()::text");
+  const int64_t r0 = db.Count(readings);
+  ASSERT_TRUE(Eventually([&] { return db.Count(readings) >= r0 + 20; }));
+  const std::string to = db.Value("SELECT clock_timestamp()::text");
+  int64_t n = 0;
+  const double duty = Duty(db, from, to, &n);
+  const int64_t total = db.Count("SELECT count(*) FROM orders");
+  EXPECT_LT(db.Count("SELECT sum(rows) FROM sluice.chunks WHERE committed_at::timestamptz <= '" + to + "'"), total)
+      << "the backfill finished while the application worked";
+  EXPECT_LT(duty, 0.25) << "chunks took " << duty << " of the time between them (" << n
+                        << " chunks) while the application worked: not throttled";
+  // The application stops: the same probe slowdown is the backfill's own.
+  stop = true;
+  load.join();
+  (*app).reset();
+  EXPECT_EQ(WaitProcess(pid), 0) << ReadFile(dir.File("spawn.err"));
+  EXPECT_EQ(db.Count("SELECT sum(rows) FROM sluice.chunks"), total);
+  EXPECT_EQ(db.Value(kMismatches), "0");
+}
+
+}  // namespace
+}  // namespace sluice::testing
