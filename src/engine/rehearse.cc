@@ -187,6 +187,13 @@ Result<std::vector<RehearsalInfo>> ReadRehearsals(db::Connection& conn, const st
 }
 
 Result<RehearsalInfo> Engine::Rehearse(const std::string& plan_path, const RehearseOptions& options) {
+  if (!options.target_url.empty() && options.target_url == options_.db_url) {
+    return InvalidArgument("--target is the database itself; rehearse on a copy or on a staging database");
+  }
+  if (options.sample < 0 || options.sample >= 1) {
+    return InvalidArgument("--sample must be a fraction between 0 and 1 (e.g. 0.1), not " +
+                           std::to_string(options.sample));
+  }
   RehearsalInfo out;
   out.at = IsoTime(clock()->WallMicros());
   SLUICE_ASSIGN_OR_RETURN(auto source, Connect());
@@ -214,13 +221,6 @@ Result<RehearsalInfo> Engine::Rehearse(const std::string& plan_path, const Rehea
     SLUICE_ASSIGN_OR_RETURN(CompiledMigration c, Compile(p, schema, sd, {"", prev}));
     touched = c.tables;
   }
-  if (!options.target_url.empty() && options.target_url == options_.db_url) {
-    return InvalidArgument("--target is the database itself; rehearse on a copy or on a staging database");
-  }
-  if (options.sample < 0 || options.sample >= 1) {
-    return InvalidArgument("--sample must be a fraction between 0 and 1 (e.g. 0.1), not " +
-                           std::to_string(options.sample));
-  }
 
   // Where to rehearse: the staging database given, or a scratch copy made
   // now beside the source (dropped on every way out below, unless --keep).
@@ -242,8 +242,10 @@ Result<RehearsalInfo> Engine::Rehearse(const std::string& plan_path, const Rehea
     out.target = "copy of the database (" + scratch->method + ")";
     out.copy_method = scratch->method;
     out.copy_seconds = scratch->seconds;
-    out.sample = options.sample;
-    for (const auto& t : scratch->tables) out.copied_tables.push_back({t.table, t.rows, t.sampled});
+    for (const auto& t : scratch->tables) {
+      out.copied_tables.push_back({t.table, t.rows, t.sampled});
+      if (t.sampled) out.sample = options.sample;
+    }
     out.dropped_constraints = scratch->dropped_constraints;
     out.copy_notes = scratch->notes;
   }

@@ -167,6 +167,12 @@ TEST(RehearsePg, LeftoversOfAKilledRehearsalAreDropped) {
   auto in_use = (*adapter)->Connect();
   ASSERT_TRUE(in_use.ok()) << in_use.status().message();
 
+  // Bad input changes nothing, not even the leftovers.
+  auto bad = s.Rehearse({s.plan, "--sample", "1.5"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.out << bad.err;
+  EXPECT_THAT(bad.err, HasSubstr("--sample must be a fraction"));
+  EXPECT_THAT(s.Scratch(), HasSubstr("sluice_rehearsal_001_lower_deadbeef"));
+
   auto r = s.Rehearse({"--cleanup"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_THAT(r.err, HasSubstr("dropped sluice_rehearsal_001_lower_deadbeef"));

@@ -563,7 +563,9 @@ class SqliteConnection : public Connection {
     return Status::Ok();
   }
 
-  Result<ScratchCopy> CreateScratchCopy(const ScratchCopyRequest&) override { return SqliteScratchCopy(*this); }
+  Result<ScratchCopy> CreateScratchCopy(const ScratchCopyRequest& request) override {
+    return SqliteScratchCopy(*this, request);
+  }
   Status DropScratchCopy(const ScratchCopy& copy, bool keep) override { return DropSqliteScratchCopy(copy, keep); }
 
   Result<double> TimeCommit(int64_t rows, int64_t bytes_per_row) override {

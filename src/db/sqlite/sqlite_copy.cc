@@ -7,7 +7,7 @@
 
 namespace sluice::db {
 
-Result<ScratchCopy> SqliteScratchCopy(Connection& conn) {
+Result<ScratchCopy> SqliteScratchCopy(Connection& conn, const ScratchCopyRequest& request) {
   const auto t0 = std::chrono::steady_clock::now();
   std::string dir = (std::filesystem::temp_directory_path() / "sluice-rehearsal-XXXXXX").string();
   if (!mkdtemp(dir.data())) return Unavailable("cannot create a temporary directory for the copy");
@@ -22,6 +22,7 @@ Result<ScratchCopy> SqliteScratchCopy(Connection& conn) {
   out.url = out.display_url = "sqlite:" + path;
   out.name = dir;
   out.method = "sqlite backup";
+  if (request.sample > 0 && request.sample < 1) out.notes.push_back("--sample does not apply: the whole file is copied");
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return out;
 }

@@ -6,9 +6,10 @@
 
 namespace sluice::db {
 
-// A copy of `conn`'s database (through conn.CopyDatabaseTo) in a new
-// directory `sluice-rehearsal-XXXXXX` under the temporary directory.
-Result<ScratchCopy> SqliteScratchCopy(Connection& conn);
+// A copy of `conn`'s whole database (through conn.CopyDatabaseTo) in a new
+// directory `sluice-rehearsal-XXXXXX` under the temporary directory; a
+// sample is not taken (a note says so).
+Result<ScratchCopy> SqliteScratchCopy(Connection& conn, const ScratchCopyRequest& request);
 // Removes the copy's directory unless `keep`.
 Status DropSqliteScratchCopy(const ScratchCopy& copy, bool keep);
 
