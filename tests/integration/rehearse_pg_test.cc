@@ -31,8 +31,15 @@ operations:
 
 constexpr const char* kScratchLike = "datname LIKE 'sluice\\_rehearsal\\_%'";
 
+// One cluster for the binary, without autovacuum: no worker may connect to
+// a source while the TEMPLATE test needs it to have no other session.
+PgCluster* Pg() {
+  PgCluster::SetExtraConfig("autovacuum = off");
+  return PgCluster::Shared();
+}
+
 struct Source {
-  PgCluster* pg = PgCluster::Shared();
+  PgCluster* pg = Pg();
   TempDir dir;
   std::string url, plan;
 
@@ -43,9 +50,6 @@ struct Source {
              "CREATE TABLE orders (id bigserial PRIMARY KEY, customer_id int NOT NULL REFERENCES customers(id),"
              "  parent_id bigint REFERENCES orders(id), email text NOT NULL, amount int NOT NULL);"
              "CREATE TABLE unrelated (id int PRIMARY KEY, v text);"
-             "ALTER TABLE customers SET (autovacuum_enabled = false);"
-             "ALTER TABLE orders SET (autovacuum_enabled = false);"
-             "ALTER TABLE unrelated SET (autovacuum_enabled = false);"
              "INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 50) g;"
              "INSERT INTO orders (customer_id, email, amount) SELECT 1 + g % 50, 'U' || g || '@X.COM', g "
              "  FROM generate_series(1, 3000) g;"
@@ -79,7 +83,7 @@ struct Source {
 };
 
 TEST(RehearsePg, WithAnotherSessionOnTheSourceTheTouchedTablesAreCopied) {
-  SLUICE_ASSERT_PG_OK(PgCluster::Shared());
+  SLUICE_ASSERT_PG_OK(Pg());
   Source s;
   // An application session on the source: TEMPLATE is impossible.
   auto adapter = db::OpenAdapter(s.url);
@@ -118,7 +122,7 @@ TEST(RehearsePg, WithAnotherSessionOnTheSourceTheTouchedTablesAreCopied) {
 }
 
 TEST(RehearsePg, WithNobodyElseOnTheSourceItIsCopiedByTemplate) {
-  SLUICE_ASSERT_PG_OK(PgCluster::Shared());
+  SLUICE_ASSERT_PG_OK(Pg());
   Source s;
   const std::string before = s.Snapshot();
   // The test's own sessions are gone before sluice looks.
@@ -136,7 +140,7 @@ TEST(RehearsePg, WithNobodyElseOnTheSourceItIsCopiedByTemplate) {
 }
 
 TEST(RehearsePg, AFailedRehearsalLeavesTheSourceIdenticalAndNoCopy) {
-  SLUICE_ASSERT_PG_OK(PgCluster::Shared());
+  SLUICE_ASSERT_PG_OK(Pg());
   Source s;
   std::string plan = s.dir.Write("002_small.yaml", std::string(kPlan) + R"(
 verify:
@@ -156,7 +160,7 @@ verify:
 }
 
 TEST(RehearsePg, LeftoversOfAKilledRehearsalAreDropped) {
-  SLUICE_ASSERT_PG_OK(PgCluster::Shared());
+  SLUICE_ASSERT_PG_OK(Pg());
   Source s;
   s.pg->Psql("postgres", "CREATE DATABASE sluice_rehearsal_001_lower_deadbeef");
   s.pg->Psql("postgres", "CREATE DATABASE sluice_rehearsal_001_lower_inuse");
@@ -190,7 +194,7 @@ TEST(RehearsePg, LeftoversOfAKilledRehearsalAreDropped) {
 }
 
 TEST(RehearsePg, ARoleWithoutCreatedbIsRefusedAndNothingIsMade) {
-  SLUICE_ASSERT_PG_OK(PgCluster::Shared());
+  SLUICE_ASSERT_PG_OK(Pg());
   Source s;
   const std::string owner = s.pg->CreateOwnerRole(s.url);
   ASSERT_FALSE(owner.empty());
@@ -205,7 +209,7 @@ TEST(RehearsePg, ARoleWithoutCreatedbIsRefusedAndNothingIsMade) {
 }
 
 TEST(RehearsePg, ASampleCopiesAboutThatFractionOfTheTouchedTable) {
-  SLUICE_ASSERT_PG_OK(PgCluster::Shared());
+  SLUICE_ASSERT_PG_OK(Pg());
   Source s;
   const std::string before = s.Snapshot();
   auto r = s.Rehearse({s.plan, "--json", "--sample", "0.1", "--keep"});
