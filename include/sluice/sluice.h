@@ -532,14 +532,39 @@ struct RehearsalInfo {
   int64_t writer_writes = 0, writer_errors = 0;
   double writer_max_wait_ms = 0;  // its slowest write: the longest lock wait the phases caused
   std::string writer_first_error;
+  // How the copy was made (not for --target): the method, how long it took,
+  // the tables copied with their rows (empty: the whole database), the
+  // sample fraction (0 = every row), foreign keys left out of a sampled
+  // copy, and notes (why TEMPLATE was not used).
+  std::string copy_method;
+  double copy_seconds = 0;
+  struct CopiedTable {
+    std::string table;
+    int64_t rows = 0;
+    bool sampled = false;
+  };
+  std::vector<CopiedTable> copied_tables;
+  double sample = 0;
+  std::vector<std::string> dropped_constraints, copy_notes;
+  // Scratch copies of earlier, interrupted rehearsals found and dropped
+  // before this one (one line each).
+  std::vector<std::string> leftovers;
   std::string json;  // as recorded
 };
 
 struct RehearseOptions {
   // A staging database to rehearse on instead of a copy ("" = sluice makes
-  // a copy: SQLite only, with the backup API). Never the source itself.
+  // a scratch copy: SQLite, the backup API; PostgreSQL, a new database on
+  // the same server). Never the source itself.
   std::string target_url;
   bool keep = false;  // keep the copy (RehearsalInfo::kept_copy)
+  // In (0, 1): copy about this fraction of the touched tables' rows
+  // (PostgreSQL; the tables they reference are copied whole).
+  double sample = 0;
+  // Only drop the scratch copies interrupted rehearsals left behind (the
+  // plan is not read; RehearsalInfo::leftovers says what was dropped).
+  bool cleanup = false;
+  const std::atomic<bool>* cancel = nullptr;  // stops after the phase in flight (the copy is dropped)
   // Called after each phase.
   std::function<void(const RehearsalPhase&)> on_phase;
 };

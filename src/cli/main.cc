@@ -295,10 +295,14 @@ int main(int argc, char** argv) {
   sluice::RehearseOptions rehearse_opts;
   auto* rehearse = app.add_subcommand("rehearse", "run the plan's whole lifecycle, rollback timed, on a copy of the "
                                                   "database (never the source) and record the durations");
-  rehearse->add_option("PLAN", plan_path, "plan file")->required();
+  rehearse->add_option("PLAN", plan_path, "plan file (not with --cleanup)");
   rehearse->add_option("--target", rehearse_opts.target_url,
-                       "rehearse on this staging database instead of a copy (needed for PostgreSQL)");
+                       "rehearse on this staging database instead of a scratch copy");
   rehearse->add_flag("--keep", rehearse_opts.keep, "keep the copy and print its URL");
+  rehearse->add_option("--sample", rehearse_opts.sample,
+                       "PostgreSQL: copy about this fraction (0-1) of the touched tables' rows");
+  rehearse->add_flag("--cleanup", rehearse_opts.cleanup,
+                     "only drop scratch copies that interrupted rehearsals left behind");
   add_json(rehearse);
   // --- estimate (docs/handoff.md) ---
   sluice::EstimateOptions estimate_opts;
@@ -809,12 +813,28 @@ int main(int argc, char** argv) {
         std::fflush(stdout);
       };
     }
+    if (plan_path.empty() != rehearse_opts.cleanup) {
+      return Fail(sluice::InvalidArgument("rehearse needs PLAN, or --cleanup without one"));
+    }
+    rehearse_opts.cancel = &g_cancel;
     auto r = m.Rehearse(plan_path, rehearse_opts);
     if (!r.ok()) return Fail(r.status());
+    for (const auto& l : r->leftovers) fmt::print(stderr, "sluice: {}\n", l);
+    if (rehearse_opts.cleanup) {
+      if (r->leftovers.empty()) fmt::print("no scratch copies left behind\n");
+      return 0;
+    }
     if (json) {
       fmt::print("{}\n", r->json);
     } else {
       fmt::print("rehearsal of {} on {}: {}\n", r->migration, r->target, r->passed ? "PASSED" : "FAILED");
+      if (!r->copy_method.empty()) {
+        int64_t rows = 0;
+        for (const auto& t : r->copied_tables) rows += t.rows;
+        fmt::print("  copy: {} in {:.2f} s{}\n", r->copy_method, r->copy_seconds,
+                   r->copied_tables.empty() ? "" : fmt::format(", {} tables, {} rows", r->copied_tables.size(), rows));
+        for (const auto& c : r->dropped_constraints) fmt::print("  left out of the sampled copy: foreign key {}\n", c);
+      }
       if (r->rollback_seconds >= 0) fmt::print("  rollback took {:.2f} s\n", r->rollback_seconds);
       fmt::print("  synthetic writer: {} writes, {} errors, slowest {:.1f} ms{}\n", r->writer_writes, r->writer_errors,
                  r->writer_max_wait_ms, r->writer_first_error.empty() ? "" : " (first error: " + r->writer_first_error + ")");

@@ -354,6 +354,34 @@ struct ColumnUse {
   std::string via;   // the innermost view or trigger it went through ("" = the statement itself)
 };
 
+// What `sluice rehearse` asks the database for: a scratch copy on which
+// the whole lifecycle runs (Connection::CreateScratchCopy).
+struct ScratchCopyRequest {
+  std::string label;                // the migration's name, part of the copy's name
+  std::vector<std::string> tables;  // the tables the plan touches (unqualified)
+  double sample = 0;                // in (0, 1): copy about this fraction of `tables`; else all rows
+};
+
+// One table copied into a scratch copy.
+struct CopiedTable {
+  std::string table;  // as the database names it (qualified where it has schemas)
+  int64_t rows = 0;
+  bool sampled = false;
+};
+
+// A scratch copy made by CreateScratchCopy; DropScratchCopy removes it.
+struct ScratchCopy {
+  std::string url;           // for OpenAdapter (may carry the source's credentials)
+  std::string display_url;   // the same without secrets, for printing
+  std::string name;          // the database's name (PostgreSQL) or the copy's directory (SQLite)
+  std::string method;        // how it was made, for the rehearsal record
+  std::vector<CopiedTable> tables;  // empty when the whole database was copied
+  std::vector<std::string> dropped_constraints;  // foreign keys left out because their rows were sampled
+  std::vector<std::string> notes;                // e.g. why TEMPLATE was not used
+  double seconds = 0;                            // how long the copy took
+  std::shared_ptr<void> hold;  // keeps the copy marked in use until dropped (PostgreSQL: one session)
+};
+
 class Connection {
  public:
   virtual ~Connection() = default;
@@ -450,6 +478,26 @@ class Connection {
   virtual Status CopyDatabaseTo(const std::string& path) {
     return FailedPrecondition("this database cannot be copied into a file by sluice");
   }
+
+  // --- scratch copies (`sluice rehearse`, docs/handoff.md) ---
+  // Makes a scratch copy of this database beside it, changing nothing here:
+  // SQLite, the backup API into a new temporary directory; PostgreSQL, a new
+  // database `sluice_rehearsal_<label>_<random>` on the same server, by
+  // CREATE DATABASE ... TEMPLATE when no other session uses this database,
+  // else the schema (pg_dump) and the rows of `tables` and the tables they
+  // reference. kFailedPrecondition, before anything is created, when this
+  // database or role cannot make one (no CREATEDB, no pg_dump): the caller
+  // suggests a staging database instead. Nothing is left behind on error.
+  virtual Result<ScratchCopy> CreateScratchCopy(const ScratchCopyRequest& /*request*/) {
+    return FailedPrecondition("this database cannot make a scratch copy of itself");
+  }
+  // Removes `copy` (keep: leaves it, marked kept, and releases it), ending
+  // only this process's own sessions to it first.
+  virtual Status DropScratchCopy(const ScratchCopy& /*copy*/, bool /*keep*/) { return Status::Ok(); }
+  // Drops scratch copies a killed rehearsal left behind (by their name
+  // prefix; never a kept one, never one in use) and says what it did, one
+  // line each.
+  virtual Result<std::vector<std::string>> DropLeftoverScratchCopies() { return std::vector<std::string>{}; }
 
   // Seconds one COMMIT takes of a transaction that wrote `rows` rows of
   // `bytes_per_row` bytes, measured on a scratch database beside this one

@@ -81,6 +81,17 @@ class ConnectionWrapper : public Connection {
   Status CopyDatabaseTo(const std::string& path) override {
     return target_ ? target_->CopyDatabaseTo(path) : Unavailable("the connection was closed");
   }
+  Result<ScratchCopy> CreateScratchCopy(const ScratchCopyRequest& request) override {
+    if (!target_) return Unavailable("the connection was closed");
+    return target_->CreateScratchCopy(request);
+  }
+  Status DropScratchCopy(const ScratchCopy& copy, bool keep) override {
+    return target_ ? target_->DropScratchCopy(copy, keep) : Unavailable("the connection was closed");
+  }
+  Result<std::vector<std::string>> DropLeftoverScratchCopies() override {
+    if (!target_) return Unavailable("the connection was closed");
+    return target_->DropLeftoverScratchCopies();
+  }
 
  protected:
   // Destroys the wrapped connection, as a lost network would end it: the

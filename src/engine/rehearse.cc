@@ -3,11 +3,8 @@
 // source's `rehearsals` state table (docs/handoff.md). It lives in the
 // engine, not in src/handoff, because it drives a second Engine on the
 // copy and the adapter's copy capability.
-#include <stdlib.h>
-#include <unistd.h>
-
 #include <atomic>
-#include <filesystem>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -123,6 +120,14 @@ std::string RehearsalToJson(const RehearsalInfo& r) {
             {"backfill_rows_per_second", r.backfill_rows_per_second},
             {"writer", {{"writes", r.writer_writes}, {"errors", r.writer_errors}, {"max_wait_ms", r.writer_max_wait_ms},
                         {"first_error", r.writer_first_error}}}};
+  if (!r.copy_method.empty()) {
+    json tables = json::array();
+    for (const auto& t : r.copied_tables) tables.push_back({{"table", t.table}, {"rows", t.rows}, {"sampled", t.sampled}});
+    j["copy"] = {{"method", r.copy_method},         {"seconds", r.copy_seconds}, {"sample", r.sample},
+                 {"tables", tables},                {"dropped_constraints", r.dropped_constraints},
+                 {"notes", r.copy_notes}};
+  }
+  if (!r.leftovers.empty()) j["leftovers"] = r.leftovers;
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -162,15 +167,45 @@ Result<std::vector<RehearsalInfo>> ReadRehearsals(db::Connection& conn, const st
       i.writer_max_wait_ms = w.value("max_wait_ms", 0.0);
       i.writer_first_error = w.value("first_error", "");
     }
+    if (j.contains("copy") && j["copy"].is_object()) {
+      const auto& c = j["copy"];
+      i.copy_method = c.value("method", "");
+      i.copy_seconds = c.value("seconds", 0.0);
+      i.sample = c.value("sample", 0.0);
+      i.dropped_constraints = c.value("dropped_constraints", std::vector<std::string>{});
+      i.copy_notes = c.value("notes", std::vector<std::string>{});
+      if (c.contains("tables") && c["tables"].is_array()) {
+        for (const auto& t : c["tables"]) {
+          i.copied_tables.push_back({t.value("table", ""), t.value("rows", int64_t{0}), t.value("sampled", false)});
+        }
+      }
+    }
+    i.leftovers = j.value("leftovers", std::vector<std::string>{});
     out.push_back(std::move(i));
   }
   return out;
 }
 
 Result<RehearsalInfo> Engine::Rehearse(const std::string& plan_path, const RehearseOptions& options) {
-  SLUICE_ASSIGN_OR_RETURN(plan::Plan p, plan::ParsePlanFile(plan_path));
+  if (!options.target_url.empty() && options.target_url == options_.db_url) {
+    return InvalidArgument("--target is the database itself; rehearse on a copy or on a staging database");
+  }
+  if (options.sample < 0 || options.sample >= 1) {
+    return InvalidArgument("--sample must be a fraction between 0 and 1 (e.g. 0.1), not " +
+                           std::to_string(options.sample));
+  }
+  RehearsalInfo out;
+  out.at = IsoTime(clock()->WallMicros());
   SLUICE_ASSIGN_OR_RETURN(auto source, Connect());
   const db::Dialect& sd = source->dialect();
+  if (options.cleanup || options.target_url.empty()) {
+    // Copies a killed rehearsal left behind (SIGKILL gives no chance to drop).
+    SLUICE_ASSIGN_OR_RETURN(out.leftovers, source->DropLeftoverScratchCopies());
+    if (options.cleanup) return out;
+  }
+  SLUICE_ASSIGN_OR_RETURN(plan::Plan p, plan::ParsePlanFile(plan_path));
+  out.migration = p.name;
+  std::set<std::string> touched;
   {
     StateStore store(*source, clock());
     SLUICE_ASSIGN_OR_RETURN(bool has_state, store.Exists());
@@ -181,56 +216,60 @@ Result<RehearsalInfo> Engine::Rehearse(const std::string& plan_path, const Rehea
                                   " here; rehearse a plan before starting it");
       }
     }
-  }
-  if (!options.target_url.empty() && options.target_url == options_.db_url) {
-    return InvalidArgument("--target is the database itself; rehearse on a copy or on a staging database");
+    SLUICE_ASSIGN_OR_RETURN(db::Schema schema, source->Introspect());
+    SLUICE_ASSIGN_OR_RETURN(std::string prev, PreviousVersion(store));
+    SLUICE_ASSIGN_OR_RETURN(CompiledMigration c, Compile(p, schema, sd, {"", prev}));
+    touched = c.tables;
   }
 
-  // Where to rehearse: the staging database given, or a copy made now.
-  RehearsalInfo out;
-  out.migration = p.name;
-  out.at = IsoTime(clock()->WallMicros());
-  std::string url = options.target_url, copy_dir;
+  // Where to rehearse: the staging database given, or a scratch copy made
+  // now beside the source (dropped on every way out below, unless --keep).
+  std::string url = options.target_url;
+  std::optional<db::ScratchCopy> scratch;
   if (url.empty()) {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "sluice-rehearsal-XXXXXX").string();
-    if (!mkdtemp(tmpl.data())) return Unavailable("cannot create a temporary directory for the copy");
-    copy_dir = tmpl;
-    const std::string path = copy_dir + "/copy.db";
-    Status copied = source->CopyDatabaseTo(path);
-    if (!copied.ok()) {
-      std::error_code ec;
-      std::filesystem::remove_all(copy_dir, ec);
-      if (copied.code() == StatusCode::kFailedPrecondition) {
-        return FailedPrecondition(copied.message() + "; pass --target URL (a staging database, e.g. restored from a "
-                                                     "recent backup) to rehearse there");
+    db::ScratchCopyRequest req{p.name, {touched.begin(), touched.end()}, options.sample};
+    auto made = source->CreateScratchCopy(req);
+    if (!made.ok()) {
+      if (made.status().code() != StatusCode::kFailedPrecondition ||
+          made.status().message().find("--target") != std::string::npos) {
+        return made.status().WithContext("copying the database for the rehearsal");
       }
-      return copied;
+      return FailedPrecondition(made.status().message() + "; pass --target URL (a staging database, e.g. restored "
+                                                          "from a recent backup) to rehearse there");
     }
-    url = "sqlite:" + path;
-    out.target = std::string("copy of the database (") + std::string(sd.name()) + " backup)";
+    scratch = std::move(*made);
+    url = scratch->url;
+    out.target = "copy of the database (" + scratch->method + ")";
+    out.copy_method = scratch->method;
+    out.copy_seconds = scratch->seconds;
+    for (const auto& t : scratch->tables) {
+      out.copied_tables.push_back({t.table, t.rows, t.sampled});
+      if (t.sampled) out.sample = options.sample;
+    }
+    out.dropped_constraints = scratch->dropped_constraints;
+    out.copy_notes = scratch->notes;
   }
-  auto drop_copy = [&] {
-    if (copy_dir.empty()) return;
-    if (options.keep) {
-      out.kept_copy = url;
-      return;
-    }
-    std::error_code ec;
-    std::filesystem::remove_all(copy_dir, ec);
+  auto drop_copy = [&]() -> Status {
+    if (!scratch) return Status::Ok();
+    if (options.keep) out.kept_copy = scratch->display_url;
+    scratch->hold.reset();
+    Status s = source->DropScratchCopy(*scratch, options.keep);
+    scratch.reset();
+    return s;
   };
+  struct DropOnExit {
+    std::function<Status()> fn;
+    ~DropOnExit() { fn().IgnoreError(); }
+  } drop_on_exit{drop_copy};
 
   db::OpenOptions oo;
   oo.state_schema = options_.state_schema;
   oo.schema = options_.schema;
-  auto adapter = db::OpenAdapter(url, oo);
-  if (!adapter.ok()) {
-    drop_copy();
-    return adapter.status();
-  }
-  if (out.target.empty()) out.target = (*adapter)->Describe();
+  SLUICE_ASSIGN_OR_RETURN(auto adapter, db::OpenAdapter(url, oo));
+  if (out.target.empty()) out.target = adapter->Describe();
   Options co = options_;
   co.db_url = url;
-  Engine copy(co, std::move(*adapter));
+  Engine copy(co, std::move(adapter));
 
   // The writer's targets and the row count, from the copy as it is now.
   std::unique_ptr<SyntheticWriter> writer;
@@ -251,10 +290,7 @@ Result<RehearsalInfo> Engine::Rehearse(const std::string& plan_path, const Rehea
       writer = std::make_unique<SyntheticWriter>(std::move(wconn), std::move(targets), clock());
       return Status::Ok();
     }();
-    if (!prepared.ok()) {
-      drop_copy();
-      return prepared.WithContext("preparing the rehearsal");
-    }
+    if (!prepared.ok()) return prepared.WithContext("preparing the rehearsal");
   }
 
   // The lifecycle, twice, with the timed rollback between.
@@ -266,7 +302,7 @@ Result<RehearsalInfo> Engine::Rehearse(const std::string& plan_path, const Rehea
     ph.phase = name;
     ph.round = round;
     int64_t t0 = clock()->NowMicros();
-    Status s = fn(&ph);
+    Status s = options.cancel && options.cancel->load() ? Cancelled("the rehearsal was interrupted") : fn(&ph);
     ph.seconds = static_cast<double>(clock()->NowMicros() - t0) / 1e6;
     if (!s.ok()) {
       ph.error = s.message();
@@ -283,12 +319,16 @@ Result<RehearsalInfo> Engine::Rehearse(const std::string& plan_path, const Rehea
   auto lifecycle = [&](int round) {
     phase("start", round, [&](RehearsalPhase*) { return copy.Start(plan_path, nullptr); });
     phase("backfill", round, [&](RehearsalPhase* ph) -> Status {
-      SLUICE_ASSIGN_OR_RETURN(BackfillSummary b, copy.Backfill(m, {}));
+      BackfillOptions bo;
+      bo.cancel = options.cancel;
+      SLUICE_ASSIGN_OR_RETURN(BackfillSummary b, copy.Backfill(m, bo));
       ph->rows = b.rows;
       return Status::Ok();
     });
     phase("verify", round, [&](RehearsalPhase*) -> Status {
-      SLUICE_ASSIGN_OR_RETURN(VerifyResult v, copy.Verify(m, {}));
+      VerifyOptions vo;
+      vo.cancel = options.cancel;
+      SLUICE_ASSIGN_OR_RETURN(VerifyResult v, copy.Verify(m, vo));
       if (v.passed) return Status::Ok();
       std::string why;
       for (const auto& c : v.checks) {
@@ -311,7 +351,8 @@ Result<RehearsalInfo> Engine::Rehearse(const std::string& plan_path, const Rehea
   out.writer_max_wait_ms = writer->max_wait_ms;
   out.writer_first_error = writer->first_error;
   writer.reset();
-  drop_copy();
+  Status dropped = drop_copy();
+  if (!dropped.ok()) out.copy_notes.push_back("the copy could not be dropped: " + dropped.message());
 
   // The only write to the source: the record, in sluice's own state tables.
   out.json = RehearsalToJson(out);

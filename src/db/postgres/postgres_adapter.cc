@@ -13,6 +13,7 @@
 #include "common/thread_annotations.h"
 #include "common/sql_text.h"
 #include "db/postgres/postgres_catalog.h"
+#include "db/postgres/postgres_copy.h"
 #include "db/postgres/postgres_dialect.h"
 #include "db/postgres/postgres_errors.h"
 
@@ -255,16 +256,20 @@ class PgConnection : public Connection {
       return FailedPrecondition("sluice needs PostgreSQL 15 or newer (views with security_invoker); the server is " +
                                 std::to_string(PQserverVersion(conn_)));
     }
-    char host[256] = {0};
-    gethostname(host, sizeof host - 1);
-    std::string app = "sluice pid " + std::to_string(getpid()) + " on " + host;
-    SLUICE_RETURN_IF_ERROR(Exec("SET application_name = " + sql::QuoteLiteral(app.substr(0, 63))));
+    SLUICE_RETURN_IF_ERROR(Exec("SET application_name = " + sql::QuoteLiteral(PostgresApplicationName())));
     // sluice's statements are catalog reads and bounded chunks: JIT
     // compilation only adds to them. The catalog's cost estimates of the
     // dependents query (postgres_catalog.cc) cross jit_above_cost, and JIT
     // took 0.64 s of its 0.9 s on a database of two tables (22 ms without).
     return Exec("SET jit = off");
   }
+
+  Result<ScratchCopy> CreateScratchCopy(const ScratchCopyRequest& request) override {
+    if (in_txn_) return Internal("CreateScratchCopy inside a transaction");
+    return PgCreateScratchCopy(*this, o_, request, [this] { Close(); });
+  }
+  Status DropScratchCopy(const ScratchCopy& copy, bool keep) override { return PgDropScratchCopy(o_, copy, keep); }
+  Result<std::vector<std::string>> DropLeftoverScratchCopies() override { return PgDropLeftoverScratchCopies(o_); }
 
   void Close() {
     {

@@ -20,6 +20,7 @@
 #include "common/thread_annotations.h"
 #include "common/sql_text.h"
 #include "db/sqlite/sqlite_lexer.h"
+#include "db/sqlite/sqlite_copy.h"
 #include "db/sqlite/sqlite_dialect.h"
 #include "db/sqlite/sqlite_errors.h"
 
@@ -561,6 +562,11 @@ class SqliteConnection : public Connection {
     if (rc != SQLITE_DONE) return Unavailable("copying the database into '" + path + "' failed: " + msg);
     return Status::Ok();
   }
+
+  Result<ScratchCopy> CreateScratchCopy(const ScratchCopyRequest& request) override {
+    return SqliteScratchCopy(*this, request);
+  }
+  Status DropScratchCopy(const ScratchCopy& copy, bool keep) override { return DropSqliteScratchCopy(copy, keep); }
 
   Result<double> TimeCommit(int64_t rows, int64_t bytes_per_row) override {
     if (rows <= 0 || opts_.path.empty() || opts_.path == ":memory:") return 0.0;

@@ -1,0 +1,38 @@
+#include "db/sqlite/sqlite_copy.h"
+
+#include <stdlib.h>
+
+#include <chrono>
+#include <filesystem>
+
+namespace sluice::db {
+
+Result<ScratchCopy> SqliteScratchCopy(Connection& conn, const ScratchCopyRequest& request) {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::string dir = (std::filesystem::temp_directory_path() / "sluice-rehearsal-XXXXXX").string();
+  if (!mkdtemp(dir.data())) return Unavailable("cannot create a temporary directory for the copy");
+  const std::string path = dir + "/copy.db";
+  Status copied = conn.CopyDatabaseTo(path);
+  if (!copied.ok()) {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+    return copied;
+  }
+  ScratchCopy out;
+  out.url = out.display_url = "sqlite:" + path;
+  out.name = dir;
+  out.method = "sqlite backup";
+  if (request.sample > 0 && request.sample < 1) out.notes.push_back("--sample does not apply: the whole file is copied");
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return out;
+}
+
+Status DropSqliteScratchCopy(const ScratchCopy& copy, bool keep) {
+  if (keep || copy.name.empty()) return Status::Ok();
+  std::error_code ec;
+  std::filesystem::remove_all(copy.name, ec);
+  if (ec) return Unavailable("cannot remove the copy '" + copy.name + "': " + ec.message());
+  return Status::Ok();
+}
+
+}  // namespace sluice::db

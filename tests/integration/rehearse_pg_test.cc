@@ -1,0 +1,244 @@
+// `sluice rehearse` on PostgreSQL without --target (issue 13, item 2),
+// through the real binary on a throwaway cluster: the lifecycle runs on a
+// scratch database beside the source, the source stays identical (catalog
+// fingerprint and a checksum of every row, by SQL), the scratch database is
+// gone afterwards (also after a failed rehearsal), leftovers of a killed
+// rehearsal are dropped, a role without CREATEDB is refused before anything
+// is made, and --sample copies about that fraction of the touched table.
+#include <unistd.h>
+
+#include <map>
+
+#include <nlohmann/json.hpp>
+
+#include "db/adapter.h"
+#include "support/pg_cluster.h"
+#include "support/pg_fingerprint.h"
+#include "support/test_support.h"
+
+namespace sluice::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr const char* kPlan = R"(
+operations:
+  - add_column:
+      table: orders
+      up: lower(email)
+      column: {name: email_lower, type: TEXT, nullable: true}
+)";
+
+constexpr const char* kScratchLike = "datname LIKE 'sluice\\_rehearsal\\_%'";
+
+// One cluster for the binary, without autovacuum: no worker may connect to
+// a source while the TEMPLATE test needs it to have no other session.
+PgCluster* Pg() {
+  PgCluster::SetExtraConfig("autovacuum = off");
+  return PgCluster::Shared();
+}
+
+struct Source {
+  PgCluster* pg = Pg();
+  TempDir dir;
+  std::string url, plan;
+
+  Source() {
+    url = pg->CreateDatabase("rehearse_src");
+    pg->Psql(url,
+             "CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL);"
+             "CREATE TABLE orders (id bigserial PRIMARY KEY, customer_id int NOT NULL REFERENCES customers(id),"
+             "  parent_id bigint REFERENCES orders(id), email text NOT NULL, amount int NOT NULL);"
+             "CREATE TABLE unrelated (id int PRIMARY KEY, v text);"
+             "INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 50) g;"
+             "INSERT INTO orders (customer_id, email, amount) SELECT 1 + g % 50, 'U' || g || '@X.COM', g "
+             "  FROM generate_series(1, 3000) g;"
+             "UPDATE orders SET parent_id = id - 1 WHERE id % 100 = 0;"
+             "INSERT INTO unrelated SELECT g, 'v' FROM generate_series(1, 100) g;");
+    plan = dir.Write("001_lower.yaml", kPlan);
+  }
+  // The catalog (without sluice's state schema) and every row.
+  std::string Snapshot() const {
+    std::string out = CatalogFingerprint(url);
+    for (const char* t : {"customers", "orders", "unrelated"}) {
+      out += "\n" + std::string(t) + " " +
+             pg->Psql(url, std::string("SELECT count(*) || ' ' || md5(coalesce(string_agg(t::text, '|' ORDER BY "
+                                       "t::text), '')) FROM ") + t + " t");
+    }
+    out += "\nsequence " + pg->Psql(url, "SELECT last_value FROM orders_id_seq");
+    return out;
+  }
+  std::string StateTables() const {
+    return pg->Psql(url, "SELECT coalesce(string_agg(c.relname, ',' ORDER BY c.relname), '') FROM pg_class c JOIN "
+                         "pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'sluice' AND c.relkind = 'r'");
+  }
+  std::string Scratch() const {
+    return pg->Psql("postgres", std::string("SELECT coalesce(string_agg(datname, ','), '') FROM pg_database WHERE ") +
+                                    kScratchLike);
+  }
+  CommandResult Rehearse(std::vector<std::string> args, const std::string& db = "") {
+    args.insert(args.begin(), {"--db", db.empty() ? url : db, "--actor", "tester", "rehearse"});
+    return RunSluice(args);
+  }
+};
+
+TEST(RehearsePg, WithAnotherSessionOnTheSourceTheTouchedTablesAreCopied) {
+  SLUICE_ASSERT_PG_OK(Pg());
+  Source s;
+  // An application session on the source: TEMPLATE is impossible.
+  auto adapter = db::OpenAdapter(s.url);
+  ASSERT_TRUE(adapter.ok()) << adapter.status().message();
+  auto app = (*adapter)->Connect();
+  ASSERT_TRUE(app.ok()) << app.status().message();
+  const std::string before = s.Snapshot();
+  ASSERT_EQ(s.StateTables(), "");
+
+  auto r = s.Rehearse({s.plan, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["passed"], true) << j;
+  ASSERT_EQ(j["phases"].size(), 10u) << j;
+  for (const auto& p : j["phases"]) EXPECT_EQ(p["error"], "") << p;
+  EXPECT_GE(j["rollback_seconds"].get<double>(), 0);
+  EXPECT_EQ(j["rows"], 3000);
+  EXPECT_GT(j["writer"]["writes"].get<int64_t>(), 0);
+  EXPECT_EQ(j["writer"]["errors"], 0) << j["writer"];
+  const auto& copy = j["copy"];
+  EXPECT_THAT(copy["method"].get<std::string>(), HasSubstr("touched tables"));
+  EXPECT_THAT(copy["notes"].dump(), HasSubstr("other session(s) use the database"));
+  EXPECT_GE(copy["seconds"].get<double>(), 0);
+  std::map<std::string, std::pair<int64_t, bool>> tables;
+  for (const auto& t : copy["tables"]) tables[t["table"]] = {t["rows"], t["sampled"]};
+  EXPECT_EQ(tables["orders"], std::make_pair(int64_t{3000}, false));
+  EXPECT_EQ(tables["customers"], std::make_pair(int64_t{50}, false));  // referenced by orders
+  EXPECT_EQ(tables.count("unrelated"), 0u);
+  EXPECT_EQ(j["kept_copy"], "");
+
+  EXPECT_EQ(s.Scratch(), "");
+  EXPECT_EQ(s.Snapshot(), before);
+  // The one write to the source, as on SQLite: the record.
+  EXPECT_EQ(s.StateTables(), "rehearsals");
+  EXPECT_EQ(s.pg->Psql(s.url, "SELECT passed FROM sluice.rehearsals WHERE migration = '001_lower'"), "1");
+}
+
+TEST(RehearsePg, WithNobodyElseOnTheSourceItIsCopiedByTemplate) {
+  SLUICE_ASSERT_PG_OK(Pg());
+  Source s;
+  const std::string before = s.Snapshot();
+  // The test's own sessions are gone before sluice looks.
+  const std::string idle = "SELECT count(*) FROM pg_stat_activity WHERE datname = '" +
+                           s.url.substr(s.url.rfind('/') + 1) + "'";
+  for (int i = 0; i < 500 && s.pg->Psql("postgres", idle) != "0"; ++i) usleep(10000);
+  auto r = s.Rehearse({s.plan, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["copy"]["method"], "CREATE DATABASE ... TEMPLATE") << j["copy"];
+  EXPECT_EQ(j["copy"]["tables"].size(), 0u);
+  EXPECT_EQ(j["passed"], true);
+  EXPECT_EQ(s.Scratch(), "");
+  EXPECT_EQ(s.Snapshot(), before);
+}
+
+TEST(RehearsePg, AFailedRehearsalLeavesTheSourceIdenticalAndNoCopy) {
+  SLUICE_ASSERT_PG_OK(Pg());
+  Source s;
+  std::string plan = s.dir.Write("002_small.yaml", std::string(kPlan) + R"(
+verify:
+  invariants:
+    - {name: small_amounts, table: orders, check: amount < 1500}
+)");
+  const std::string before = s.Snapshot();
+  auto r = s.Rehearse({plan, "--json", "--sample", "0.5"});
+  ASSERT_EQ(r.exit_code, 3) << r.out << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["passed"], false);
+  ASSERT_EQ(j["phases"].size(), 3u) << j;
+  EXPECT_THAT(j["phases"][2]["error"].get<std::string>(), HasSubstr("verification failed"));
+  EXPECT_EQ(s.Scratch(), "");
+  EXPECT_EQ(s.Snapshot(), before);
+  EXPECT_EQ(s.pg->Psql(s.url, "SELECT passed FROM sluice.rehearsals WHERE migration = '002_small'"), "0");
+}
+
+TEST(RehearsePg, LeftoversOfAKilledRehearsalAreDropped) {
+  SLUICE_ASSERT_PG_OK(Pg());
+  Source s;
+  s.pg->Psql("postgres", "CREATE DATABASE sluice_rehearsal_001_lower_deadbeef");
+  s.pg->Psql("postgres", "CREATE DATABASE sluice_rehearsal_001_lower_inuse");
+  s.pg->Psql("postgres", "CREATE DATABASE not_sluice_rehearsal_x");
+  // A running rehearsal's copy has a session on it: left alone.
+  auto adapter = db::OpenAdapter(s.pg->Url("sluice_rehearsal_001_lower_inuse"));
+  ASSERT_TRUE(adapter.ok());
+  auto in_use = (*adapter)->Connect();
+  ASSERT_TRUE(in_use.ok()) << in_use.status().message();
+
+  // Bad input changes nothing, not even the leftovers.
+  auto bad = s.Rehearse({s.plan, "--sample", "1.5"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.out << bad.err;
+  EXPECT_THAT(bad.err, HasSubstr("--sample must be a fraction"));
+  EXPECT_THAT(s.Scratch(), HasSubstr("sluice_rehearsal_001_lower_deadbeef"));
+
+  auto r = s.Rehearse({"--cleanup"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_THAT(r.err, HasSubstr("dropped sluice_rehearsal_001_lower_deadbeef"));
+  EXPECT_THAT(r.err, HasSubstr("left sluice_rehearsal_001_lower_inuse alone"));
+  EXPECT_EQ(s.Scratch(), "sluice_rehearsal_001_lower_inuse");
+  EXPECT_EQ(s.pg->Psql("postgres", "SELECT count(*) FROM pg_database WHERE datname = 'not_sluice_rehearsal_x'"), "1");
+  in_use->reset();
+
+  // The next rehearsal drops what is left, and says so.
+  auto again = s.Rehearse({s.plan});
+  ASSERT_EQ(again.exit_code, 0) << again.out << again.err;
+  EXPECT_THAT(again.err, HasSubstr("dropped sluice_rehearsal_001_lower_inuse"));
+  EXPECT_EQ(s.Scratch(), "");
+  s.pg->Psql("postgres", "DROP DATABASE not_sluice_rehearsal_x");
+}
+
+TEST(RehearsePg, ARoleWithoutCreatedbIsRefusedAndNothingIsMade) {
+  SLUICE_ASSERT_PG_OK(Pg());
+  Source s;
+  const std::string owner = s.pg->CreateOwnerRole(s.url);
+  ASSERT_FALSE(owner.empty());
+  const std::string before = s.Snapshot();
+  auto r = s.Rehearse({s.plan}, owner);
+  EXPECT_EQ(r.exit_code, 7) << r.out << r.err;
+  EXPECT_THAT(r.err, HasSubstr("CREATEDB"));
+  EXPECT_THAT(r.err, HasSubstr("--target"));
+  EXPECT_EQ(s.Scratch(), "");
+  EXPECT_EQ(s.Snapshot(), before);
+  EXPECT_EQ(s.pg->Psql(s.url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'sluice'"), "0");
+}
+
+TEST(RehearsePg, ASampleCopiesAboutThatFractionOfTheTouchedTable) {
+  SLUICE_ASSERT_PG_OK(Pg());
+  Source s;
+  const std::string before = s.Snapshot();
+  auto r = s.Rehearse({s.plan, "--json", "--sample", "0.1", "--keep"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["passed"], true) << j;
+  EXPECT_EQ(j["copy"]["sample"], 0.1);
+  // orders refers to itself: that key cannot hold in a sample.
+  EXPECT_EQ(j["copy"]["dropped_constraints"], nlohmann::json::array({"orders.orders_parent_id_fkey"}));
+  const std::string kept = s.Scratch();
+  ASSERT_EQ(kept.rfind("sluice_rehearsal_001_lower_", 0), 0u) << kept;
+  EXPECT_THAT(j["kept_copy"].get<std::string>(), HasSubstr(kept));
+  const std::string copy = s.pg->Url(kept);
+  const int orders = std::stoi(s.pg->Psql(copy, "SELECT count(*) FROM orders"));
+  EXPECT_GE(orders, 200);
+  EXPECT_LE(orders, 400);
+  EXPECT_EQ(s.pg->Psql(copy, "SELECT count(*) FROM customers"), "50");
+  EXPECT_EQ(s.pg->Psql(copy, "SELECT count(*) FROM unrelated"), "0");
+  EXPECT_EQ(s.pg->Psql(copy, "SELECT count(*) FROM pg_constraint WHERE conname = 'orders_parent_id_fkey'"), "0");
+  EXPECT_EQ(s.pg->Psql(copy, "SELECT count(*) FROM pg_constraint WHERE conname = 'orders_customer_id_fkey'"), "1");
+  EXPECT_EQ(s.pg->Psql(copy, "SELECT phase FROM sluice.migrations WHERE name = '001_lower'"), "complete");
+  EXPECT_EQ(s.pg->Psql(copy, "SELECT count(*) FROM orders WHERE email_lower IS DISTINCT FROM lower(email)"), "0");
+  EXPECT_EQ(s.Snapshot(), before);
+  // A kept copy is not a leftover.
+  auto cleanup = s.Rehearse({"--cleanup"});
+  EXPECT_EQ(cleanup.exit_code, 0) << cleanup.err;
+  EXPECT_EQ(s.Scratch(), kept);
+  s.pg->Psql("postgres", "DROP DATABASE " + kept);
+}
+
+}  // namespace
+}  // namespace sluice::testing
