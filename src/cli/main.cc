@@ -143,7 +143,7 @@ int main(int argc, char** argv) {
                     "work; 0 = off)");
     sub->add_option("--probe-target-ms", probe_target_ms,
                     "slow down when the probe query takes longer than this many ms, an absolute objective "
-                    "(default: plan, else none; 0 = off)");
+                    "(default: the plan's, else 50 where no probe slowdown applies, e.g. on SQLite; 0 = off)");
     sub->add_option("--replica-url", replica_url, "PostgreSQL: throttle on this replica's replay lag");
     sub->add_flag("--full-sync", bopts.full_sync,
                   "SQLite: every chunk's commit durable at once (synchronous = FULL; default in WAL mode: NORMAL, "

@@ -30,15 +30,6 @@ operations:
       column: {name: email_lower, type: TEXT, nullable: true}
 )";
 
-// Waits (up to 60 s) until `pred` holds; false if it never did.
-bool Eventually(const std::function<bool()>& pred) {
-  for (int i = 0; i < 600; ++i) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return pred();
-}
-
 // A database under test: SQLite file or PostgreSQL database.
 struct Db {
   std::string url;

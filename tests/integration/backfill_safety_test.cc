@@ -43,16 +43,6 @@ operations:
       column: {name: email_lower, type: TEXT, nullable: true}
 )";
 
-// Polls `pred` every 50 ms until it holds or `seconds` pass.
-bool Eventually(const std::function<bool()>& pred, int seconds = 60) {
-  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-  while (std::chrono::steady_clock::now() < until) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return pred();
-}
-
 // Waits for a spawned process to exit (a hang guard, not a timing
 // assertion): its exit code, or -1 after it was killed for hanging.
 int WaitExit(int pid, int seconds = 60) {

@@ -38,14 +38,6 @@ backfill:
     probe_query: SELECT pg_sleep(CASE WHEN EXISTS (SELECT 1 FROM sluice.chunks WHERE committed_at::timestamptz > clock_timestamp() - interval '0.5 s') THEN 0.02 ELSE 0 END), nextval('public.readings')
 )";
 
-bool Eventually(const std::function<bool()>& pred) {
-  for (int i = 0; i < 600; ++i) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return pred();
-}
-
 struct Db {
   std::string url;
   std::unique_ptr<Migrator> m;

@@ -344,15 +344,6 @@ TEST(Serve, WithoutATokenControlIsRefusedAndNothingChanges) {
   EXPECT_EQ(f.Value("SELECT count(*) FROM _sluice_events WHERE kind IN ('signoff', 'backfill.pause')"), "0");
 }
 
-// Waits (up to 60 s) until `pred` holds.
-bool Eventually(const std::function<bool()>& pred) {
-  for (int i = 0; i < 600; ++i) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return pred();
-}
-
 // The throttle's signals of a running backfill: the chunks table holds the
 // probe latency read with each chunk; /metrics, `status --json` and the
 // page's probe-latency chart show what SQL reads there.

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 extern char** environ;
 
@@ -158,6 +159,15 @@ Options PatientLocks() {
   Options o;
   o.lock_retry_budget_ms = 20000;
   return o;
+}
+
+bool Eventually(const std::function<bool()>& pred, int seconds) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (std::chrono::steady_clock::now() < until) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return pred();
 }
 
 }  // namespace sluice::testing

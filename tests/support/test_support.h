@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -78,6 +79,11 @@ MATCHER_P2(StatusIs, code, substring, "") {
   }
   return true;
 }
+
+// Polls `pred` every 50 ms until it holds or `seconds` passed (a hang
+// guard for a condition the test waits for, not a timing assertion); its
+// last answer.
+bool Eventually(const std::function<bool()>& pred, int seconds = 60);
 
 #define SLUICE_ASSERT_OK(expr)                              \
   do {                                                      \
