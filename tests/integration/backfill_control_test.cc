@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "common/clock.h"
+#include "support/plans.h"
 #include "support/pg_cluster.h"
 #include "support/test_support.h"
 
@@ -22,13 +23,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr const char* kPlan = R"(
-operations:
-  - add_column:
-      table: orders
-      up: lower(email)
-      column: {name: email_lower, type: TEXT, nullable: true}
-)";
+constexpr const char* kPlan = kAddEmailLowerPlan;
 
 // A database under test: SQLite file or PostgreSQL database.
 struct Db {

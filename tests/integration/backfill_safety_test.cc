@@ -26,6 +26,7 @@
 #include <thread>
 
 #include "db/postgres/postgres_dialect.h"
+#include "support/plans.h"
 #include "support/pg_cluster.h"
 #include "support/test_support.h"
 
@@ -35,13 +36,7 @@ namespace {
 using namespace std::chrono_literals;
 using ::testing::HasSubstr;
 
-constexpr const char* kPlan = R"(
-operations:
-  - add_column:
-      table: orders
-      up: lower(email)
-      column: {name: email_lower, type: TEXT, nullable: true}
-)";
+constexpr const char* kPlan = kAddEmailLowerPlan;
 
 // Waits for a spawned process to exit (a hang guard, not a timing
 // assertion): its exit code, or -1 after it was killed for hanging.

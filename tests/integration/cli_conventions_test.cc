@@ -8,6 +8,7 @@
 
 #include <regex>
 
+#include "support/plans.h"
 #include "support/test_support.h"
 
 namespace sluice::testing {
@@ -18,13 +19,7 @@ using ::testing::StartsWith;
 
 std::string FirstLine(const std::string& s) { return s.substr(0, s.find('\n')); }
 
-constexpr const char* kPlan = R"(
-operations:
-  - add_column:
-      table: orders
-      up: lower(email)
-      column: {name: email_lower, type: TEXT, nullable: true}
-)";
+constexpr const char* kPlan = kAddEmailLowerPlan;
 
 struct Db {
   TempDir dir;

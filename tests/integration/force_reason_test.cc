@@ -7,6 +7,7 @@
 // file, asserted by SQL on the state tables.
 #include <nlohmann/json.hpp>
 
+#include "support/plans.h"
 #include "support/test_support.h"
 
 namespace sluice::testing {
@@ -15,13 +16,7 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-constexpr const char* kPlan = R"(
-operations:
-  - add_column:
-      table: orders
-      up: lower(email)
-      column: {name: email_lower, type: TEXT, nullable: true}
-)";
+constexpr const char* kPlan = kAddEmailLowerPlan;
 
 struct Fixture {
   TempDir dir;

@@ -5,18 +5,13 @@
 // back by itself.
 #include <nlohmann/json.hpp>
 
+#include "support/plans.h"
 #include "support/test_support.h"
 
 namespace sluice::testing {
 namespace {
 
-constexpr const char* kOps = R"(
-operations:
-  - add_column:
-      table: orders
-      up: lower(email)
-      column: {name: email_lower, type: TEXT, nullable: true}
-)";
+constexpr const char* kOps = kAddEmailLowerPlan;
 
 struct Fixture {
   TempDir dir;

@@ -17,18 +17,13 @@
 #include <nlohmann/json.hpp>
 
 #include "hooks/hooks.h"
+#include "support/plans.h"
 #include "support/test_support.h"
 
 namespace sluice::testing {
 namespace {
 
-constexpr const char* kPlan = R"(
-operations:
-  - add_column:
-      table: orders
-      up: lower(email)
-      column: {name: email_lower, type: TEXT, nullable: true}
-)";
+constexpr const char* kPlan = kAddEmailLowerPlan;
 
 struct Fixture {
   TempDir dir;

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "db/adapter.h"
+#include "support/plans.h"
 #include "support/pg_cluster.h"
 #include "support/pg_fingerprint.h"
 #include "support/test_support.h"
@@ -21,13 +22,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-constexpr const char* kPlan = R"(
-operations:
-  - add_column:
-      table: orders
-      up: lower(email)
-      column: {name: email_lower, type: TEXT, nullable: true}
-)";
+constexpr const char* kPlan = kAddEmailLowerPlan;
 
 constexpr const char* kScratchLike = "datname LIKE 'sluice\\_rehearsal\\_%'";
 

@@ -9,6 +9,16 @@ namespace sluice::testing {
 // fails on a row whose qty is not a number: how the dual-write and fleet
 // tests plant a failing row. `on_error` ("" = the default policy) sets
 // `dual_write: on_error:`; `fallback` ("" = none) the column's fallback.
+// orders.email_lower = lower(email), nullable: the plain add_column most
+// lifecycle tests run (their table: orders(id, email, ...)).
+inline constexpr const char* kAddEmailLowerPlan = R"(
+operations:
+  - add_column:
+      table: orders
+      up: lower(email)
+      column: {name: email_lower, type: TEXT, nullable: true}
+)";
+
 inline std::string QtyToIntegerPlan(const std::string& on_error, const std::string& fallback) {
   std::string p = on_error.empty() ? "" : "dual_write:\n  on_error: " + on_error + "\n";
   p += R"(operations:
