@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "support/pg_cluster.h"
+#include "support/plans.h"
 #include "support/test_support.h"
 
 namespace sluice::testing {
@@ -23,13 +24,7 @@ using namespace std::chrono_literals;
 
 // The probe sleeps while the backfill runs (never during its baseline,
 // which is measured before the first chunk) and counts its readings.
-constexpr const char* kPlan = R"(
-operations:
-  - add_column:
-      table: orders
-      up: lower(email)
-      column: {name: email_lower, type: TEXT, nullable: true}
-backfill:
+const std::string kPlan = std::string(kAddEmailLowerPlan) + R"(backfill:
   workers: 1
   chunk_rows: 1000
   chunk_min_rows: 1000

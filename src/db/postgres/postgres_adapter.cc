@@ -197,13 +197,7 @@ class PgConnection : public Connection {
   Status Open() {
     Close();
     SLUICE_ASSIGN_OR_RETURN(PostgresConnectParams params, BuildPostgresConnectParams(o_.conninfo));
-    std::vector<const char*> keys, vals;
-    for (size_t i = 0; i < params.keywords.size(); ++i) {
-      keys.push_back(params.keywords[i].c_str());
-      vals.push_back(params.values[i].c_str());
-    }
-    keys.push_back(nullptr);
-    vals.push_back(nullptr);
+    const std::vector<const char*> keys = params.KeywordArray(), vals = params.ValueArray();
     PGconn* c = PQconnectStartParams(keys.data(), vals.data(), 1);
     if (!c) return ResourceExhausted("cannot connect to PostgreSQL: out of memory");
     bool in_time = true;

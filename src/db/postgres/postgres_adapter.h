@@ -42,6 +42,19 @@ inline const std::vector<std::pair<std::string, std::string>> kPostgresConnectDe
 struct PostgresConnectParams {
   std::vector<std::string> keywords;
   std::vector<std::string> values;
+  // libpq's *Params calls take two NULL-terminated arrays; these point into
+  // `keywords` and `values`, so they live only as long as this object.
+  std::vector<const char*> KeywordArray() const { return Array(keywords); }
+  std::vector<const char*> ValueArray() const { return Array(values); }
+
+ private:
+  static std::vector<const char*> Array(const std::vector<std::string>& v) {
+    std::vector<const char*> out;
+    out.reserve(v.size() + 1);
+    for (const auto& s : v) out.push_back(s.c_str());
+    out.push_back(nullptr);
+    return out;
+  }
 };
 // kInvalidArgument when `conninfo` is malformed (the message never repeats
 // the string: it may hold a password).

@@ -140,13 +140,7 @@ Status Connect(const PostgresOptions& options, const std::string& db, PgSession*
     p.keywords.push_back("dbname");
     p.values.push_back(db);
   }
-  std::vector<const char*> keys, vals;
-  for (size_t i = 0; i < p.keywords.size(); ++i) {
-    keys.push_back(p.keywords[i].c_str());
-    vals.push_back(p.values[i].c_str());
-  }
-  keys.push_back(nullptr);
-  vals.push_back(nullptr);
+  const std::vector<const char*> keys = p.KeywordArray(), vals = p.ValueArray();
   s->conn = PQconnectdbParams(keys.data(), vals.data(), 1);
   if (!s->conn) return ResourceExhausted("cannot connect to PostgreSQL: out of memory");
   if (PQstatus(s->conn) != CONNECTION_OK) {
