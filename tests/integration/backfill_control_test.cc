@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "common/clock.h"
+#include "db/postgres/postgres_dialect.h"
 #include "support/plans.h"
 #include "support/pg_cluster.h"
 #include "support/test_support.h"
@@ -262,6 +263,42 @@ backfill:
   EXPECT_EQ(db.Mismatches(), "0");
   // Every chunk is recorded once in the history and in the checkpoints.
   EXPECT_EQ(db.Value("SELECT count(*) FROM sluice.chunks"), db.Value("SELECT sum(chunks) FROM sluice.checkpoints"));
+}
+
+// The lock-waiters signal counts the application's sessions, never
+// sluice's own: two backfill workers queue for the table's extension lock
+// whenever both add pages, and counting that throttled an idle backfill.
+// A session named like a backfill worker queued on the table reads 0; an
+// application session queued beside it reads 1.
+TEST(BackfillControl, PostgresLockWaitersCountOnlyTheApplication) {
+  SLUICE_ASSERT_PG_OK(PgCluster::Shared());
+  PgCluster* cluster = PgCluster::Shared();
+  Db db = PgDb(10);
+  ASSERT_TRUE(db.m);
+  const std::string waiters = db::PostgresDialect("public", "sluice").LockWaitersSql("orders");
+  auto holder = db.m->Connect("");
+  ASSERT_TRUE(holder.ok()) << holder.status().message();
+  SLUICE_ASSERT_OK((*holder)->Exec("BEGIN; LOCK TABLE public.orders IN SHARE UPDATE EXCLUSIVE MODE"));
+  auto queue = [&](const std::string& app) {
+    return std::thread([&, app] {
+      cluster->Psql(db.url, "SET application_name = '" + app +
+                                "'; BEGIN; LOCK TABLE public.orders IN SHARE UPDATE EXCLUSIVE MODE; COMMIT");
+    });
+  };
+  const std::string queued =
+      "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'public.orders'::regclass";
+  std::thread own = queue("sluice backfill");
+  const bool own_queued = Eventually([&] { return Count(db, queued) >= 1; });
+  const std::string own_reading = db.Value(waiters);
+  std::thread app = queue("billing");
+  const bool app_queued = Eventually([&] { return Count(db, queued) >= 2; });
+  const std::string both_reading = db.Value(waiters);
+  SLUICE_EXPECT_OK((*holder)->Exec("ROLLBACK"));
+  own.join();
+  app.join();
+  ASSERT_TRUE(own_queued && app_queued) << "the LOCKs never queued";
+  EXPECT_EQ(own_reading, "0");
+  EXPECT_EQ(both_reading, "1");
 }
 
 // Each chunk records the throttle's readings (the `chunks` table's
