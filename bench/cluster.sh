@@ -4,6 +4,8 @@
 #
 #   . bench/cluster.sh
 #   cluster_start "$TMP"      # sets PGHOST/PGPORT/PGUSER, SOCK, PGDATA_DIR
+#                             # (BENCH_PG_CONF: extra postgresql.conf lines, e.g.
+#                             #  "log_min_duration_statement = 0" to time every statement)
 #   ...
 #   cluster_stop              # from the caller's EXIT trap
 
@@ -34,6 +36,7 @@ checkpoint_timeout = 30min
 fsync = off
 full_page_writes = off
 autovacuum = off
+${BENCH_PG_CONF:-}
 CONF
   "${RUN_AS[@]}" env LC_ALL=C "$PGBIN/pg_ctl" start -D "$PGDATA_DIR" -l "$1/logs/postgres.log" -w -t 60 >/dev/null
   SERVER_UP=1
