@@ -426,6 +426,7 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
     double before = 0;
   };
   std::vector<Recount> recounts;
+  std::map<std::string, int64_t> trial_rewritten;  // rows the trial rewrote (warm-up included)
   double start_seconds = 0;
   int64_t start_statements = 0;
   auto trial = [&]() -> Status {
@@ -574,6 +575,7 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
           c0 += clock()->NowMicros() - b0;  // not part of the chunk
         }
         SLUICE_ASSIGN_OR_RETURN(auto res, conn->Query(update, params));
+        trial_rewritten[task.table] += res.affected;
         SLUICE_RETURN_IF_ERROR(conn->Query("INSERT INTO " + d.StateTable("chunks") +
                                                " (migration, tbl, worker, chunk, from_key, to_key, rows, millis, "
                                                "committed_at) VALUES ($1, $2, 0, $3, NULL, '[]', $4, 0, '')",
@@ -724,9 +726,14 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
       // transactions (lease, checkpoint rows, gate, readiness), about 8.
       // The gate counts the table after its rewrite: its parity counts timed
       // before, times how much slower the trial ranges counted after their
-      // rewrite than before.
+      // rewrite than before. The backfill's own counting scan reads the
+      // trial's rolled-back row versions too (until a vacuum), on the share
+      // of the table the trial rewrote.
       const double rescan = std::clamp(Quantile(rescan_ratio[task.table], 0.5), 1.0, 20.0);
-      const double count = count_seconds[task.table], parity = parity_seconds[task.table] * rescan;
+      const double trial_share =
+          info.rows > 0 ? std::min(1.0, static_cast<double>(trial_rewritten[task.table]) / info.rows) : 0;
+      const double count = count_seconds[task.table] * (1 + trial_share * (rescan - 1));
+      const double parity = parity_seconds[task.table] * rescan;
       const double once = &task == &c.backfill.front()
                               ? process_seconds + (2 + workers) * connect_seconds + 8 * own_transaction_seconds
                               : 0;
@@ -740,13 +747,14 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
           "each {:.2f} ms + {:.3f} us/row, fitted to {} trial chunks (after one warm-up chunk) timed with their state "
           "row under the backfill's session settings, each with a commit timed on a scratch database ({:.2f} ms at "
           "{} rows) and 6 round trips of its own transaction ({:.3f} ms each): {:.3f} s for one writer; {} worker{} at a measured speed-up of {:.2f} ({:.2f}-{:.2f}); plus "
-          "{:.3f} s timed around the chunks (counting scan and partition bounds {:.3f} s, gate parity counts {:.3f} s "
+          "{:.3f} s timed around the chunks (counting scan and partition bounds {:.3f} s, {:.0f}% of the table reread "
+          "with the trial's rolled-back versions, gate parity counts {:.3f} s "
           "(x{:.2f} for a rewritten table), process start "
           "{:.3f} s, connections {:.3f} s each, own transactions {:.4f} s each); P10 and P90 from the chunks' "
           "pace spread (/{:.2f}, x{:.2f}) and the speed-up's",
           info.rows, info.rows_source, pr.chunks, fit.first, fit.steady, target_ms, fit.cost.a * 1e3,
           fit.cost.b * 1e6, rates.size(), fit.commit_steady * 1e3, fit.steady, round_trip_seconds * 1e3, pr.chunk_seconds, workers,
-          workers == 1 ? "" : "s", speedup.p50, speedup.low, speedup.high, in.fixed_seconds, count, parity, rescan,
+          workers == 1 ? "" : "s", speedup.p50, speedup.low, speedup.high, in.fixed_seconds, count, trial_share * 100, parity, rescan,
           process_seconds, connect_seconds, own_transaction_seconds, pr.spread_low, pr.spread_high);
     }
     if (p.backfill.max_rows_per_second && *p.backfill.max_rows_per_second > 0) {
