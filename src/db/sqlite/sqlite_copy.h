@@ -7,8 +7,9 @@
 namespace sluice::db {
 
 // A copy of `conn`'s whole database (through conn.CopyDatabaseTo) in a new
-// directory `sluice-rehearsal-XXXXXX` under the temporary directory; a
-// sample is not taken (a note says so).
+// rehearsal directory (db/scratch_dir.h: `sluice-rehearsal-<label>-<pid>-
+// XXXXXX` under the temporary directory, removed by the next rehearsal
+// once this process is gone); a sample is not taken (a note says so).
 Result<ScratchCopy> SqliteScratchCopy(Connection& conn, const ScratchCopyRequest& request);
 // Removes the copy's directory unless `keep`.
 Status DropSqliteScratchCopy(const ScratchCopy& copy, bool keep);
