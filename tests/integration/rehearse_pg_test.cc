@@ -91,70 +91,69 @@ backfill:
   max_rows_per_second: 300
 )";
 
-// Starts `sluice rehearse PLAN` on `s` in the background and waits until
-// its backfill runs on the copy (the copy exists and its chunks table has
-// a row). Returns the pid (the process is running either way) and sets
-// *copy to the copy's name ("" when the backfill was not seen).
-int SpawnUntilBackfill(const Source& s, const std::string& plan, const std::string& io, std::string* copy) {
-  int pid = SpawnSluice({"--db", s.url, "--actor", "tester", "rehearse", plan, "--json"}, io);
-  bool in_backfill = pid > 0 && Eventually([&] {
-    *copy = s.Scratch();
-    std::string n, err;
-    return !copy->empty() &&
-           s.pg->TryPsql(s.pg->Url(*copy), "SELECT count(*) FROM sluice.chunks", &n, &err) && n != "0";
-  });
-  if (!in_backfill) copy->clear();
-  return pid;
-}
+// `sluice rehearse` of kSlowPlan on a fresh source, run in the background
+// and sent `sig` once its backfill runs on the copy (the copy exists and
+// its chunks table has a row). `copy` is the copy's name ("" when the
+// backfill was not seen; the signal is sent either way).
+struct SignalledRehearsal {
+  Source s;
+  TempDir io;
+  std::string before, copy;
+  int code = -1;
+
+  explicit SignalledRehearsal(int sig) {
+    const std::string plan = s.dir.Write("003_slow.yaml", kSlowPlan);
+    before = s.Snapshot();
+    const int pid = SpawnSluice({"--db", s.url, "--actor", "tester", "rehearse", plan, "--json"}, io.path());
+    if (pid <= 0) return;
+    const bool in_backfill = Eventually([&] {
+      copy = s.Scratch();
+      std::string n, err;
+      return !copy.empty() && s.pg->TryPsql(s.pg->Url(copy), "SELECT count(*) FROM sluice.chunks", &n, &err) &&
+             n != "0";
+    });
+    if (!in_backfill) copy.clear();
+    ::kill(pid, sig);
+    code = WaitProcess(pid);
+  }
+  std::string Out() const { return ReadFile(io.File("spawn.out")); }
+  std::string Err() const { return ReadFile(io.File("spawn.err")); }
+};
 
 TEST(RehearsePg, SigtermDuringTheBackfillDropsTheCopyAndLeavesTheSourceIdentical) {
   SLUICE_ASSERT_PG_OK(Pg());
-  Source s;
-  const std::string plan = s.dir.Write("003_slow.yaml", kSlowPlan);
-  const std::string before = s.Snapshot();
-  TempDir io;
-  std::string copy;
-  const int pid = SpawnUntilBackfill(s, plan, io.path(), &copy);
-  ASSERT_GT(pid, 0);
-  ::kill(pid, SIGTERM);
-  const int code = WaitProcess(pid);
-  ASSERT_FALSE(copy.empty()) << "the backfill was not seen on a copy: " << ReadFile(io.File("spawn.err"));
+  SignalledRehearsal r(SIGTERM);
+  ASSERT_FALSE(r.copy.empty()) << "the backfill was not seen on a copy: " << r.Err();
   // Interrupted: exit 130, recorded as failed in the backfill, copy dropped.
-  EXPECT_EQ(code, 130) << ReadFile(io.File("spawn.out")) << ReadFile(io.File("spawn.err"));
-  auto j = nlohmann::json::parse(ReadFile(io.File("spawn.out")), nullptr, false);
-  ASSERT_TRUE(j.is_object()) << ReadFile(io.File("spawn.out"));
+  EXPECT_EQ(r.code, 130) << r.Out() << r.Err();
+  auto j = nlohmann::json::parse(r.Out(), nullptr, false);
+  ASSERT_TRUE(j.is_object()) << r.Out();
   EXPECT_EQ(j["passed"], false);
   ASSERT_EQ(j["phases"].size(), 2u) << j;
   EXPECT_EQ(j["phases"][1]["phase"], "backfill");
   EXPECT_NE(j["phases"][1]["error"], "");
-  EXPECT_EQ(s.pg->Psql("postgres", "SELECT count(*) FROM pg_database WHERE datname = '" + copy + "'"), "0");
-  EXPECT_EQ(s.Scratch(), "");
-  EXPECT_EQ(s.Snapshot(), before);
-  EXPECT_EQ(s.pg->Psql(s.url, "SELECT passed FROM sluice.rehearsals WHERE migration = '003_slow'"), "0");
+  EXPECT_EQ(r.s.pg->Psql("postgres", "SELECT count(*) FROM pg_database WHERE datname = '" + r.copy + "'"), "0");
+  EXPECT_EQ(r.s.Scratch(), "");
+  EXPECT_EQ(r.s.Snapshot(), r.before);
+  EXPECT_EQ(r.s.pg->Psql(r.s.url, "SELECT passed FROM sluice.rehearsals WHERE migration = '003_slow'"), "0");
 }
 
 TEST(RehearsePg, TheCopyOfARehearsalKilledBySigkillIsDroppedByCleanup) {
   SLUICE_ASSERT_PG_OK(Pg());
-  Source s;
-  const std::string plan = s.dir.Write("003_slow.yaml", kSlowPlan);
-  const std::string before = s.Snapshot();
-  TempDir io;
-  std::string copy;
-  const int pid = SpawnUntilBackfill(s, plan, io.path(), &copy);
-  ASSERT_GT(pid, 0);
-  ::kill(pid, SIGKILL);
-  EXPECT_EQ(WaitProcess(pid), 128 + SIGKILL);
-  ASSERT_FALSE(copy.empty()) << "the backfill was not seen on a copy: " << ReadFile(io.File("spawn.err"));
+  SignalledRehearsal r(SIGKILL);
+  ASSERT_FALSE(r.copy.empty()) << "the backfill was not seen on a copy: " << r.Err();
+  EXPECT_EQ(r.code, 128 + SIGKILL);
   // Left behind; its sessions end once the server sees the client gone.
-  EXPECT_EQ(s.Scratch(), copy);
+  EXPECT_EQ(r.s.Scratch(), r.copy);
   EXPECT_TRUE(Eventually([&] {
-    return s.pg->Psql("postgres", "SELECT count(*) FROM pg_stat_activity WHERE datname = '" + copy + "'") == "0";
+    return r.s.pg->Psql("postgres", "SELECT count(*) FROM pg_stat_activity WHERE datname = '" + r.copy + "'") ==
+           "0";
   }));
-  auto r = s.Rehearse({"--cleanup"});
-  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-  EXPECT_THAT(r.err, HasSubstr("dropped " + copy));
-  EXPECT_EQ(s.Scratch(), "");
-  EXPECT_EQ(s.Snapshot(), before);
+  auto cleanup = r.s.Rehearse({"--cleanup"});
+  ASSERT_EQ(cleanup.exit_code, 0) << cleanup.out << cleanup.err;
+  EXPECT_THAT(cleanup.err, HasSubstr("dropped " + r.copy));
+  EXPECT_EQ(r.s.Scratch(), "");
+  EXPECT_EQ(r.s.Snapshot(), r.before);
 }
 
 TEST(RehearsePg, WithAnotherSessionOnTheSourceTheTouchedTablesAreCopied) {
