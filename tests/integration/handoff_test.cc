@@ -408,6 +408,10 @@ TEST(Rehearse, RunsTheWholeLifecycleOnACopyAndLeavesTheSourceIdentical) {
   const std::string copy = LineStartingWith(rehearsal, "Copy: ");
   EXPECT_THAT(copy, HasSubstr("Copy: sqlite backup in "));
   EXPECT_THAT(copy, HasSubstr(" s: the whole database, at full volume."));
+  auto report_json = nlohmann::json::parse(f.Ok({"report", "001_lower", "--json"}).out);
+  ASSERT_EQ(report_json["rehearsals"].size(), 1u);
+  EXPECT_EQ(report_json["rehearsals"][0]["copy"]["method"], "sqlite backup");
+  EXPECT_THAT(f.Ok({"report", "001_lower", "--html"}).out, HasSubstr("Copy: sqlite backup in "));
 }
 
 TEST(Rehearse, TheDirectoryOfARehearsalKilledBySigkillIsRemovedByCleanup) {
