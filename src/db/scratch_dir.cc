@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 namespace sluice::db {
 
@@ -31,6 +32,8 @@ pid_t OwnerPid(const std::string& name) {
 
 bool Alive(pid_t pid) { return kill(pid, 0) == 0 || errno == EPERM; }
 
+constexpr const char* kKeptMarker = "KEPT";
+
 }  // namespace
 
 Result<std::string> MakeScratchDir(const std::string& label) {
@@ -50,6 +53,14 @@ Result<std::string> MakeScratchDir(const std::string& label) {
   return dir;
 }
 
+Status MarkScratchDirKept(const std::string& dir) {
+  std::ofstream marker(fs::path(dir) / kKeptMarker);
+  marker << "kept by `sluice rehearse --keep`; remove this directory by hand when done\n";
+  marker.close();
+  if (!marker) return Unavailable("cannot mark " + dir + " as kept");
+  return Status::Ok();
+}
+
 std::vector<std::string> DropLeftoverScratchDirs() {
   std::vector<std::string> out;
   std::error_code ec;
@@ -62,7 +73,7 @@ std::vector<std::string> DropLeftoverScratchDirs() {
     std::error_code type;
     if (name.rfind(kScratchDirPrefix, 0) != 0 || !e.is_directory(type)) continue;
     const pid_t pid = OwnerPid(name);
-    if (pid <= 0 || Alive(pid)) continue;
+    if (pid <= 0 || Alive(pid) || fs::exists(e.path() / kKeptMarker, type)) continue;
     std::error_code rm;
     fs::remove_all(e.path(), rm);
     out.push_back(rm ? "could not remove " + e.path().string() + ": " + rm.message()

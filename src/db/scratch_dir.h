@@ -19,9 +19,14 @@ inline constexpr const char* kScratchDirPrefix = "sluice-rehearsal-";
 // name, cleaned to [a-z0-9_]) owned by this process; its path.
 Result<std::string> MakeScratchDir(const std::string& label);
 
+// Marks `dir` as kept (`rehearse --keep`): a file KEPT in it, so that
+// DropLeftoverScratchDirs leaves it alone once its process is gone.
+Status MarkScratchDirKept(const std::string& dir);
+
 // Removes every rehearsal directory in the temporary directory whose
-// process is gone (a live pid's, or one whose name carries no pid, is left
-// alone); one line per directory removed or that could not be.
+// process is gone (a live pid's, one whose name carries no pid, or one
+// marked kept, is left alone); one line per directory removed or that
+// could not be.
 std::vector<std::string> DropLeftoverScratchDirs();
 
 }  // namespace sluice::db

@@ -476,6 +476,14 @@ backfill:
   EXPECT_FALSE(std::filesystem::exists(dir));
   EXPECT_TRUE(std::filesystem::exists(live));
   EXPECT_TRUE(std::filesystem::exists(old));
+  // A copy kept with --keep is not a leftover, even once its process is gone.
+  auto keep = RunSluice({"--db", f.url, "rehearse", f.plan, "--keep", "--json"}, {"TMPDIR=" + tmp.path()});
+  ASSERT_EQ(keep.exit_code, 0) << keep.err;
+  const std::string kept = nlohmann::json::parse(keep.out)["kept_copy"].get<std::string>();
+  ASSERT_EQ(kept.rfind("sqlite:" + tmp.File("sluice-rehearsal-001_lower-"), 0), 0u) << kept;
+  auto again = RunSluice({"--db", f.url, "rehearse", "--cleanup"}, {"TMPDIR=" + tmp.path()});
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_TRUE(std::filesystem::exists(kept.substr(7))) << again.err;
   EXPECT_EQ(SourceFingerprint(*f.m), before);
 }
 

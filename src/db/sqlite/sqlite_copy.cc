@@ -27,7 +27,8 @@ Result<ScratchCopy> SqliteScratchCopy(Connection& conn, const ScratchCopyRequest
 }
 
 Status DropSqliteScratchCopy(const ScratchCopy& copy, bool keep) {
-  if (keep || copy.name.empty()) return Status::Ok();
+  if (copy.name.empty()) return Status::Ok();
+  if (keep) return MarkScratchDirKept(copy.name);
   std::error_code ec;
   std::filesystem::remove_all(copy.name, ec);
   if (ec) return Unavailable("cannot remove the copy '" + copy.name + "': " + ec.message());

@@ -11,7 +11,8 @@ namespace sluice::db {
 // XXXXXX` under the temporary directory, removed by the next rehearsal
 // once this process is gone); a sample is not taken (a note says so).
 Result<ScratchCopy> SqliteScratchCopy(Connection& conn, const ScratchCopyRequest& request);
-// Removes the copy's directory unless `keep`.
+// Removes the copy's directory; with `keep`, marks it kept instead (the
+// next rehearsal's cleanup leaves it alone).
 Status DropSqliteScratchCopy(const ScratchCopy& copy, bool keep);
 
 }  // namespace sluice::db
