@@ -840,7 +840,8 @@ int main(int argc, char** argv) {
                  r->writer_max_wait_ms, r->writer_first_error.empty() ? "" : " (first error: " + r->writer_first_error + ")");
       if (!r->kept_copy.empty()) fmt::print("  the copy is kept: {}\n", r->kept_copy);
     }
-    return r->passed ? 0 : 3;
+    // Interrupted (SIGINT/SIGTERM): recorded as failed, the copy dropped.
+    return r->passed ? 0 : g_cancel.load() ? 130 : 3;
   }
   if (estimate->parsed()) {
     auto r = m.Estimate(plan_path, estimate_opts);

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "db/scratch_dir.h"
 #include "engine/history.h"
 #include "plan/parser.h"
 
@@ -201,6 +202,8 @@ Result<RehearsalInfo> Engine::Rehearse(const std::string& plan_path, const Rehea
   if (options.cleanup || options.target_url.empty()) {
     // Copies a killed rehearsal left behind (SIGKILL gives no chance to drop).
     SLUICE_ASSIGN_OR_RETURN(out.leftovers, source->DropLeftoverScratchCopies());
+    // And their temporary directories (SQLite's copy, pg_dump's files).
+    for (auto& l : db::DropLeftoverScratchDirs()) out.leftovers.push_back(std::move(l));
     if (options.cleanup) return out;
   }
   SLUICE_ASSIGN_OR_RETURN(plan::Plan p, plan::ParsePlanFile(plan_path));

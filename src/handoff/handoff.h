@@ -33,6 +33,15 @@ std::string ReportHtml(const MigrationHistory& h);
 // The retrospective's questions (seed: after contract, "run a retrospective").
 const std::vector<std::string>& RetrospectiveQuestions();
 
+// How a rehearsal's copy was made, one Markdown line ("Copy: METHOD in S s:
+// the whole database, at full volume." or the tables copied, the sample,
+// the foreign keys left out and the notes); for --target, that no copy was
+// made; "" for a record without either. Shown by the report and runbook.
+std::string RehearsalCopyText(const RehearsalInfo& r);
+// Whether `r` ran at the source's volume (the whole database, every row of
+// the touched tables, or a staging database): false for a `--sample`.
+bool RehearsalAtFullVolume(const RehearsalInfo& r);
+
 // --- runbook (runbook.cc) ------------------------------------------------------
 
 struct RunbookOptions {

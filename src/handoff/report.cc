@@ -113,6 +113,49 @@ double RehearsedSeconds(const MigrationHistory& h, const std::string& phase) {
 
 }  // namespace
 
+bool RehearsalAtFullVolume(const RehearsalInfo& r) {
+  if (r.sample > 0) return false;
+  for (const auto& t : r.copied_tables) {
+    if (t.sampled) return false;
+  }
+  return true;
+}
+
+std::string RehearsalCopyText(const RehearsalInfo& r) {
+  if (r.copy_method.empty()) {
+    return r.target.empty() ? std::string()
+                            : "Copy: none; it ran on " + r.target +
+                                  ", a staging database given with `--target` (its volume is the one restored there).";
+  }
+  std::string out = fmt::format("Copy: {} in {:.2f} s: ", r.copy_method, r.copy_seconds);
+  if (r.copied_tables.empty()) {
+    out += "the whole database, at full volume.";
+  } else {
+    std::string tables;
+    for (const auto& t : r.copied_tables) {
+      tables += fmt::format("{}`{}` {} rows{}", tables.empty() ? "" : ", ", t.table, t.rows,
+                            t.sampled ? " (sampled)" : "");
+    }
+    out += RehearsalAtFullVolume(r)
+               ? "every row of the touched tables and of the tables they reference, at full volume (other tables "
+                 "empty): " + tables + "."
+               : fmt::format("a {:g}% sample of the touched tables, NOT at full volume (durations do not scale to "
+                             "the source; other tables empty): {}.",
+                             r.sample * 100, tables);
+  }
+  if (!r.dropped_constraints.empty()) {
+    std::string fks;
+    for (const auto& c : r.dropped_constraints) fks += (fks.empty() ? "" : ", ") + c;
+    out += " Foreign keys left out: " + fks + ".";
+  }
+  if (!r.copy_notes.empty()) {
+    std::string notes;
+    for (const auto& n : r.copy_notes) notes += (notes.empty() ? "" : "; ") + n;
+    out += " Notes: " + notes + ".";
+  }
+  return out;
+}
+
 const std::vector<std::string>& RetrospectiveQuestions() {
   static const std::vector<std::string> q = {
       "Which assumptions were wrong?",
@@ -425,6 +468,10 @@ std::string ReportMarkdown(const MigrationHistory& h) {
     line(fmt::format("On {} ({} rows in the touched tables). Synthetic writer: {} writes, {} errors, slowest {:.1f} ms.",
                      Cell(r.target), r.rows, r.writer_writes, r.writer_errors, r.writer_max_wait_ms));
     line("");
+    if (const std::string copy = RehearsalCopyText(r); !copy.empty()) {
+      line(copy);
+      line("");
+    }
     line("| phase | round | seconds | result |");
     line("|---|---|---|---|");
     for (const auto& p : r.phases) {

@@ -103,8 +103,9 @@ std::string RunbookMarkdown(const HandoffPlan& p, const RunbookOptions& o) {
   const RehearsalInfo* rehearsal = p.rehearsals.empty() ? nullptr : &p.rehearsals.back();
   const std::string rollback_duration =
       rehearsal && rehearsal->rollback_seconds >= 0
-          ? fmt::format("Its rehearsed duration: {:.2f} s (rehearsal #{} at {} on {}).", rehearsal->rollback_seconds,
-                        rehearsal->id, rehearsal->at, rehearsal->target)
+          ? fmt::format("Its rehearsed duration: {:.2f} s (rehearsal #{} at {} on {}{}).", rehearsal->rollback_seconds,
+                        rehearsal->id, rehearsal->at, rehearsal->target,
+                        RehearsalAtFullVolume(*rehearsal) ? "" : ", a sample: not at the source's volume")
           : std::string("Its duration: not rehearsed and not estimated (no rehearsal or estimate is recorded); on "
                         "SQLite and for PostgreSQL catalog changes it is one short transaction.");
   // The latest rehearsal's duration of `phase` in its first round.
@@ -176,10 +177,16 @@ std::string RunbookMarkdown(const HandoffPlan& p, const RunbookOptions& o) {
     line("- [ ] The window avoids peak traffic: the plan sets no `backfill.allowed_windows`; choose the window by "
          "hand.");
   }
-  if (rehearsal && rehearsal->passed) {
+  if (rehearsal && rehearsal->passed && RehearsalAtFullVolume(*rehearsal)) {
     line(fmt::format("- [x] Rehearsal at realistic volume: rehearsal #{} at {} passed on {} ({} rows; the rollback "
-                     "took {:.2f} s).",
-                     rehearsal->id, rehearsal->at, rehearsal->target, rehearsal->rows, rehearsal->rollback_seconds));
+                     "took {:.2f} s). {}",
+                     rehearsal->id, rehearsal->at, rehearsal->target, rehearsal->rows, rehearsal->rollback_seconds,
+                     RehearsalCopyText(*rehearsal)));
+  } else if (rehearsal && rehearsal->passed) {
+    // A sample passes the lifecycle but says nothing about the real volume.
+    line(fmt::format("- [ ] Rehearsal at realistic volume: rehearsal #{} at {} passed, but on a sample ({} rows), "
+                     "not at realistic volume; rehearse without `--sample` (`{} rehearse {}`). {}",
+                     rehearsal->id, rehearsal->at, rehearsal->rows, sl, o.plan_path, RehearsalCopyText(*rehearsal)));
   } else if (rehearsal) {
     line(fmt::format("- [ ] Rehearsal at realistic volume: the latest rehearsal (#{} at {}) FAILED.", rehearsal->id,
                      rehearsal->at));

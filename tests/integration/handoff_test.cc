@@ -5,12 +5,17 @@
 // transaction; the runbook holds every statement of every phase (compared
 // with `sluice plan --json`), the rollback command of every phase, and the
 // live state once the migration runs.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <set>
 
 #include <nlohmann/json.hpp>
 
+#include "db/adapter.h"
 #include "support/test_support.h"
 
 namespace sluice::testing {
@@ -390,6 +395,96 @@ TEST(Rehearse, RunsTheWholeLifecycleOnACopyAndLeavesTheSourceIdentical) {
   EXPECT_THAT(md, HasSubstr("- [x] Rehearsal at realistic volume: rehearsal #1"));
   EXPECT_THAT(md, HasSubstr("Its rehearsed duration: "));
   EXPECT_THAT(md, HasSubstr("Rehearsed duration: "));
+  // How the copy was made: in the checklist item and in the report's
+  // rehearsal section (its first "Copy:" line under the heading).
+  const std::string item = LineStartingWith(md, "- [x] Rehearsal at realistic volume");
+  EXPECT_THAT(item, HasSubstr(" Copy: sqlite backup in "));
+  EXPECT_THAT(item, HasSubstr(" s: the whole database, at full volume."));
+  f.Ok({"start", f.plan});
+  auto report = f.Ok({"report", "001_lower"}).out;
+  const size_t section = report.find("\n### Rehearsal #1 at ");
+  ASSERT_NE(section, std::string::npos) << report;
+  const std::string rehearsal = report.substr(section, report.find("\n## ", section) - section);
+  const std::string copy = LineStartingWith(rehearsal, "Copy: ");
+  EXPECT_THAT(copy, HasSubstr("Copy: sqlite backup in "));
+  EXPECT_THAT(copy, HasSubstr(" s: the whole database, at full volume."));
+  auto report_json = nlohmann::json::parse(f.Ok({"report", "001_lower", "--json"}).out);
+  ASSERT_EQ(report_json["rehearsals"].size(), 1u);
+  EXPECT_EQ(report_json["rehearsals"][0]["copy"]["method"], "sqlite backup");
+  EXPECT_THAT(f.Ok({"report", "001_lower", "--html"}).out, HasSubstr("Copy: sqlite backup in "));
+}
+
+TEST(Rehearse, TheDirectoryOfARehearsalKilledBySigkillIsRemovedByCleanup) {
+  Fixture f;
+  {
+    auto s = f.m->Connect("");
+    ASSERT_TRUE(s.ok());
+    SLUICE_ASSERT_OK((*s)->Exec("WITH RECURSIVE g(n) AS (SELECT 4 UNION ALL SELECT n + 1 FROM g WHERE n < 400) "
+                                "INSERT INTO orders SELECT n, 'U' || n || '@X.COM' FROM g"));
+  }
+  // 400 rows at 40 rows/s: the backfill is in flight for about 10 s.
+  const std::string plan = f.dir.Write("003_slow.yaml", std::string(kPlan) + R"(
+backfill:
+  chunk_rows: 4
+  chunk_min_rows: 1
+  chunk_max_rows: 4
+  max_rows_per_second: 40
+)");
+  const std::string before = SourceFingerprint(*f.m);
+  TempDir tmp;  // the rehearsals' TMPDIR
+  // Left alone: a directory of a live process (this one), one without a pid.
+  const std::string live = tmp.File("sluice-rehearsal-x-" + std::to_string(getpid()) + "-abcdef");
+  const std::string old = tmp.File("sluice-rehearsal-Ab12Cd");
+  std::filesystem::create_directory(live);
+  std::filesystem::create_directory(old);
+
+  const char* had = std::getenv("TMPDIR");
+  const std::string saved = had ? had : "";
+  setenv("TMPDIR", tmp.path().c_str(), 1);
+  const int pid = SpawnSluice({"--db", f.url, "rehearse", plan}, f.dir.path());
+  if (had) {
+    setenv("TMPDIR", saved.c_str(), 1);
+  } else {
+    unsetenv("TMPDIR");
+  }
+  ASSERT_GT(pid, 0);
+  const std::string mine = "sluice-rehearsal-003_slow-" + std::to_string(pid) + "-";
+  std::string dir;
+  // In the backfill: the copy has a chunk.
+  const bool in_backfill = Eventually([&] {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(tmp.path(), ec)) {
+      if (e.path().filename().string().rfind(mine, 0) == 0) dir = e.path().string();
+    }
+    if (dir.empty() || !std::filesystem::exists(dir + "/copy.db")) return false;
+    auto copy = db::OpenAdapter("sqlite:" + dir + "/copy.db");
+    if (!copy.ok()) return false;
+    auto conn = (*copy)->Connect();
+    if (!conn.ok()) return false;
+    auto n = (*conn)->Query("SELECT count(*) FROM _sluice_chunks");
+    return n.ok() && n->Scalar().AsInt() > 0;
+  });
+  ::kill(pid, SIGKILL);
+  EXPECT_EQ(WaitProcess(pid), 128 + SIGKILL);
+  ASSERT_TRUE(in_backfill) << "no backfill seen in " << tmp.path() << ": " << ReadFile(f.dir.File("spawn.err"));
+  EXPECT_TRUE(std::filesystem::exists(dir + "/copy.db"));  // left behind
+
+  auto r = RunSluice({"--db", f.url, "rehearse", "--cleanup"}, {"TMPDIR=" + tmp.path()});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_THAT(r.err, HasSubstr("removed " + dir + ", left behind by an interrupted rehearsal (pid " +
+                               std::to_string(pid) + ")"));
+  EXPECT_FALSE(std::filesystem::exists(dir));
+  EXPECT_TRUE(std::filesystem::exists(live));
+  EXPECT_TRUE(std::filesystem::exists(old));
+  // A copy kept with --keep is not a leftover, even once its process is gone.
+  auto keep = RunSluice({"--db", f.url, "rehearse", f.plan, "--keep", "--json"}, {"TMPDIR=" + tmp.path()});
+  ASSERT_EQ(keep.exit_code, 0) << keep.err;
+  const std::string kept = nlohmann::json::parse(keep.out)["kept_copy"].get<std::string>();
+  ASSERT_EQ(kept.rfind("sqlite:" + tmp.File("sluice-rehearsal-001_lower-"), 0), 0u) << kept;
+  auto again = RunSluice({"--db", f.url, "rehearse", "--cleanup"}, {"TMPDIR=" + tmp.path()});
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_TRUE(std::filesystem::exists(kept.substr(7))) << again.err;
+  EXPECT_EQ(SourceFingerprint(*f.m), before);
 }
 
 TEST(Rehearse, AFailedRehearsalIsRecordedAndLeavesTheSourceIdentical) {

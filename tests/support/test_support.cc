@@ -170,4 +170,11 @@ bool Eventually(const std::function<bool()>& pred, int seconds) {
   return pred();
 }
 
+std::string LineStartingWith(const std::string& md, const std::string& prefix) {
+  size_t pos = md.rfind(prefix, 0) == 0 ? 0 : md.find("\n" + prefix);
+  if (pos == std::string::npos) return "";
+  if (md[pos] == '\n') ++pos;
+  return md.substr(pos, md.find('\n', pos) - pos);
+}
+
 }  // namespace sluice::testing

@@ -85,6 +85,10 @@ MATCHER_P2(StatusIs, code, substring, "") {
 // last answer.
 bool Eventually(const std::function<bool()>& pred, int seconds = 60);
 
+// The first line of Markdown (or any) text `md` that starts with `prefix`,
+// without its newline; "" when none does.
+std::string LineStartingWith(const std::string& md, const std::string& prefix);
+
 #define SLUICE_ASSERT_OK(expr)                              \
   do {                                                      \
     ::sluice::Status s_ = (expr);                           \

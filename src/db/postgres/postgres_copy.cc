@@ -20,6 +20,7 @@
 
 #include "common/sql_text.h"
 #include "db/postgres/postgres_errors.h"
+#include "db/scratch_dir.h"
 
 extern char** environ;
 
@@ -35,6 +36,19 @@ namespace {
 
 using sql::QuoteIdent;
 using sql::QuoteLiteral;
+
+// The advisory lock (this class id, hashtext(name)) a rehearsal holds on its
+// maintenance session from before CREATE DATABASE until its own session on
+// the copy is open: leftover cleanup spares a copy whose lock is taken, so
+// it cannot drop one that is being made. (20830 is the adapter's named
+// locks.) Advisory locks are per database: both sides take it on the
+// maintenance database (ConnectMaintenance).
+constexpr int kCreatingLockClass = 20831;
+
+std::string CreatingLock(const char* fn, const std::string& name) {
+  return std::string("SELECT ") + fn + "(" + std::to_string(kCreatingLockClass) + ", hashtext(" + QuoteLiteral(name) +
+         "))";
+}
 
 // The comment that marks a copy kept with --keep (leftover cleanup spares it).
 constexpr const char* kKeptComment = "sluice rehearsal copy, kept (--keep)";
@@ -356,6 +370,8 @@ Result<ScratchCopy> PgCreateScratchCopy(Connection& own, const PostgresOptions& 
   SLUICE_RETURN_IF_ERROR(ConnectMaintenance(options, &m));
   ScratchCopy out;
   out.name = ScratchName(request.label);
+  // Released when `m` closes, once the copy has its own session (`hold`).
+  SLUICE_RETURN_IF_ERROR(Run(m.conn, CreatingLock("pg_advisory_lock", out.name)));
   out.url = ConninfoFor(co, out.name, true);
   out.display_url = ConninfoFor(co, out.name, false);
 
@@ -385,8 +401,10 @@ Result<ScratchCopy> PgCreateScratchCopy(Connection& own, const PostgresOptions& 
     return FailedPrecondition("copying the database needs " + missing + kAdvice);
   }
 
-  std::string dir = (std::filesystem::temp_directory_path() / "sluice-rehearsal-XXXXXX").string();
-  if (!templated && !mkdtemp(dir.data())) return Unavailable("cannot create a temporary directory for pg_dump");
+  std::string dir;
+  if (!templated) {
+    SLUICE_ASSIGN_OR_RETURN(dir, MakeScratchDir(request.label));
+  }
   auto copy = [&]() -> Status {
     if (!templated) {
       // An empty database with the source's encoding and locale.
@@ -408,17 +426,21 @@ Result<ScratchCopy> PgCreateScratchCopy(Connection& own, const PostgresOptions& 
     out.method = sample ? "schema (pg_dump) + a sample of the touched tables (COPY)"
                         : "schema (pg_dump) + the touched tables (COPY)";
 
-    // The tables: those touched, those they reference (transitively), and
-    // sluice's state tables.
+    // The tables: those touched with their inheritance children (each
+    // copied ONLY itself; a partitioned table is copied whole through its
+    // root, COPY routing the rows to the partitions), those they reference
+    // (transitively), and sluice's state tables.
     std::string names;
     for (const auto& t : request.tables) names += (names.empty() ? "" : ", ") + QuoteLiteral(t);
     if (names.empty()) names = "NULL";
     const std::string tables_sql =
         "WITH RECURSIVE touched AS (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = " + QuoteLiteral(options.schema) + " AND c.relname IN (" + names +
-        ") AND c.relkind IN ('r', 'p')), refs AS (SELECT oid FROM touched UNION SELECT con.confrelid FROM "
-        "pg_constraint con JOIN refs r ON con.conrelid = r.oid WHERE con.contype = 'f'), state AS (SELECT c.oid FROM "
-        "pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = " +
+        ") AND c.relkind IN ('r', 'p') UNION SELECT i.inhrelid FROM pg_inherits i JOIN touched t ON i.inhparent = "
+        "t.oid JOIN pg_class k ON k.oid = i.inhrelid WHERE k.relkind = 'r' AND NOT k.relispartition), refs AS "
+        "(SELECT oid FROM touched UNION SELECT con.confrelid FROM pg_constraint con JOIN refs r ON con.conrelid = "
+        "r.oid WHERE con.contype = 'f' AND con.conparentid = 0), state AS (SELECT c.oid FROM pg_class c JOIN "
+        "pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = " +
         QuoteLiteral(options.state_schema) + " AND c.relkind IN ('r', 'p') AND NOT c.relispartition) "
         "SELECT c.oid, c.oid::regclass::text, c.relkind, c.oid IN (SELECT oid FROM touched), (SELECT "
         "string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid "
@@ -508,7 +530,14 @@ Result<std::vector<std::string>> PgDropLeftoverScratchCopies(const PostgresOptio
       out.push_back("left " + r[0] + " alone: it is in use (a rehearsal running now?)");
       continue;
     }
+    // Nobody on it yet, but maybe a rehearsal that is making it right now.
+    SLUICE_ASSIGN_OR_RETURN(auto free, Rows(m.conn, CreatingLock("pg_try_advisory_lock", r[0])));
+    if (free.empty() || free[0][0] != "t") {
+      out.push_back("left " + r[0] + " alone: a rehearsal is making it now");
+      continue;
+    }
     Status s = Run(m.conn, "DROP DATABASE " + QuoteIdent(r[0]));
+    Run(m.conn, CreatingLock("pg_advisory_unlock", r[0])).IgnoreError();
     out.push_back(s.ok() ? "dropped " + r[0] + ", left behind by an interrupted rehearsal"
                          : "could not drop " + r[0] + ": " + s.message());
   }

@@ -1,16 +1,15 @@
 #include "db/sqlite/sqlite_copy.h"
 
-#include <stdlib.h>
-
 #include <chrono>
 #include <filesystem>
+
+#include "db/scratch_dir.h"
 
 namespace sluice::db {
 
 Result<ScratchCopy> SqliteScratchCopy(Connection& conn, const ScratchCopyRequest& request) {
   const auto t0 = std::chrono::steady_clock::now();
-  std::string dir = (std::filesystem::temp_directory_path() / "sluice-rehearsal-XXXXXX").string();
-  if (!mkdtemp(dir.data())) return Unavailable("cannot create a temporary directory for the copy");
+  SLUICE_ASSIGN_OR_RETURN(std::string dir, MakeScratchDir(request.label));
   const std::string path = dir + "/copy.db";
   Status copied = conn.CopyDatabaseTo(path);
   if (!copied.ok()) {
@@ -28,7 +27,8 @@ Result<ScratchCopy> SqliteScratchCopy(Connection& conn, const ScratchCopyRequest
 }
 
 Status DropSqliteScratchCopy(const ScratchCopy& copy, bool keep) {
-  if (keep || copy.name.empty()) return Status::Ok();
+  if (copy.name.empty()) return Status::Ok();
+  if (keep) return MarkScratchDirKept(copy.name);
   std::error_code ec;
   std::filesystem::remove_all(copy.name, ec);
   if (ec) return Unavailable("cannot remove the copy '" + copy.name + "': " + ec.message());

@@ -7,10 +7,12 @@
 namespace sluice::db {
 
 // A copy of `conn`'s whole database (through conn.CopyDatabaseTo) in a new
-// directory `sluice-rehearsal-XXXXXX` under the temporary directory; a
-// sample is not taken (a note says so).
+// rehearsal directory (db/scratch_dir.h: `sluice-rehearsal-<label>-<pid>-
+// XXXXXX` under the temporary directory, removed by the next rehearsal
+// once this process is gone); a sample is not taken (a note says so).
 Result<ScratchCopy> SqliteScratchCopy(Connection& conn, const ScratchCopyRequest& request);
-// Removes the copy's directory unless `keep`.
+// Removes the copy's directory; with `keep`, marks it kept instead (the
+// next rehearsal's cleanup leaves it alone).
 Status DropSqliteScratchCopy(const ScratchCopy& copy, bool keep);
 
 }  // namespace sluice::db
