@@ -266,7 +266,10 @@ struct ThrottleSignals {
   std::optional<double> probe_latency_seconds;  // the probe query's latency
   std::optional<double> replica_lag_seconds;
   std::optional<int64_t> lock_waiters;  // sessions waiting for a lock on the table
-  bool any() const { return probe_latency_seconds || replica_lag_seconds || lock_waiters; }
+  // Application sessions at work (PostgreSQL: pg_stat_activity without
+  // sluice's own); while any are, the backfill gives way.
+  std::optional<int64_t> app_sessions;
+  bool any() const { return probe_latency_seconds || replica_lag_seconds || lock_waiters || app_sessions; }
 };
 
 struct MigrationInfo {

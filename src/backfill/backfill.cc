@@ -374,13 +374,15 @@ Status Backfiller::Chunk(db::Connection& conn, const db::BackfillTask& task, int
     // The throttle's readings go with the chunk (NULL: signal off or its
     // last reading failed), for status, /metrics and the status page.
     auto real_or_null = [](const std::optional<double>& v) { return v ? Value::Real(*v) : Value::Null(); };
+    auto int_or_null = [](const std::optional<double>& v) { return v ? Value::Int(std::llround(*v)) : Value::Null(); };
     auto h = conn.Query("INSERT INTO " + d.StateTable("chunks") +
                             " (migration, tbl, worker, chunk, from_key, to_key, rows, millis, committed_at, probe_ms, "
-                            "replica_lag_s, lock_waiters) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                            "replica_lag_s, lock_waiters, app_sessions) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+                            "$10, $11, $12, $13)",
                         {mig, tbl, worker, Value::Int(chunk_no), KeyValue(last), Value::Text(KeyToJson(end)),
                          Value::Int(*rows), Value::Real(millis), Value::Text(now), real_or_null(signals.probe_ms),
-                         real_or_null(signals.replica_lag_seconds),
-                         signals.lock_waiters ? Value::Int(std::llround(*signals.lock_waiters)) : Value::Null()});
+                         real_or_null(signals.replica_lag_seconds), int_or_null(signals.lock_waiters),
+                         int_or_null(signals.app_sessions)});
     if (!h.ok()) return h.status();
     *done = final;
     return Status::Ok();

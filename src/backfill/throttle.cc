@@ -273,6 +273,8 @@ void Pacer::ProbeSignals() {
       holding_ = false;
       if (worst < 0.8) pace_ = std::min(1.0, pace_ + kPaceIncrease);
     }
+    // The application at work: give way whatever the probe says.
+    if (app_active_ && settings_.active_max_pace > 0) pace_ = std::min(pace_, settings_.active_max_pace);
     probed_ = true;
   }
   cv_.notify_all();
@@ -396,12 +398,16 @@ std::string Pacer::ReasonLocked(int64_t now) const {
     reason = signal_why_;
   } else if (worst_ > 1) {
     reason = fmt::format("{}; pace {:.0f}%", signal_why_, pace_ * 100);
+  } else if (pace_ < 1 && app_active_ && settings_.active_max_pace > 0) {
+    // app_active_ with no signal over its limit: the activity was read.
+    reason = fmt::format("application at work ({:g} sessions); pace {:.0f}%", readings_.app_sessions.value_or(0),
+                         pace_ * 100);
   } else if (pace_ < 1) {
     reason = fmt::format("recovering; pace {:.0f}%", pace_ * 100);
   } else if (rate_ > 0) {
     reason = fmt::format("rate limit {:g} rows/s", rate_);
   }
-  if (StepDownLocked()) reason += "; 1 worker while the application is at work";
+  if (StepDownLocked()) reason += (reason.empty() ? "" : "; ") + std::string("1 worker while the application is at work");
   if (!note_.empty()) reason = reason.empty() ? note_ : reason + "; " + note_;
   return reason;
 }
@@ -475,7 +481,7 @@ std::optional<int64_t> Pacer::chunk_target_ms() const {
   return control_.chunk_target_ms;
 }
 
-bool Pacer::StepDownLocked() const { return !control_.workers && app_active_ && pace_ < 1; }
+bool Pacer::StepDownLocked() const { return !control_.workers && app_active_; }
 
 std::optional<int64_t> Pacer::workers() const {
   MutexLock l(&mu_);
@@ -491,7 +497,13 @@ std::optional<int64_t> Pacer::max_chunk_rows() const {
 
 double Pacer::chunk_scale() const {
   MutexLock l(&mu_);
-  return std::clamp(pace_, 0.1, 1.0);
+  double scale = std::clamp(pace_, 0.1, 1.0);
+  if (app_active_ && settings_.active_chunk_ms > 0 && settings_.chunk_target_ms > 0 && !control_.chunk_target_ms) {
+    const double active =
+        static_cast<double>(settings_.active_chunk_ms) / static_cast<double>(settings_.chunk_target_ms);
+    scale = std::min(scale, std::clamp(active, 0.01, 1.0));
+  }
+  return scale;
 }
 
 bool Pacer::paused() const {

@@ -46,14 +46,22 @@
 // the backfill itself, a cost no application pays while there is none. So
 // the backfill runs flat out on a quiet database, and the relative
 // objective is the default there (engine/backfill_run.cc); a probe
-// slowdown while the application is at work throttles as above. While the
-// application is at work and the pace is reduced, the backfill also steps
-// down to one worker (workers()), unless `sluice tune` set a number: on a
-// small machine a second worker is a core taken from the application. A
-// session waiting for a lock the backfill holds (the lock-waiters signal)
-// cuts the pace to a quarter at once rather than by at most a half. The
-// activity query failing counts like any failed signal (twice its limit),
-// and the application then counts as at work.
+// slowdown while the application is at work throttles as above. The probe
+// sees little of what the application suffers (a key read every poll), so
+// whenever the application is at work, from the first reading that says
+// so and whatever the probe says, the backfill gives way by default
+// (active_max_pace, active_chunk_ms): its pace is capped (a duty cycle
+// that leaves the cores to the application), it steps down to one worker
+// (workers(); on a small machine a second worker is a core taken from the
+// application) and its chunks get short (chunk_scale(): an application
+// statement waits at most one short chunk for a row lock or a core).
+// `sluice tune` wins over the worker count and the chunk target. Once the
+// application is idle again the pace recovers additively as above, all
+// workers and the plan's chunk target at once. A session waiting for a
+// lock the backfill holds (the lock-waiters signal) cuts the pace to a
+// quarter at once rather than by at most a half. The activity query
+// failing counts like any failed signal (twice its limit), and the
+// application then counts as at work.
 //
 // Fail closed: a signal whose query fails or is cancelled by its statement
 // timeout counts as twice its limit for that reading (the pace halves; a
@@ -116,6 +124,13 @@ struct ThrottleSettings {
   // Application sessions at work (Dialect::ApplicationActivitySql); "" =
   // the database cannot tell: every probe reading counts, one worker count.
   std::string activity_sql;
+  // While the application is at work (the activity signal reads > 0 or
+  // fails): the pace's ceiling (0 = none), and the target time of a chunk
+  // (0 = the plan's), given as a factor of `chunk_target_ms` (the plan's
+  // target) through chunk_scale(). `sluice tune --chunk-target-ms` wins.
+  double active_max_pace = 0;
+  int64_t active_chunk_ms = 0;
+  int64_t chunk_target_ms = 0;
   std::vector<std::string> windows;  // "HH:MM-HH:MM" UTC; empty = always
   // How often the signals and the control row are read.
   int64_t poll_ms = 250;
@@ -183,15 +198,18 @@ class Pacer : public std::enable_shared_from_this<Pacer> {
   // Operator overrides from `sluice tune` (unset = the plan's settings).
   std::optional<int64_t> chunk_target_ms() const;
   // The tuned number of workers; without one, 1 while the application is
-  // at work and the pace is reduced; unset otherwise (the plan's number).
+  // at work (the activity signal is on and did not read 0); unset
+  // otherwise (the plan's number).
   std::optional<int64_t> workers() const;
   bool paused() const;
   // Largest chunk that keeps the rate limit smooth (half a second of
   // rows), so a low rate cannot turn into one long wait per chunk.
   std::optional<int64_t> max_chunk_rows() const;
-  // Factor (0.1..1) applied to the target chunk time while the pace is
-  // reduced: under pressure chunks get shorter too, so each holds its row
-  // locks for less time, not just less often.
+  // Factor (0.01..1) applied to the target chunk time: the pace (at least
+  // 0.1) while it is reduced, so under pressure chunks get shorter too and
+  // each holds its row locks for less time, not just less often; and while
+  // the application is at work at most active_chunk_ms / chunk_target_ms
+  // (unless a chunk target was tuned).
   double chunk_scale() const;
   // A note shown with the reason (a worker retrying after an error); "" to
   // clear.
@@ -226,7 +244,7 @@ class Pacer : public std::enable_shared_from_this<Pacer> {
   // returns its ratio to the objective and the reason's text (0 and ""
   // when `app_idle`: the slowdown is the backfill's own).
   double ProbeRatioLocked(double ms, bool app_idle, std::string* text) EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // One worker: the application is at work, the pace reduced, no tune.
+  // One worker: the application is at work, no tune.
   bool StepDownLocked() const EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Loops of the two threads: a reading every poll_ms until Stop.
   void Loop(bool probe);

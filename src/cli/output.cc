@@ -227,6 +227,7 @@ std::string StatusJson(const std::vector<MigrationInfo>& list) {
           {"probe_latency_seconds", opt(t.probe_latency_seconds)},
           {"replica_lag_seconds", opt(t.replica_lag_seconds)},
           {"lock_waiters", opt(t.lock_waiters)},
+          {"app_sessions", opt(t.app_sessions)},
           {"table", text_or_null(m.throttle_signals_table)},
           {"at", text_or_null(m.throttle_signals_at)}};
     }

@@ -116,6 +116,14 @@ class Heartbeat {
 // CPU behind the backfill itself, docs/performance.md), so where the
 // dialect cannot tell (SQLite) the default stays an absolute 50 ms.
 constexpr double kDefaultProbeSlowdown = 1.5;
+// While the dialect shows application sessions at work: at most this pace
+// (half the time: on a 2-core machine the probe's objective let a
+// 1,000,000-row backfill run at 3/4 of its idle rate while the
+// application's p99 rose 3.5-5x, docs/performance.md) and chunks of about
+// this long (a row lock or a core the application waits for is held for
+// at most one short chunk).
+constexpr double kDefaultActiveMaxPace = 0.5;
+constexpr int64_t kDefaultActiveChunkMs = 10;
 constexpr int64_t kDefaultProbeTargetMs = 50;
 constexpr double kDefaultMaxReplicaLagSeconds = 10;
 // Any session waiting on the backfill's locks slows it down.
@@ -252,6 +260,11 @@ Status Engine::RunBackfill(db::Connection& conn_ref, NamedLock& lock, const Load
   ts.probe_sql = pb.probe_query.value_or("");
   const std::optional<int64_t> target = options.probe_target_ms ? options.probe_target_ms : pb.probe_target_ms;
   ts.activity_sql = d.ApplicationActivitySql();
+  if (!ts.activity_sql.empty()) {
+    ts.active_max_pace = kDefaultActiveMaxPace;
+    ts.active_chunk_ms = kDefaultActiveChunkMs;
+    ts.chunk_target_ms = s.chunk_target_ms;
+  }
   std::optional<double> slowdown = options.probe_slowdown ? options.probe_slowdown : pb.probe_slowdown;
   if (!slowdown && !target && !ts.activity_sql.empty()) slowdown = kDefaultProbeSlowdown;
   // A slowdown replaces the absolute default; given together, the stricter

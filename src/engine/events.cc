@@ -48,12 +48,12 @@ Result<ChunkHistory> Engine::Chunks(const std::string& migration) {
   h.buckets.push_back({-1, h.count});  // +Inf
   const std::string recent_sql = " FROM " + chunks + " WHERE migration = $1 ORDER BY committed_at DESC LIMIT 300";
   auto recent = conn->Query(
-      "SELECT tbl, committed_at, rows, millis, probe_ms, replica_lag_s, lock_waiters" + recent_sql,
+      "SELECT tbl, committed_at, rows, millis, " + std::string(kChunkSignalColumns) + recent_sql,
       {db::Value::Text(migration)});
   if (!recent.ok() && recent.status().code() == StatusCode::kNotFound) {
     // A chunks table made by an older sluice has no signal columns (the
     // next backfill adds them; this read must not).
-    recent = conn->Query("SELECT tbl, committed_at, rows, millis, NULL, NULL, NULL" + recent_sql,
+    recent = conn->Query("SELECT tbl, committed_at, rows, millis, " + std::string(kNoChunkSignals) + recent_sql,
                          {db::Value::Text(migration)});
   }
   if (!recent.ok()) return recent.status();

@@ -284,21 +284,22 @@ Result<double> StateStore::RecentBackfillRate(const std::string& migration, int 
 
 ThrottleSignals SignalsOfRow(const db::Row& row, size_t first) {
   ThrottleSignals t;
-  if (row.size() < first + 3) return t;
+  if (row.size() < first + 4) return t;
   if (!row[first].is_null()) t.probe_latency_seconds = row[first].AsReal() / 1000.0;
   if (!row[first + 1].is_null()) t.replica_lag_seconds = row[first + 1].AsReal();
   if (!row[first + 2].is_null()) t.lock_waiters = row[first + 2].AsInt();
+  if (!row[first + 3].is_null()) t.app_sessions = row[first + 3].AsInt();
   return t;
 }
 
 Result<std::optional<StateStore::ChunkSignals>> StateStore::LatestChunkSignals(const std::string& migration) {
   const std::string from =
       " FROM " + T("chunks") + " WHERE migration = $1 ORDER BY committed_at DESC, chunk DESC, worker DESC LIMIT 1";
-  auto r = c_.Query("SELECT tbl, committed_at, probe_ms, replica_lag_s, lock_waiters" + from, {Value::Text(migration)});
+  auto r = c_.Query("SELECT tbl, committed_at, " + std::string(kChunkSignalColumns) + from, {Value::Text(migration)});
   if (!r.ok() && r.status().code() == StatusCode::kNotFound) {
     // An older sluice's chunks table: no readings (reading never adds the
     // columns; the next backfill does).
-    r = c_.Query("SELECT tbl, committed_at, NULL, NULL, NULL" + from, {Value::Text(migration)});
+    r = c_.Query("SELECT tbl, committed_at, " + std::string(kNoChunkSignals) + from, {Value::Text(migration)});
   }
   if (!r.ok()) return r.status();
   if (r->rows.empty()) return std::optional<ChunkSignals>();

@@ -102,7 +102,10 @@ struct DualWriteFailure {
 };
 
 // The throttle's readings in columns `first`.. of a chunks row selected
-// as "probe_ms, replica_lag_s, lock_waiters" (NULL = unset).
+// as kChunkSignalColumns (NULL = unset); kNoChunkSignals stands in for
+// them on a chunks table made by an older sluice.
+inline constexpr const char* kChunkSignalColumns = "probe_ms, replica_lag_s, lock_waiters, app_sessions";
+inline constexpr const char* kNoChunkSignals = "NULL, NULL, NULL, NULL";
 ThrottleSignals SignalsOfRow(const db::Row& row, size_t first);
 
 class StateStore {

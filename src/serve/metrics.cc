@@ -186,6 +186,11 @@ std::string MetricsText(const Snapshot& s) {
          if (!t.lock_waiters) return std::nullopt;
          return static_cast<double>(*t.lock_waiters);
        }},
+      {"sluice_throttle_app_sessions", "Application sessions at work, read with the newest chunk.",
+       [](const ThrottleSignals& t) -> std::optional<double> {
+         if (!t.app_sessions) return std::nullopt;
+         return static_cast<double>(*t.app_sessions);
+       }},
   };
   for (const auto& f : kSignalFamilies) {
     e.Family(f.name, "gauge", f.help);

@@ -7,7 +7,8 @@
 // the last half second), so neither outcome depends on the machine's load.
 // The pace is read by SQL from the `chunks` rows: the share of the time
 // between the chunks that the chunks themselves took (their duty cycle),
-// compared with wide margins.
+// compared with wide margins; so is what the throttle saw (each chunk
+// records the application sessions at work, `app_sessions`).
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -96,6 +97,10 @@ TEST(PgThrottle, TheBackfillsOwnCostNeverThrottlesAnIdleDatabase) {
   const double duty = Duty(db, "", "", &n);
   ASSERT_GE(n, 20) << "the probe's slowdown was seen by too few chunks to tell anything";
   EXPECT_GT(duty, 0.5) << "chunks took only " << duty << " of the time between them: throttled";
+  // What the throttle saw, chunk by chunk: nobody at work (a reading may
+  // catch the test's own setup session within its one-second window).
+  EXPECT_GE(db.Count("SELECT count(*) FROM sluice.chunks WHERE app_sessions = 0"),
+            db.Count("SELECT count(*) FROM sluice.chunks") - 5);
 }
 
 // An application session at work (short queries from a session that is not
@@ -142,6 +147,16 @@ TEST(PgThrottle, ASlowdownWhileTheApplicationIsAtWorkThrottlesUntilItStops) {
       << "the backfill finished while the application worked";
   EXPECT_LT(duty, 0.25) << "chunks took " << duty << " of the time between them (" << n
                         << " chunks) while the application worked: not throttled";
+  // Every chunk of that time recorded the application at work.
+  const std::string window =
+      " FROM sluice.chunks WHERE committed_at::timestamptz > '" + from + "' AND committed_at::timestamptz <= '" + to + "'";
+  EXPECT_GT(db.Count("SELECT count(*)" + window), 0);
+  EXPECT_EQ(db.Count("SELECT count(*)" + window + " AND app_sessions >= 1"), db.Count("SELECT count(*)" + window));
+  // `status` shows it, and why the backfill slowed.
+  auto st = db.Sluice({"status", "--json"});
+  EXPECT_EQ(st.exit_code, 0) << st.err;
+  EXPECT_THAT(st.out, ::testing::ContainsRegex("\"app_sessions\": [1-9]"));
+  EXPECT_THAT(st.out, ::testing::HasSubstr("1 worker while the application is at work"));
   // The application stops: the same probe slowdown is the backfill's own.
   stop = true;
   load.join();

@@ -6,8 +6,8 @@
 // chunk_scale, control (pause, tune), failing, timed-out and hung signals,
 // the latest readings the chunks record, cancellation of every wait, and
 // the application-activity gate (the backfill's own cost never throttles;
-// the application's suffering does; one worker while it is at work; a
-// blocked session cuts hard).
+// the application's suffering does; while it is at work one worker, short
+// chunks and half the pace at once; a blocked session cuts hard).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -652,7 +652,9 @@ namespace sluice::backfill {
 namespace {
 
 // The PostgreSQL default: the relative objective gated by the application's
-// activity, and any lock waiter over its limit. Readings come from Set.
+// activity, half the pace, one worker and 10 ms chunks (of a 30 ms target)
+// while the application is at work, and any lock waiter over its limit.
+// Readings come from Set.
 struct ActivityRig : Rig {
   ActivityRig() : Rig(Settings()) {
     source->Set(Signal::kActivity, 0.0);
@@ -665,6 +667,9 @@ struct ActivityRig : Rig {
     s.activity_sql = "SELECT count(*) FROM pg_stat_activity";
     s.lock_waiters_sql = "SELECT 0";
     s.max_lock_waiters = 0;
+    s.active_max_pace = 0.5;
+    s.active_chunk_ms = 10;
+    s.chunk_target_ms = 30;
     return s;
   }
   // One reading: `sessions` application sessions at work, the probe at `ms`.
@@ -695,6 +700,7 @@ TEST(PacerActivityTest, AnIdleApplicationNeverThrottlesHoweverSlowTheProbe) {
     ASSERT_DOUBLE_EQ(r.pacer->pace(), 1.0) << "reading " << i << " (" << ms << " ms)";
     ASSERT_EQ(r.pacer->reason(), "") << "reading " << i;
     ASSERT_FALSE(r.pacer->workers().has_value());
+    ASSERT_DOUBLE_EQ(r.pacer->chunk_scale(), 1.0);
     ASSERT_FALSE(r.pacer->holding());
   }
   EXPECT_EQ(r.pacer->readings().app_sessions, 0.0);
@@ -702,19 +708,69 @@ TEST(PacerActivityTest, AnIdleApplicationNeverThrottlesHoweverSlowTheProbe) {
   EXPECT_DOUBLE_EQ(*r.pacer->probe_baseline_ms(), 0.2);
 }
 
-TEST(PacerActivityTest, ASlowdownWhileTheApplicationIsAtWorkThrottlesWithOneWorker) {
+TEST(PacerActivityTest, TheApplicationAtWorkGetsOneWorkerShortChunksAndHalfThePaceAtOnce) {
   ActivityRig r;
-  r.Read(0, 1.0);  // objective 2 ms
-  r.Read(3, 1.1);  // at work, no slowdown: full speed, all workers
-  r.Read(3, 1.1);
+  r.clock.set_auto_advance(true);
+  r.Read(0, 1.0);  // idle: flat out, all workers, the plan's chunks
   EXPECT_DOUBLE_EQ(r.pacer->pace(), 1.0);
   EXPECT_FALSE(r.pacer->workers().has_value());
+  EXPECT_DOUBLE_EQ(r.pacer->chunk_scale(), 1.0);
+  EXPECT_EQ(r.AfterChunkWait(100, 10'000), 0);
+  // The first reading with the application at work, its probe no slower:
+  // the backfill gives way at once, whatever the probe says.
+  r.Read(2, 1.0);
+  EXPECT_DOUBLE_EQ(r.pacer->pace(), 0.5);
+  EXPECT_EQ(r.pacer->workers(), 1);
+  EXPECT_NEAR(r.pacer->chunk_scale(), 10.0 / 30.0, 1e-9);  // 10 ms chunks
+  EXPECT_EQ(r.AfterChunkWait(100, 10'000), 10'000);      // a duty cycle of a half
+  EXPECT_EQ(r.pacer->reason(), "application at work (2 sessions); pace 50%; 1 worker while the application is at work");
+  // It stays there while the application works and the probe is fine:
+  // neither lower nor higher.
+  for (int i = 0; i < 20; ++i) {
+    r.Read(1 + i % 3, 1.0 + 0.05 * (i % 4));
+    ASSERT_DOUBLE_EQ(r.pacer->pace(), 0.5) << "reading " << i;
+    ASSERT_EQ(r.pacer->workers(), 1);
+  }
+  // The application stops; the backfill's own cost slows the probe 5x:
+  // all workers and the plan's chunks at once, the pace above 80% within
+  // 4 readings (1 s at 250 ms; figure 7's target is 10 s), flat out after.
+  r.Read(0, 5.0);
+  EXPECT_FALSE(r.pacer->workers().has_value());
+  EXPECT_DOUBLE_EQ(r.pacer->chunk_scale(), r.pacer->pace());
+  EXPECT_THAT(r.pacer->reason(), HasSubstr("recovering"));
+  const int n = r.ReadUntil(0, 5.0, [](double p) { return p > 0.8; }, 40);
+  EXPECT_GT(n, 0);
+  EXPECT_LE(n, 3);
+  EXPECT_GT(r.ReadUntil(0, 5.0, [](double p) { return p >= 1.0; }, 3), 0);
+  EXPECT_DOUBLE_EQ(r.pacer->chunk_scale(), 1.0);
+  EXPECT_EQ(r.pacer->reason(), "");
+}
+
+TEST(PacerActivityTest, ATunedChunkTargetWinsOverTheShortChunks) {
+  ActivityRig r;
+  r.Read(0, 1.0);
+  Control c;
+  c.chunk_target_ms = 100;
+  r.source->SetControl(c);
+  r.pacer->PollControl();
+  r.Read(3, 1.0);
+  EXPECT_DOUBLE_EQ(r.pacer->chunk_scale(), 0.5);  // the pace's, not 10 ms of 30
+  EXPECT_EQ(r.pacer->workers(), 1);
+}
+
+TEST(PacerActivityTest, ASlowdownWhileTheApplicationIsAtWorkThrottlesFurther) {
+  ActivityRig r;
+  r.Read(0, 1.0);  // objective 2 ms
+  r.Read(3, 1.1);  // at work, no slowdown: half the pace, one worker
+  r.Read(3, 1.1);
+  EXPECT_DOUBLE_EQ(r.pacer->pace(), 0.5);
+  EXPECT_EQ(r.pacer->workers(), 1);
   EXPECT_EQ(r.pacer->readings().app_sessions, 3.0);
   // The same 10x slowdown that never throttled an idle database: halved
-  // within two readings, and one worker.
+  // again within two readings.
   r.Read(3, 10);
   r.Read(3, 10);
-  EXPECT_LE(r.pacer->pace(), 0.5);
+  EXPECT_LE(r.pacer->pace(), 0.25);
   EXPECT_EQ(r.pacer->workers(), 1);
   EXPECT_THAT(r.pacer->reason(), HasSubstr("probe latency 10.00 ms (objective 2.00 ms"));
   EXPECT_THAT(r.pacer->reason(), HasSubstr("1 worker while the application is at work"));

@@ -595,7 +595,10 @@ bool SqliteDialect::IsVolatile(std::string_view expr) const {
 std::string SqliteDialect::StateTable(std::string_view base) const { return Q("_sluice_" + std::string(base)); }
 
 std::vector<db::StateColumn> SqliteDialect::AddedStateColumns() const {
-  return {{"chunks", "probe_ms", "REAL"}, {"chunks", "replica_lag_s", "REAL"}, {"chunks", "lock_waiters", "INTEGER"}};
+  return {{"chunks", "probe_ms", "REAL"},
+          {"chunks", "replica_lag_s", "REAL"},
+          {"chunks", "lock_waiters", "INTEGER"},
+          {"chunks", "app_sessions", "INTEGER"}};
 }
 
 std::string SqliteDialect::StateColumnsSql(std::string_view base) const {
@@ -617,8 +620,8 @@ std::vector<std::string> SqliteDialect::StateSchema() const {
       "PRIMARY KEY (migration, tbl, worker))",
       "CREATE TABLE IF NOT EXISTS \"_sluice_chunks\" (migration TEXT NOT NULL, tbl TEXT NOT NULL, worker INTEGER NOT "
       "NULL, chunk INTEGER NOT NULL, from_key TEXT, to_key TEXT NOT NULL, rows INTEGER NOT NULL, millis REAL NOT "
-      "NULL, committed_at TEXT NOT NULL, probe_ms REAL, replica_lag_s REAL, lock_waiters INTEGER, PRIMARY KEY "
-      "(migration, tbl, worker, chunk))",
+      "NULL, committed_at TEXT NOT NULL, probe_ms REAL, replica_lag_s REAL, lock_waiters INTEGER, app_sessions "
+      "INTEGER, PRIMARY KEY (migration, tbl, worker, chunk))",
       "CREATE TABLE IF NOT EXISTS \"_sluice_events\" (id INTEGER PRIMARY KEY, migration TEXT NOT NULL, "
       "at TEXT NOT NULL, kind TEXT NOT NULL, actor TEXT NOT NULL, message TEXT NOT NULL, details TEXT)",
       "CREATE TABLE IF NOT EXISTS \"_sluice_verifications\" (id INTEGER PRIMARY KEY, migration TEXT "
