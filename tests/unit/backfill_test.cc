@@ -13,6 +13,8 @@
 
 #include "backfill/backfill.h"
 #include "common/clock.h"
+#include "db/postgres/postgres_dialect.h"
+#include "db/sqlite/sqlite_dialect.h"
 #include "support/test_support.h"
 
 namespace sluice::backfill {
@@ -294,6 +296,29 @@ TEST(BackfillerTest, TheBackfillConnectionSyncsNormallyOnlyInWalModeUnlessAskedF
     EXPECT_EQ(r.Value("SELECT count(*) FROM t WHERE v2 IS NOT lower(v)"), "0");
     EXPECT_EQ(r.Value("SELECT rows_done || '/' || done FROM _sluice_checkpoints"), "500/1");
   }
+}
+
+// The first run's count, which sizes progress, is SQLite's whole-table
+// count (its cheap b-tree count) because no writer can add a row in the
+// write transaction that read the last key; PostgreSQL keeps counting up to
+// that key. The total must still be every row the walk covers.
+TEST(BackfillerTest, TheFirstRunCountsEveryRowUpToTheLastKeyAsItsTotal) {
+  db::SqliteDialect lite;
+  db::PostgresDialect pg("public", "sluice");
+  EXPECT_EQ(CountUpToSql(lite, "t", {"id"}), "SELECT count(*) FROM \"t\"");
+  EXPECT_THAT(CountUpToSql(pg, "t", {"id"}), HasSubstr(" WHERE "));
+
+  Rig r(1000);
+  // Keys with gaps: the count cannot come from the key range.
+  ASSERT_TRUE(r.conn->Exec("DELETE FROM t WHERE id % 4 = 0 OR id > 900").ok());
+  ASSERT_EQ(r.Value("SELECT count(*) FROM t"), "675");
+  std::vector<int64_t> totals;
+  r.hooks.on_progress = [&](const Progress& p) { totals.push_back(p.rows_total); };
+  ASSERT_TRUE(r.Run().ok());
+  EXPECT_EQ(r.Value("SELECT rows_total || '/' || rows_done || '/' || done FROM _sluice_checkpoints"), "675/675/1");
+  ASSERT_FALSE(totals.empty());
+  for (int64_t t : totals) EXPECT_EQ(t, 675);
+  EXPECT_EQ(r.Value("SELECT count(*) FROM t WHERE v2 IS NOT lower(v)"), "0");
 }
 
 }  // namespace
