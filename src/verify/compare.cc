@@ -370,8 +370,9 @@ bool PieceBoard::Reportable(size_t i) const {
   for (size_t j = 0; j < i && j < found_.size(); ++j) {
     if (found_[j] < 0) return true;  // not known yet: bisect to be sure
     before += found_[j];
+    if (before >= max_reported_) return false;  // the report fills up before piece i
   }
-  return before < max_reported_;
+  return true;
 }
 
 void MergeOutcomes(std::vector<Outcome>& pieces, int64_t max_reported, Outcome* out) {

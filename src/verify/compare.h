@@ -146,9 +146,9 @@ struct Piece {
 
 // The shared state of CompareRanges' workers: hands pieces out in order
 // from one cursor, and tells a worker whose piece differs whether its rows
-// can still be reported, i.e. whether the pieces before it, all finished,
-// have not yet found `max_reported` rows (then bisecting it would be work
-// the merged report drops). Thread-safe.
+// can still be reported: not when finished pieces before it have already
+// found `max_reported` rows (bisecting it would be work the merged report
+// drops). Thread-safe.
 class PieceBoard {
  public:
   PieceBoard(size_t pieces, int64_t max_reported);
@@ -156,8 +156,8 @@ class PieceBoard {
   std::optional<size_t> Next();
   // Piece `i` is compared and found `differences` rows.
   void Done(size_t i, int64_t differences);
-  // False when every piece before `i` is done and they found max_reported
-  // rows or more between them.
+  // False when the pieces before `i`, from the first up to one still
+  // running, found max_reported rows or more between them.
   bool Reportable(size_t i) const;
 
  private:

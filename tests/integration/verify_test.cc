@@ -429,12 +429,9 @@ TEST(VerifyWorkers, PiecesCoverEveryRowOnceAndFindACorruptedRow) {
                           &out, &err))
       << err;
   TempDir dir;
-  Options o;
-  o.db_url = url;
-  o.actor = "test";
-  auto opened = Migrator::Open(o);
-  ASSERT_TRUE(opened.ok()) << opened.status().message();
-  Migrator& m = **opened;
+  auto opened = OpenUrl(url);
+  ASSERT_TRUE(opened);
+  Migrator& m = *opened;
   SLUICE_ASSERT_OK(m.Start(dir.Write("001_lower.yaml", std::string(kAddEmailLowerPlan) +
                                                            "verify:\n  checksum_chunk_rows: 500\n")));
   auto b = m.Backfill("", {});
@@ -450,7 +447,8 @@ TEST(VerifyWorkers, PiecesCoverEveryRowOnceAndFindACorruptedRow) {
     return r.ok() ? *r : VerifyResult{};
   };
   auto checksum = [](const VerifyResult& r) {
-    for (const auto& c : nlohmann::json::parse(r.json)["checks"]) {
+    const auto j = nlohmann::json::parse(r.json);
+    for (const auto& c : j["checks"]) {
       if (c["name"] == "checksum") return c;
     }
     return nlohmann::json::object();

@@ -50,6 +50,9 @@ TEST(PieceBoard, BisectsUntilThePiecesBeforeHaveFoundEnough) {
   few.Done(0, 4);
   few.Done(1, 5);
   EXPECT_TRUE(few.Reportable(2));  // 9 < 10
+  PieceBoard early(3, 3);
+  early.Done(0, 3);
+  EXPECT_FALSE(early.Reportable(2));  // piece 0 fills the report; piece 1 still running does not matter
 }
 
 Outcome Piece(int64_t rows, std::vector<std::string> evidence, bool truncated = false) {
