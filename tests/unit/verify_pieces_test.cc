@@ -10,6 +10,8 @@
 #include <set>
 #include <thread>
 
+#include "db/adapter.h"
+#include "support/test_support.h"
 #include "verify/compare.h"
 
 namespace sluice::verify {
@@ -55,7 +57,7 @@ TEST(PieceBoard, BisectsUntilThePiecesBeforeHaveFoundEnough) {
   EXPECT_FALSE(early.Reportable(2));  // piece 0 fills the report; piece 1 still running does not matter
 }
 
-Outcome Piece(int64_t rows, std::vector<std::string> evidence, bool truncated = false) {
+Outcome Found(int64_t rows, std::vector<std::string> evidence, bool truncated = false) {
   Outcome o;
   o.chunks = 1;
   o.scan_queries = 1;
@@ -70,8 +72,8 @@ Outcome Piece(int64_t rows, std::vector<std::string> evidence, bool truncated = 
 }
 
 TEST(MergeOutcomes, CountsEverythingAndReportsThePiecesInOrderUpToMaxReported) {
-  std::vector<Outcome> pieces{Piece(100, {}), Piece(90, {"a1", "a2"}), Piece(80, {}), Piece(70, {"b1", "b2", "b3"}),
-                              Piece(60, {"c1"})};
+  std::vector<Outcome> pieces{Found(100, {}), Found(90, {"a1", "a2"}), Found(80, {}), Found(70, {"b1", "b2", "b3"}),
+                              Found(60, {"c1"})};
   Outcome out;
   MergeOutcomes(pieces, 4, &out);
   EXPECT_EQ(out.chunks, 5);
@@ -89,8 +91,8 @@ TEST(MergeOutcomes, CountsEverythingAndReportsThePiecesInOrderUpToMaxReported) {
 TEST(MergeOutcomes, APieceSkippedPastTheReportGivesTheSameResultAsOneBisected) {
   // Piece 2 ran while piece 0 was still running (so it bisected), or after
   // (so it was skipped): the report is the same.
-  std::vector<Outcome> bisected{Piece(10, {"x1", "x2"}), Piece(10, {}), Piece(10, {"y1"})};
-  std::vector<Outcome> skipped{Piece(10, {"x1", "x2"}), Piece(10, {}), Piece(10, {}, /*truncated=*/true)};
+  std::vector<Outcome> bisected{Found(10, {"x1", "x2"}), Found(10, {}), Found(10, {"y1"})};
+  std::vector<Outcome> skipped{Found(10, {"x1", "x2"}), Found(10, {}), Found(10, {}, /*truncated=*/true)};
   Outcome a, b;
   MergeOutcomes(bisected, 2, &a);
   MergeOutcomes(skipped, 2, &b);
@@ -103,13 +105,80 @@ TEST(MergeOutcomes, APieceSkippedPastTheReportGivesTheSameResultAsOneBisected) {
 }
 
 TEST(MergeOutcomes, CleanPiecesAreNotTruncated) {
-  std::vector<Outcome> pieces{Piece(5, {}), Piece(7, {})};
+  std::vector<Outcome> pieces{Found(5, {}), Found(7, {})};
   Outcome out;
   MergeOutcomes(pieces, 10, &out);
   EXPECT_EQ(out.rows_a, 12);
   EXPECT_EQ(out.differences, 0);
   EXPECT_FALSE(out.truncated);
   EXPECT_TRUE(out.evidence.empty());
+}
+
+// CompareRanges on real sessions (two SQLite connections to one file, the
+// pieces subqueries of one table): every row compared once, a differing row
+// named by key, and a piece that cannot be read fails the whole comparison
+// (fail closed: never a pass with a piece missing).
+class CompareRangesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto a = db::OpenAdapter("sqlite:" + dir_.File("p.db"), {.create = true});
+    ASSERT_TRUE(a.ok()) << a.status().message();
+    adapter_ = std::move(*a);
+    for (auto* c : {&c1_, &c2_}) {
+      auto conn = adapter_->Connect();
+      ASSERT_TRUE(conn.ok()) << conn.status().message();
+      *c = std::move(*conn);
+    }
+    SLUICE_ASSERT_OK(c1_->Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT, w TEXT)"));
+    SLUICE_ASSERT_OK(c1_->Exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100) "
+                               "INSERT INTO t SELECT i, 'x' || i, 'x' || i FROM n"));
+    const db::Dialect& d = c1_->dialect();
+    a_.label = "old";
+    b_.label = "new";
+    a_.rel = b_.rel = "t";
+    a_.key = a_.key_out = b_.key = b_.key_out = {"id"};
+    a_.values = {"v"};
+    b_.values = {"w"};
+    a_.hash = d.RowHash(a_.values);
+    b_.hash = d.RowHash(b_.values);
+  }
+  static Piece Part(int lo, int hi) {
+    return {"(SELECT * FROM t WHERE id > " + std::to_string(lo) + " AND id <= " + std::to_string(hi) + ") AS p",
+            "ids (" + std::to_string(lo) + ", " + std::to_string(hi) + "]"};
+  }
+  Status Run(const std::vector<Piece>& pieces, Outcome* out) {
+    return CompareRanges(a_, b_, {"v"}, 4, 10, nullptr, {c1_.get(), c2_.get()}, pieces, out);
+  }
+  sluice::testing::TempDir dir_;
+  std::unique_ptr<db::Adapter> adapter_;
+  std::unique_ptr<db::Connection> c1_, c2_;
+  Side a_, b_;
+};
+
+TEST_F(CompareRangesTest, EveryRowOnceAndADifferingRowByKey) {
+  const std::vector<Piece> pieces{Part(0, 20), Part(20, 40), Part(40, 60), Part(60, 80), Part(80, 1000)};
+  Outcome clean;
+  SLUICE_ASSERT_OK(Run(pieces, &clean));
+  EXPECT_EQ(clean.chunks, 5);
+  EXPECT_EQ(clean.rows_a, 100);
+  EXPECT_EQ(clean.differing_chunks, 0);
+  SLUICE_ASSERT_OK(c1_->Exec("UPDATE t SET w = 'changed' WHERE id IN (57, 93)"));
+  Outcome bad;
+  SLUICE_ASSERT_OK(Run(pieces, &bad));
+  EXPECT_EQ(bad.rows_a, 100);
+  EXPECT_EQ(bad.differing_chunks, 2);
+  ASSERT_EQ(bad.evidence.size(), 2u);
+  EXPECT_NE(bad.evidence[0].find("key (57)"), std::string::npos) << bad.evidence[0];
+  EXPECT_NE(bad.evidence[0].find("changed"), std::string::npos) << bad.evidence[0];
+  EXPECT_NE(bad.evidence[1].find("key (93)"), std::string::npos) << bad.evidence[1];
+}
+
+TEST_F(CompareRangesTest, APieceThatCannotBeReadFailsTheComparison) {
+  Outcome out;
+  Status s = Run({Part(0, 50), {"missing_table", "piece three"}, Part(50, 1000)}, &out);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("piece three"), std::string::npos) << s.message();
+  EXPECT_EQ(out.chunks, 0);  // nothing merged: no partial result
 }
 
 }  // namespace
