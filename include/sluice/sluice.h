@@ -184,9 +184,10 @@ struct VerifyOptions {
   // Delay before re-reading a key whose two versions disagreed (default
   // 200 ms).
   std::optional<int64_t> reread_delay_ms;
-  // Sessions comparing checksums at once, each a slice of the key range in
-  // the verification's one snapshot (PostgreSQL, tables keyed by one
-  // integer column; default 2). 1 = the verification's session alone.
+  // Sessions comparing checksums at once (PostgreSQL; default 2), taking
+  // block-range pieces of the table from one cursor, all in the
+  // verification's one snapshot; the report does not depend on it. 1 = the
+  // verification's session alone (always so on SQLite).
   std::optional<int> checksum_workers;
   // Diagnostic/test hook: runs after the first old-version read of each
   // shadow-read key (key values as text, nullopt = NULL).

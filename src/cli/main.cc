@@ -185,6 +185,9 @@ int main(int argc, char** argv) {
                      "divergence rate over time");
   verify->add_option("--interval", watch_interval, "seconds between shadow-read rounds with --watch")
       ->capture_default_str();
+  std::optional<int> verify_workers;
+  verify->add_option("--workers", verify_workers,
+                     "PostgreSQL: sessions comparing checksums at once, in one snapshot (default 2; 1 on SQLite)");
   sluice::DiffOptions diff_opts;
   std::string diff_key;
   auto* diff = app.add_subcommand("diff", "compare one table across two databases by chunk checksums; exit 3 if "
@@ -581,6 +584,12 @@ int main(int argc, char** argv) {
   }
   sluice::VerifyOptions vopts;
   vopts.cancel = &g_cancel;
+  if (verify_workers) {
+    if (*verify_workers < 1) {
+      return sluice::cli::PrintError(fmt::format("--workers {}: expected 1 or more sessions", *verify_workers), 2);
+    }
+    vopts.checksum_workers = *verify_workers;
+  }
   if (verify->parsed() && !watch_window.empty()) {
     double seconds = ParseDuration(watch_window);
     if (seconds < 0) {

@@ -32,6 +32,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -254,6 +255,16 @@ class Dialect {
   // A deterministic 64-bit hash expression over the given SQL expressions
   // (verification). Empty when the dialect cannot hash in the database.
   virtual std::string RowHash(const std::vector<std::string>& exprs) const { return {}; }
+  // Reading a table by physical position (verification's checksum pieces:
+  // the cost of a sequential scan instead of a walk of the key's index).
+  // TableBlocksSql: a query of one integer, the size in blocks of the table
+  // whose Table() name is bound as $1. BlockRange: a FROM target holding
+  // exactly the rows of `table` stored in blocks [first, end) (none = to
+  // the end), in the transaction's snapshot. Empty where unsupported.
+  virtual std::string TableBlocksSql() const { return {}; }
+  virtual std::string BlockRange(std::string_view table, int64_t first, std::optional<int64_t> end) const {
+    return {};
+  }
 
   // The SQL that undoes `sql`, a plan's `sql` operation written without
   // `down`, derived from the database's own parse of it when every

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <limits>
 #include <map>
 #include <set>
 #include <thread>
@@ -65,18 +66,35 @@ Status Comparer::Run(Outcome* out, const Bound& start, const Bound& end) {
       SLUICE_RETURN_IF_ERROR(CheckCancel());
       SLUICE_RETURN_IF_ERROR(AggregateBoth(lo, hi, &aa, &bb, &out_->scan_queries));
     }
-    out_->chunks++;
-    out_->rows_a += aa.count;
-    out_->rows_b += bb.count;
-    if (aa.count != bb.count) out_->count_mismatches.push_back({lo, hi, aa.count, bb.count});
-    if (!(aa == bb)) {
-      out_->differing_chunks++;
-      if (max_reported_ > 0) SLUICE_RETURN_IF_ERROR(Bisect(lo, hi, aa, bb, 0));
-    }
+    SLUICE_RETURN_IF_ERROR(Account(lo, hi, aa, bb));
     if (!hi || hi == end) break;
     lo = hi;
   }
   return Status::Ok();
+}
+
+Status Comparer::RunWhole(Outcome* out) {
+  out_ = out;
+  SLUICE_RETURN_IF_ERROR(CheckCancel());
+  Agg aa, bb;
+  SLUICE_RETURN_IF_ERROR(AggregateBoth(Bound(), Bound(), &aa, &bb, &out_->scan_queries));
+  return Account(Bound(), Bound(), aa, bb);
+}
+
+// Counts the compared chunk (lo, hi] and bisects it when it differs.
+Status Comparer::Account(const Bound& lo, const Bound& hi, const Agg& aa, const Agg& bb) {
+  out_->chunks++;
+  out_->rows_a += aa.count;
+  out_->rows_b += bb.count;
+  if (aa.count != bb.count) out_->count_mismatches.push_back({lo, hi, aa.count, bb.count});
+  if (aa == bb) return Status::Ok();
+  out_->differing_chunks++;
+  if (max_reported_ <= 0) return Status::Ok();
+  if (may_bisect_ && !may_bisect_()) {
+    out_->truncated = true;
+    return Status::Ok();
+  }
+  return Bisect(lo, hi, aa, bb, 0);
 }
 
 // (lo, hi] on one side, appending parameters.
@@ -333,23 +351,89 @@ Status Comparer::Leaf(const Bound& lo, const Bound& hi) {
 
 namespace sluice::verify {
 
-Status CompareRanges(const Side& a, const Side& b, const std::vector<std::string>& names, int64_t chunk_rows,
-                     int64_t leaf_rows, int64_t max_reported, const std::atomic<bool>* cancel,
-                     const std::vector<db::Connection*>& sessions, const std::vector<Bound>& bounds, Outcome* out) {
+PieceBoard::PieceBoard(size_t pieces, int64_t max_reported) : found_(pieces, -1), max_reported_(max_reported) {}
+
+std::optional<size_t> PieceBoard::Next() {
+  std::lock_guard<std::mutex> l(mu_);
+  if (next_ >= found_.size()) return std::nullopt;
+  return next_++;
+}
+
+void PieceBoard::Done(size_t i, int64_t differences) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (i < found_.size()) found_[i] = std::max<int64_t>(differences, 0);
+}
+
+bool PieceBoard::Reportable(size_t i) const {
+  std::lock_guard<std::mutex> l(mu_);
+  int64_t before = 0;
+  for (size_t j = 0; j < i && j < found_.size(); ++j) {
+    if (found_[j] < 0) return true;  // not known yet: bisect to be sure
+    before += found_[j];
+    if (before >= max_reported_) return false;  // the report fills up before piece i
+  }
+  return true;
+}
+
+void MergeOutcomes(std::vector<Outcome>& pieces, int64_t max_reported, Outcome* out) {
+  for (auto& o : pieces) {
+    out->chunks += o.chunks;
+    out->differing_chunks += o.differing_chunks;
+    out->scan_queries += o.scan_queries;
+    out->bisect_queries += o.bisect_queries;
+    out->leaf_queries += o.leaf_queries;
+    out->key_queries += o.key_queries;
+    out->rows_a += o.rows_a;
+    out->rows_b += o.rows_b;
+    for (auto& m : o.count_mismatches) out->count_mismatches.push_back(std::move(m));
+    if (out->differences >= max_reported) {
+      // What this piece found (if it bisected at all) is past the report.
+      if (o.differing_chunks > 0) out->truncated = true;
+      continue;
+    }
+    out->differences += o.differences;
+    out->truncated = out->truncated || o.truncated;
+    for (auto& e : o.evidence) {
+      if (static_cast<int64_t>(out->evidence.size()) < max_reported) {
+        out->evidence.push_back(std::move(e));
+      } else {
+        out->truncated = true;
+      }
+    }
+  }
+}
+
+Status CompareRanges(const Side& a, const Side& b, const std::vector<std::string>& names, int64_t leaf_rows,
+                     int64_t max_reported, const std::atomic<bool>* cancel,
+                     const std::vector<db::Connection*>& sessions, const std::vector<Piece>& pieces, Outcome* out) {
   const size_t n = sessions.size();
-  if (n == 0 || bounds.size() != n + 1) return Internal("CompareRanges: one session per key range expected");
-  std::vector<Outcome> outs(n);
+  if (n == 0) return Internal("CompareRanges: no session");
+  std::vector<Outcome> outs(pieces.size());
   std::vector<Status> errors(n, Status::Ok());
+  PieceBoard board(pieces.size(), max_reported);
   std::atomic<bool> stop{false};
   std::atomic<size_t> running{n};
   std::vector<std::thread> threads;
-  for (size_t i = 0; i < n; ++i) {
-    threads.emplace_back([&, i] {
-      Side sa = a, sb = b;
-      sa.conn = sb.conn = sessions[i];
-      Comparer cmp(sa, sb, names, chunk_rows, leaf_rows, max_reported, &stop);
-      errors[i] = cmp.Run(&outs[i], bounds[i], bounds[i + 1]);
-      if (!errors[i].ok()) stop = true;
+  for (size_t w = 0; w < n; ++w) {
+    threads.emplace_back([&, w] {
+      while (!stop.load()) {
+        std::optional<size_t> i = board.Next();
+        if (!i) break;
+        const Piece& p = pieces[*i];
+        Side sa = a, sb = b;
+        sa.conn = sb.conn = sessions[w];
+        if (!p.rel.empty()) sa.rel = sb.rel = p.rel;
+        // Bisection within the piece keeps chunks below the piece's size.
+        Comparer cmp(sa, sb, names, std::numeric_limits<int64_t>::max(), leaf_rows, max_reported, &stop);
+        cmp.BisectWhen([&board, i] { return board.Reportable(*i); });
+        Status s = cmp.RunWhole(&outs[*i]);
+        if (!s.ok()) {
+          errors[w] = s.WithContext(p.what);
+          stop = true;
+          break;
+        }
+        board.Done(*i, outs[*i].differences);
+      }
       --running;
     });
   }
@@ -367,26 +451,12 @@ Status CompareRanges(const Side& a, const Side& b, const std::vector<std::string
   for (const auto& e : errors) {
     if (!e.ok()) return e;
   }
-  for (auto& o : outs) {
-    out->chunks += o.chunks;
-    out->differing_chunks += o.differing_chunks;
-    out->scan_queries += o.scan_queries;
-    out->bisect_queries += o.bisect_queries;
-    out->leaf_queries += o.leaf_queries;
-    out->key_queries += o.key_queries;
-    out->rows_a += o.rows_a;
-    out->rows_b += o.rows_b;
-    out->differences += o.differences;
-    out->truncated = out->truncated || o.truncated;
-    for (auto& e : o.evidence) {
-      if (static_cast<int64_t>(out->evidence.size()) < max_reported) {
-        out->evidence.push_back(std::move(e));
-      } else {
-        out->truncated = true;
-      }
-    }
-    for (auto& m : o.count_mismatches) out->count_mismatches.push_back(std::move(m));
+  if (cancel && cancel->load()) return Cancelled("comparison cancelled");
+  // Fail closed: every piece compared once, or no result.
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    if (outs[i].chunks != 1) return Internal("checksum: " + pieces[i].what + " was not compared");
   }
+  MergeOutcomes(outs, max_reported, out);
   return Status::Ok();
 }
 

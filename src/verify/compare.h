@@ -25,6 +25,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -80,6 +83,7 @@ struct Outcome {
   bool truncated = false;
   std::vector<std::string> evidence;
   std::vector<RangeMismatch> count_mismatches;
+  int sessions = 1;  // sessions that compared (checksum workers)
   int64_t chunk_queries() const { return scan_queries + bisect_queries + leaf_queries; }
 };
 
@@ -93,6 +97,12 @@ class Comparer {
   Status Run(Outcome* out) { return Run(out, Bound(), Bound()); }
   // Only the key range (start, end] (none = open), in chunks from `start`.
   Status Run(Outcome* out, const Bound& start, const Bound& end);
+  // All rows of the sides as one chunk: one aggregate query, no key walk
+  // (a Piece, sized to about one chunk).
+  Status RunWhole(Outcome* out);
+  // Asked before bisecting a differing chunk: false skips the bisection
+  // (the chunk still counts as differing and the outcome as truncated).
+  void BisectWhen(std::function<bool()> may) { may_bisect_ = std::move(may); }
 
  private:
   struct LeafRow {
@@ -114,22 +124,64 @@ class Comparer {
   std::string RowText(const std::vector<db::Value>& v) const;
   void Report(std::string line);
   Status Leaf(const Bound& lo, const Bound& hi);
+  Status Account(const Bound& lo, const Bound& hi, const Agg& aa, const Agg& bb);
 
   Side a_, b_;
   std::vector<std::string> names_;
   int64_t chunk_rows_, leaf_rows_, max_reported_;
   const std::atomic<bool>* cancel_;
   Outcome* out_ = nullptr;
+  std::function<bool()> may_bisect_;
 };
 
-// Compares `a` and `b` over consecutive key ranges at once: range i is
-// (bounds[i], bounds[i+1]] (none = open) and runs on sessions[i], every
-// session already reading the same snapshot. The outcomes are merged in
-// key order, so the evidence is what one Comparer over the whole key would
-// list (the first max_reported differing rows by key). The first error
-// stops the others; `cancel` is polled for them all.
-Status CompareRanges(const Side& a, const Side& b, const std::vector<std::string>& names, int64_t chunk_rows,
-                     int64_t leaf_rows, int64_t max_reported, const std::atomic<bool>* cancel,
-                     const std::vector<db::Connection*>& sessions, const std::vector<Bound>& bounds, Outcome* out);
+// One unit of CompareRanges' work: both sides read from `rel` instead of
+// their own relation (PostgreSQL: a block range of the table, read by a
+// TID range scan at the cost of a sequential scan) and compared as one
+// chunk, whatever its number of rows; a differing piece is bisected by key
+// within it.
+struct Piece {
+  std::string rel;
+  std::string what;  // for messages: "blocks [0, 270)"
+};
+
+// The shared state of CompareRanges' workers: hands pieces out in order
+// from one cursor, and tells a worker whose piece differs whether its rows
+// can still be reported: not when finished pieces before it have already
+// found `max_reported` rows (bisecting it would be work the merged report
+// drops). Thread-safe.
+class PieceBoard {
+ public:
+  PieceBoard(size_t pieces, int64_t max_reported);
+  // The next piece to compare; none once every piece was handed out.
+  std::optional<size_t> Next();
+  // Piece `i` is compared and found `differences` rows.
+  void Done(size_t i, int64_t differences);
+  // False when the pieces before `i`, from the first up to one still
+  // running, found max_reported rows or more between them.
+  bool Reportable(size_t i) const;
+
+ private:
+  mutable std::mutex mu_;
+  size_t next_ = 0;
+  std::vector<int64_t> found_;  // -1: not done
+  int64_t max_reported_;
+};
+
+// Adds the outcomes of consecutive pieces to *out in piece order: every
+// count, and the evidence and differences of the pieces up to the one that
+// reaches `max_reported` differing rows; a later differing piece only marks
+// the outcome truncated. The result does not depend on which worker
+// compared which piece, or when.
+void MergeOutcomes(std::vector<Outcome>& pieces, int64_t max_reported, Outcome* out);
+
+// Compares `a` and `b` piece by piece on `sessions` at once (each reading
+// the same snapshot), each session taking the next piece from one cursor
+// when it is done with its last: the sessions stay busy however the rows
+// are spread. The outcomes are merged with MergeOutcomes. The first error
+// stops the others and is returned (a failed session fails the
+// comparison); `cancel` is polled for them all.
+Status CompareRanges(const Side& a, const Side& b, const std::vector<std::string>& names, int64_t leaf_rows,
+                     int64_t max_reported, const std::atomic<bool>* cancel,
+                     const std::vector<db::Connection*>& sessions, const std::vector<Piece>& pieces, Outcome* out);
 
 }  // namespace sluice::verify

@@ -92,58 +92,77 @@ std::string Expected(const db::Dialect& d, const db::TableMapping& m, const db::
   return "CASE WHEN " + d.Quote(m.write_flag) + " IS NULL THEN " + up + " ELSE " + d.Quote(c.physical) + " END";
 }
 
-// The checksum comparison of `a` and `b`. With checksum workers, a key of
-// one integer column and a database that shares snapshots, the key range
-// between its min and max is cut into equal slices, each compared on its
-// own session importing this transaction's snapshot: every chunk is still
-// read in the verification's one snapshot, and the outcome (evidence in
-// key order) is what one session would find. Otherwise on `conn` alone.
-Status Compare(db::Connection& conn, const Side& a, const Side& b, const std::vector<std::string>& names,
-               const Settings& settings, Outcome* o) {
-  std::vector<std::unique_ptr<db::Connection>> extra;
-  std::optional<std::pair<int64_t, int64_t>> span;
-  if (settings.checksum_workers > 1 && settings.connect && conn.shares_snapshots() && a.integer_key &&
-      a.key.size() == 1) {
-    SLUICE_ASSIGN_OR_RETURN(std::string id, conn.ExportSnapshot());
-    {
-      const std::string k = a.key_out[0];
-      SLUICE_ASSIGN_OR_RETURN(auto r, conn.Query("SELECT min(" + k + "), max(" + k + ") FROM " + a.rel +
-                                                 (a.filter.empty() ? "" : " WHERE " + a.filter)));
-      // Fewer than two chunks per slice: not worth a session.
-      if (!r.rows.empty() && !r.rows[0][0].is_null() &&
-          static_cast<long double>(r.rows[0][1].AsInt()) - static_cast<long double>(r.rows[0][0].AsInt()) >=
-              static_cast<long double>(settings.checksum_workers) * 2 * static_cast<long double>(settings.chunk_rows)) {
-        span = {r.rows[0][0].AsInt(), r.rows[0][1].AsInt()};
-      }
-      // A session that cannot be opened or cannot import the snapshot
-      // (too many connections, say) only means fewer slices.
-      while (span && static_cast<int>(extra.size()) + 1 < settings.checksum_workers) {
-        auto c = settings.connect();
-        if (!c.ok() || !(*c)->BeginSnapshotOf(id).ok()) break;
-        extra.push_back(std::move(*c));
-      }
-    }
+// The pieces of `table` (a base table of about `rows` rows) for a
+// physical read: block ranges holding about chunk_rows rows each, the last
+// one open so rows on blocks added since the size was read are not missed
+// (none of them is visible to the snapshot anyway). Empty when the dialect
+// cannot read by block.
+Result<std::vector<Piece>> BlockPieces(db::Connection& conn, const std::string& table, int64_t rows,
+                                       int64_t chunk_rows) {
+  const db::Dialect& d = conn.dialect();
+  std::vector<Piece> pieces;
+  if (d.TableBlocksSql().empty() || d.BlockRange(table, 0, std::nullopt).empty()) return pieces;
+  SLUICE_ASSIGN_OR_RETURN(auto r, conn.Query(d.TableBlocksSql(), {db::Value::Text(table)}));
+  const int64_t blocks = r.Scalar().AsInt();
+  // Rows per block from the row count just taken in this snapshot (dead
+  // row versions make some blocks emptier than others: pieces vary).
+  const int64_t per = blocks > 0 && rows > chunk_rows
+                          ? std::max<int64_t>(1, static_cast<int64_t>(static_cast<long double>(blocks) *
+                                                                       static_cast<long double>(chunk_rows) /
+                                                                       static_cast<long double>(rows)))
+                          : std::max<int64_t>(blocks, 1);
+  for (int64_t first = 0;; first += per) {
+    std::optional<int64_t> end;
+    if (first + per < blocks) end = first + per;
+    pieces.push_back({d.BlockRange(table, first, end),
+                      "blocks [" + std::to_string(first) + ", " + (end ? std::to_string(*end) : "end") + ")"});
+    if (!end) break;
   }
-  if (extra.empty()) {
+  return pieces;
+}
+
+// The checksum comparison of `a` and `b`. When both sides are columns of
+// one base table read on `conn` and the database reads tables by block
+// (PostgreSQL), the table is compared in block-range pieces (the cost of a
+// sequential scan, any key type), by up to checksum_workers sessions each
+// importing this transaction's snapshot and taking the next piece when
+// done: every piece is read in the verification's one snapshot and the
+// outcome does not depend on the number of sessions. Otherwise the key is
+// walked in chunks on `conn` alone.
+Status Compare(db::Connection& conn, const Side& a, const Side& b, const std::vector<std::string>& names,
+               const std::string& table, int64_t rows, const Settings& settings, Outcome* o) {
+  std::vector<Piece> pieces;
+  if (a.conn == b.conn && a.rel == table && b.rel == table && a.filter.empty() && b.filter.empty()) {
+    SLUICE_ASSIGN_OR_RETURN(pieces, BlockPieces(conn, table, rows, settings.chunk_rows));
+  }
+  if (pieces.empty()) {
     Comparer cmp(a, b, names, settings.chunk_rows, settings.leaf_rows, settings.max_reported, settings.cancel);
     return cmp.Run(o);
   }
+  std::vector<std::unique_ptr<db::Connection>> extra;
+  const int workers = static_cast<int>(std::min<size_t>(static_cast<size_t>(std::max(settings.checksum_workers, 1)),
+                                                        pieces.size()));
+  if (workers > 1 && settings.connect && conn.shares_snapshots()) {
+    SLUICE_ASSIGN_OR_RETURN(std::string id, conn.ExportSnapshot());
+    // A session that cannot be opened or cannot import the snapshot (too
+    // many connections, say) only means fewer workers: the pieces are
+    // shared out among those there are.
+    while (static_cast<int>(extra.size()) + 1 < workers) {
+      auto c = settings.connect();
+      if (!c.ok() || !(*c)->BeginSnapshotOf(id).ok()) break;
+      extra.push_back(std::move(*c));
+    }
+  }
   std::vector<db::Connection*> sessions{&conn};
   for (auto& c : extra) sessions.push_back(c.get());
-  const long double lo = static_cast<long double>(span->first), width = static_cast<long double>(span->second) - lo;
-  std::vector<Bound> bounds{Bound()};
-  for (size_t i = 1; i < sessions.size(); ++i) {
-    auto cut = static_cast<int64_t>(lo + width * static_cast<long double>(i) / static_cast<long double>(sessions.size()));
-    bounds.push_back(Key{db::Value::Int(cut)});
-  }
-  bounds.push_back(Bound());
-  Status s = CompareRanges(a, b, names, settings.chunk_rows, settings.leaf_rows, settings.max_reported,
-                           settings.cancel, sessions, bounds, o);
+  Status s = CompareRanges(a, b, names, settings.leaf_rows, settings.max_reported, settings.cancel, sessions, pieces, o);
   for (auto& c : extra) c->Rollback().IgnoreError();  // read-only
+  o->sessions = static_cast<int>(sessions.size());
   return s;
 }
 
-Status ChecksumChecks(db::Connection& conn, const db::VersionSpec& version, const db::TableMapping& m,
+// `rows`: the old version's row count in this snapshot (sizes the pieces).
+Status ChecksumChecks(db::Connection& conn, const db::VersionSpec& version, const db::TableMapping& m, int64_t rows,
                       const Settings& settings, Report* report) {
   const db::Dialect& d = conn.dialect();
   Check c;
@@ -226,7 +245,8 @@ Status ChecksumChecks(db::Connection& conn, const db::VersionSpec& version, cons
   a.hash = d.RowHash(a.values.empty() ? std::vector<std::string>{"1"} : a.values);
   b.hash = d.RowHash(b.values.empty() ? std::vector<std::string>{"1"} : b.values);
   Outcome o;
-  SLUICE_RETURN_IF_ERROR(Compare(conn, a, b, names, settings, &o).WithContext("checksum of " + m.logical));
+  SLUICE_RETURN_IF_ERROR(
+      Compare(conn, a, b, names, d.Table(m.physical), rows, settings, &o).WithContext("checksum of " + m.logical));
 
   p.checked = o.rows_a;
   p.failures = static_cast<int64_t>(o.count_mismatches.size());
@@ -270,7 +290,8 @@ Status ChecksumChecks(db::Connection& conn, const db::VersionSpec& version, cons
                {"key_queries", static_cast<double>(o.key_queries)},
                {"old_rows", static_cast<double>(o.rows_a)},
                {"new_rows", static_cast<double>(o.rows_b)},
-               {"differences", static_cast<double>(o.differences)}};
+               {"differences", static_cast<double>(o.differences)},
+               {"sessions", static_cast<double>(o.sessions)}};
   report->checks.push_back(std::move(c));
   return Status::Ok();
 }
@@ -540,8 +561,10 @@ Status RunChecks(db::Connection& conn, const db::VersionSpec& version, const Set
       }
     }
     // 1. The same rows are visible through both versions.
+    int64_t rows = 0;
     {
       SLUICE_ASSIGN_OR_RETURN(Check c, RowCount(conn, version, m));
+      rows = c.checked;
       report->checks.push_back(std::move(c));
     }
     // 2. Chunked checksums with bisection, and parity per key range.
@@ -549,7 +572,7 @@ Status RunChecks(db::Connection& conn, const db::VersionSpec& version, const Set
       // Timed, so bench/ can compare it with a plain full-table hash scan.
       size_t first = report->checks.size();
       auto t0 = std::chrono::steady_clock::now();
-      SLUICE_RETURN_IF_ERROR(ChecksumChecks(conn, version, m, settings, report));
+      SLUICE_RETURN_IF_ERROR(ChecksumChecks(conn, version, m, rows, settings, report));
       double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       for (size_t i = first; i < report->checks.size(); ++i) {
         if (report->checks[i].name == "checksum") report->checks[i].metrics.push_back({"millis", ms});

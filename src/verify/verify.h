@@ -105,10 +105,11 @@ struct Settings {
   int64_t max_reported = 10;      // differing rows / violations listed
   int64_t chunk_rows = 10000;     // rows per checksum chunk
   int64_t leaf_rows = 16;         // bisection stops below this many rows
-  // Checksum sessions at once, where the database can share the
-  // verification's snapshot between sessions (PostgreSQL) and `connect`
-  // is set: each compares a slice of the key range in that same snapshot
-  // (tables keyed by one integer column; others use one session).
+  // Checksum sessions at once, where the database reads a table by block
+  // and can share the verification's snapshot between sessions
+  // (PostgreSQL) and `connect` is set: the table's block-range pieces are
+  // handed out to them from one cursor, each read in that same snapshot.
+  // The report does not depend on it. 1 = the verification's session alone.
   int checksum_workers = 2;
   // Opens another session on the same database (checksum workers).
   std::function<Result<std::unique_ptr<db::Connection>>()> connect;

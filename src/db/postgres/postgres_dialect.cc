@@ -243,6 +243,19 @@ std::string PostgresDialect::RowHash(const std::vector<std::string>& exprs) cons
   return "hashtextextended(" + s + ", 0)";
 }
 
+std::string PostgresDialect::TableBlocksSql() const {
+  return "SELECT (pg_relation_size($1::regclass) / current_setting('block_size')::bigint)::bigint";
+}
+
+std::string PostgresDialect::BlockRange(std::string_view table, int64_t first, std::optional<int64_t> end) const {
+  // A TID range scan (PostgreSQL 14+); OFFSET 0 keeps the planner from
+  // merging the key predicates of a bisection into it (an index scan over
+  // the key range with the block range as a filter).
+  std::string where = "ctid >= '(" + std::to_string(first) + ",0)'::tid";
+  if (end) where += " AND ctid < '(" + std::to_string(*end) + ",0)'::tid";
+  return "(SELECT * FROM " + std::string(table) + " WHERE " + where + " OFFSET 0) AS sluice_blocks";
+}
+
 namespace {
 std::string LowerType(std::string_view type) {
   std::string t;

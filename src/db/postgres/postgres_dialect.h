@@ -88,6 +88,8 @@ class PostgresDialect : public Dialect {
   std::string OldReadPath(const VersionSpec& version, const TableMapping& table) const override;
   std::string NewReadPath(const VersionSpec& version, const TableMapping& table) const override;
   std::string RowHash(const std::vector<std::string>& exprs) const override;
+  std::string TableBlocksSql() const override;
+  std::string BlockRange(std::string_view table, int64_t first, std::optional<int64_t> end) const override;
   // postgres_inverse.cc (libpg_query).
   Result<std::string> InverseOfRawSql(std::string_view sql) const override;
   std::string CanonicalText(std::string_view expr, std::string_view type) const override;
