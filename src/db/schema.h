@@ -164,6 +164,10 @@ struct TableInfo {
   // every schema.
   std::vector<std::string> partitions;
   int partition_count = 0;
+  // Table inheritance (PostgreSQL INHERITS, not partitions): the tables it
+  // inherits from and the tables that inherit from it, in any schema.
+  std::vector<std::string> inherits;
+  std::vector<std::string> inheritance_children;
   // What depends on this table's columns, the table and its indexes.
   std::vector<DependentInfo> dependents;
   std::vector<TriggerInfo> triggers;   // the application's own, in name order

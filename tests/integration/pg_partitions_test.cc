@@ -269,5 +269,61 @@ operations:
   }
 }
 
+// Table inheritance (INHERITS, not partitions): a change of a parent's
+// columns or constraints reaches its children, whose version views and
+// triggers sluice does not build -- rolling back a column added to the
+// parent failed on the child's view. lint --db and start refuse such a
+// change on the parent and on the child, with nothing changed; an index on
+// the parent stays on the parent and runs end to end, rollback included.
+TEST(PgPartitions, ColumnChangesInAnInheritanceTreeAreRefusedAndAnIndexRuns) {
+  std::string url = Pg()->CreateDatabase("inh");
+  ASSERT_FALSE(url.empty());
+  Pg()->Psql(url, "CREATE TABLE events (id int PRIMARY KEY, email text NOT NULL);"
+                  "CREATE TABLE events_archive (LIKE events INCLUDING ALL) INHERITS (events);"
+                  "INSERT INTO events SELECT g, 'E' || g FROM generate_series(1, 40) g;"
+                  "INSERT INTO events_archive SELECT g, 'A' || g FROM generate_series(101, 160) g;");
+  auto m = OpenUrl(url);
+  ASSERT_NE(m, nullptr);
+  TempDir dir;
+  const std::string before = CatalogFingerprint(url);
+  struct Case {
+    const char* table;
+    const char* op;
+    const char* says;
+  };
+  for (const Case& c : {Case{"events", "add_column:\n      table: events\n      up: lower(email)\n      column: {name: "
+                                     "email_lower, type: text, nullable: true}",
+                             "has inheritance children (events_archive)"},
+                        Case{"events", "drop_column:\n      table: events\n      column: email",
+                             "has inheritance children (events_archive)"},
+                        Case{"events_archive", "rename_column:\n      table: events_archive\n      from: email\n      to: mail",
+                             "inherits from events"}}) {
+    const std::string file = dir.Write("inh.yaml", std::string("operations:\n  - ") + c.op + "\n");
+    auto lint = m->Lint(file);
+    ASSERT_TRUE(lint.ok());
+    EXPECT_FALSE(lint->ok) << c.op;
+    ASSERT_FALSE(lint->errors.empty()) << c.op;
+    EXPECT_THAT(lint->errors[0], HasSubstr("table '" + std::string(c.table) + "' " + c.says));
+    Status s = m->Start(file);
+    EXPECT_THAT(s.message(), HasSubstr(c.says));
+    EXPECT_EQ(CatalogFingerprint(url), before) << c.op;
+  }
+  const std::string file = dir.Write("inh_idx.yaml", R"(
+operations:
+  - create_index:
+      name: events_email_idx
+      table: events
+      columns: [email]
+)");
+  auto lint = m->Lint(file);
+  ASSERT_TRUE(lint.ok());
+  EXPECT_TRUE(lint->ok) << (lint->errors.empty() ? "" : lint->errors[0]);
+  SLUICE_ASSERT_OK(m->Start(file));
+  EXPECT_EQ(Pg()->Psql(url, "SELECT count(*) FROM pg_indexes WHERE indexname = 'events_email_idx'"), "1");
+  SLUICE_ASSERT_OK(m->Rollback("inh_idx"));
+  EXPECT_EQ(CatalogFingerprint(url), before);
+  EXPECT_EQ(Pg()->Psql(url, "SELECT count(*) FROM events"), "100");
+}
+
 }  // namespace
 }  // namespace sluice::testing

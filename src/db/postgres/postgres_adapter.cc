@@ -536,7 +536,11 @@ Result<Schema> PgConnection::Introspect() {
   auto tables = Query(
       "SELECT c.relname, c.relreplident, obj_description(c.oid, 'pg_class'), c.relkind = 'p', coalesce((SELECT "
       "p.relname FROM pg_inherits h JOIN pg_class p ON p.oid = h.inhparent WHERE h.inhrelid = c.oid AND "
-      "c.relispartition), ''), (SELECT count(*) FROM pg_inherits h WHERE h.inhparent = c.oid AND c.relkind = 'p') "
+      "c.relispartition), ''), (SELECT count(*) FROM pg_inherits h WHERE h.inhparent = c.oid AND c.relkind = 'p'), "
+      "(SELECT string_agg(p.oid::regclass::text, chr(1) ORDER BY p.oid::regclass::text) FROM pg_inherits h JOIN pg_class "
+      "p ON p.oid = h.inhparent WHERE h.inhrelid = c.oid AND NOT c.relispartition), (SELECT string_agg(k.oid::regclass"
+      "::text, chr(1) ORDER BY k.oid::regclass::text) FROM pg_inherits h JOIN pg_class k ON k.oid = h.inhrelid WHERE "
+      "h.inhparent = c.oid AND NOT k.relispartition) "
       "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND "
       "c.relkind IN ('r', 'p') ORDER BY c.relname",
       {ns});
@@ -549,6 +553,23 @@ Result<Schema> PgConnection::Introspect() {
     t.partitioned = r[3].text == "t";
     t.partition_of = r[4].text;
     t.partition_count = static_cast<int>(r[5].AsInt());
+    // Names joined by chr(1), which no identifier contains (a comma can).
+    auto names = [](const Value& v) {
+      std::vector<std::string> out;
+      if (v.is_null()) return out;
+      std::string item;
+      for (char ch : v.text + '\x01') {
+        if (ch != '\x01') {
+          item += ch;
+        } else if (!item.empty()) {
+          out.push_back(std::move(item));
+          item.clear();
+        }
+      }
+      return out;
+    };
+    t.inherits = names(r[6]);
+    t.inheritance_children = names(r[7]);
     schema.tables[t.name] = std::move(t);
   }
   for (const auto& [name, t] : schema.tables) {

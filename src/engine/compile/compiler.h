@@ -126,9 +126,27 @@ class Compiler {
     return nullptr;
   }
   // `for_change`: the operation changes the table (a foreign key's target
-  // is only read).
-  VTable* RequireTable(const plan::Name& n, bool for_change = true) {
+  // is only read). `inheritance_ok`: the change stays on this table even in
+  // a table-inheritance tree (an index, the replica identity); a column, a
+  // constraint, a rename or a drop reaches the parent's children (or, on a
+  // child, conflicts with what it inherits), whose version views and
+  // triggers sluice does not build, so it is refused here rather than
+  // failing at rollback or complete.
+  VTable* RequireTable(const plan::Name& n, bool for_change = true, bool inheritance_ok = false) {
     VTable* t = FindTable(n.value);
+    if (t && for_change && !inheritance_ok && t->info &&
+        (!t->info->inherits.empty() || !t->info->inheritance_children.empty())) {
+      const bool parent = !t->info->inheritance_children.empty();
+      Error(n.loc, "table '" + n.value + "' " +
+                       (parent ? "has inheritance children (" + Join(t->info->inheritance_children) + ")"
+                               : "inherits from " + Join(t->info->inherits)) +
+                       "; PostgreSQL carries a change of its columns or constraints across the inheritance tree, "
+                       "which sluice's version views and dual-write triggers do not cover, so it changes only indexes "
+                       "and the replica identity of such a table (declarative partitions are supported; a raw_sql "
+                       "operation does the rest offline)",
+            StatusCode::kFailedPrecondition);
+      return nullptr;
+    }
     if (t && for_change && t->info && !t->info->partition_of.empty()) {
       std::string root = t->info->partition_of;
       while (const db::TableInfo* up = schema_.FindTable(root)) {

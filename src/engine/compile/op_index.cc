@@ -4,7 +4,7 @@
 namespace sluice::engine::internal {
 
 void Compiler::Op(const plan::CreateIndex& op) {
-  VTable* t = RequireTable(op.table);
+  VTable* t = RequireTable(op.table, true, true);
   if (!t) return;
   if (index_names_.count(op.name.value) || NameTakenAsRelation(op.name.value)) {
     Error(op.name.loc, "an index or relation named '" + op.name.value + "' already exists",

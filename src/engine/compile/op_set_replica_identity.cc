@@ -4,7 +4,7 @@
 namespace sluice::engine::internal {
 
 void Compiler::Op(const plan::SetReplicaIdentity& op) {
-  VTable* t = RequireTable(op.table);
+  VTable* t = RequireTable(op.table, true, true);
   if (!t) return;
   if (op.type == "INDEX") {
     const db::IndexInfo* idx = schema_.FindIndex(op.index.value);
