@@ -36,12 +36,17 @@ constexpr const char* kKeptMarker = "KEPT";
 
 }  // namespace
 
-Result<std::string> MakeScratchDir(const std::string& label) {
+std::string CleanScratchLabel(const std::string& label, size_t max) {
   std::string clean;
-  for (char ch : label.substr(0, 40)) {
+  for (char ch : label.substr(0, max)) {
     const auto c = static_cast<unsigned char>(ch);
     clean += std::isalnum(c) ? static_cast<char>(std::tolower(c)) : '_';
   }
+  return clean;
+}
+
+Result<std::string> MakeScratchDir(const std::string& label) {
+  const std::string clean = CleanScratchLabel(label, 40);
   std::error_code ec;
   const fs::path tmp = fs::temp_directory_path(ec);
   if (ec) return Unavailable("no temporary directory for the rehearsal: " + ec.message());

@@ -15,6 +15,10 @@ namespace sluice::db {
 // The prefix of every rehearsal directory's name.
 inline constexpr const char* kScratchDirPrefix = "sluice-rehearsal-";
 
+// `label` (e.g. the migration's name) cleaned for a file or database name:
+// lower-case letters and digits, anything else '_'; at most `max` bytes.
+std::string CleanScratchLabel(const std::string& label, size_t max);
+
 // Creates a new, private (0700) directory for `label` (e.g. the migration's
 // name, cleaned to [a-z0-9_]) owned by this process; its path.
 Result<std::string> MakeScratchDir(const std::string& label);

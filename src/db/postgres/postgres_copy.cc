@@ -304,13 +304,8 @@ std::string RandomSuffix() {
 // `sluice_rehearsal_<label>_<random>`: the label lower-cased, [a-z0-9_]
 // only, cut so that the name fits PostgreSQL's 63 bytes.
 std::string ScratchName(const std::string& label) {
-  std::string clean;
-  for (char ch : label) {
-    char l = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    clean += (std::isalnum(static_cast<unsigned char>(l)) ? l : '_');
-  }
   const size_t room = 63 - std::string(kScratchPrefix).size() - 9;
-  return kScratchPrefix + clean.substr(0, room) + "_" + RandomSuffix();
+  return kScratchPrefix + CleanScratchLabel(label, room) + "_" + RandomSuffix();
 }
 
 Status DropDatabase(PGconn* m, const std::string& name) {
