@@ -111,13 +111,14 @@ std::string KeyColumns(const db::Dialect& d, const std::vector<std::string>& key
 
 // Up to `n` sampled keys of `table`: where the trial chunks start.
 Result<std::vector<db::Row>> SampleStarts(db::Connection& conn, const std::string& table,
-                                          const std::vector<std::string>& key, int n) {
+                                          const std::vector<std::string>& key, int n, bool in_key_order = false) {
   const db::Dialect& d = conn.dialect();
   std::string sample = d.SampleKeysSql(d.Table(table), key, n);
   if (sample.empty()) {
     sample = "SELECT " + KeyColumns(d, key) + " FROM " + d.Table(table) + " ORDER BY random() LIMIT " +
              std::to_string(n);
   }
+  if (in_key_order) sample = "SELECT * FROM (" + sample + ") AS s ORDER BY " + KeyColumns(d, key);
   SLUICE_ASSIGN_OR_RETURN(auto starts, conn.Query(sample));
   return starts.rows;
 }
@@ -492,8 +493,13 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
       // Short chunks (PostgreSQL's 30 ms target) are timed on until the
       // trial has lasted kMinTrialSeconds, up to kMaxTrialFactor times
       // as many: a few 30 ms chunks are one moment of a busy server.
+      // In key order, each range ending before the next start: ranges that
+      // overlapped rewrote rows the trial had rewritten already, in pages
+      // it had just touched, which cost a fraction of a first rewrite
+      // (SQLite, 1M rows: the trial timed 0.43 us/row against the
+      // backfill's 0.94, rewriting 1.9M rows of a 1M-row table).
       SLUICE_ASSIGN_OR_RETURN(auto starts, SampleStarts(*conn, task.table, task.key,
-                                                        options.trial_chunks * kMaxTrialFactor + 1));
+                                                        options.trial_chunks * kMaxTrialFactor + 1, true));
       double timed_seconds = 0;
       int timed_chunks = 0;
       std::string set;
@@ -503,7 +509,8 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
       }
       const std::string key = KeyColumns(d, task.key);
       const std::string where = "(" + key + ") > " + Params(task.key.size(), 1) + " AND (" + key +
-                                ") <= " + Params(task.key.size(), task.key.size() + 1);
+                                ") <= " + Params(task.key.size(), task.key.size() + 1) + " AND (" + key + ") <= " +
+                                Params(task.key.size(), 2 * task.key.size() + 1);
       const std::string update = "UPDATE " + d.Table(task.table) + " SET " + set + " WHERE " +
                                  (task.skip_flag.empty() ? "" : d.Quote(task.skip_flag) + " IS NULL AND ") + where;
       const db::TableInfo* ti = schema.FindTable(task.table);
@@ -564,6 +571,8 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
         if (hi.empty()) continue;
         std::vector<Value> params = starts[i];
         params.insert(params.end(), hi.begin(), hi.end());
+        const std::vector<Value>& next = i + 1 < starts.size() ? starts[i + 1] : hi;
+        params.insert(params.end(), next.begin(), next.end());
         // The range counted before its rewrite, and again after the trial's
         // rollback (below): how much slower the gate's counts read a
         // rewritten table.
@@ -590,7 +599,16 @@ Result<EstimateResult> Engine::Estimate(const std::string& plan_path, const Esti
           SLUICE_ASSIGN_OR_RETURN(auto b, conn->Query(bytes, params));
           if (!b.rows.empty() && !b.rows[0][0].is_null()) bytes_per_row = b.rows[0][0].AsReal();
         }
+        // A range cut short by the end of the table writes fewer rows than
+        // its size, and its commit costs less (a commit writes the chunk's
+        // pages): between the two timed sizes, in proportion to the rows.
         SLUICE_ASSIGN_OR_RETURN(double commit, commit_seconds(size));
+        if (res.affected < size && size > fit.first && commit_at.count(fit.first)) {
+          const double lo = commit_at[fit.first];
+          const double share = static_cast<double>(std::max<int64_t>(0, res.affected - fit.first)) /
+                               static_cast<double>(size - fit.first);
+          commit = lo + (std::max(commit, lo) - lo) * share;
+        }
         secs += commit;
         TableEstimateInfo* info = *table_info(task.table);
         info->trial_chunks++;
