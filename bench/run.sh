@@ -44,7 +44,8 @@ usage: bench/run.sh [--rows N] [--runs K] [--workers W] [--rate TPS] [--latency-
   --latency-seconds S pgbench duration of each latency measurement (default $LAT_SECONDS)
   --tps-seconds S     pgbench duration of each throughput measurement (default $TPS_SECONDS)
   --only WHAT         all (default), throughput (figures 1, 2, 5), throttle (figure 3 and the
-                      step response), tps (figure 4); a comma-separated list of these
+                      step response), latency (figure 3 only), step (the step response only),
+                      tps (figure 4); a comma-separated list of these
   --step-rows N       rows of the step-response table, large enough that the backfill
                       outlasts the step (default 3 x --rows, at least 4,000,000)
   --step-seconds I,L,A  step response: the backfill alone for I s, the load for L s, then A s
@@ -87,9 +88,13 @@ SLUICE="${SLUICE_BIN:-$ROOT/build/sluice}"
 [ -n "$STEP_PLOT" ] || STEP_PLOT="$ROOT/docs/step-response.png"
 case "$STEP_PLOT" in /*) ;; *) STEP_PLOT="$PWD/$STEP_PLOT" ;; esac
 # want FIGURES: true when --only selects them.
-want() { [ "$ONLY" = all ] || [[ ",$ONLY," == *",$1,"* ]]; }
+# "throttle" is "latency" (figure 3) and "step" (figures 6 and 7).
+want() {
+  [ "$ONLY" = all ] || [[ ",$ONLY," == *",$1,"* ]] && return 0
+  case "$1" in latency|step) [[ ",$ONLY," == *",throttle,"* ]] ;; throttle) want latency || want step ;; *) return 1 ;; esac
+}
 for w in ${ONLY//,/ }; do
-  case "$w" in all|throughput|throttle|tps) ;; *) echo "bench: --only: unknown '$w' (all, throughput, throttle, tps)" >&2; exit 2 ;; esac
+  case "$w" in all|throughput|throttle|latency|step|tps) ;; *) echo "bench: --only: unknown '$w' (all, throughput, throttle, latency, step, tps)" >&2; exit 2 ;; esac
 done
 # The throwaway cluster and small helpers (pgurl, psqlc, now, fdiv, log).
 . "$ROOT/bench/cluster.sh"
@@ -99,7 +104,7 @@ if [ "$REBUILD" = 1 ] || [ ! -x "$SLUICE" ]; then
   "$ROOT/scripts/build.sh"
 fi
 for tool in "$SLUICE" "$PGBIN/initdb" "$PGBIN/pg_ctl" "$PGBIN/pgbench" "$PGBIN/psql" /usr/bin/sqlite3 /usr/bin/time \
-  $(want throttle && echo /usr/bin/gnuplot); do
+  $(want step && echo /usr/bin/gnuplot); do
   if [ ! -x "$tool" ]; then
     echo "bench: $tool is missing; run scripts/setup.sh (Debian packages) and scripts/build.sh" >&2
     exit 1
@@ -602,9 +607,11 @@ if want throughput; then
   sqlite_template "$TMP/tpl.db" "$ROWS"
   sqlite_template "$TMP/tpl_small.db" "$SMALL_ROWS"
 fi
-if want throttle; then
+if want latency; then
   # Figure 3's mixed workload runs on pgbench's own tables next to orders.
   "$PGBIN/pgbench" -i -q -s 4 -n tpl >"$TMP/logs/pgbench_init.out" 2>&1
+fi
+if want step; then
   log "loading $STEP_ROWS rows for the step response"
   pg_template tpl_step "$STEP_ROWS"
 fi
@@ -641,7 +648,7 @@ for run in $(seq 1 "$RUNS"); do
     add f5_sqlite "$(fdiv "$sbig" "$ssmall_rss")"
   fi
 
-  if want throttle; then
+  if want latency; then
     # Figure 3: for each workload, p99 with no backfill (triggers installed)
     # and during a default `sluice backfill` (on PostgreSQL: the relative
     # probe objective, gated by the application's activity); for the update
@@ -664,7 +671,9 @@ for run in $(seq 1 "$RUNS"); do
         drop_pg b_lat
       done
     done
+  fi
 
+  if want step; then
     # The step response (figures 6 and 7).
     fresh_pg b_step tpl_step
     sluice_pg b_step start "$TMP/plans/pg/b_lower.yaml" >/dev/null
