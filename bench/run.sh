@@ -27,6 +27,7 @@ STEP_IDLE=4          # step response: seconds the backfill runs alone before the
 STEP_LOAD=8          # ... seconds the load lasts
 STEP_AFTER=10        # ... seconds observed after it ends
 STEP_PLOT=""         # where the step-response plot goes (default docs/step-response.png)
+WORKLOADS="upd read mixed"  # figure 3's application workloads
 ONLY=all             # which figures: all, throughput, throttle (3 and the step response), tps
 PGROLL_ROWS=200000   # rows the pgroll-style backfill is timed over (0 = the whole table)
 REBUILD=0
@@ -35,7 +36,7 @@ KEEP=0
 usage() {
   cat <<EOF
 usage: bench/run.sh [--rows N] [--runs K] [--workers W] [--rate TPS] [--latency-seconds S]
-                    [--tps-seconds S] [--pgroll-rows N] [--only WHAT] [--step-rows N]
+                    [--tps-seconds S] [--pgroll-rows N] [--only WHAT] [--workloads "W ..."] [--step-rows N]
                     [--step-seconds IDLE,LOAD,AFTER] [--step-plot FILE] [--rebuild] [--keep]
   --rows N            rows in the orders table (default $ROWS)
   --runs K            repetitions; every figure reports median and min-max (default $RUNS)
@@ -46,6 +47,7 @@ usage: bench/run.sh [--rows N] [--runs K] [--workers W] [--rate TPS] [--latency-
   --only WHAT         all (default), throughput (figures 1, 2, 5), throttle (figure 3 and the
                       step response), latency (figure 3 only), step (the step response only),
                       tps (figure 4); a comma-separated list of these
+  --workloads "W ..." figure 3's application workloads, of: upd read mixed (default all three)
   --step-rows N       rows of the step-response table, large enough that the backfill
                       outlasts the step (default 3 x --rows, at least 4,000,000)
   --step-seconds I,L,A  step response: the backfill alone for I s, the load for L s, then A s
@@ -68,6 +70,7 @@ while [ $# -gt 0 ]; do
     --latency-seconds) LAT_SECONDS="$2"; shift 2 ;;
     --tps-seconds) TPS_SECONDS="$2"; shift 2 ;;
     --only) ONLY="$2"; shift 2 ;;
+    --workloads) WORKLOADS="$2"; shift 2 ;;
     --step-rows) STEP_ROWS="$2"; shift 2 ;;
     --step-seconds) IFS=, read -r STEP_IDLE STEP_LOAD STEP_AFTER <<<"$2"; shift 2 ;;
     --step-plot) STEP_PLOT="$2"; shift 2 ;;
@@ -95,6 +98,9 @@ want() {
 }
 for w in ${ONLY//,/ }; do
   case "$w" in all|throughput|throttle|latency|step|tps) ;; *) echo "bench: --only: unknown '$w' (all, throughput, throttle, latency, step, tps)" >&2; exit 2 ;; esac
+done
+for w in $WORKLOADS; do
+  case "$w" in upd|read|mixed) ;; *) echo "bench: --workloads: unknown '$w' (upd, read, mixed)" >&2; exit 2 ;; esac
 done
 # The throwaway cluster and small helpers (pgurl, psqlc, now, fdiv, log).
 . "$ROOT/bench/cluster.sh"
@@ -653,7 +659,7 @@ for run in $(seq 1 "$RUNS"); do
     # and during a default `sluice backfill` (on PostgreSQL: the relative
     # probe objective, gated by the application's activity); for the update
     # workload also with the absolute 50 ms objective (--probe-slowdown 0).
-    for wl in upd read mixed; do
+    for wl in $WORKLOADS; do
       fresh_pg b_lat tpl
       sluice_pg b_lat start "$TMP/plans/pg/b_lower.yaml" >/dev/null
       latency_run b_lat "base_$wl" "$wl" none
