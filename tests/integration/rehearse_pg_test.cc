@@ -161,9 +161,9 @@ TEST(RehearsePg, SigtermDuringTheCopysCopyStatementExits130AndDropsTheHalfMadeCo
   SLUICE_ASSERT_PG_OK(Pg());
   std::unique_ptr<db::Connection> app;
   auto copying = [](SignalledRehearsal& r) {
-    return !r.copy.empty() && r.s.pg->Psql("postgres", "SELECT count(*) FROM pg_stat_activity WHERE datname = '" +
-                                                            r.copy + "' AND state = 'active' AND query LIKE 'COPY %'") !=
-                                  "0";
+    if (r.copy.empty()) return false;
+    return r.s.pg->Psql("postgres", "SELECT count(*) FROM pg_stat_activity WHERE datname = '" + r.copy +
+                                        "' AND state = 'active' AND query LIKE 'COPY %'") != "0";
   };
   SignalledRehearsal r(SIGTERM, "001_lower.yaml", kPlan, copying, [&](Source& s) {
     s.pg->Psql(s.url, "INSERT INTO orders (customer_id, email, amount) SELECT 1 + g % 50, 'U' || g || '@X.COM', g "

@@ -343,13 +343,14 @@ Status RunTool(const std::string& path, const std::vector<std::string>& args, co
   posix_spawn_file_actions_destroy(&fa);
   if (rc != 0) return Unavailable("cannot run " + path + ": " + std::strerror(rc));
   int status = 0;
-  if (WaitTool(pid, cancel, &status)) return Cancelled(std::filesystem::path(path).filename().string() + " was stopped");
+  const std::string name = std::filesystem::path(path).filename().string();
+  if (WaitTool(pid, cancel, &status)) return Cancelled(name + " was stopped");
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return Status::Ok();
   std::ifstream in(err_file);
   std::string err((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (err.size() > 2000) err = err.substr(0, 2000) + "...";
   while (!err.empty() && err.back() == '\n') err.pop_back();
-  return FailedPrecondition(std::filesystem::path(path).filename().string() + " failed: " + err);
+  return FailedPrecondition(name + " failed: " + err);
 }
 
 std::string ReadFile(const std::string& path) {
