@@ -29,6 +29,7 @@
 // out-of-tree adapter keeps compiling.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -371,7 +372,16 @@ struct ScratchCopyRequest {
   std::string label;                // the migration's name, part of the copy's name
   std::vector<std::string> tables;  // the tables the plan touches (unqualified)
   double sample = 0;                // in (0, 1): copy about this fraction of `tables`; else all rows
+  // Set (from a signal handler, or any thread) to stop the copy. Copying a
+  // large database takes minutes, and an operator's SIGTERM/SIGINT must not
+  // wait for it: the copy polls this flag between tables or pages and
+  // cancels the statement or tool running when it is set. Not owned; null
+  // = never cancelled.
+  const std::atomic<bool>* cancel = nullptr;
 };
+
+// The message of CreateScratchCopy's kCancelled, the same on every adapter.
+inline constexpr const char* kScratchCopyCancelled = "the rehearsal was interrupted during the copy";
 
 // One table copied into a scratch copy.
 struct CopiedTable {
@@ -484,9 +494,10 @@ class Connection {
   // must not exist yet), as a consistent snapshot while other sessions keep
   // writing (SQLite: the online backup API). Changes nothing here.
   // kFailedPrecondition where the database offers no such copy (PostgreSQL:
-  // `sluice rehearse` needs --target there); on failure `path` may hold a
-  // partial copy, which the caller removes.
-  virtual Status CopyDatabaseTo(const std::string& path) {
+  // `sluice rehearse` needs --target there); kCancelled soon after `cancel`
+  // (when given) is set; on failure `path` may hold a partial copy, which
+  // the caller removes.
+  virtual Status CopyDatabaseTo(const std::string& path, const std::atomic<bool>* cancel = nullptr) {
     return FailedPrecondition("this database cannot be copied into a file by sluice");
   }
 
@@ -498,7 +509,9 @@ class Connection {
   // else the schema (pg_dump) and the rows of `tables` and the tables they
   // reference. kFailedPrecondition, before anything is created, when this
   // database or role cannot make one (no CREATEDB, no pg_dump): the caller
-  // suggests a staging database instead. Nothing is left behind on error.
+  // suggests a staging database instead. kCancelled ("the rehearsal was
+  // interrupted during the copy") soon after `request.cancel` is set: the
+  // running statement or tool is cancelled. Nothing is left behind on error.
   virtual Result<ScratchCopy> CreateScratchCopy(const ScratchCopyRequest& /*request*/) {
     return FailedPrecondition("this database cannot make a scratch copy of itself");
   }

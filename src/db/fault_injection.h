@@ -78,8 +78,8 @@ class ConnectionWrapper : public Connection {
   void Cancel() override {
     if (target_) target_->Cancel();
   }
-  Status CopyDatabaseTo(const std::string& path) override {
-    return target_ ? target_->CopyDatabaseTo(path) : Unavailable("the connection was closed");
+  Status CopyDatabaseTo(const std::string& path, const std::atomic<bool>* cancel = nullptr) override {
+    return target_ ? target_->CopyDatabaseTo(path, cancel) : Unavailable("the connection was closed");
   }
   Result<ScratchCopy> CreateScratchCopy(const ScratchCopyRequest& request) override {
     if (!target_) return Unavailable("the connection was closed");

@@ -230,7 +230,7 @@ Result<RehearsalInfo> Engine::Rehearse(const std::string& plan_path, const Rehea
   std::string url = options.target_url;
   std::optional<db::ScratchCopy> scratch;
   if (url.empty()) {
-    db::ScratchCopyRequest req{p.name, {touched.begin(), touched.end()}, options.sample};
+    db::ScratchCopyRequest req{p.name, {touched.begin(), touched.end()}, options.sample, options.cancel};
     auto made = source->CreateScratchCopy(req);
     if (!made.ok()) {
       if (made.status().code() != StatusCode::kFailedPrecondition ||

@@ -8,10 +8,13 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <set>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -354,6 +357,41 @@ std::string SourceFingerprint(Migrator& m) {
   return out;
 }
 
+// Sets TMPDIR (where rehearsals make their directories) for its scope, for
+// this process and the processes it spawns.
+class ScopedTmpdir {
+ public:
+  explicit ScopedTmpdir(const std::string& dir) {
+    const char* had = std::getenv("TMPDIR");
+    had_ = had != nullptr;
+    if (had) saved_ = had;
+    setenv("TMPDIR", dir.c_str(), 1);
+  }
+  ScopedTmpdir(const ScopedTmpdir&) = delete;
+  ScopedTmpdir& operator=(const ScopedTmpdir&) = delete;
+  ~ScopedTmpdir() {
+    if (had_) {
+      setenv("TMPDIR", saved_.c_str(), 1);
+    } else {
+      unsetenv("TMPDIR");
+    }
+  }
+
+ private:
+  bool had_ = false;
+  std::string saved_;
+};
+
+// The path of an entry of directory `dir` whose name starts with `prefix`
+// ("" when there is none).
+std::string EntryStartingWith(const std::string& dir, const std::string& prefix) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    if (e.path().filename().string().rfind(prefix, 0) == 0) return e.path().string();
+  }
+  return "";
+}
+
 TEST(Rehearse, RunsTheWholeLifecycleOnACopyAndLeavesTheSourceIdentical) {
   // (a) rehearse --keep: every phase ran, on the copy (whose migration is
   // complete), the rollback was timed and the writer wrote throughout;
@@ -438,24 +476,16 @@ backfill:
   std::filesystem::create_directory(live);
   std::filesystem::create_directory(old);
 
-  const char* had = std::getenv("TMPDIR");
-  const std::string saved = had ? had : "";
-  setenv("TMPDIR", tmp.path().c_str(), 1);
-  const int pid = SpawnSluice({"--db", f.url, "rehearse", plan}, f.dir.path());
-  if (had) {
-    setenv("TMPDIR", saved.c_str(), 1);
-  } else {
-    unsetenv("TMPDIR");
-  }
+  const int pid = [&] {
+    ScopedTmpdir in(tmp.path());
+    return SpawnSluice({"--db", f.url, "rehearse", plan}, f.dir.path());
+  }();
   ASSERT_GT(pid, 0);
   const std::string mine = "sluice-rehearsal-003_slow-" + std::to_string(pid) + "-";
   std::string dir;
   // In the backfill: the copy has a chunk.
   const bool in_backfill = Eventually([&] {
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(tmp.path(), ec)) {
-      if (e.path().filename().string().rfind(mine, 0) == 0) dir = e.path().string();
-    }
+    dir = EntryStartingWith(tmp.path(), mine);
     if (dir.empty() || !std::filesystem::exists(dir + "/copy.db")) return false;
     auto copy = db::OpenAdapter("sqlite:" + dir + "/copy.db");
     if (!copy.ok()) return false;
@@ -485,6 +515,86 @@ backfill:
   EXPECT_EQ(again.exit_code, 0) << again.err;
   EXPECT_TRUE(std::filesystem::exists(kept.substr(7))) << again.err;
   EXPECT_EQ(SourceFingerprint(*f.m), before);
+}
+
+TEST(Rehearse, ACopyCancelledBeforeItsFirstBackupStepRemovesItsDirectory) {
+  // (a) The copy's cancel flag is set before it starts; (b) the copy
+  // (through the adapter) makes its directory and reads the flag before its
+  // first backup step; (c) kCancelled, nothing left in TMPDIR, the source
+  // identical.
+  Fixture f;
+  const std::string before = SourceFingerprint(*f.m);
+  TempDir tmp;
+  auto adapter = db::OpenAdapter(f.url);
+  ASSERT_TRUE(adapter.ok()) << adapter.status().message();
+  auto conn = (*adapter)->Connect();
+  ASSERT_TRUE(conn.ok()) << conn.status().message();
+  std::atomic<bool> cancel{true};
+  auto made = [&] {
+    ScopedTmpdir in(tmp.path());
+    return (*conn)->CreateScratchCopy({"001_lower", {"orders"}, 0, &cancel});
+  }();
+  EXPECT_THAT(made.status(), StatusIs(StatusCode::kCancelled, db::kScratchCopyCancelled));
+  EXPECT_TRUE(std::filesystem::is_empty(tmp.path()));
+  EXPECT_EQ(SourceFingerprint(*f.m), before);
+}
+
+TEST(Rehearse, SigtermDuringTheBackupExits130AndRemovesTheCopysDirectory) {
+  // (a) A source of about 80 MB, and an application writing to it (table
+  // ticks) throughout: the online backup restarts after every write, so it
+  // is still copying when (b) SIGTERM comes, once the backup's file exists
+  // in the rehearsal's directory; (c) exit 130, said as interrupted during
+  // the copy (no phase ran, nothing recorded), the directory removed, the
+  // source identical but for the application's ticks.
+  Fixture f;
+  {
+    auto s = f.m->Connect("");
+    ASSERT_TRUE(s.ok());
+    SLUICE_ASSERT_OK((*s)->Exec("CREATE TABLE blobs (id INTEGER PRIMARY KEY, b BLOB NOT NULL);"
+                                "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 80000) "
+                                "INSERT INTO blobs SELECT n, randomblob(1000) FROM g;"
+                                "CREATE TABLE ticks (n INTEGER NOT NULL); INSERT INTO ticks VALUES (0)"));
+  }
+  auto adapter = db::OpenAdapter(f.url);
+  ASSERT_TRUE(adapter.ok()) << adapter.status().message();
+  auto app = (*adapter)->Connect();
+  ASSERT_TRUE(app.ok()) << app.status().message();
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    while (!stop) {
+      (*app)->Exec("UPDATE ticks SET n = n + 1").IgnoreError();  // busy now and then: the next one lands
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));  // pacing, not waiting
+    }
+  });
+  auto fingerprint = [&] {
+    return SourceFingerprint(*f.m) +
+           QueryValue(*f.m, "SELECT count(*) || ' ' || sum(length(b)) || ' ' || group_concat(hex(substr(b, 1, 8)), "
+                            "',') FROM blobs WHERE id % 997 = 0");
+  };
+  const std::string before = fingerprint();
+  TempDir tmp;  // the rehearsal's TMPDIR
+  const int pid = [&] {
+    ScopedTmpdir in(tmp.path());
+    return SpawnSluice({"--db", f.url, "rehearse", f.plan}, f.dir.path());
+  }();
+  ASSERT_GT(pid, 0);
+  const std::string mine = "sluice-rehearsal-001_lower-" + std::to_string(pid) + "-";
+  std::string dir;
+  const bool copying = Eventually([&] {
+    dir = EntryStartingWith(tmp.path(), mine);
+    return !dir.empty() && std::filesystem::exists(dir + "/copy.db");
+  });
+  ::kill(pid, SIGTERM);
+  stop = true;  // else a sluice deaf to the signal would copy for as long as the writer writes
+  writer.join();
+  EXPECT_EQ(WaitProcess(pid), 130) << ReadFile(f.dir.File("spawn.out")) << ReadFile(f.dir.File("spawn.err"));
+  ASSERT_TRUE(copying) << "no backup seen in " << tmp.path() << ": " << ReadFile(f.dir.File("spawn.err"));
+  EXPECT_THAT(ReadFile(f.dir.File("spawn.err")), HasSubstr("the rehearsal was interrupted during the copy"));
+  EXPECT_EQ(ReadFile(f.dir.File("spawn.out")), "");  // no report: no phase ran
+  EXPECT_FALSE(std::filesystem::exists(dir));
+  EXPECT_TRUE(std::filesystem::is_empty(tmp.path()));
+  EXPECT_EQ(QueryValue(*f.m, "SELECT count(*) FROM sqlite_master WHERE name = '_sluice_rehearsals'"), "0");
+  EXPECT_EQ(fingerprint(), before);
 }
 
 TEST(Rehearse, AFailedRehearsalIsRecordedAndLeavesTheSourceIdentical) {

@@ -11,7 +11,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <functional>
 #include <map>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -101,18 +104,28 @@ struct SignalledRehearsal {
   std::string before, copy;
   int code = -1;
 
-  explicit SignalledRehearsal(int sig) {
-    const std::string plan = s.dir.Write("003_slow.yaml", kSlowPlan);
+  explicit SignalledRehearsal(int sig)
+      : SignalledRehearsal(sig, "003_slow.yaml", kSlowPlan, [](SignalledRehearsal& r) {
+          std::string n, err;
+          return !r.copy.empty() &&
+                 r.s.pg->TryPsql(r.s.pg->Url(r.copy), "SELECT count(*) FROM sluice.chunks", &n, &err) && n != "0";
+        }) {}
+  // The same with `plan_text` as `plan_name`, sent `sig` once `ready`
+  // holds (polled, with `copy` read just before each poll). `setup` runs
+  // on the source before its snapshot is taken.
+  SignalledRehearsal(int sig, const std::string& plan_name, const std::string& plan_text,
+                     const std::function<bool(SignalledRehearsal&)>& ready,
+                     const std::function<void(Source&)>& setup = {}) {
+    if (setup) setup(s);
+    const std::string plan = s.dir.Write(plan_name, plan_text);
     before = s.Snapshot();
     const int pid = SpawnSluice({"--db", s.url, "--actor", "tester", "rehearse", plan, "--json"}, io.path());
     if (pid <= 0) return;
-    const bool in_backfill = Eventually([&] {
+    const bool seen = Eventually([&] {
       copy = s.Scratch();
-      std::string n, err;
-      return !copy.empty() && s.pg->TryPsql(s.pg->Url(copy), "SELECT count(*) FROM sluice.chunks", &n, &err) &&
-             n != "0";
+      return ready(*this);
     });
-    if (!in_backfill) copy.clear();
+    if (!seen) copy.clear();
     ::kill(pid, sig);
     code = WaitProcess(pid);
   }
@@ -136,6 +149,101 @@ TEST(RehearsePg, SigtermDuringTheBackfillDropsTheCopyAndLeavesTheSourceIdentical
   EXPECT_EQ(r.s.Scratch(), "");
   EXPECT_EQ(r.s.Snapshot(), r.before);
   EXPECT_EQ(r.s.pg->Psql(r.s.url, "SELECT passed FROM sluice.rehearsals WHERE migration = '003_slow'"), "0");
+}
+
+TEST(RehearsePg, SigtermDuringTheCopysCopyStatementExits130AndDropsTheHalfMadeCopy) {
+  // (a) A source whose orders take a while to COPY (400k more rows) and an
+  // idle application session on it (TEMPLATE is impossible); (b) SIGTERM
+  // once the copy's COPY statement runs on the source; (c) the statement
+  // is cancelled at once: exit 130, said as interrupted during the copy
+  // (no phase ran, nothing recorded), the half-made copy dropped, the
+  // source identical.
+  SLUICE_ASSERT_PG_OK(Pg());
+  std::unique_ptr<db::Connection> app;
+  auto copying = [](SignalledRehearsal& r) {
+    if (r.copy.empty()) return false;
+    return r.s.pg->Psql("postgres", "SELECT count(*) FROM pg_stat_activity WHERE datname = '" + r.copy +
+                                        "' AND state = 'active' AND query LIKE 'COPY %'") != "0";
+  };
+  SignalledRehearsal r(SIGTERM, "001_lower.yaml", kPlan, copying, [&](Source& s) {
+    s.pg->Psql(s.url, "INSERT INTO orders (customer_id, email, amount) SELECT 1 + g % 50, 'U' || g || '@X.COM', g "
+                      "FROM generate_series(1, 400000) g");
+    auto adapter = db::OpenAdapter(s.url);
+    ASSERT_TRUE(adapter.ok()) << adapter.status().message();
+    auto conn = (*adapter)->Connect();
+    ASSERT_TRUE(conn.ok()) << conn.status().message();
+    app = std::move(*conn);
+  });
+  ASSERT_FALSE(r.copy.empty()) << "the copy's COPY was not seen: " << r.Err();
+  EXPECT_EQ(r.code, 130) << r.Out() << r.Err();
+  EXPECT_THAT(r.Err(), HasSubstr("the rehearsal was interrupted during the copy"));
+  EXPECT_EQ(r.Out(), "");  // no report: no phase ran
+  EXPECT_EQ(r.s.Scratch(), "");
+  EXPECT_EQ(r.s.Snapshot(), r.before);
+  EXPECT_EQ(r.s.StateTables(), "");
+}
+
+// A copy made in-process through the adapter with `cancel`, in a thread.
+struct CancellableCopy {
+  std::atomic<bool> cancel{false};
+  Result<db::ScratchCopy> made = Internal("not run");
+  std::thread thread;
+
+  CancellableCopy(db::Connection& own, const std::string& label) {
+    thread = std::thread([this, &own, label] { made = own.CreateScratchCopy({label, {"orders"}, 0, &cancel}); });
+  }
+  ~CancellableCopy() { Join(); }
+  void Join() {
+    if (thread.joinable()) thread.join();
+  }
+};
+
+TEST(RehearsePg, ACopyCancelledBeforeItStartsMakesNothing) {
+  SLUICE_ASSERT_PG_OK(Pg());
+  Source s;
+  const std::string before = s.Snapshot();
+  auto adapter = db::OpenAdapter(s.url);
+  ASSERT_TRUE(adapter.ok()) << adapter.status().message();
+  auto own = (*adapter)->Connect();
+  ASSERT_TRUE(own.ok()) << own.status().message();
+  std::atomic<bool> cancel{true};
+  auto made = (*own)->CreateScratchCopy({"001_lower", {"orders"}, 0, &cancel});
+  EXPECT_THAT(made.status(), StatusIs(StatusCode::kCancelled, db::kScratchCopyCancelled));
+  EXPECT_EQ(s.Scratch(), "");
+  EXPECT_EQ(s.Snapshot(), before);
+}
+
+TEST(RehearsePg, ACancelWhilePgDumpWaitsStopsItAndDropsTheHalfMadeCopy) {
+  // (a) An application session holds orders locked, so the copy (made by
+  // pg_dump + COPY, TEMPLATE being impossible) waits in pg_dump for the
+  // lock, with its database already created; (b) the flag is set; (c)
+  // pg_dump is stopped, kCancelled, the copy dropped, no pg_dump session
+  // left, the source identical once the lock is released.
+  SLUICE_ASSERT_PG_OK(Pg());
+  Source s;
+  const std::string before = s.Snapshot();
+  auto adapter = db::OpenAdapter(s.url);
+  ASSERT_TRUE(adapter.ok()) << adapter.status().message();
+  auto app = (*adapter)->Connect();
+  ASSERT_TRUE(app.ok()) << app.status().message();
+  SLUICE_ASSERT_OK((*app)->Begin());
+  SLUICE_ASSERT_OK((*app)->Exec("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE"));
+  auto own = (*adapter)->Connect();
+  ASSERT_TRUE(own.ok()) << own.status().message();
+
+  CancellableCopy c(**own, "001_lower");
+  const std::string waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = '" +
+                              s.pg->Psql(s.url, "SELECT current_database()") + "' AND wait_event_type = 'Lock'";
+  const bool blocked = Eventually([&] { return !s.Scratch().empty() && s.pg->Psql("postgres", waiting) != "0"; });
+  const std::string copy = s.Scratch();
+  c.cancel = true;
+  c.Join();
+  ASSERT_TRUE(blocked) << "pg_dump was not seen waiting for the lock; copy: " << copy;
+  EXPECT_THAT(c.made.status(), StatusIs(StatusCode::kCancelled, db::kScratchCopyCancelled));
+  EXPECT_EQ(s.Scratch(), "");
+  EXPECT_EQ(s.pg->Psql("postgres", waiting), "0");
+  SLUICE_ASSERT_OK((*app)->Rollback());
+  EXPECT_EQ(s.Snapshot(), before);
 }
 
 TEST(RehearsePg, TheCopyOfARehearsalKilledBySigkillIsDroppedByCleanup) {

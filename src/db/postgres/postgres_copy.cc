@@ -2,13 +2,16 @@
 
 #include <fcntl.h>
 #include <libpq-fe.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -17,8 +20,10 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "common/sql_text.h"
+#include "common/thread_annotations.h"
 #include "db/postgres/postgres_errors.h"
 #include "db/scratch_dir.h"
 
@@ -65,6 +70,104 @@ struct PgSession {
   ~PgSession() {
     if (conn) PQfinish(conn);
   }
+};
+
+// How often a copy reads its cancel flag while a statement or tool runs.
+constexpr std::chrono::milliseconds kCancelPoll{50};
+// How long pg_dump or psql gets to stop after SIGINT (they cancel their
+// statement and exit) before SIGKILL.
+constexpr int kToolKillAfterPolls = 40;  // 2 s
+
+// Cancels the statement running on each watched session, from its own
+// thread, once the flag (ScratchCopyRequest::cancel, set by a signal
+// handler: it cannot be waited on, so it is polled every kCancelPoll) is
+// set. PQcancel is the one libpq call that may target a session another
+// thread is using. A cancel may arrive just after its statement ended and
+// stop the session's next one instead, so after fired() a watched session
+// is not trusted for the cleanup: the caller opens a new one.
+//
+// Thread-safety: Watch, Unwatch and Stop are called by the copying thread;
+// the polling thread only reads the flag and cancels under mu_.
+class CancelWatcher {
+ public:
+  explicit CancelWatcher(const std::atomic<bool>* flag) : flag_(flag) {
+    if (flag_) thread_ = std::thread([this] { Run(); });
+  }
+  CancelWatcher(const CancelWatcher&) = delete;
+  CancelWatcher& operator=(const CancelWatcher&) = delete;
+  ~CancelWatcher() {
+    Stop();
+    MutexLock l(&mu_);
+    for (auto& [conn, session] : sessions_) PQfreeCancel(session.handle);
+  }
+
+  // Ends the polling; no cancel is sent after this returns.
+  void Stop() {
+    {
+      MutexLock l(&mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  // `conn` (connected, not in use by another thread) until Unwatch(conn),
+  // which must come before PQfinish(conn).
+  void Watch(PGconn* conn) {
+    PGcancel* handle = PQgetCancel(conn);
+    if (!handle) return;
+    MutexLock l(&mu_);
+    sessions_[conn] = {handle, false};
+  }
+  void Unwatch(PGconn* conn) {
+    MutexLock l(&mu_);
+    auto it = sessions_.find(conn);
+    if (it == sessions_.end()) return;
+    PQfreeCancel(it->second.handle);
+    sessions_.erase(it);
+  }
+  bool cancelled() const { return flag_ && flag_->load(); }
+  // Whether a cancel was sent to any session (read after Stop()).
+  bool fired() const { return fired_.load(); }
+  // For the checks between steps: kCancelled once the flag is set.
+  Status Check() const { return cancelled() ? Cancelled(kScratchCopyCancelled) : Status::Ok(); }
+
+ private:
+  void Run() {
+    MutexLock l(&mu_);
+    while (!stop_) {
+      cv_.wait_for(mu_, kCancelPoll);
+      if (stop_ || !cancelled()) continue;
+      for (auto& [conn, session] : sessions_) {
+        if (session.cancelled) continue;  // once each: a second could stop the next statement
+        char err[256];
+        (void)PQcancel(session.handle, err, sizeof err);  // best effort: the statement may have ended
+        session.cancelled = fired_ = true;
+      }
+    }
+  }
+
+  const std::atomic<bool>* const flag_;
+  Mutex mu_;
+  std::condition_variable_any cv_;
+  bool stop_ GUARDED_BY(mu_) = false;
+  struct Session {
+    PGcancel* handle;
+    bool cancelled;
+  };
+  std::map<PGconn*, Session> sessions_ GUARDED_BY(mu_);
+  std::atomic<bool> fired_{false};
+  std::thread thread_;
+};
+
+// Watches a session for as long as it lives (declared after the session,
+// so that it ends first).
+struct Watched {
+  CancelWatcher& watcher;
+  PGconn* conn;
+  Watched(CancelWatcher& w, PGconn* c) : watcher(w), conn(c) { watcher.Watch(conn); }
+  Watched(const Watched&) = delete;
+  Watched& operator=(const Watched&) = delete;
+  ~Watched() { watcher.Unwatch(conn); }
 };
 
 Status ResultError(PGconn* c, PGresult* r, const std::string& context) {
@@ -190,10 +293,32 @@ std::string FindTool(const std::string& tool, int major) {
   return "";
 }
 
+// Waits for child `pid`; once *cancel is set, sends it SIGINT (pg_dump and
+// psql cancel their statement and exit), and SIGKILL if it is still there
+// kToolKillAfterPolls later. Whether it was stopped so.
+bool WaitTool(pid_t pid, const std::atomic<bool>* cancel, int* status) {
+  int stopping = -1;  // polls since SIGINT
+  for (;;) {
+    const pid_t done = waitpid(pid, status, cancel ? WNOHANG : 0);
+    if (done == pid || (done < 0 && errno != EINTR)) return stopping >= 0;
+    if (done == 0) {
+      if (stopping < 0 && cancel->load()) {
+        ::kill(pid, SIGINT);
+        stopping = 0;
+      } else if (stopping >= 0 && ++stopping == kToolKillAfterPolls) {
+        ::kill(pid, SIGKILL);
+      }
+      std::this_thread::sleep_for(kCancelPoll);
+    }
+  }
+}
+
 // Runs `path args...` (stdout and stderr into files in `dir`), with
-// PGPASSWORD set when there is one (never on the command line).
+// PGPASSWORD set when there is one (never on the command line), and this
+// process's application_name (so that DropDatabase ends a session a killed
+// psql left on the copy). kCancelled when `cancel` stopped it.
 Status RunTool(const std::string& path, const std::vector<std::string>& args, const std::string& password,
-               const std::string& dir) {
+               const std::string& dir, const std::atomic<bool>* cancel) {
   const std::string err_file = dir + "/stderr.txt";
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
@@ -201,9 +326,11 @@ Status RunTool(const std::string& path, const std::vector<std::string>& args, co
   posix_spawn_file_actions_addopen(&fa, 2, err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   std::vector<std::string> env_text;
   for (char** e = environ; *e; ++e) {
-    if (std::string_view(*e).rfind("PGPASSWORD=", 0) != 0) env_text.push_back(*e);
+    const std::string_view var(*e);
+    if (var.rfind("PGPASSWORD=", 0) != 0 && var.rfind("PGAPPNAME=", 0) != 0) env_text.push_back(*e);
   }
   if (!password.empty()) env_text.push_back("PGPASSWORD=" + password);
+  env_text.push_back("PGAPPNAME=" + PostgresApplicationName());
   std::vector<char*> envp, argv;
   for (auto& s : env_text) envp.push_back(s.data());
   envp.push_back(nullptr);
@@ -216,14 +343,14 @@ Status RunTool(const std::string& path, const std::vector<std::string>& args, co
   posix_spawn_file_actions_destroy(&fa);
   if (rc != 0) return Unavailable("cannot run " + path + ": " + std::strerror(rc));
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
+  const std::string name = std::filesystem::path(path).filename().string();
+  if (WaitTool(pid, cancel, &status)) return Cancelled(name + " was stopped");
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return Status::Ok();
   std::ifstream in(err_file);
   std::string err((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (err.size() > 2000) err = err.substr(0, 2000) + "...";
   while (!err.empty() && err.back() == '\n') err.pop_back();
-  return FailedPrecondition(std::filesystem::path(path).filename().string() + " failed: " + err);
+  return FailedPrecondition(name + " failed: " + err);
 }
 
 std::string ReadFile(const std::string& path) {
@@ -323,25 +450,27 @@ struct Tools {
 };
 
 Status CopySchemaSection(const Tools& tools, const ConnOptions& co, const std::string& src, const std::string& db,
-                         const std::string& section, const std::set<std::string>& drop_fks, const std::string& dir) {
+                         const std::string& section, const std::set<std::string>& drop_fks, const std::string& dir,
+                         const std::atomic<bool>* cancel) {
   const std::string file = dir + "/" + section + ".sql";
   SLUICE_RETURN_IF_ERROR(RunTool(tools.pg_dump,
                                  {"--schema-only", "--section=" + section, "--no-owner", "--no-privileges",
                                   "--no-publications", "--no-subscriptions", "-f", file, "-d",
                                   ConninfoFor(co, src, false)},
-                                 co.password, dir));
+                                 co.password, dir, cancel));
   if (!drop_fks.empty()) {
     std::string text = WithoutForeignKeys(ReadFile(file), drop_fks);
     std::ofstream(file, std::ios::trunc) << text;
   }
   return RunTool(tools.psql, {"-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", file, "-d", ConninfoFor(co, db, false)},
-                 co.password, dir);
+                 co.password, dir, cancel);
 }
 
-}  // namespace
-
-Result<ScratchCopy> PgCreateScratchCopy(Connection& own, const PostgresOptions& options,
-                                        const ScratchCopyRequest& request, const std::function<void()>& disconnect_own) {
+// PgCreateScratchCopy, with `watcher` cancelling its sessions' statements
+// (it makes and drops any copy; the caller turns its errors into
+// kScratchCopyCancelled once the flag is set).
+Result<ScratchCopy> MakeScratchCopy(Connection& own, const PostgresOptions& options, const ScratchCopyRequest& request,
+                                    const std::function<void()>& disconnect_own, CancelWatcher& watcher) {
   const auto t0 = std::chrono::steady_clock::now();
   SLUICE_ASSIGN_OR_RETURN(ConnOptions co, ParseOptions(options.conninfo));
   SLUICE_ASSIGN_OR_RETURN(auto who, own.Query("SELECT current_database(), current_user, rolcreatedb OR rolsuper, "
@@ -363,6 +492,7 @@ Result<ScratchCopy> PgCreateScratchCopy(Connection& own, const PostgresOptions& 
 
   PgSession m;
   SLUICE_RETURN_IF_ERROR(ConnectMaintenance(options, &m));
+  Watched watch_m(watcher, m.conn);
   ScratchCopy out;
   out.name = ScratchName(request.label);
   // Released when `m` closes, once the copy has its own session (`hold`).
@@ -401,6 +531,7 @@ Result<ScratchCopy> PgCreateScratchCopy(Connection& own, const PostgresOptions& 
     SLUICE_ASSIGN_OR_RETURN(dir, MakeScratchDir(request.label));
   }
   auto copy = [&]() -> Status {
+    SLUICE_RETURN_IF_ERROR(watcher.Check());  // e.g. TEMPLATE was cancelled
     if (!templated) {
       // An empty database with the source's encoding and locale.
       SLUICE_ASSIGN_OR_RETURN(auto enc, Rows(m.conn, "SELECT pg_encoding_to_char(encoding), datcollate, datctype "
@@ -463,12 +594,15 @@ Result<ScratchCopy> PgCreateScratchCopy(Connection& own, const PostgresOptions& 
       }
     }
 
-    SLUICE_RETURN_IF_ERROR(CopySchemaSection(tools, co, src, out.name, "pre-data", {}, dir));
+    SLUICE_RETURN_IF_ERROR(CopySchemaSection(tools, co, src, out.name, "pre-data", {}, dir, request.cancel));
     PgSession from, to;
     SLUICE_RETURN_IF_ERROR(Connect(options, src, &from));
+    Watched watch_from(watcher, from.conn);
     SLUICE_RETURN_IF_ERROR(Connect(options, out.name, &to));
+    Watched watch_to(watcher, to.conn);
     SLUICE_RETURN_IF_ERROR(Run(from.conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
     for (const auto& t : tables.rows) {
+      SLUICE_RETURN_IF_ERROR(watcher.Check());
       const bool sampled = sampled_oids.count(t[0].text) > 0;
       std::string src_from = (t[2].text == "p" ? "" : "ONLY ") + t[1].text;
       if (sampled) src_from += " TABLESAMPLE BERNOULLI (" + std::to_string(request.sample * 100) + ")";
@@ -482,21 +616,44 @@ Result<ScratchCopy> PgCreateScratchCopy(Connection& own, const PostgresOptions& 
     for (const auto& s : seqs) {
       SLUICE_RETURN_IF_ERROR(Run(to.conn, "SELECT setval(" + QuoteLiteral(s[0]) + "::regclass, " + s[1] + ")"));
     }
-    SLUICE_RETURN_IF_ERROR(CopySchemaSection(tools, co, src, out.name, "post-data", drop_fks, dir));
+    SLUICE_RETURN_IF_ERROR(watcher.Check());
+    SLUICE_RETURN_IF_ERROR(CopySchemaSection(tools, co, src, out.name, "post-data", drop_fks, dir, request.cancel));
+    SLUICE_RETURN_IF_ERROR(watcher.Check());
     return Run(to.conn, "ANALYZE");
   };
   Status s = copy();
+  watcher.Stop();
   if (!templated) {
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
   }
   if (!s.ok()) {
+    if (watcher.cancelled()) s = Cancelled(kScratchCopyCancelled);
     out.hold.reset();
-    Status dropped = DropDatabase(m.conn, out.name);
+    // A cancel sent to `m` may still arrive and stop the DROP: a new session.
+    PgSession fresh;
+    Status dropped = watcher.fired() ? ConnectMaintenance(options, &fresh) : Status::Ok();
+    if (dropped.ok()) dropped = DropDatabase(watcher.fired() ? fresh.conn : m.conn, out.name);
     return dropped.ok() ? s : s.WithContext("the copy " + out.name + " could not be dropped (" + dropped.message() + ")");
   }
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return out;
+}
+
+}  // namespace
+
+Result<ScratchCopy> PgCreateScratchCopy(Connection& own, const PostgresOptions& options,
+                                        const ScratchCopyRequest& request, const std::function<void()>& disconnect_own) {
+  CancelWatcher watcher(request.cancel);
+  SLUICE_RETURN_IF_ERROR(watcher.Check());
+  auto made = MakeScratchCopy(own, options, request, disconnect_own, watcher);
+  // An error before the copy existed (e.g. a cancelled lock statement),
+  // said as the operator's interruption.
+  if (!made.ok() && watcher.cancelled() &&
+      made.status().message().find(kScratchCopyCancelled) == std::string::npos) {
+    return Cancelled(kScratchCopyCancelled);
+  }
+  return made;
 }
 
 Status PgDropScratchCopy(const PostgresOptions& options, const ScratchCopy& copy, bool keep) {

@@ -27,6 +27,12 @@
 namespace sluice::db {
 namespace {
 
+// Pages the online backup copies per step (4 MB at the default page size):
+// CopyDatabaseTo reads its cancel flag between steps, so a signal takes
+// effect within one step, while each step stays large enough that the
+// step's overhead does not show.
+constexpr int kBackupStepPages = 1024;
+
 std::string NowIso() {
   auto now = std::chrono::system_clock::now();
   std::time_t t = std::chrono::system_clock::to_time_t(now);
@@ -536,7 +542,8 @@ class SqliteConnection : public Connection {
 
   // The online backup API: pages are copied in steps; a write by another
   // connection restarts the copy, so the result is one consistent snapshot.
-  Status CopyDatabaseTo(const std::string& path) override {
+  // `cancel` is read between steps of kBackupStepPages pages.
+  Status CopyDatabaseTo(const std::string& path, const std::atomic<bool>* cancel = nullptr) override {
     struct stat sb;
     if (stat(path.c_str(), &sb) == 0) return AlreadyExists("'" + path + "' exists already; not overwriting it");
     sqlite3* dest = nullptr;
@@ -552,13 +559,19 @@ class SqliteConnection : public Connection {
       sqlite3_close_v2(dest);
       return Unavailable("cannot copy into '" + path + "': " + msg);
     }
+    bool cancelled = false;
     do {
-      rc = sqlite3_backup_step(b, 1024);
+      if (cancel && cancel->load()) {
+        cancelled = true;
+        break;
+      }
+      rc = sqlite3_backup_step(b, kBackupStepPages);
       if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) sqlite3_sleep(20);
     } while (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED);
     sqlite3_backup_finish(b);
-    std::string msg = rc == SQLITE_DONE ? "" : sqlite3_errmsg(dest);
+    std::string msg = rc == SQLITE_DONE || cancelled ? "" : sqlite3_errmsg(dest);
     sqlite3_close_v2(dest);
+    if (cancelled) return Cancelled("copying the database into '" + path + "' was cancelled");
     if (rc != SQLITE_DONE) return Unavailable("copying the database into '" + path + "' failed: " + msg);
     return Status::Ok();
   }

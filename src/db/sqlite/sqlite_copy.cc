@@ -11,10 +11,11 @@ Result<ScratchCopy> SqliteScratchCopy(Connection& conn, const ScratchCopyRequest
   const auto t0 = std::chrono::steady_clock::now();
   SLUICE_ASSIGN_OR_RETURN(std::string dir, MakeScratchDir(request.label));
   const std::string path = dir + "/copy.db";
-  Status copied = conn.CopyDatabaseTo(path);
+  Status copied = conn.CopyDatabaseTo(path, request.cancel);
   if (!copied.ok()) {
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
+    if (copied.code() == StatusCode::kCancelled) return Cancelled(kScratchCopyCancelled);
     return copied;
   }
   ScratchCopy out;

@@ -10,6 +10,8 @@ namespace sluice::db {
 // rehearsal directory (db/scratch_dir.h: `sluice-rehearsal-<label>-<pid>-
 // XXXXXX` under the temporary directory, removed by the next rehearsal
 // once this process is gone); a sample is not taken (a note says so).
+// kCancelled (kScratchCopyCancelled) within one backup step of
+// `request.cancel` being set, the directory removed.
 Result<ScratchCopy> SqliteScratchCopy(Connection& conn, const ScratchCopyRequest& request);
 // Removes the copy's directory; with `keep`, marks it kept instead (the
 // next rehearsal's cleanup leaves it alone).
