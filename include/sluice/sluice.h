@@ -134,6 +134,9 @@ struct BackfillOptions {
   // Relative latency objective: a multiple of the probe's own baseline
   // (default 1.5 unless an absolute target is given; 0 = off).
   std::optional<double> probe_slowdown;
+  // While the application is at work (PostgreSQL): the pace's ceiling in
+  // (0, 1]; 1 = do not give way on activity alone (default 0.1).
+  std::optional<double> active_pace;
   std::string replica_url;                 // PostgreSQL: read replica lag from here
   // SQLite: keep synchronous = FULL on the backfill's connection; by
   // default a database in WAL mode backfills with NORMAL (a power loss

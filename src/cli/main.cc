@@ -128,7 +128,7 @@ int main(int argc, char** argv) {
   bool start_backfill = false, back = false;
   sluice::BackfillOptions bopts;
   int64_t chunk_ms = 0, chunk_rows = 0, workers = 0, probe_target_ms = -1, heartbeat_ms = 0;
-  double rate = 0, probe_slowdown = -1;
+  double rate = 0, probe_slowdown = -1, active_pace = -1;
   std::string replica_url;
 
   auto add_json = [&](CLI::App* sub) { sub->add_flag("--json", json, "print machine-readable JSON"); };
@@ -144,6 +144,10 @@ int main(int argc, char** argv) {
     sub->add_option("--probe-target-ms", probe_target_ms,
                     "slow down when the probe query takes longer than this many ms, an absolute objective "
                     "(default: the plan's, else 50 where no probe slowdown applies, e.g. on SQLite; 0 = off)");
+    sub->add_option("--active-pace", active_pace,
+                    "PostgreSQL: while the application is at work, the backfill works at most this share of the "
+                    "time, in (0, 1] (default: the plan's backfill.throttle.active_pace, else 0.1; 1 = do not give "
+                    "way on activity alone)");
     sub->add_option("--replica-url", replica_url, "PostgreSQL: throttle on this replica's replay lag");
     sub->add_flag("--full-sync", bopts.full_sync,
                   "SQLite: every chunk's commit durable at once (synchronous = FULL; default in WAL mode: NORMAL, "
@@ -409,6 +413,7 @@ int main(int argc, char** argv) {
   if (workers > 0) bopts.workers = workers;
   if (probe_target_ms >= 0) bopts.probe_target_ms = probe_target_ms;
   if (probe_slowdown >= 0) bopts.probe_slowdown = probe_slowdown;
+  if (active_pace >= 0) bopts.active_pace = active_pace;
   if (heartbeat_ms > 0) bopts.heartbeat_interval_ms = heartbeat_ms;
   bopts.replica_url = replica_url;
   bopts.cancel = &g_cancel;

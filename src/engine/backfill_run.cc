@@ -117,13 +117,15 @@ class Heartbeat {
 // dialect cannot tell (SQLite) the default stays an absolute 50 ms.
 constexpr double kDefaultProbeSlowdown = 1.5;
 // While the dialect shows application sessions at work: at most this pace
-// (half the time: on a 2-core machine the probe's objective let a
-// 1,000,000-row backfill run at 3/4 of its idle rate while the
-// application's p99 rose 3.5-5x, docs/performance.md) and chunks of about
-// this long (a row lock or a core the application waits for is held for
-// at most one short chunk).
-constexpr double kDefaultActiveMaxPace = 0.5;
-constexpr int64_t kDefaultActiveChunkMs = 10;
+// and chunks of about this long (a row lock or a core the application
+// waits for is held for at most one short chunk). Measured on 2 cores, a
+// 1M-row backfill under a 200 tps pgbench workload (docs/performance.md):
+// pace 50% and 10 ms chunks raised the application's p99 2-5x, 20% and
+// 5 ms 1.6-2.1x, 10% and 2 ms 1.2x (the backfill at about a tenth of its
+// idle rate). The plan's backfill.throttle.active_pace / active_chunk_ms
+// and --active-pace trade the other way.
+constexpr double kDefaultActiveMaxPace = 0.1;
+constexpr int64_t kDefaultActiveChunkMs = 2;
 constexpr int64_t kDefaultProbeTargetMs = 50;
 constexpr double kDefaultMaxReplicaLagSeconds = 10;
 // Any session waiting on the backfill's locks slows it down.
@@ -236,6 +238,11 @@ Status Engine::RunBackfill(db::Connection& conn_ref, NamedLock& lock, const Load
                            " is not above 1; give a multiple of the probe's own latency such as 1.5, or 0 to turn "
                            "the relative latency objective off");
   }
+  if (options.active_pace && !(*options.active_pace > 0 && *options.active_pace <= 1)) {
+    return InvalidArgument("active pace " + fmt::format("{:g}", *options.active_pace) +
+                           " is not in (0, 1]: give the share of the time the backfill may work while the "
+                           "application is at work, such as 0.1, or 1 not to give way on activity alone");
+  }
   if (!options.workers && !pb.workers && !d.DefaultBackfillWorkersSql().empty()) {
     // Only a speed default: if the server cannot say, one worker.
     auto w = conn->Query(d.DefaultBackfillWorkersSql());
@@ -261,8 +268,8 @@ Status Engine::RunBackfill(db::Connection& conn_ref, NamedLock& lock, const Load
   const std::optional<int64_t> target = options.probe_target_ms ? options.probe_target_ms : pb.probe_target_ms;
   ts.activity_sql = d.ApplicationActivitySql();
   if (!ts.activity_sql.empty()) {
-    ts.active_max_pace = kDefaultActiveMaxPace;
-    ts.active_chunk_ms = kDefaultActiveChunkMs;
+    ts.active_max_pace = options.active_pace.value_or(pb.active_pace.value_or(kDefaultActiveMaxPace));
+    ts.active_chunk_ms = pb.active_chunk_ms.value_or(kDefaultActiveChunkMs);
     ts.chunk_target_ms = s.chunk_target_ms;
   }
   std::optional<double> slowdown = options.probe_slowdown ? options.probe_slowdown : pb.probe_slowdown;

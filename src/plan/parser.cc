@@ -64,7 +64,7 @@ void ParseBackfill(Reader& r, const Map& top, BackfillSettings* b) {
   if (m.Has("throttle")) {
     Map t(r, m.Value("throttle"), "backfill.throttle",
           {"probe_query", "probe_target_ms", "probe_slowdown", "max_replica_lag_seconds", "replica_url", "max_lock_waiters",
-           "custom_sql", "custom_max", "allowed_windows"});
+           "custom_sql", "custom_max", "allowed_windows", "active_pace", "active_chunk_ms"});
     if (t.valid()) {
       b->probe_query = t.Str("probe_query");
       b->probe_target_ms = t.Int("probe_target_ms", 0);  // 0 turns the absolute objective off
@@ -80,6 +80,13 @@ void ParseBackfill(Reader& r, const Map& top, BackfillSettings* b) {
       if (b->custom_signal_sql.has_value() != b->custom_signal_max.has_value()) {
         r.Error(t.loc(), "backfill.throttle: custom_sql and custom_max go together");
       }
+      b->active_pace = t.Num("active_pace", 0);
+      if (b->active_pace && (*b->active_pace <= 0 || *b->active_pace > 1)) {
+        r.Error(t.KeyLoc("active_pace"),
+                "backfill.throttle: active_pace must be above 0 and at most 1 (the share of the time the backfill may "
+                "work while the application is at work; 1 = do not give way)");
+      }
+      b->active_chunk_ms = t.Int("active_chunk_ms", 1);
       b->allowed_windows = t.StrList("allowed_windows");
       static const std::regex kWindow(R"(([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-4]):[0-5][0-9])");
       for (const auto& w : b->allowed_windows) {

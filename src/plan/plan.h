@@ -299,6 +299,11 @@ struct BackfillSettings {
   std::optional<std::string> custom_signal_sql;
   std::optional<double> custom_signal_max;
   std::vector<std::string> allowed_windows;  // "HH:MM-HH:MM" (UTC)
+  // While the application is at work (PostgreSQL): the pace's ceiling, in
+  // (0, 1] (1 = never give way on activity alone), and the chunks' target
+  // time in ms.
+  std::optional<double> active_pace;
+  std::optional<int64_t> active_chunk_ms;
   // The table's own triggers fire for the backfill's rewrites (and, on
   // SQLite, for the dual-write's own updates). Default false: sluice keeps
   // them from firing (PostgreSQL: session_replication_role = replica) or

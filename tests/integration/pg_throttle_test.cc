@@ -166,5 +166,54 @@ TEST(PgThrottle, ASlowdownWhileTheApplicationIsAtWorkThrottlesUntilItStops) {
   EXPECT_EQ(db.Value(kMismatches), "0");
 }
 
+// The ceiling of the pace while the application is at work is the
+// operator's to choose: `--active-pace` (and the plan's active_pace) sets
+// it, the default is 10%. Read from the reason the run writes to its
+// control row (`status`), with the probe's objectives off (no signal over
+// its limit: the pace sits at the ceiling).
+TEST(PgThrottle, TheActivePaceIsTheCeilingWhileTheApplicationWorks) {
+  SLUICE_ASSERT_PG_OK(PgCluster::Shared());
+  for (const auto& [args, expected] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{}, "pace 10%"}, {{"--active-pace", "0.3"}, "pace 30%"}}) {
+    TempDir dir;
+    Db db = Make(300000, dir);
+    ASSERT_TRUE(db.m);
+    auto app = db.m->Connect("");
+    ASSERT_TRUE(app.ok()) << app.status().message();
+    SLUICE_ASSERT_OK((*app)->Exec("SET application_name = 'the application'"));
+    std::atomic<bool> stop{false};
+    std::thread load([&] {
+      while (!stop) {
+        (void)(*app)->Query("SELECT id FROM orders WHERE id = 42");
+        std::this_thread::sleep_for(20ms);
+      }
+    });
+    struct Join {
+      std::atomic<bool>& stop;
+      std::thread& t;
+      ~Join() {
+        stop = true;
+        if (t.joinable()) t.join();
+      }
+    } join{stop, load};
+    std::vector<std::string> cmd = {"--db", db.url, "backfill", "--probe-slowdown", "0", "--probe-target-ms", "0"};
+    cmd.insert(cmd.end(), args.begin(), args.end());
+    const int pid = SpawnSluice(cmd, dir.path());
+    ASSERT_GT(pid, 0);
+    std::string seen;
+    EXPECT_TRUE(Eventually([&] {
+      auto st = db.Sluice({"status", "--json"});
+      seen = st.out;
+      return st.out.find("application at work") != std::string::npos &&
+             st.out.find(expected) != std::string::npos;
+    })) << expected << " never shown: " << seen;
+    stop = true;
+    load.join();
+    (*app).reset();
+    EXPECT_EQ(WaitProcess(pid), 0) << ReadFile(dir.File("spawn.err"));
+    EXPECT_EQ(db.Value(kMismatches), "0");
+  }
+}
+
 }  // namespace
 }  // namespace sluice::testing

@@ -270,6 +270,8 @@ backfill:
     custom_sql: SELECT load FROM stats
     custom_max: 0.8
     allowed_windows: ["22:00-24:00", "00:00-06:30"]
+    active_pace: 0.25
+    active_chunk_ms: 4
 verify:
   partition_column: region
   checksum_chunk_rows: 5000
@@ -318,6 +320,8 @@ abort:
   EXPECT_EQ(b.max_lock_waiters, 3);
   EXPECT_EQ(b.custom_signal_sql, "SELECT load FROM stats");
   EXPECT_DOUBLE_EQ(b.custom_signal_max.value_or(-1), 0.8);
+  EXPECT_DOUBLE_EQ(b.active_pace.value_or(-1), 0.25);
+  EXPECT_EQ(b.active_chunk_ms, 4);
   EXPECT_EQ(b.allowed_windows, (std::vector<std::string>{"22:00-24:00", "00:00-06:30"}));
   EXPECT_EQ(b.loc.line, 4);
 
@@ -392,6 +396,13 @@ TEST(plan_parser, SectionErrors) {
   EXPECT_THAT(Parse(ops + "backfill:\n  throttle:\n    probe_slowdown: 0.5\n").status(),
               StatusIs(kInvalid, "p.yaml:5:5: error: backfill.throttle: probe_slowdown must be above 1 (e.g. 1.5), "
                                  "or 0 for off"));
+  for (const char* pace : {"0", "1.5"}) {
+    EXPECT_THAT(Parse(ops + "backfill:\n  throttle:\n    active_pace: " + pace + "\n").status(),
+                StatusIs(kInvalid, "p.yaml:5:5: error: backfill.throttle: active_pace must be above 0 and at most 1 "
+                                   "(the share of the time the backfill may work while the application is at work; "
+                                   "1 = do not give way)"))
+        << pace;
+  }
   EXPECT_THAT(Parse(ops + "backfill:\n  throttle:\n    probe_querry: SELECT 1\n").status(),
               StatusIs(kInvalid, "p.yaml:5:5: error: unknown key 'probe_querry' in backfill.throttle (did you mean "
                                  "'probe_query'?)"));
