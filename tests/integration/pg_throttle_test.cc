@@ -68,6 +68,48 @@ Db Make(int rows, const TempDir& dir) {
 
 const char* kMismatches = "SELECT count(*) FROM orders WHERE email_lower IS DISTINCT FROM lower(email)";
 
+// An application at work: short queries every 20 ms from a session that is
+// not sluice's, until Stop() (or the end of the scope), which also closes
+// the session.
+class AppLoad {
+ public:
+  explicit AppLoad(Db& db) {
+    auto c = db.m->Connect("");
+    if (!c.ok()) {
+      error_ = c.status().message();
+      return;
+    }
+    session_ = std::move(*c);
+    Status named = session_->Exec("SET application_name = 'the application'");
+    if (!named.ok()) {
+      error_ = named.message();
+      return;
+    }
+    thread_ = std::thread([this] {
+      while (!stop_) {
+        (void)session_->Query("SELECT id FROM orders WHERE id = 42");  // a failed query is still load
+        std::this_thread::sleep_for(20ms);
+      }
+    });
+  }
+  ~AppLoad() { Stop(); }
+  AppLoad(const AppLoad&) = delete;
+  AppLoad& operator=(const AppLoad&) = delete;
+  // "" once the load runs.
+  const std::string& error() const { return error_; }
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    session_.reset();
+  }
+
+ private:
+  std::unique_ptr<Session> session_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::string error_;
+};
+
 // The chunks' share of the time between the first and the last chunk
 // committed in (from, to] (database timestamps; "" = unbounded) whose probe
 // reading was slow; sets *n to their number.
@@ -112,24 +154,8 @@ TEST(PgThrottle, ASlowdownWhileTheApplicationIsAtWorkThrottlesUntilItStops) {
   TempDir dir;
   Db db = Make(300000, dir);
   ASSERT_TRUE(db.m);
-  auto app = db.m->Connect("");
-  ASSERT_TRUE(app.ok()) << app.status().message();
-  SLUICE_ASSERT_OK((*app)->Exec("SET application_name = 'the application'"));
-  std::atomic<bool> stop{false};
-  std::thread load([&] {
-    while (!stop) {
-      (void)(*app)->Query("SELECT id FROM orders WHERE id = 42");  // a failed query is still load
-      std::this_thread::sleep_for(20ms);
-    }
-  });
-  struct Join {
-    std::atomic<bool>& stop;
-    std::thread& t;
-    ~Join() {
-      stop = true;
-      if (t.joinable()) t.join();
-    }
-  } join{stop, load};
+  AppLoad app(db);
+  ASSERT_EQ(app.error(), "");
   const int pid = SpawnSluice({"--db", db.url, "backfill"}, dir.path());
   ASSERT_GT(pid, 0);
   const std::string readings = "SELECT last_value FROM public.readings";
@@ -158,9 +184,7 @@ TEST(PgThrottle, ASlowdownWhileTheApplicationIsAtWorkThrottlesUntilItStops) {
   EXPECT_THAT(st.out, ::testing::ContainsRegex("\"app_sessions\": [1-9]"));
   EXPECT_THAT(st.out, ::testing::HasSubstr("1 worker while the application is at work"));
   // The application stops: the same probe slowdown is the backfill's own.
-  stop = true;
-  load.join();
-  (*app).reset();
+  app.Stop();
   EXPECT_EQ(WaitProcess(pid), 0) << ReadFile(dir.File("spawn.err"));
   EXPECT_EQ(db.Count("SELECT sum(rows) FROM sluice.chunks"), total);
   EXPECT_EQ(db.Value(kMismatches), "0");
@@ -178,24 +202,8 @@ TEST(PgThrottle, TheActivePaceIsTheCeilingWhileTheApplicationWorks) {
     TempDir dir;
     Db db = Make(300000, dir);
     ASSERT_TRUE(db.m);
-    auto app = db.m->Connect("");
-    ASSERT_TRUE(app.ok()) << app.status().message();
-    SLUICE_ASSERT_OK((*app)->Exec("SET application_name = 'the application'"));
-    std::atomic<bool> stop{false};
-    std::thread load([&] {
-      while (!stop) {
-        (void)(*app)->Query("SELECT id FROM orders WHERE id = 42");
-        std::this_thread::sleep_for(20ms);
-      }
-    });
-    struct Join {
-      std::atomic<bool>& stop;
-      std::thread& t;
-      ~Join() {
-        stop = true;
-        if (t.joinable()) t.join();
-      }
-    } join{stop, load};
+    AppLoad app(db);
+    ASSERT_EQ(app.error(), "");
     std::vector<std::string> cmd = {"--db", db.url, "backfill", "--probe-slowdown", "0", "--probe-target-ms", "0"};
     cmd.insert(cmd.end(), args.begin(), args.end());
     const int pid = SpawnSluice(cmd, dir.path());
@@ -207,9 +215,7 @@ TEST(PgThrottle, TheActivePaceIsTheCeilingWhileTheApplicationWorks) {
       return st.out.find("application at work") != std::string::npos &&
              st.out.find(expected) != std::string::npos;
     })) << expected << " never shown: " << seen;
-    stop = true;
-    load.join();
-    (*app).reset();
+    app.Stop();
     EXPECT_EQ(WaitProcess(pid), 0) << ReadFile(dir.File("spawn.err"));
     EXPECT_EQ(db.Value(kMismatches), "0");
   }
