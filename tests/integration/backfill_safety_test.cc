@@ -107,6 +107,9 @@ struct Pg {
   std::unique_ptr<Migrator> m;
 };
 
+// The hung-signal tests' table.
+constexpr int kRows = 200000;
+
 bool ServerHasStatementTimeouts() { return !db::PostgresDialect("public", "sluice").StatementTimeoutSql(1000).empty(); }
 
 // (a) a custom signal whose query never returns; (b) the backfill is running
@@ -116,7 +119,11 @@ bool ServerHasStatementTimeouts() { return !db::PostgresDialect("public", "sluic
 // signal answers again a rerun completes.
 TEST(BackfillSafety, AHungSignalIsNamedAndTheFirstSigintStillStopsTheRun) {
   SLUICE_ASSERT_PG_OK(PgCluster::Shared());
-  Pg db(20000);
+  // Rows enough that the backfill outlasts a few readings: 20,000 (100
+  // chunks) could finish between the first reading and the control thread's
+  // next report (250 ms), leaving "waiting for the first reading" in
+  // `status` and nothing to interrupt.
+  Pg db(kRows);
   ASSERT_TRUE(db.m);
   db.Sql("CREATE TABLE public.signal (v float8, hang bool); INSERT INTO public.signal VALUES (0, true)");
   std::string plan = std::string(kPlan) + R"(
@@ -162,7 +169,7 @@ backfill:
   auto r = db.Sluice({"backfill"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(db.Mismatches(), "0");
-  EXPECT_EQ(db.Sql("SELECT sum(rows) FROM sluice.chunks"), "20000");
+  EXPECT_EQ(db.Sql("SELECT sum(rows) FROM sluice.chunks"), std::to_string(kRows));
 }
 
 // (a) a custom signal that hangs on its first two readings only; (b) each
@@ -174,7 +181,7 @@ TEST(BackfillSafety, AHungSignalIsCancelledByItsTimeoutAndTheBackfillCompletes) 
   if (!ServerHasStatementTimeouts()) {
     GTEST_SKIP() << "Dialect::StatementTimeoutSql is not implemented for PostgreSQL on this branch";
   }
-  Pg db(20000);
+  Pg db(kRows);  // as above: the run outlasts the second reading
   ASSERT_TRUE(db.m);
   db.Sql("CREATE SEQUENCE public.readings");
   std::string plan = std::string(kPlan) + R"(
@@ -197,7 +204,7 @@ backfill:
   // was read again.
   EXPECT_GE(std::stoll(db.Sql("SELECT last_value FROM public.readings")), 2);
   EXPECT_EQ(db.Mismatches(), "0");
-  EXPECT_EQ(db.Sql("SELECT sum(rows) FROM sluice.chunks"), "20000");
+  EXPECT_EQ(db.Sql("SELECT sum(rows) FROM sluice.chunks"), std::to_string(kRows));
   EXPECT_EQ(db.Sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(CASE%' AND pid <> "
                    "pg_backend_pid()"),
             "0");
