@@ -2,6 +2,7 @@
 // that includes cpp-httplib for the server side (src/hooks uses its client
 // for webhooks).
 #include <arpa/inet.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <csignal>
@@ -220,6 +221,17 @@ Status Serve(const Options& db, const ServeOptions& options) {
   svr.set_keep_alive_timeout(options.keep_alive_seconds);
   svr.set_keep_alive_max_count(20);
   svr.set_default_headers({{"X-Content-Type-Options", "nosniff"}, {"Cache-Control", "no-store"}});
+  // Debian's httplib listens with a backlog of 5: a burst of connections (a
+  // scrape, a few dashboards, the test's 200 clients) overflowed it, and
+  // the kernel dropped handshakes that the clients only retried seconds
+  // later (379 listen overflows in one run of the test, which then waited
+  // 6-19 s or timed out). The bound socket listens again with the system's
+  // maximum.
+  int listen_fd = -1;
+  svr.set_socket_options([&listen_fd](socket_t sock) {
+    httplib::default_socket_options(sock);
+    listen_fd = sock;
+  });
 
   svr.Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
     Snapshot s = snapshot();
@@ -359,6 +371,7 @@ Status Serve(const Options& db, const ServeOptions& options) {
     return Unavailable("cannot listen on " + options.listen + ": " + std::strerror(errno) +
                        " (is another sluice serve running? choose another --listen)");
   }
+  if (listen_fd >= 0) (void)::listen(listen_fd, SOMAXCONN);
   if (options.on_listening) options.on_listening(hp.first, port);
   std::atomic<bool> listening_ended{false};
   // stop() before listen_after_bind has started its loop does nothing
