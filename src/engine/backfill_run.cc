@@ -238,7 +238,7 @@ Status Engine::RunBackfill(db::Connection& conn_ref, NamedLock& lock, const Load
                            " is not above 1; give a multiple of the probe's own latency such as 1.5, or 0 to turn "
                            "the relative latency objective off");
   }
-  if (options.active_pace && !(*options.active_pace > 0 && *options.active_pace <= 1)) {
+  if (options.active_pace && !plan::ValidActivePace(*options.active_pace)) {
     return InvalidArgument("active pace " + fmt::format("{:g}", *options.active_pace) +
                            " is not in (0, 1]: give the share of the time the backfill may work while the "
                            "application is at work, such as 0.1, or 1 not to give way on activity alone");

@@ -81,7 +81,7 @@ void ParseBackfill(Reader& r, const Map& top, BackfillSettings* b) {
         r.Error(t.loc(), "backfill.throttle: custom_sql and custom_max go together");
       }
       b->active_pace = t.Num("active_pace", 0);
-      if (b->active_pace && (*b->active_pace <= 0 || *b->active_pace > 1)) {
+      if (b->active_pace && !ValidActivePace(*b->active_pace)) {
         r.Error(t.KeyLoc("active_pace"),
                 "backfill.throttle: active_pace must be above 0 and at most 1 (the share of the time the backfill may "
                 "work while the application is at work; 1 = do not give way)");

@@ -280,6 +280,10 @@ struct Operation {
 
 // --- sluice's own sections ------------------------------------------------
 
+// An active pace (the plan's backfill.throttle.active_pace, or
+// --active-pace) is a share of the time: above 0, at most 1.
+inline bool ValidActivePace(double pace) { return pace > 0 && pace <= 1; }
+
 // `backfill:` — how historical rows are rewritten. Every field is optional;
 // the defaults are documented in docs/plan-format.md.
 struct BackfillSettings {
@@ -302,7 +306,7 @@ struct BackfillSettings {
   // While the application is at work (PostgreSQL): the pace's ceiling, in
   // (0, 1] (1 = never give way on activity alone), and the chunks' target
   // time in ms.
-  std::optional<double> active_pace;
+  std::optional<double> active_pace;  // ValidActivePace
   std::optional<int64_t> active_chunk_ms;
   // The table's own triggers fire for the backfill's rewrites (and, on
   // SQLite, for the dual-write's own updates). Default false: sluice keeps
